@@ -1,0 +1,92 @@
+package ports
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"time"
+)
+
+// ThreadStore keeps one conversation thread per user, records which webhook
+// deliveries were already processed, and serializes work per user.
+//
+// Implementations are safe for concurrent use, and the guarantees below hold
+// across several gateway processes sharing one database when the
+// implementation is backed by a shared database (SQLite is one process; the
+// in-memory store is one process). Every method may return ErrUnavailable
+// when the backing store cannot be reached.
+type ThreadStore interface {
+	// Thread returns the thread id stored for user, or an error wrapping
+	// ErrNotFound.
+	Thread(ctx context.Context, user string) (string, error)
+
+	// SaveThread stores threadID for user unless the user already has a
+	// thread, and returns the thread that is stored after the call: the
+	// existing one if there was one (the first writer wins), else threadID.
+	// Concurrent calls for one user all return the same id.
+	SaveThread(ctx context.Context, user, threadID string) (string, error)
+
+	// FirstSeen records key (an idempotency token or a MessageSid) and
+	// reports whether this is the first time it was recorded. Among
+	// concurrent calls with one key exactly one returns true. Keys are
+	// remembered for at least 24 hours.
+	FirstSeen(ctx context.Context, key string) (bool, error)
+
+	// LockUser blocks until the caller holds the user's lock, or ctx is
+	// done. Waiters are granted the lock in the order they asked for it.
+	// The returned unlock must be called exactly once; it never blocks for
+	// long and is safe to call after ctx is done.
+	LockUser(ctx context.Context, user string) (unlock func(), err error)
+
+	// Ping reports whether the store is reachable (for readiness checks).
+	Ping(ctx context.Context) error
+}
+
+// TokenStore issues and consumes single-use, expiring stream tokens that bind
+// a media stream to the call whose webhook minted it.
+//
+// Implementations are safe for concurrent use and, when backed by a shared
+// server, across several gateway processes: a token is accepted exactly once
+// in the whole deployment. They store only TokenKey(token), never the token
+// itself, and never put a token in an error or a log.
+type TokenStore interface {
+	// Issue mints a new token (NewToken) bound to callSid, valid for ttl.
+	Issue(ctx context.Context, callSid string, ttl time.Duration) (string, error)
+
+	// Consume accepts token for callSid once. It returns nil the first time
+	// for a live token of that call, an error wrapping ErrTokenExpired when
+	// its time has passed, and an error wrapping ErrTokenInvalid when it is
+	// unknown, already consumed or bound to another call. A token presented
+	// for the wrong call is consumed all the same (it has leaked). The call
+	// sid comparison is constant-time.
+	Consume(ctx context.Context, token, callSid string) error
+
+	// Ping reports whether the store is reachable (for readiness checks).
+	Ping(ctx context.Context) error
+}
+
+// TokenBytes is the entropy of a stream token: 256 bits.
+const TokenBytes = 32
+
+// NewToken returns a fresh random token: 256 bits from crypto/rand, encoded
+// as unpadded base64url (43 characters).
+func NewToken() string {
+	b := make([]byte, TokenBytes)
+	_, _ = rand.Read(b) // crypto/rand.Read never returns an error (Go 1.24+)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// TokenKey is the form under which stores keep a token: the hex SHA-256 of
+// the token. Looking a token up by its hash means the lookup's timing tells
+// an attacker nothing about stored tokens.
+func TokenKey(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// Pinger is anything whose reachability /ready reports.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
