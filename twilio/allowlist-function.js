@@ -120,15 +120,10 @@ function decide(context, event) {
     return null;
   }
 
-  const from = event.From;
+  const from = typeof event.From === 'string' ? event.From.trim() : '';
   const caller = normalize(from);
   const masked = mask(from);
-  if (
-    from === undefined ||
-    String(from).trim() === '' ||
-    WITHHELD_WORDS.has(String(from).trim().toLowerCase()) ||
-    WITHHELD_NUMBERS.has(caller)
-  ) {
+  if (from === '' || WITHHELD_WORDS.has(from.toLowerCase()) || WITHHELD_NUMBERS.has(caller)) {
     console.warn(`allowlist: ${call} rejected: caller id withheld`);
     return null;
   }
