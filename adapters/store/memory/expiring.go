@@ -1,0 +1,54 @@
+package memory
+
+import "time"
+
+// expiring is a map whose entries carry an expiry time. Expired entries are
+// swept when the map has doubled since the last sweep, which keeps its size
+// within twice the live entries (plus minPrune) at amortized constant cost.
+// It is not safe for concurrent use.
+type expiring struct {
+	m       map[string]entry
+	sweepAt int
+}
+
+type entry struct {
+	value   string
+	expires time.Time
+}
+
+func newExpiring() expiring {
+	return expiring{m: make(map[string]entry), sweepAt: minPrune}
+}
+
+// get returns the live value of key at now.
+func (e *expiring) get(key string, now time.Time) (string, bool) {
+	en, ok := e.m[key]
+	if !ok || !now.Before(en.expires) {
+		return "", false
+	}
+	return en.value, true
+}
+
+// take removes key and returns its entry, live or expired.
+func (e *expiring) take(key string) (entry, bool) {
+	en, ok := e.m[key]
+	delete(e.m, key)
+	return en, ok
+}
+
+// put stores value under key until expires, sweeping expired entries first
+// when the map has grown enough.
+func (e *expiring) put(key, value string, expires, now time.Time) {
+	if len(e.m) >= e.sweepAt {
+		for k, en := range e.m {
+			if !now.Before(en.expires) {
+				delete(e.m, k)
+			}
+		}
+		e.sweepAt = max(2*len(e.m), minPrune)
+	}
+	e.m[key] = entry{value: value, expires: expires}
+}
+
+// len returns the number of entries, expired ones included.
+func (e *expiring) len() int { return len(e.m) }

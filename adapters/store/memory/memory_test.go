@@ -1,0 +1,138 @@
+package memory
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/convgateway/gateway/ports"
+	"github.com/convgateway/gateway/ports/porttest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestThreadStoreConformance(t *testing.T) {
+	porttest.ThreadStore(t, func(*testing.T) ports.ThreadStore { return NewThreadStore() })
+}
+
+func TestTokenStoreConformance(t *testing.T) {
+	porttest.TokenStore(t, func(*testing.T) ports.TokenStore { return NewTokenStore(nil) })
+}
+
+// clock is a settable time source.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func newClock() *clock { return &clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
+
+func TestFirstSeenExpiresAfterTTL(t *testing.T) {
+	c := newClock()
+	s := newThreadStore(c.Now)
+	first, err := s.FirstSeen(t.Context(), "MM1")
+	require.NoError(t, err)
+	require.True(t, first)
+
+	c.Advance(SeenTTL - time.Second)
+	first, err = s.FirstSeen(t.Context(), "MM1")
+	require.NoError(t, err)
+	assert.False(t, first, "still remembered just before the TTL")
+
+	c.Advance(time.Second)
+	first, err = s.FirstSeen(t.Context(), "MM1")
+	require.NoError(t, err)
+	assert.True(t, first, "forgotten once the TTL has passed")
+}
+
+func TestFirstSeenGrowthIsBounded(t *testing.T) {
+	c := newClock()
+	s := newThreadStore(c.Now)
+	const perDay = 3 * minPrune
+	for day := range 5 {
+		for i := range perDay {
+			first, err := s.FirstSeen(t.Context(), fmt.Sprintf("MM-%d-%d", day, i))
+			require.NoError(t, err)
+			require.True(t, first)
+		}
+		c.Advance(SeenTTL)
+	}
+	// Keys older than a day are swept: at most two days' worth is kept.
+	assert.LessOrEqual(t, s.seen.len(), 2*perDay+minPrune)
+}
+
+func TestTokenExpiry(t *testing.T) {
+	c := newClock()
+	s := NewTokenStore(c.Now)
+	live, err := s.Issue(t.Context(), "CA1", time.Minute)
+	require.NoError(t, err)
+	old, err := s.Issue(t.Context(), "CA1", time.Minute)
+	require.NoError(t, err)
+
+	c.Advance(time.Minute - time.Millisecond)
+	require.NoError(t, s.Consume(t.Context(), live, "CA1"), "valid until the TTL")
+
+	c.Advance(time.Millisecond)
+	err = s.Consume(t.Context(), old, "CA1")
+	require.ErrorIs(t, err, ports.ErrTokenExpired)
+	require.ErrorIs(t, s.Consume(t.Context(), old, "CA1"), ports.ErrTokenInvalid, "an expired token is removed")
+}
+
+func TestTokenGrowthIsBounded(t *testing.T) {
+	c := newClock()
+	s := NewTokenStore(c.Now)
+	const perMinute = 3 * minPrune
+	for range 5 {
+		for range perMinute {
+			_, err := s.Issue(t.Context(), "CA1", time.Minute)
+			require.NoError(t, err)
+		}
+		c.Advance(time.Minute)
+	}
+	assert.LessOrEqual(t, s.entries.len(), 2*perMinute+minPrune)
+}
+
+func TestTokenStoreKeepsOnlyHashes(t *testing.T) {
+	s := NewTokenStore(nil)
+	tok, err := s.Issue(t.Context(), "CA1", time.Minute)
+	require.NoError(t, err)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.entries.m[ports.TokenKey(tok)]
+	assert.True(t, ok)
+	_, ok = s.entries.m[tok]
+	assert.False(t, ok)
+}
+
+func TestIssueRejectsNonPositiveTTL(t *testing.T) {
+	_, err := NewTokenStore(nil).Issue(t.Context(), "CA1", 0)
+	require.ErrorIs(t, err, ports.ErrInvalidInput)
+}
+
+func TestLockStateIsFreed(t *testing.T) {
+	s := NewThreadStore()
+	unlock, err := s.LockUser(t.Context(), "u")
+	require.NoError(t, err)
+	unlock()
+	unlock() // a second call does nothing
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	assert.Empty(t, s.locks, "a free lock leaves nothing behind")
+}

@@ -1,0 +1,167 @@
+package memory
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/convgateway/gateway/ports"
+)
+
+// SeenTTL is how long FirstSeen remembers a key.
+const SeenTTL = 24 * time.Hour
+
+// minPrune is the table size below which expired entries are not swept.
+const minPrune = 1024
+
+var _ ports.ThreadStore = (*ThreadStore)(nil)
+
+// ThreadStore is an in-memory ports.ThreadStore. The zero value is not
+// usable; create one with NewThreadStore. It is safe for concurrent use.
+type ThreadStore struct {
+	now func() time.Time
+
+	mu      sync.Mutex
+	threads map[string]string
+	seen    expiring
+	locks   map[string]*userLock // only users with a holder
+}
+
+// userLock is the lock of one user: held by one caller, with a queue of
+// waiters each woken by closing its channel.
+type userLock struct {
+	waiters []chan struct{}
+}
+
+// NewThreadStore returns an empty store whose first-seen keys expire after
+// SeenTTL.
+func NewThreadStore() *ThreadStore {
+	return newThreadStore(time.Now)
+}
+
+func newThreadStore(now func() time.Time) *ThreadStore {
+	return &ThreadStore{
+		now:     now,
+		threads: make(map[string]string),
+		seen:    newExpiring(),
+		locks:   make(map[string]*userLock),
+	}
+}
+
+// Thread returns the thread stored for user, or an error wrapping
+// ports.ErrNotFound. It does not block.
+func (s *ThreadStore) Thread(_ context.Context, user string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id, ok := s.threads[user]
+	if !ok {
+		return "", fmt.Errorf("memory: thread: %w", ports.ErrNotFound)
+	}
+	return id, nil
+}
+
+// SaveThread stores threadID for user unless the user has a thread, and
+// returns the stored thread. It does not block and never fails.
+func (s *ThreadStore) SaveThread(_ context.Context, user, threadID string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id, ok := s.threads[user]; ok {
+		return id, nil
+	}
+	s.threads[user] = threadID
+	return threadID, nil
+}
+
+// FirstSeen records key for SeenTTL and reports whether it was new. Expired
+// keys are swept as the table grows, so memory stays proportional to the
+// keys seen within SeenTTL. It does not block and never fails.
+func (s *ThreadStore) FirstSeen(_ context.Context, key string) (bool, error) {
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.seen.get(key, now); ok {
+		return false, nil
+	}
+	s.seen.put(key, "", now.Add(SeenTTL), now)
+	return true, nil
+}
+
+// LockUser blocks until the caller holds user's lock or ctx is done; waiters
+// are served first come, first served. A caller whose ctx ends while waiting
+// leaves the queue and gets an error wrapping ctx.Err(). The returned unlock
+// hands the lock to the next waiter; calling it again does nothing.
+func (s *ThreadStore) LockUser(ctx context.Context, user string) (func(), error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("memory: lock user: %w", err)
+	}
+	s.mu.Lock()
+	l, held := s.locks[user]
+	if !held {
+		s.locks[user] = &userLock{}
+		s.mu.Unlock()
+		return s.unlocker(user), nil
+	}
+	granted := make(chan struct{})
+	l.waiters = append(l.waiters, granted)
+	s.mu.Unlock()
+
+	select {
+	case <-granted:
+		return s.unlocker(user), nil
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-granted:
+		// Granted while giving up: pass the lock on.
+		s.releaseLocked(user)
+	default:
+		for i, w := range l.waiters {
+			if w == granted {
+				l.waiters = append(l.waiters[:i], l.waiters[i+1:]...)
+				break
+			}
+		}
+	}
+	return nil, fmt.Errorf("memory: lock user: %w", ctx.Err())
+}
+
+// LockWaiters returns the number of callers waiting for user's lock
+// (porttest.LockObserver). It does not block.
+func (s *ThreadStore) LockWaiters(_ context.Context, user string) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l, ok := s.locks[user]; ok {
+		return len(l.waiters), nil
+	}
+	return 0, nil
+}
+
+func (s *ThreadStore) unlocker(user string) func() {
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.releaseLocked(user)
+		})
+	}
+}
+
+// releaseLocked hands user's lock to the first waiter, or frees it. s.mu
+// must be held.
+func (s *ThreadStore) releaseLocked(user string) {
+	l := s.locks[user]
+	if len(l.waiters) == 0 {
+		delete(s.locks, user)
+		return
+	}
+	close(l.waiters[0])
+	l.waiters[0] = nil
+	l.waiters = l.waiters[1:]
+}
+
+// Ping reports that the store is reachable: it always is.
+func (s *ThreadStore) Ping(context.Context) error { return nil }

@@ -1,0 +1,388 @@
+package porttest
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/convgateway/gateway/ports"
+)
+
+// LockObserver is implemented by ThreadStores that can tell how many callers
+// are waiting for a user's lock. The ThreadStore suite uses it to queue
+// waiters one at a time without sleeping; for a store without it the suite
+// lets each waiter settle for lockSettle before starting the next.
+type LockObserver interface {
+	// LockWaiters returns the number of callers blocked in LockUser for user.
+	LockWaiters(ctx context.Context, user string) (int, error)
+}
+
+// lockSettle is how long the FIFO subtest lets a waiter reach the lock queue
+// when the store cannot report its waiters.
+const lockSettle = 200 * time.Millisecond
+
+// concurrency is how many goroutines the concurrency subtests release
+// together.
+const concurrency = 24
+
+// ThreadStore runs the conformance suite of ports.ThreadStore. newStore is
+// called once per subtest; subtests run in parallel and use random user ids
+// and keys, so the stores they get may share one backing database.
+func ThreadStore(t *testing.T, newStore func(t *testing.T) ports.ThreadStore) {
+	t.Run("ThreadNotFound", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		_, err := within(t, "Thread", func(ctx context.Context) (string, error) {
+			return s.Thread(ctx, unique("user"))
+		})
+		require.ErrorIs(t, err, ports.ErrNotFound)
+	})
+
+	t.Run("SaveThreadFirstWriterWins", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		user := unique("user")
+		first, second := unique("thread"), unique("thread")
+		got := saveThread(t, s, user, first)
+		assert.Equal(t, first, got, "first save returns its own thread")
+		got = saveThread(t, s, user, second)
+		assert.Equal(t, first, got, "second save returns the first thread")
+		assert.Equal(t, first, thread(t, s, user))
+	})
+
+	t.Run("SaveThreadConcurrent", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		user := unique("user")
+		ctx := stepCtx(t)
+		results := make([]string, concurrency)
+		errs := make([]error, concurrency)
+		candidates := make(map[string]bool, concurrency)
+		threads := make([]string, concurrency)
+		for i := range threads {
+			threads[i] = unique("thread")
+			candidates[threads[i]] = true
+		}
+		release := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range concurrency {
+			wg.Go(func() {
+				<-release
+				results[i], errs[i] = s.SaveThread(ctx, user, threads[i])
+			})
+		}
+		close(release)
+		waitGroup(t, "SaveThread", &wg)
+		for i := range concurrency {
+			require.NoError(t, errs[i], "SaveThread %d", i)
+			assert.Equal(t, results[0], results[i], "SaveThread %d returned another thread", i)
+		}
+		assert.True(t, candidates[results[0]], "the stored thread is one of those saved")
+		assert.Equal(t, results[0], thread(t, s, user))
+	})
+
+	t.Run("IndependentUsers", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		alice, bob := unique("alice"), unique("bob")
+		ta, tb := unique("thread"), unique("thread")
+		assert.Equal(t, ta, saveThread(t, s, alice, ta))
+		assert.Equal(t, tb, saveThread(t, s, bob, tb))
+		assert.Equal(t, ta, thread(t, s, alice))
+		assert.Equal(t, tb, thread(t, s, bob))
+	})
+
+	t.Run("FirstSeenOnce", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		key := unique("MM")
+		assert.True(t, firstSeen(t, s, key), "first time")
+		assert.False(t, firstSeen(t, s, key), "second time")
+		assert.False(t, firstSeen(t, s, key), "third time")
+	})
+
+	t.Run("FirstSeenConcurrent", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		key := unique("idem")
+		ctx := stepCtx(t)
+		var wins, fails atomic.Int32
+		release := make(chan struct{})
+		var wg sync.WaitGroup
+		for range concurrency {
+			wg.Go(func() {
+				<-release
+				first, err := s.FirstSeen(ctx, key)
+				if err != nil {
+					fails.Add(1)
+					t.Errorf("FirstSeen: %v", err)
+					return
+				}
+				if first {
+					wins.Add(1)
+				}
+			})
+		}
+		close(release)
+		waitGroup(t, "FirstSeen", &wg)
+		require.Zero(t, fails.Load())
+		assert.Equal(t, int32(1), wins.Load(), "exactly one caller sees the key first")
+		assert.False(t, firstSeen(t, s, key), "after the race")
+	})
+
+	t.Run("FirstSeenIndependentKeys", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		a, b := unique("MM"), unique("MM")
+		assert.True(t, firstSeen(t, s, a))
+		assert.True(t, firstSeen(t, s, b), "another key is new")
+		assert.False(t, firstSeen(t, s, a))
+		assert.False(t, firstSeen(t, s, b))
+	})
+
+	t.Run("LockMutualExclusion", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		user := unique("user")
+		ctx := stepCtx(t)
+		const workers, rounds = 8, 5
+		var inside atomic.Int32
+		counter := 0 // guarded by the store's lock only; -race checks it
+		release := make(chan struct{})
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Go(func() {
+				<-release
+				for range rounds {
+					unlock, err := s.LockUser(ctx, user)
+					if err != nil {
+						t.Errorf("LockUser: %v", err)
+						return
+					}
+					if n := inside.Add(1); n != 1 {
+						t.Errorf("%d holders of one user's lock", n)
+					}
+					counter++
+					inside.Add(-1)
+					unlock()
+				}
+			})
+		}
+		close(release)
+		waitGroup(t, "LockUser", &wg)
+		assert.Equal(t, workers*rounds, counter)
+	})
+
+	t.Run("LockFIFO", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		user := unique("user")
+		ctx := stepCtx(t)
+		unlock := lockUser(t, s, user)
+
+		const waiters = 5
+		var mu sync.Mutex
+		var order []int
+		var wg sync.WaitGroup
+		for i := range waiters {
+			wg.Go(func() {
+				unlock, err := s.LockUser(ctx, user)
+				if err != nil {
+					t.Errorf("waiter %d: LockUser: %v", i, err)
+					return
+				}
+				mu.Lock()
+				order = append(order, i)
+				mu.Unlock()
+				unlock()
+			})
+			awaitWaiters(t, s, user, i+1)
+		}
+		unlock()
+		waitGroup(t, "queued LockUser", &wg)
+		assert.Equal(t, []int{0, 1, 2, 3, 4}, order, "waiters are granted the lock in arrival order")
+	})
+
+	t.Run("LockCancelWhileWaiting", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		user := unique("user")
+		unlock := lockUser(t, s, user)
+
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		errc := make(chan error, 1)
+		go func() {
+			unlock, err := s.LockUser(ctx, user)
+			if err == nil {
+				unlock()
+			}
+			errc <- err
+		}()
+		awaitWaiters(t, s, user, 1)
+		cancel()
+		select {
+		case err := <-errc:
+			require.Error(t, err, "LockUser returned the lock after its context was cancelled")
+			assert.ErrorIs(t, err, context.Canceled)
+		case <-time.After(stepTimeout):
+			t.Fatal("LockUser did not return after its context was cancelled")
+		}
+		unlock()
+		// The abandoned wait must not keep the lock.
+		lockUser(t, s, user)()
+	})
+
+	t.Run("LockCancelledWaiterKeepsOrder", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		user := unique("user")
+		unlock := lockUser(t, s, user)
+
+		cctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		errc := make(chan error, 1)
+		go func() {
+			unlock, err := s.LockUser(cctx, user)
+			if err == nil {
+				unlock()
+			}
+			errc <- err
+		}()
+		awaitWaiters(t, s, user, 1)
+
+		ctx := stepCtx(t)
+		got := make(chan struct{})
+		go func() {
+			unlock, err := s.LockUser(ctx, user)
+			if err != nil {
+				t.Errorf("second waiter: LockUser: %v", err)
+			} else {
+				unlock()
+			}
+			close(got)
+		}()
+		awaitWaiters(t, s, user, 2)
+		cancel()
+		select {
+		case err := <-errc:
+			assert.ErrorIs(t, err, context.Canceled)
+		case <-time.After(stepTimeout):
+			t.Fatal("cancelled LockUser did not return")
+		}
+		unlock()
+		select {
+		case <-got:
+		case <-time.After(stepTimeout):
+			t.Fatal("the waiter behind a cancelled one never got the lock")
+		}
+	})
+
+	t.Run("LockDoneContext", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		unlock, err := within(t, "LockUser", func(context.Context) (func(), error) {
+			return s.LockUser(ctx, unique("user"))
+		})
+		if err != nil {
+			// Taking a free lock with a done context is allowed; when the
+			// store refuses, it says why.
+			assert.ErrorIs(t, err, context.Canceled)
+			return
+		}
+		unlock()
+	})
+
+	t.Run("LockUsersIndependent", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		alice, bob := unique("alice"), unique("bob")
+		unlockA := lockUser(t, s, alice)
+		defer unlockA()
+		lockUser(t, s, bob)() // must not wait for alice's lock
+	})
+
+	t.Run("UnlockAfterContextDone", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		user := unique("user")
+		ctx, cancel := context.WithTimeout(t.Context(), stepTimeout)
+		unlock, err := within(t, "LockUser", func(context.Context) (func(), error) {
+			return s.LockUser(ctx, user)
+		})
+		require.NoError(t, err)
+		cancel()
+		unlock()
+		lockUser(t, s, user)()
+	})
+
+	t.Run("Ping", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		require.NoError(t, withinErr(t, "Ping", s.Ping))
+	})
+}
+
+func thread(t *testing.T, s ports.ThreadStore, user string) string {
+	t.Helper()
+	id, err := within(t, "Thread", func(ctx context.Context) (string, error) {
+		return s.Thread(ctx, user)
+	})
+	require.NoError(t, err)
+	return id
+}
+
+func saveThread(t *testing.T, s ports.ThreadStore, user, id string) string {
+	t.Helper()
+	got, err := within(t, "SaveThread", func(ctx context.Context) (string, error) {
+		return s.SaveThread(ctx, user, id)
+	})
+	require.NoError(t, err)
+	return got
+}
+
+func firstSeen(t *testing.T, s ports.ThreadStore, key string) bool {
+	t.Helper()
+	first, err := within(t, "FirstSeen", func(ctx context.Context) (bool, error) {
+		return s.FirstSeen(ctx, key)
+	})
+	require.NoError(t, err)
+	return first
+}
+
+// lockUser takes user's lock, failing the test if that does not happen in
+// time. The returned unlock must be called.
+func lockUser(t *testing.T, s ports.ThreadStore, user string) func() {
+	t.Helper()
+	unlock, err := within(t, "LockUser", func(ctx context.Context) (func(), error) {
+		return s.LockUser(ctx, user)
+	})
+	require.NoError(t, err)
+	require.NotNil(t, unlock)
+	return unlock
+}
+
+// awaitWaiters returns once n callers wait for user's lock: observed through
+// LockObserver when the store has it, else after a settle delay.
+func awaitWaiters(t *testing.T, s ports.ThreadStore, user string, n int) {
+	t.Helper()
+	obs, ok := s.(LockObserver)
+	if !ok {
+		time.Sleep(lockSettle)
+		return
+	}
+	eventually(t, "lock waiters", func() bool {
+		got, err := within(t, "LockWaiters", func(ctx context.Context) (int, error) {
+			return obs.LockWaiters(ctx, user)
+		})
+		require.NoError(t, err)
+		return got >= n
+	})
+}
