@@ -1,0 +1,445 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/convgateway/gateway/domain"
+	"github.com/convgateway/gateway/ports"
+)
+
+// Defaults for MessagesDeps.
+const (
+	// DefaultInlineTimeout leaves a margin under Twilio's 15-second webhook
+	// limit.
+	DefaultInlineTimeout = 10 * time.Second
+	// DefaultMaxLen is Twilio's limit for one outbound message body, in
+	// characters.
+	DefaultMaxLen = 1600
+)
+
+// What the user is told when there is nothing better to say. None of them
+// carries internal detail.
+const (
+	textMedia       = "I can only read text messages for now. Please send your question as text."
+	textEmpty       = "I didn't get any text. What would you like to ask?"
+	textApology     = "Sorry, something went wrong and I couldn't answer that. Please try again in a moment."
+	textUnavailable = "Sorry, the service is temporarily unavailable. Please try again in a few minutes."
+	textRestarting  = "Sorry, we're restarting right now. Please send your message again in a minute."
+)
+
+// Outcome says how Handle disposed of a message (for metrics).
+type Outcome string
+
+// The outcomes of Handle.
+const (
+	OutcomeInline      Outcome = "inline"      // the answer was returned as the Reply
+	OutcomeLater       Outcome = "later"       // the answer is delivered through the MessageSender
+	OutcomeDuplicate   Outcome = "duplicate"   // a retried delivery, ignored
+	OutcomeUnsupported Outcome = "unsupported" // media or an empty body, answered politely
+	OutcomeUnavailable Outcome = "unavailable" // the store was down, answered politely
+	OutcomeClosing     Outcome = "closing"     // the service is shutting down, answered politely
+	OutcomeInvalid     Outcome = "invalid"     // not a message (ErrInvalidInput)
+	OutcomeGone        Outcome = "gone"        // the request was cancelled before anything was done
+)
+
+// MessagesHooks are optional observers for metrics. Nil fields are skipped.
+// They are called synchronously, possibly from several goroutines at once,
+// so they must be fast and safe for concurrent use.
+type MessagesHooks struct {
+	// Handled is called once per Handle call with its outcome and how long
+	// it took.
+	Handled func(outcome Outcome, elapsed time.Duration)
+	// AssistantReplied is called after each ChatAssistant.Reply with how
+	// long it took and its error (nil on success).
+	AssistantReplied func(elapsed time.Duration, err error)
+}
+
+// MessagesDeps are the dependencies and settings of a MessagesService.
+type MessagesDeps struct {
+	Store     ports.ThreadStore   // required
+	Assistant ports.ChatAssistant // required
+	Sender    ports.MessageSender // required
+	Logger    *slog.Logger        // nil discards logs
+	// InlineTimeout is how long Handle waits for the answer before it
+	// returns an empty Reply and lets the answer go out through Sender.
+	// Zero means DefaultInlineTimeout.
+	InlineTimeout time.Duration
+	// MaxLen is the longest message body in characters; longer answers are
+	// split (domain.SplitMessage). Zero means DefaultMaxLen.
+	MaxLen int
+	Hooks  MessagesHooks
+}
+
+// MessagesService implements ports.Messages: the WhatsApp/SMS use case.
+//
+// Guarantees, which hold across gateway processes sharing one ThreadStore:
+//
+//   - One reply per delivery: a delivery whose MessageSid or idempotency
+//     token was already recorded (ThreadStore.FirstSeen) is ignored.
+//   - One thread per user, and one assistant exchange at a time per user:
+//     the work on a message runs under ThreadStore.LockUser, from looking up
+//     the thread to handing over or sending the last part of the answer, so
+//     answers go out in the order the messages took the lock. Within one
+//     process messages from one user also take the lock in arrival order.
+//
+// The work on a message runs in a goroutine owned by the service, not by the
+// request, so that an answer that misses the inline deadline is still
+// delivered. Shutdown drains these goroutines.
+type MessagesService struct {
+	store         ports.ThreadStore
+	assistant     ports.ChatAssistant
+	sender        ports.MessageSender
+	log           *slog.Logger
+	inlineTimeout time.Duration
+	maxLen        int
+	hooks         MessagesHooks
+
+	ctx    context.Context // the service's lifetime; cancelled by Shutdown
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // Handle calls and message goroutines in flight
+
+	mu      sync.Mutex
+	closing bool
+	// last holds, per user, a channel closed when the most recent message
+	// of that user taken in by this process is done: each message waits for
+	// its predecessor before it asks for the user's lock.
+	last map[string]chan struct{}
+}
+
+var _ ports.Messages = (*MessagesService)(nil)
+
+// NewMessages returns a MessagesService ready to Handle messages. Call
+// Shutdown when done with it.
+func NewMessages(d MessagesDeps) *MessagesService {
+	if d.InlineTimeout <= 0 {
+		d.InlineTimeout = DefaultInlineTimeout
+	}
+	if d.MaxLen <= 0 {
+		d.MaxLen = DefaultMaxLen
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &MessagesService{
+		store:         d.Store,
+		assistant:     d.Assistant,
+		sender:        d.Sender,
+		log:           d.Logger,
+		inlineTimeout: d.InlineTimeout,
+		maxLen:        d.MaxLen,
+		hooks:         d.Hooks,
+		ctx:           ctx,
+		cancel:        cancel,
+		last:          make(map[string]chan struct{}),
+	}
+}
+
+// job is one message on its way through the service.
+type job struct {
+	msg  ports.InboundMessage
+	log  *slog.Logger
+	prev <-chan struct{} // closed when the user's previous message is done
+	done chan struct{}   // closed when this message is done
+	// answer hands the answer to the waiting Handle (unbuffered: the
+	// hand-over and giving up exclude each other).
+	answer chan []string
+	// gaveUp is closed by Handle when it stops waiting.
+	gaveUp chan struct{}
+}
+
+// Handle implements ports.Messages. It blocks for at most the inline
+// timeout (plus the store calls that record the delivery), or until ctx is
+// done; in both cases the answer is then delivered later through the
+// MessageSender. Safe for concurrent use.
+//
+// Replies and errors:
+//   - a duplicate delivery: an empty Reply;
+//   - media or an empty body: a polite text, no assistant call;
+//   - the store down: a polite "temporarily unavailable" text, error logged;
+//   - after Shutdown has begun: a polite "send it again" text, and the
+//     delivery is not recorded, so a retry elsewhere is processed;
+//   - a missing MessageSid or From: an error wrapping ErrInvalidInput;
+//   - ctx done while recording the delivery: an error wrapping ctx.Err().
+//
+// Assistant failures become a short apology; nothing internal reaches the
+// user.
+func (s *MessagesService) Handle(ctx context.Context, msg ports.InboundMessage) (ports.Reply, error) {
+	start := time.Now()
+	reply, outcome, err := s.handle(ctx, msg)
+	if s.hooks.Handled != nil {
+		s.hooks.Handled(outcome, time.Since(start))
+	}
+	return reply, err
+}
+
+func (s *MessagesService) handle(ctx context.Context, msg ports.InboundMessage) (ports.Reply, Outcome, error) {
+	if msg.MessageSid == "" || msg.From == "" {
+		return ports.Reply{}, OutcomeInvalid, fmt.Errorf("messages: handle: no MessageSid or From: %w", ports.ErrInvalidInput)
+	}
+	log := s.log.With("message_sid", msg.MessageSid, "user", maskUser(msg.From))
+	if !s.enter() {
+		log.Warn("message refused: shutting down")
+		return textReply(textRestarting), OutcomeClosing, nil
+	}
+	defer s.wg.Done()
+
+	first, err := s.firstSeen(ctx, msg)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return ports.Reply{}, OutcomeGone, fmt.Errorf("messages: handle: %w", ctx.Err())
+	case err != nil:
+		log.Error("message not processed: idempotency store failed", "err", err)
+		return textReply(textUnavailable), OutcomeUnavailable, nil
+	case !first:
+		log.Info("duplicate delivery ignored")
+		return ports.Reply{}, OutcomeDuplicate, nil
+	case msg.NumMedia > 0:
+		log.Info("media message answered with a notice", "num_media", msg.NumMedia)
+		return textReply(textMedia), OutcomeUnsupported, nil
+	case strings.TrimSpace(msg.Body) == "":
+		log.Info("empty message answered with a prompt")
+		return textReply(textEmpty), OutcomeUnsupported, nil
+	}
+
+	j := s.start(msg, log)
+	timer := time.NewTimer(s.inlineTimeout)
+	defer timer.Stop()
+	select {
+	case parts := <-j.answer:
+		return ports.Reply{Messages: parts}, OutcomeInline, nil
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	close(j.gaveUp)
+	log.Info("answer not ready in time: it will be sent later")
+	return ports.Reply{}, OutcomeLater, nil
+}
+
+// enter counts a Handle call in, unless the service is shutting down.
+func (s *MessagesService) enter() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.wg.Add(1)
+	return true
+}
+
+// firstSeen records the delivery under its MessageSid and, when Twilio sent
+// one, its idempotency token, and reports whether neither was seen before.
+// The MessageSid is always recorded so that a retry that lacks the header
+// is still caught; the token catches a retry whatever else it carries. The
+// keys are namespaced so that the two kinds never collide.
+func (s *MessagesService) firstSeen(ctx context.Context, msg ports.InboundMessage) (bool, error) {
+	first, err := s.store.FirstSeen(ctx, "sid:"+msg.MessageSid)
+	if err != nil || !first || msg.IdempotencyKey == "" {
+		return first, err
+	}
+	return s.store.FirstSeen(ctx, "idem:"+msg.IdempotencyKey)
+}
+
+// start queues msg behind the user's previous message in this process and
+// starts its goroutine. The caller must hold a count in s.wg.
+func (s *MessagesService) start(msg ports.InboundMessage, log *slog.Logger) *job {
+	j := &job{
+		msg:    msg,
+		log:    log,
+		done:   make(chan struct{}),
+		answer: make(chan []string),
+		gaveUp: make(chan struct{}),
+	}
+	s.mu.Lock()
+	j.prev = s.last[msg.From]
+	s.last[msg.From] = j.done
+	s.mu.Unlock()
+	s.wg.Go(func() { s.run(j) })
+	return j
+}
+
+// finish marks j done, letting the user's next message go.
+func (s *MessagesService) finish(j *job) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.last[j.msg.From] == j.done {
+		delete(s.last, j.msg.From)
+	}
+	close(j.done)
+}
+
+// run does the work on one message: wait for the user's previous message,
+// take the user's lock, get the answer and deliver it, all before the lock
+// is released.
+func (s *MessagesService) run(j *job) {
+	defer s.finish(j)
+	ctx := s.ctx
+	if j.prev != nil {
+		select {
+		case <-j.prev:
+		case <-ctx.Done():
+			s.dropped(j, 0, ctx.Err())
+			return
+		}
+	}
+	unlock, err := s.store.LockUser(ctx, j.msg.From)
+	if err != nil {
+		if ctx.Err() != nil {
+			s.dropped(j, 0, err)
+			return
+		}
+		j.log.Error("message not processed: user lock failed", "err", err)
+		s.deliver(ctx, j, []string{textUnavailable})
+		return
+	}
+	defer unlock()
+	parts, err := s.answer(ctx, j)
+	if err != nil {
+		s.dropped(j, 0, err)
+		return
+	}
+	s.deliver(ctx, j, parts)
+}
+
+// answer gets the assistant's answer to j, split into message parts, or the
+// polite text that replaces it. It returns an error only when ctx ended
+// (the service is being stopped), leaving nothing to deliver.
+func (s *MessagesService) answer(ctx context.Context, j *job) ([]string, error) {
+	thread, err := s.thread(ctx, j.msg.From)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		j.log.Error("message not processed: thread lookup failed", "err", err)
+		if errors.Is(err, ports.ErrUnavailable) {
+			return []string{textUnavailable}, nil
+		}
+		return []string{textApology}, nil
+	}
+	start := time.Now()
+	text, err := s.assistant.Reply(ctx, thread, j.msg.Body)
+	if s.hooks.AssistantReplied != nil {
+		s.hooks.AssistantReplied(time.Since(start), err)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		j.log.Error("assistant failed", "thread", thread, "err", err)
+		return []string{textApology}, nil
+	}
+	parts := domain.SplitMessage(text, s.maxLen)
+	if len(parts) == 0 {
+		j.log.Error("assistant gave an empty answer", "thread", thread)
+		return []string{textApology}, nil
+	}
+	return parts, nil
+}
+
+// thread returns the user's thread, creating it on first use. The store
+// decides between concurrent creators (across processes too): every caller
+// uses the thread it returns.
+func (s *MessagesService) thread(ctx context.Context, user string) (string, error) {
+	id, err := s.store.Thread(ctx, user)
+	if !errors.Is(err, ports.ErrNotFound) {
+		return id, err
+	}
+	id, err = s.assistant.NewThread(ctx)
+	if err != nil {
+		return "", err
+	}
+	return s.store.SaveThread(ctx, user, id)
+}
+
+// deliver hands parts to the waiting Handle, or, when Handle stopped
+// waiting, sends them through the MessageSender in order. A part that
+// cannot be sent is logged with what remains undelivered; the later parts
+// are not sent, so that the user never receives an answer with a hole.
+func (s *MessagesService) deliver(ctx context.Context, j *job, parts []string) {
+	select {
+	case j.answer <- parts:
+		return
+	case <-j.gaveUp:
+	case <-ctx.Done():
+		s.dropped(j, chars(parts), ctx.Err())
+		return
+	}
+	for i, p := range parts {
+		_, err := s.sender.Send(ctx, ports.OutboundMessage{To: j.msg.From, From: j.msg.To, Body: p})
+		if err != nil {
+			if ctx.Err() != nil {
+				s.dropped(j, chars(parts[i:]), err)
+				return
+			}
+			j.log.Error("answer not delivered: send failed",
+				"part", i+1, "parts", len(parts), "undelivered_chars", chars(parts[i:]), "err", err)
+			return
+		}
+	}
+	j.log.Info("answer sent later", "parts", len(parts))
+}
+
+// dropped logs an answer abandoned because the service stopped: the
+// operator can find the exchange by its MessageSid. The text itself is not
+// logged (it is personal data); its length is.
+func (s *MessagesService) dropped(j *job, undeliveredChars int, err error) {
+	j.log.Error("answer not delivered: shutting down", "undelivered_chars", undeliveredChars, "err", err)
+}
+
+// Shutdown stops taking new messages (Handle answers them with a polite
+// "send it again"), then waits until every message in flight has been
+// answered and its answer delivered. When ctx ends first it cancels the
+// remaining work, which logs each undelivered answer with its MessageSid,
+// waits for it to stop, and returns an error wrapping ctx.Err(). No
+// goroutine of the service outlives Shutdown. Safe to call more than once
+// and concurrently with Handle.
+func (s *MessagesService) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+	drained := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(drained)
+	}()
+	defer s.cancel()
+	select {
+	case <-drained:
+		return nil
+	case <-ctx.Done():
+		s.cancel()
+		<-drained
+		return fmt.Errorf("messages: shutdown: %w", ctx.Err())
+	}
+}
+
+func textReply(text string) ports.Reply { return ports.Reply{Messages: []string{text}} }
+
+func chars(parts []string) int {
+	n := 0
+	for _, p := range parts {
+		n += utf8.RuneCountInString(p)
+	}
+	return n
+}
+
+// maskUser returns a loggable form of an address: its channel prefix and
+// last four characters ("whatsapp:…4567"). Phone numbers are personal data.
+func maskUser(addr string) string {
+	prefix := ""
+	if i := strings.IndexByte(addr, ':'); i >= 0 {
+		prefix, addr = addr[:i+1], addr[i+1:]
+	}
+	r := []rune(addr)
+	if len(r) <= 4 {
+		return prefix + "…"
+	}
+	return prefix + "…" + string(r[len(r)-4:])
+}
