@@ -91,7 +91,17 @@ type MessagesDeps struct {
 //
 // The work on a message runs in a goroutine owned by the service, not by the
 // request, so that an answer that misses the inline deadline is still
-// delivered. Shutdown drains these goroutines.
+// delivered. Shutdown drains these goroutines; shut the HTTP server down
+// first so that no webhook is cut off.
+//
+// An inline answer leaves the lock when Handle takes it, before the HTTP
+// adapter has written it and Twilio has sent it; the port has no signal for
+// "written". The next message of the user is answered only after its own
+// assistant exchange, which takes far longer than writing a response, so
+// the inline answer still goes out first in practice.
+//
+// Nothing the user receives carries internal detail, and logs carry the
+// MessageSid and a masked sender (last four digits), never message text.
 type MessagesService struct {
 	store         ports.ThreadStore
 	assistant     ports.ChatAssistant

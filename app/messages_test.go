@@ -111,7 +111,14 @@ func (s *sender) bodies() []string {
 // were unreachable.
 type downStore struct {
 	ports.ThreadStore
-	firstSeen, thread bool
+	firstSeen, thread, lock bool
+}
+
+func (d downStore) LockUser(ctx context.Context, user string) (func(), error) {
+	if d.lock {
+		return nil, fmt.Errorf("db: lock user: %w", ports.ErrUnavailable)
+	}
+	return d.ThreadStore.LockUser(ctx, user)
 }
 
 func (d downStore) FirstSeen(ctx context.Context, key string) (bool, error) {
@@ -474,6 +481,7 @@ func TestHandleStoreUnavailable(t *testing.T) {
 	for name, down := range map[string]downStore{
 		"idempotency": {firstSeen: true},
 		"thread":      {thread: true},
+		"lock":        {lock: true},
 	} {
 		t.Run(name, func(t *testing.T) {
 			asst := &assistant{}
