@@ -100,3 +100,6 @@ func unique(prefix string) string {
 	_, _ = rand.Read(b)
 	return prefix + "-" + hex.EncodeToString(b)
 }
+
+// afterStep returns a channel that fires once a step has run out of time.
+func afterStep() <-chan time.Time { return time.After(stepTimeout + grace) }

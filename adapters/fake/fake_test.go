@@ -1,0 +1,49 @@
+package fake_test
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/convgateway/gateway/adapters/fake"
+	"github.com/convgateway/gateway/ports"
+	"github.com/convgateway/gateway/ports/porttest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestSpeechModelConformance(t *testing.T) {
+	porttest.SpeechModel(t, func(*testing.T) porttest.SpeechHarness {
+		m := fake.NewSpeechModel()
+		return porttest.SpeechHarness{Model: m, Peer: m.Peer()}
+	})
+}
+
+func TestTelephonyConformance(t *testing.T) {
+	porttest.TelephonyChannel(t, func(*testing.T) porttest.TelephonyHarness {
+		ch, peer := fake.NewTelephony()
+		return porttest.TelephonyHarness{Channel: ch, Peer: peer}
+	})
+}
+
+func TestChatAssistantConformance(t *testing.T) {
+	porttest.ChatAssistant(t, func(*testing.T) porttest.ChatHarness {
+		a := fake.NewChatAssistant()
+		return porttest.ChatHarness{Assistant: a, FailNext: func() { a.FailNext(nil) }}
+	})
+}
+
+func TestMessageSenderConformance(t *testing.T) {
+	porttest.MessageSender(t, func(*testing.T) porttest.SenderHarness {
+		s := fake.NewMessageSender()
+		return porttest.SenderHarness{Sender: s, Sent: s.Sent, RejectNext: s.RejectNext}
+	})
+}
+
+func TestThreadStoreConformance(t *testing.T) {
+	porttest.ThreadStore(t, func(*testing.T) ports.ThreadStore { return fake.NewThreadStore() })
+}
+
+func TestTokenStoreConformance(t *testing.T) {
+	porttest.TokenStore(t, func(*testing.T) ports.TokenStore { return fake.NewTokenStore() })
+}

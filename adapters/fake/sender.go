@@ -1,0 +1,94 @@
+package fake
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/convgateway/gateway/ports"
+)
+
+var _ ports.MessageSender = (*MessageSender)(nil)
+
+// MessageSender is a fake ports.MessageSender that records what it accepts.
+// Create one with NewMessageSender.
+type MessageSender struct {
+	mu      sync.Mutex
+	sent    []ports.OutboundMessage
+	errs    queue[error]
+	delay   time.Duration
+	changed changes
+}
+
+// NewMessageSender returns a sender that accepts every well-formed message
+// at once.
+func NewMessageSender() *MessageSender { return &MessageSender{} }
+
+// Send records msg and returns a message id ("SM" + 32 hex digits). It
+// fails with ports.ErrRejected when msg has no recipient or not exactly one
+// of Body and ContentSID, and with the next error queued by FailNext. It
+// waits for the delay set with SetDelay, until ctx is done.
+func (s *MessageSender) Send(ctx context.Context, msg ports.OutboundMessage) (string, error) {
+	s.mu.Lock()
+	delay := s.delay
+	s.mu.Unlock()
+	if err := sleep(ctx, delay); err != nil {
+		return "", fmt.Errorf("fake: send message: %w", err)
+	}
+	if err := errCheck(ctx, "send message"); err != nil {
+		return "", err
+	}
+	if msg.To == "" || (msg.Body == "") == (msg.ContentSID == "") {
+		return "", fmt.Errorf("fake: send message: need a recipient and one of body and template: %w", ports.ErrRejected)
+	}
+	s.mu.Lock()
+	if err, ok := s.errs.pop(); ok {
+		s.mu.Unlock()
+		return "", fmt.Errorf("fake: send message: %w", err)
+	}
+	msg.ContentVariables = maps.Clone(msg.ContentVariables)
+	s.sent = append(s.sent, msg)
+	id := fmt.Sprintf("SM%032x", len(s.sent))
+	s.mu.Unlock()
+	s.changed.notify()
+	return id, nil
+}
+
+// RejectNext makes the next Send fail with ports.ErrRejected.
+func (s *MessageSender) RejectNext() { s.FailNext(ports.ErrRejected) }
+
+// FailNext makes the next Send fail with err (for example
+// ports.ErrUnavailable).
+func (s *MessageSender) FailNext(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.errs.push(err)
+}
+
+// SetDelay makes every later Send take at least d.
+func (s *MessageSender) SetDelay(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.delay = d
+}
+
+// Sent returns the messages accepted so far, in order.
+func (s *MessageSender) Sent() []ports.OutboundMessage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.sent)
+}
+
+// WaitSent blocks until at least n messages were accepted and returns them;
+// it returns an error when ctx ends first.
+func (s *MessageSender) WaitSent(ctx context.Context, n int) ([]ports.OutboundMessage, error) {
+	var got []ports.OutboundMessage
+	err := s.changed.until(ctx, func() bool {
+		got = s.Sent()
+		return len(got) >= n
+	})
+	return got, err
+}

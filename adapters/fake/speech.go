@@ -1,0 +1,409 @@
+package fake
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/convgateway/gateway/ports"
+	"github.com/convgateway/gateway/ports/porttest"
+)
+
+var (
+	_ ports.SpeechModel   = (*SpeechModel)(nil)
+	_ ports.SpeechSession = (*SpeechSession)(nil)
+	_ porttest.SpeechPeer = SpeechPeer{}
+	_ porttest.SpeechPeer = (*SpeechSession)(nil)
+)
+
+// SpeechModel is a fake ports.SpeechModel. Every Open creates a
+// SpeechSession that the test drives as the model's side: it makes the
+// model speak (Say, Emit ...) and inspects what the client sent (Sent,
+// WaitSent). Create one with NewSpeechModel.
+type SpeechModel struct {
+	mu       sync.Mutex
+	sessions []*SpeechSession
+	openErrs queue[error]
+	delay    time.Duration
+	changed  changes
+}
+
+// NewSpeechModel returns a model whose Open succeeds at once.
+func NewSpeechModel() *SpeechModel { return &SpeechModel{} }
+
+// Open creates a session configured with cfg. It waits for the delay set
+// with SetOpenDelay (or until ctx is done), and fails with the next error
+// queued by FailOpen.
+func (m *SpeechModel) Open(ctx context.Context, cfg ports.SpeechConfig) (ports.SpeechSession, error) {
+	m.mu.Lock()
+	delay := m.delay
+	err, failed := m.openErrs.pop()
+	m.mu.Unlock()
+	if err := sleep(ctx, delay); err != nil {
+		return nil, fmt.Errorf("fake: open speech: %w", err)
+	}
+	if err := errCheck(ctx, "open speech"); err != nil {
+		return nil, err
+	}
+	if failed {
+		return nil, fmt.Errorf("fake: open speech: %w", err)
+	}
+	s := &SpeechSession{cfg: cfg, st: newStream[ports.SpeechEvent](), opened: time.Now()}
+	m.mu.Lock()
+	m.sessions = append(m.sessions, s)
+	m.mu.Unlock()
+	m.changed.notify()
+	return s, nil
+}
+
+// FailOpen makes the next Open calls fail with errs, in order (for example
+// ports.ErrUnavailable).
+func (m *SpeechModel) FailOpen(errs ...error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.openErrs.push(errs...)
+}
+
+// SetOpenDelay makes every later Open take d (the remote handshake).
+func (m *SpeechModel) SetOpenDelay(d time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.delay = d
+}
+
+// Sessions returns the sessions opened so far, oldest first.
+func (m *SpeechModel) Sessions() []*SpeechSession {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.sessions)
+}
+
+// Session blocks until the i-th session (from 0) has been opened and
+// returns it, or returns an error when ctx ends first.
+func (m *SpeechModel) Session(ctx context.Context, i int) (*SpeechSession, error) {
+	var s *SpeechSession
+	err := m.changed.until(ctx, func() bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if i < len(m.sessions) {
+			s = m.sessions[i]
+		}
+		return s != nil
+	})
+	return s, err
+}
+
+// latest blocks until a session is open and returns the newest.
+func (m *SpeechModel) latest(ctx context.Context) (*SpeechSession, error) {
+	var s *SpeechSession
+	err := m.changed.until(ctx, func() bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if n := len(m.sessions); n > 0 {
+			s = m.sessions[n-1]
+		}
+		return s != nil
+	})
+	return s, err
+}
+
+// Peer returns the model's side as a porttest.SpeechPeer acting on the
+// session opened most recently.
+func (m *SpeechModel) Peer() SpeechPeer { return SpeechPeer{m: m} }
+
+// SpeechSent is what a client sent to a fake speech session.
+type SpeechSent struct {
+	Audio       [][]byte // AppendAudio frames, in order
+	Texts       []string // SendText texts, in order
+	Responses   []string // the instructions of each RequestResponse
+	Truncations []porttest.Truncation
+	Cancels     int
+}
+
+func (s SpeechSent) clone() SpeechSent {
+	s.Audio = slices.Clone(s.Audio)
+	s.Texts = slices.Clone(s.Texts)
+	s.Responses = slices.Clone(s.Responses)
+	s.Truncations = slices.Clone(s.Truncations)
+	return s
+}
+
+// SpeechSession is a fake ports.SpeechSession together with its model's
+// side. Client methods (AppendAudio ... Close) are those of the port; the
+// other methods are for the test.
+type SpeechSession struct {
+	cfg    ports.SpeechConfig
+	st     *stream[ports.SpeechEvent]
+	opened time.Time
+
+	mu      sync.Mutex
+	sent    SpeechSent
+	sendErr error
+	changed changes
+}
+
+// record applies add to what was sent, unless the session ended or a send
+// error is injected.
+func (s *SpeechSession) record(ctx context.Context, op string, add func(*SpeechSent)) error {
+	if err := errCheck(ctx, op); err != nil {
+		return err
+	}
+	if err := s.st.alive(op); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if err := s.sendErr; err != nil {
+		s.mu.Unlock()
+		return fmt.Errorf("fake: %s: %w", op, err)
+	}
+	add(&s.sent)
+	s.mu.Unlock()
+	s.changed.notify()
+	return nil
+}
+
+// AppendAudio records a copy of audio.
+func (s *SpeechSession) AppendAudio(ctx context.Context, audio []byte) error {
+	frame := slices.Clone(audio)
+	return s.record(ctx, "append audio", func(sent *SpeechSent) { sent.Audio = append(sent.Audio, frame) })
+}
+
+// SendText records text.
+func (s *SpeechSession) SendText(ctx context.Context, text string) error {
+	return s.record(ctx, "send text", func(sent *SpeechSent) { sent.Texts = append(sent.Texts, text) })
+}
+
+// RequestResponse records the request and its instructions.
+func (s *SpeechSession) RequestResponse(ctx context.Context, instructions string) error {
+	return s.record(ctx, "request response", func(sent *SpeechSent) {
+		sent.Responses = append(sent.Responses, instructions)
+	})
+}
+
+// Truncate records the truncation.
+func (s *SpeechSession) Truncate(ctx context.Context, itemID string, audioEndMs int) error {
+	return s.record(ctx, "truncate", func(sent *SpeechSent) {
+		sent.Truncations = append(sent.Truncations, porttest.Truncation{ItemID: itemID, AudioEndMs: audioEndMs})
+	})
+}
+
+// Cancel records the cancel.
+func (s *SpeechSession) Cancel(ctx context.Context) error {
+	return s.record(ctx, "cancel", func(sent *SpeechSent) { sent.Cancels++ })
+}
+
+// Recv returns the next event the test emitted. Once the session ended it
+// returns an error wrapping ports.ErrClosed and a *ports.SessionEnded.
+func (s *SpeechSession) Recv(ctx context.Context) (ports.SpeechEvent, error) {
+	return s.st.recv(ctx)
+}
+
+// Close ends the session; Done is closed. It is idempotent.
+func (s *SpeechSession) Close() error {
+	if s.st.close(&ports.SessionEnded{Reason: "local_close", After: time.Since(s.opened)}) {
+		s.changed.notify()
+	}
+	return nil
+}
+
+// Config returns the configuration the session was opened with.
+func (s *SpeechSession) Config() ports.SpeechConfig { return s.cfg }
+
+// WaitSession returns the session's configuration (porttest.SpeechPeer).
+func (s *SpeechSession) WaitSession(context.Context) (ports.SpeechConfig, error) {
+	return s.cfg, nil
+}
+
+// Done is closed when the client closed the session.
+func (s *SpeechSession) Done() <-chan struct{} { return s.st.done() }
+
+// Sent returns a copy of what the client sent so far.
+func (s *SpeechSession) Sent() SpeechSent {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sent.clone()
+}
+
+// WaitSent blocks until cond holds for what the client sent, and returns
+// that; it returns an error when ctx ends first.
+func (s *SpeechSession) WaitSent(ctx context.Context, cond func(SpeechSent) bool) (SpeechSent, error) {
+	var got SpeechSent
+	err := s.changed.until(ctx, func() bool {
+		got = s.Sent()
+		return cond(got)
+	})
+	return got, err
+}
+
+// FailSends makes every later client send fail with err (nil restores
+// normal sending).
+func (s *SpeechSession) FailSends(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sendErr = err
+}
+
+// ReceivedAudio returns the audio frames sent so far (porttest.SpeechPeer).
+func (s *SpeechSession) ReceivedAudio() [][]byte { return s.Sent().Audio }
+
+// ReceivedTexts returns the texts sent so far (porttest.SpeechPeer).
+func (s *SpeechSession) ReceivedTexts() []string { return s.Sent().Texts }
+
+// ResponseRequests counts RequestResponse calls (porttest.SpeechPeer).
+func (s *SpeechSession) ResponseRequests() int { return len(s.Sent().Responses) }
+
+// Truncations returns the truncations sent so far (porttest.SpeechPeer).
+func (s *SpeechSession) Truncations() []porttest.Truncation { return s.Sent().Truncations }
+
+// Cancels counts Cancel calls (porttest.SpeechPeer).
+func (s *SpeechSession) Cancels() int { return s.Sent().Cancels }
+
+// Emit queues ev for the client's Recv. It blocks while the client lags
+// far behind, until ctx is done; it fails with ports.ErrClosed once the
+// session ended.
+func (s *SpeechSession) Emit(ctx context.Context, evs ...ports.SpeechEvent) error {
+	for _, ev := range evs {
+		if err := s.st.push(ctx, ev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Say emits a whole response: response created, one audio delta per chunk,
+// audio done, the transcript, and response done with usage.
+func (s *SpeechSession) Say(ctx context.Context, responseID, itemID, transcript string, chunks ...[]byte) error {
+	evs := []ports.SpeechEvent{{Type: ports.SpeechResponseCreated, ResponseID: responseID}}
+	for _, c := range chunks {
+		evs = append(evs, ports.SpeechEvent{
+			Type: ports.SpeechAudioDelta, ResponseID: responseID, ItemID: itemID, Audio: slices.Clone(c),
+		})
+	}
+	words := len(transcript)/4 + 1
+	evs = append(evs,
+		ports.SpeechEvent{Type: ports.SpeechAudioDone, ResponseID: responseID, ItemID: itemID},
+		ports.SpeechEvent{Type: ports.SpeechAssistantText, ResponseID: responseID, ItemID: itemID, Text: transcript},
+		ports.SpeechEvent{
+			Type: ports.SpeechResponseDone, ResponseID: responseID, Status: "completed",
+			Usage: ports.Usage{InputTokens: 10, OutputTokens: words, TotalTokens: 10 + words},
+		},
+	)
+	return s.Emit(ctx, evs...)
+}
+
+// StartSpeech emits "the caller started speaking".
+func (s *SpeechSession) StartSpeech(ctx context.Context, itemID string, audioStartMs int) error {
+	return s.Emit(ctx, ports.SpeechEvent{Type: ports.SpeechStarted, ItemID: itemID, AudioStartMs: audioStartMs})
+}
+
+// Fail emits an error event; a fatal one also ends the session with reason
+// "fatal_error".
+func (s *SpeechSession) Fail(ctx context.Context, e ports.ModelError) error {
+	if err := s.Emit(ctx, ports.SpeechEvent{Type: ports.SpeechError, Err: &e}); err != nil {
+		return err
+	}
+	if e.Fatal {
+		return s.End(ctx, "fatal_error")
+	}
+	return nil
+}
+
+// Hangup ends the session from the model's side (reason "remote_closed").
+func (s *SpeechSession) Hangup(ctx context.Context) error { return s.End(ctx, "remote_closed") }
+
+// End ends the session from the model's side with reason (for example
+// "session_limit"): the client's Recv returns the events queued before,
+// then ports.ErrClosed; its sends fail at once.
+func (s *SpeechSession) End(ctx context.Context, reason string) error {
+	return s.st.end(ctx, &ports.SessionEnded{Reason: reason, After: time.Since(s.opened)})
+}
+
+// SpeechPeer is the model side of a fake SpeechModel as a
+// porttest.SpeechPeer: each method acts on the session opened most
+// recently, waiting for one to open where it must.
+type SpeechPeer struct{ m *SpeechModel }
+
+// WaitSession blocks until a session is open and returns its configuration.
+func (p SpeechPeer) WaitSession(ctx context.Context) (ports.SpeechConfig, error) {
+	s, err := p.m.latest(ctx)
+	if err != nil {
+		return ports.SpeechConfig{}, err
+	}
+	return s.cfg, nil
+}
+
+func (p SpeechPeer) now() SpeechSent {
+	ss := p.m.Sessions()
+	if len(ss) == 0 {
+		return SpeechSent{}
+	}
+	return ss[len(ss)-1].Sent()
+}
+
+// ReceivedAudio returns the latest session's audio frames.
+func (p SpeechPeer) ReceivedAudio() [][]byte { return p.now().Audio }
+
+// ReceivedTexts returns the latest session's texts.
+func (p SpeechPeer) ReceivedTexts() []string { return p.now().Texts }
+
+// ResponseRequests counts the latest session's response requests.
+func (p SpeechPeer) ResponseRequests() int { return len(p.now().Responses) }
+
+// Truncations returns the latest session's truncations.
+func (p SpeechPeer) Truncations() []porttest.Truncation { return p.now().Truncations }
+
+// Cancels counts the latest session's cancels.
+func (p SpeechPeer) Cancels() int { return p.now().Cancels }
+
+// Say makes the latest session answer (see SpeechSession.Say).
+func (p SpeechPeer) Say(ctx context.Context, responseID, itemID, transcript string, chunks ...[]byte) error {
+	s, err := p.m.latest(ctx)
+	if err != nil {
+		return err
+	}
+	return s.Say(ctx, responseID, itemID, transcript, chunks...)
+}
+
+// StartSpeech reports caller speech on the latest session.
+func (p SpeechPeer) StartSpeech(ctx context.Context, itemID string, audioStartMs int) error {
+	s, err := p.m.latest(ctx)
+	if err != nil {
+		return err
+	}
+	return s.StartSpeech(ctx, itemID, audioStartMs)
+}
+
+// Fail sends an error event on the latest session.
+func (p SpeechPeer) Fail(ctx context.Context, e ports.ModelError) error {
+	s, err := p.m.latest(ctx)
+	if err != nil {
+		return err
+	}
+	return s.Fail(ctx, e)
+}
+
+// Hangup ends the latest session from the model's side.
+func (p SpeechPeer) Hangup(ctx context.Context) error {
+	s, err := p.m.latest(ctx)
+	if err != nil {
+		return err
+	}
+	return s.Hangup(ctx)
+}
+
+// sleep waits for d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
