@@ -1,0 +1,21 @@
+// Package redisstore implements ports.TokenStore on Redis, so that a stream
+// token minted by one gateway instance is accepted exactly once by whichever
+// instance the media stream reaches.
+//
+// A token is kept under key prefix+"token:"+ports.TokenKey(token) with the
+// call sid as value; the token itself is never stored. Issue writes it with
+// SET ... PX ... NX; Consume reads and deletes it in one atomic script
+// (PTTL + GETDEL), so among any number of concurrent consumers in any number
+// of processes exactly one gets the call sid.
+//
+// Expiry is Redis's: a key lives for its time to live plus a short
+// after-life (Expired) during which Consume can still tell an expired token
+// (ports.ErrTokenExpired) from an unknown one. After that the key is gone
+// and an expired token is indistinguishable from one never issued
+// (ports.ErrTokenInvalid). Expiry follows the Redis server's clock, so
+// instances need not agree on the time.
+//
+// The client (github.com/redis/go-redis/v9) reconnects by itself: when
+// Redis is unreachable calls fail with ports.ErrUnavailable, and they
+// succeed again once it is back.
+package redisstore

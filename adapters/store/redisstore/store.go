@@ -1,0 +1,156 @@
+package redisstore
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/convgateway/gateway/ports"
+)
+
+// DefaultKeyPrefix is the prefix of every key the store writes unless
+// WithKeyPrefix says otherwise.
+const DefaultKeyPrefix = "gateway:"
+
+// Expired is how long Redis keeps a token after its time to live has
+// passed, so that Consume reports ports.ErrTokenExpired rather than
+// ports.ErrTokenInvalid for it.
+const Expired = time.Minute
+
+// consumeScript atomically takes the call sid stored under KEYS[1] and
+// reports how many milliseconds the key had left to live.
+var consumeScript = redis.NewScript(`
+local ttl = redis.call('PTTL', KEYS[1])
+local sid = redis.call('GETDEL', KEYS[1])
+if not sid then return false end
+return {sid, ttl}
+`)
+
+// TokenStore is a ports.TokenStore on Redis. It is safe for concurrent use
+// by any number of goroutines and processes sharing one Redis.
+type TokenStore struct {
+	client *redis.Client
+	prefix string
+}
+
+var _ ports.TokenStore = (*TokenStore)(nil)
+
+// Option configures New.
+type Option func(*TokenStore)
+
+// WithKeyPrefix makes the store put prefix in front of every key instead of
+// DefaultKeyPrefix: deployments (or test runs) sharing one Redis with
+// different prefixes never see each other's tokens.
+func WithKeyPrefix(prefix string) Option {
+	return func(s *TokenStore) { s.prefix = prefix }
+}
+
+// New connects to the Redis at rawURL (redis://[user:password@]host:port/db
+// or rediss:// for TLS; see redis.ParseURL) and pings it. A malformed URL
+// gives an error wrapping ports.ErrInvalidInput; an unreachable server one
+// wrapping ports.ErrUnavailable (and, if ctx ended first, its error). Neither
+// error contains the password. New blocks until the ping answers or ctx is
+// done. The caller must Close the
+// store.
+func New(ctx context.Context, rawURL string, opts ...Option) (*TokenStore, error) {
+	o, err := redis.ParseURL(rawURL)
+	if err != nil {
+		var uerr *url.Error
+		if errors.As(err, &uerr) { // its text quotes the whole URL, password included
+			err = uerr.Err
+		}
+		return nil, fmt.Errorf("redisstore: parse redis url: %w: %w", ports.ErrInvalidInput, err)
+	}
+	s := &TokenStore{client: redis.NewClient(o), prefix: DefaultKeyPrefix}
+	for _, opt := range opts {
+		opt(s)
+	}
+	if err := s.client.Ping(ctx).Err(); err != nil {
+		_ = s.client.Close()
+		return nil, fmt.Errorf("redisstore: connect to redis at %s: %w: %w", o.Addr, ports.ErrUnavailable, err)
+	}
+	return s, nil
+}
+
+// Issue mints a token bound to callSid that Consume accepts until ttl has
+// passed (rounded to whole milliseconds). A ttl below one millisecond
+// gives an error wrapping ports.ErrInvalidInput; a Redis failure one
+// wrapping ports.ErrUnavailable. It blocks for one round trip to Redis (plus
+// the client's retries) or until ctx is done.
+func (s *TokenStore) Issue(ctx context.Context, callSid string, ttl time.Duration) (string, error) {
+	if ttl < time.Millisecond {
+		return "", fmt.Errorf("redisstore: issue: ttl %v: %w", ttl, ports.ErrInvalidInput)
+	}
+	ttl = ttl.Round(time.Millisecond)
+	token := ports.NewToken()
+	err := s.client.SetArgs(ctx, s.key(token), callSid, redis.SetArgs{Mode: "NX", TTL: ttl + Expired}).Err()
+	if errors.Is(err, redis.Nil) { // NX refused: a 256-bit random collision
+		return "", fmt.Errorf("redisstore: issue: token collision: %w", ports.ErrUnavailable)
+	}
+	if err != nil {
+		return "", fail("issue", err)
+	}
+	return token, nil
+}
+
+// Consume accepts token for callSid once. It returns nil for a live token
+// of that call; an error wrapping ports.ErrTokenExpired for a token whose
+// time to live passed less than Expired ago; an error wrapping
+// ports.ErrTokenInvalid for one unknown, already consumed, expired longer
+// ago, or bound to another call (such a token is consumed all the same);
+// and an error wrapping ports.ErrUnavailable when Redis fails. The token is
+// taken atomically: among concurrent calls in all processes at most one
+// succeeds. It blocks for one round trip to Redis or until ctx is done.
+func (s *TokenStore) Consume(ctx context.Context, token, callSid string) error {
+	res, err := consumeScript.Run(ctx, s.client, []string{s.key(token)}).Slice()
+	if errors.Is(err, redis.Nil) {
+		return fmt.Errorf("redisstore: consume: %w", ports.ErrTokenInvalid)
+	}
+	if err != nil {
+		return fail("consume", err)
+	}
+	sid, _ := res[0].(string)
+	left, _ := res[1].(int64)
+	if left >= 0 && time.Duration(left)*time.Millisecond <= Expired {
+		return fmt.Errorf("redisstore: consume: %w", ports.ErrTokenExpired)
+	}
+	if subtle.ConstantTimeCompare([]byte(sid), []byte(callSid)) != 1 {
+		return fmt.Errorf("redisstore: consume: %w", ports.ErrTokenInvalid)
+	}
+	return nil
+}
+
+// Ping reports whether Redis answers: nil, or an error wrapping
+// ports.ErrUnavailable. It blocks for one round trip or until ctx is done.
+func (s *TokenStore) Ping(ctx context.Context) error {
+	if err := s.client.Ping(ctx).Err(); err != nil {
+		return fail("ping", err)
+	}
+	return nil
+}
+
+// Close closes the connections to Redis. Calls after Close fail.
+func (s *TokenStore) Close() error {
+	if err := s.client.Close(); err != nil {
+		return fmt.Errorf("redisstore: close: %w", err)
+	}
+	return nil
+}
+
+func (s *TokenStore) key(token string) string {
+	return s.prefix + "token:" + ports.TokenKey(token)
+}
+
+// fail names the operation and classifies err: a context's end is reported
+// as such, anything else as ports.ErrUnavailable.
+func fail(op string, err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("redisstore: %s: %w", op, err)
+	}
+	return fmt.Errorf("redisstore: %s: %w: %w", op, ports.ErrUnavailable, err)
+}
