@@ -1,0 +1,192 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/convgateway/gateway/ports"
+)
+
+// SeenTTL is how long FirstSeen remembers a key at least; older keys are
+// pruned.
+const SeenTTL = 24 * time.Hour
+
+// pruneEvery is the least time between two prunings of old delivery keys.
+const pruneEvery = time.Minute
+
+// busyTimeout is how long a statement waits for another connection's write
+// lock before failing with SQLITE_BUSY.
+const busyTimeout = 5 * time.Second
+
+var _ ports.ThreadStore = (*Store)(nil)
+
+// Store is a ports.ThreadStore in one SQLite file. It is safe for concurrent
+// use within one process; see the package comment for why only one process
+// may use a file.
+type Store struct {
+	db        *sql.DB
+	log       *slog.Logger
+	locks     *userLocks
+	now       func() time.Time
+	lastPrune atomic.Int64 // unix ms of the last pruning
+}
+
+// Open opens (creating it and its directory if needed) the SQLite database
+// at path, in WAL mode, and applies pending schema migrations. It blocks for
+// the migrations and fails with an error wrapping ports.ErrUnavailable when
+// the file cannot be created or opened. Close the Store when done.
+func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
+	return open(ctx, path, log, time.Now)
+}
+
+func open(ctx context.Context, path string, log *slog.Logger, now func() time.Time) (*Store, error) {
+	if path == "" {
+		return nil, fmt.Errorf("sqlite: open: empty path: %w", ports.ErrInvalidInput)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("sqlite: open: create directory: %w: %w", ports.ErrUnavailable, err)
+	}
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath()+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w: %w", ports.ErrUnavailable, err)
+	}
+	s := &Store{db: db, log: log, locks: newUserLocks(), now: now}
+	ms, err := loadMigrations(migrationFiles)
+	if err == nil {
+		var applied int
+		applied, err = migrate(ctx, db, ms, now().UnixMilli())
+		if applied > 0 {
+			log.Info("sqlite: schema migrated", "path", path, "applied", applied, "version", ms[len(ms)-1].version)
+		}
+	}
+	if err == nil {
+		err = s.prune(ctx)
+	}
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w: %w", path, ports.ErrUnavailable, err)
+	}
+	return s, nil
+}
+
+// Close closes the database. Calls made after Close fail.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("sqlite: close: %w", err)
+	}
+	return nil
+}
+
+// Thread returns the thread stored for user, or an error wrapping
+// ports.ErrNotFound; other failures wrap ports.ErrUnavailable.
+func (s *Store) Thread(ctx context.Context, user string) (string, error) {
+	var id string
+	err := s.db.QueryRowContext(ctx, `SELECT thread_id FROM threads WHERE user = ?`, user).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("sqlite: thread: %w", ports.ErrNotFound)
+	}
+	if err != nil {
+		return "", dbErr(ctx, "thread", err)
+	}
+	return id, nil
+}
+
+// SaveThread stores threadID for user unless the user has a thread, and
+// returns the stored thread (the first writer wins). It blocks for at most
+// the busy timeout while another connection writes; failures wrap
+// ports.ErrUnavailable.
+func (s *Store) SaveThread(ctx context.Context, user, threadID string) (string, error) {
+	_, err := s.db.ExecContext(ctx,
+		`INSERT INTO threads (user, thread_id, created_at) VALUES (?, ?, ?) ON CONFLICT (user) DO NOTHING`,
+		user, threadID, s.now().UnixMilli())
+	if err != nil {
+		return "", dbErr(ctx, "save thread", err)
+	}
+	var id string
+	if err := s.db.QueryRowContext(ctx, `SELECT thread_id FROM threads WHERE user = ?`, user).Scan(&id); err != nil {
+		return "", dbErr(ctx, "save thread", err)
+	}
+	return id, nil
+}
+
+// FirstSeen records key and reports whether it was new; exactly one of
+// concurrent callers with one key gets true. Keys older than SeenTTL are
+// pruned now and then. Failures wrap ports.ErrUnavailable.
+func (s *Store) FirstSeen(ctx context.Context, key string) (bool, error) {
+	now := s.now()
+	res, err := s.db.ExecContext(ctx, `INSERT OR IGNORE INTO deliveries (key, seen_at) VALUES (?, ?)`, key, now.UnixMilli())
+	if err != nil {
+		return false, dbErr(ctx, "first seen", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, dbErr(ctx, "first seen", err)
+	}
+	if last := s.lastPrune.Load(); now.UnixMilli()-last >= pruneEvery.Milliseconds() && s.lastPrune.CompareAndSwap(last, now.UnixMilli()) {
+		if err := s.prune(ctx); err != nil {
+			s.log.Warn("sqlite: prune delivery keys", "err", err)
+		}
+	}
+	return n == 1, nil
+}
+
+// prune deletes delivery keys older than SeenTTL.
+func (s *Store) prune(ctx context.Context) error {
+	now := s.now()
+	s.lastPrune.Store(now.UnixMilli())
+	_, err := s.db.ExecContext(ctx, `DELETE FROM deliveries WHERE seen_at < ?`, now.Add(-SeenTTL).UnixMilli())
+	return err
+}
+
+// LockUser blocks until the caller holds user's lock or ctx is done; waiters
+// are served first come, first served. The lock lives in this process only.
+// A caller whose ctx ends while waiting leaves the queue and gets an error
+// wrapping ctx.Err(). The returned unlock hands the lock to the next waiter;
+// calling it again does nothing.
+func (s *Store) LockUser(ctx context.Context, user string) (func(), error) {
+	unlock, err := s.locks.lock(ctx, user)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: lock user: %w", err)
+	}
+	return unlock, nil
+}
+
+// LockWaiters returns the number of callers waiting for user's lock
+// (porttest.LockObserver). It does not block.
+func (s *Store) LockWaiters(_ context.Context, user string) (int, error) {
+	return s.locks.waiting(user), nil
+}
+
+// Ping checks that the database answers a query; failures wrap
+// ports.ErrUnavailable.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	if err := s.db.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
+		return dbErr(ctx, "ping", err)
+	}
+	return nil
+}
+
+// dbErr names a failed operation; it wraps ctx.Err() when the context ended,
+// else ports.ErrUnavailable.
+func dbErr(ctx context.Context, op string, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return fmt.Errorf("sqlite: %s: %w", op, ctxErr)
+	}
+	return fmt.Errorf("sqlite: %s: %w: %w", op, ports.ErrUnavailable, err)
+}

@@ -1,0 +1,194 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/convgateway/gateway/ports"
+	"github.com/convgateway/gateway/ports/porttest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func openStore(t *testing.T, path string) *Store {
+	t.Helper()
+	s, err := Open(t.Context(), path, discard())
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, s.Close()) })
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	// One file shared by every subtest, as in production: the suite uses
+	// random users and keys.
+	s := openStore(t, filepath.Join(t.TempDir(), "gateway.db"))
+	porttest.ThreadStore(t, func(*testing.T) ports.ThreadStore { return s })
+}
+
+func TestOpenCreatesDirectoryAndFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "nested", "data", "gateway.db")
+	s := openStore(t, path)
+	require.FileExists(t, path)
+	require.NoError(t, s.Ping(t.Context()))
+
+	var mode string
+	require.NoError(t, s.db.QueryRowContext(t.Context(), `PRAGMA journal_mode`).Scan(&mode))
+	assert.Equal(t, "wal", mode)
+}
+
+func TestOpenRejectsEmptyPath(t *testing.T) {
+	_, err := Open(t.Context(), "", discard())
+	require.ErrorIs(t, err, ports.ErrInvalidInput)
+}
+
+func TestThreadsSurviveReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gateway.db")
+	s, err := Open(t.Context(), path, discard())
+	require.NoError(t, err)
+	got, err := s.SaveThread(t.Context(), "whatsapp:+15551234567", "conv_1")
+	require.NoError(t, err)
+	require.Equal(t, "conv_1", got)
+	first, err := s.FirstSeen(t.Context(), "MM1")
+	require.NoError(t, err)
+	require.True(t, first)
+	require.NoError(t, s.Close())
+
+	s = openStore(t, path)
+	id, err := s.Thread(t.Context(), "whatsapp:+15551234567")
+	require.NoError(t, err)
+	assert.Equal(t, "conv_1", id)
+	got, err = s.SaveThread(t.Context(), "whatsapp:+15551234567", "conv_2")
+	require.NoError(t, err)
+	assert.Equal(t, "conv_1", got, "the thread saved before the restart wins")
+	first, err = s.FirstSeen(t.Context(), "MM1")
+	require.NoError(t, err)
+	assert.False(t, first, "a delivery seen before the restart is remembered")
+}
+
+func TestMigrationsIdempotent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gateway.db")
+	for range 3 {
+		s, err := Open(t.Context(), path, discard())
+		require.NoError(t, err)
+		require.NoError(t, s.Close())
+	}
+	s := openStore(t, path)
+	ms, err := loadMigrations(migrationFiles)
+	require.NoError(t, err)
+	var n, version int
+	require.NoError(t, s.db.QueryRowContext(t.Context(),
+		`SELECT count(*), max(version) FROM schema_migrations`).Scan(&n, &version))
+	assert.Equal(t, len(ms), n, "each migration is recorded once")
+	assert.Equal(t, ms[len(ms)-1].version, version)
+
+	applied, err := migrate(t.Context(), s.db, ms, 0)
+	require.NoError(t, err)
+	assert.Zero(t, applied, "nothing left to apply")
+}
+
+func TestMigrateAppliesNewVersionsInOrder(t *testing.T) {
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "m.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = db.Close() })
+	v1 := fstest.MapFS{"migrations/0001_a.sql": {Data: []byte(`CREATE TABLE a (x INTEGER)`)}}
+	ms, err := loadMigrations(v1)
+	require.NoError(t, err)
+	applied, err := migrate(t.Context(), db, ms, 0)
+	require.NoError(t, err)
+	assert.Equal(t, 1, applied)
+
+	v3 := fstest.MapFS{
+		"migrations/0001_a.sql": v1["migrations/0001_a.sql"],
+		"migrations/0003_c.sql": {Data: []byte(`INSERT INTO a (x) SELECT max(x) * 10 FROM a`)},
+		"migrations/0002_b.sql": {Data: []byte(`INSERT INTO a (x) VALUES (7)`)},
+	}
+	ms, err = loadMigrations(v3)
+	require.NoError(t, err)
+	applied, err = migrate(t.Context(), db, ms, 0)
+	require.NoError(t, err)
+	assert.Equal(t, 2, applied, "only the new versions run")
+	var sum int
+	require.NoError(t, db.QueryRowContext(t.Context(), `SELECT sum(x) FROM a`).Scan(&sum))
+	assert.Equal(t, 77, sum, "0002 ran before 0003")
+}
+
+func TestFailedMigrationIsRolledBack(t *testing.T) {
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "m.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = db.Close() })
+	ms, err := loadMigrations(fstest.MapFS{
+		"migrations/0001_bad.sql": {Data: []byte(`CREATE TABLE b (x INTEGER); INSERT INTO nowhere VALUES (1)`)},
+	})
+	require.NoError(t, err)
+	_, err = migrate(t.Context(), db, ms, 0)
+	require.ErrorContains(t, err, "0001_bad.sql")
+	var n int
+	require.NoError(t, db.QueryRowContext(t.Context(),
+		`SELECT count(*) FROM sqlite_master WHERE name = 'b'`).Scan(&n))
+	assert.Zero(t, n, "the half-applied migration left nothing behind")
+	require.NoError(t, db.QueryRowContext(t.Context(), `SELECT count(*) FROM schema_migrations`).Scan(&n))
+	assert.Zero(t, n)
+}
+
+func TestLoadMigrationsRejectsBadNames(t *testing.T) {
+	for name, fsys := range map[string]fstest.MapFS{
+		"no version": {"migrations/init.sql": {}},
+		"duplicate":  {"migrations/0001_a.sql": {}, "migrations/001_b.sql": {}},
+	} {
+		_, err := loadMigrations(fsys)
+		assert.Error(t, err, name)
+	}
+}
+
+func TestFirstSeenForgetsAfterTTL(t *testing.T) {
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	s, err := open(t.Context(), filepath.Join(t.TempDir(), "gateway.db"), discard(), clock)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+
+	first, err := s.FirstSeen(t.Context(), "old")
+	require.NoError(t, err)
+	require.True(t, first)
+
+	now = now.Add(SeenTTL - time.Minute)
+	first, err = s.FirstSeen(t.Context(), "old")
+	require.NoError(t, err)
+	assert.False(t, first, "remembered within the TTL")
+
+	now = now.Add(2 * time.Minute) // past the TTL and past pruneEvery
+	_, err = s.FirstSeen(t.Context(), "trigger")
+	require.NoError(t, err)
+	var n int
+	require.NoError(t, s.db.QueryRowContext(t.Context(), `SELECT count(*) FROM deliveries WHERE key = 'old'`).Scan(&n))
+	assert.Zero(t, n, "keys older than the TTL are pruned")
+}
+
+func TestClosedStoreIsUnavailable(t *testing.T) {
+	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "gateway.db"), discard())
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	require.ErrorIs(t, s.Ping(t.Context()), ports.ErrUnavailable)
+	_, err = s.FirstSeen(t.Context(), "k")
+	require.ErrorIs(t, err, ports.ErrUnavailable)
+}
+
+func TestCancelledContext(t *testing.T) {
+	s := openStore(t, filepath.Join(t.TempDir(), "gateway.db"))
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	_, err := s.SaveThread(ctx, "u", "t")
+	require.ErrorIs(t, err, context.Canceled)
+}
