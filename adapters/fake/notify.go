@@ -84,11 +84,10 @@ type stream[E any] struct {
 	items  chan item[E]
 	closed chan struct{} // closed by the local side's Close
 
-	mu         sync.Mutex
-	localEnd   *ports.SessionEnded // set by close
-	remoteEnd  *ports.SessionEnded // set by the peer's end
-	recvEnd    *ports.SessionEnded // the end Recv has delivered
-	closeCalls int
+	mu        sync.Mutex
+	localEnd  *ports.SessionEnded // set by close
+	remoteEnd *ports.SessionEnded // set by the peer's end
+	recvEnd   *ports.SessionEnded // the end Recv has delivered
 }
 
 func newStream[E any]() *stream[E] {
@@ -178,7 +177,6 @@ func (s *stream[E]) recv(ctx context.Context) (E, error) {
 func (s *stream[E]) close(end *ports.SessionEnded) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.closeCalls++
 	if s.localEnd != nil {
 		return false
 	}

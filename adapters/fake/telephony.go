@@ -38,6 +38,7 @@ type TelephonyPeer struct {
 	code      int
 	reason    string
 	echoMarks bool
+	pending   []string // marks sent and not yet echoed
 	sendErr   error
 	changed   changes
 }
@@ -69,11 +70,21 @@ func (c *Telephony) send(ctx context.Context, op string, out porttest.Outbound) 
 		return fmt.Errorf("fake: %s: %w", op, err)
 	}
 	p.received = append(p.received, out)
-	echo := out.Kind == "mark" && p.echoMarks
+	var echo []string
+	switch {
+	case out.Kind == "mark" && p.echoMarks:
+		echo = []string{out.Mark}
+	case out.Kind == "mark":
+		p.pending = append(p.pending, out.Mark)
+	case out.Kind == "clear":
+		echo, p.pending = p.pending, nil
+	}
 	p.mu.Unlock()
 	p.changed.notify()
-	if echo {
-		return p.Mark(ctx, out.Mark)
+	for _, name := range echo {
+		if err := p.Mark(ctx, name); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -83,12 +94,14 @@ func (c *Telephony) SendAudio(ctx context.Context, audio []byte) error {
 	return c.send(ctx, "send audio", porttest.Outbound{Kind: "media", Audio: slices.Clone(audio)})
 }
 
-// SendMark records the mark; with EchoMarks on, the peer echoes it at once.
+// SendMark records the mark. The peer echoes it when the test plays it
+// (PlayMark), at the next Clear, or at once with EchoMarks on.
 func (c *Telephony) SendMark(ctx context.Context, name string) error {
 	return c.send(ctx, "send mark", porttest.Outbound{Kind: "mark", Mark: name})
 }
 
-// Clear records the clear.
+// Clear records the clear; the peer echoes every mark not yet played, as
+// Twilio does.
 func (c *Telephony) Clear(ctx context.Context) error {
 	return c.send(ctx, "clear", porttest.Outbound{Kind: "clear"})
 }
@@ -181,6 +194,28 @@ func (p *TelephonyPeer) EchoMarks(on bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.echoMarks = on
+}
+
+// PlayMark echoes the oldest mark not yet echoed, as Twilio does when the
+// audio before it has played, and returns its name. It fails with
+// ports.ErrNotFound when no mark is pending.
+func (p *TelephonyPeer) PlayMark(ctx context.Context) (string, error) {
+	p.mu.Lock()
+	if len(p.pending) == 0 {
+		p.mu.Unlock()
+		return "", fmt.Errorf("fake: play mark: %w", ports.ErrNotFound)
+	}
+	name := p.pending[0]
+	p.pending = p.pending[1:]
+	p.mu.Unlock()
+	return name, p.Mark(ctx, name)
+}
+
+// PendingMarks returns the marks sent and not yet echoed, oldest first.
+func (p *TelephonyPeer) PendingMarks() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.pending)
 }
 
 // FailSends makes every later send of the channel fail with err (nil

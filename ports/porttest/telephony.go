@@ -89,7 +89,13 @@ func TelephonyChannel(t *testing.T, newHarness func(t *testing.T) TelephonyHarne
 			{Kind: "mark", Mark: "m2"},
 		}
 		eventually(t, "sends received", func() bool { return len(h.Peer.Received()) >= len(want) })
-		assert.Equal(t, want, h.Peer.Received())
+		got := h.Peer.Received()
+		for i := range got {
+			if len(got[i].Audio) == 0 {
+				got[i].Audio = nil // a peer may decode "no audio" as empty
+			}
+		}
+		assert.Equal(t, want, got)
 	})
 
 	t.Run("StopEndsStream", func(t *testing.T) {

@@ -1,0 +1,112 @@
+package fake_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/convgateway/gateway/adapters/fake"
+	"github.com/convgateway/gateway/ports"
+)
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestSpeechModelSessions(t *testing.T) {
+	ctx := testCtx(t)
+	m := fake.NewSpeechModel()
+	got := make(chan *fake.SpeechSession, 1)
+	go func() {
+		s, err := m.Session(ctx, 1)
+		assert.NoError(t, err)
+		got <- s
+	}()
+	first, err := m.Open(ctx, ports.SpeechConfig{CallSid: "CA1"})
+	require.NoError(t, err)
+	defer first.Close()
+	second, err := m.Open(ctx, ports.SpeechConfig{CallSid: "CA2"})
+	require.NoError(t, err)
+	defer second.Close()
+
+	s := <-got
+	assert.Same(t, second, s, "Session(1) waits for the second session")
+	assert.Equal(t, "CA2", s.Config().CallSid)
+	assert.Len(t, m.Sessions(), 2)
+}
+
+func TestSpeechModelOpenScript(t *testing.T) {
+	ctx := testCtx(t)
+	m := fake.NewSpeechModel()
+	m.FailOpen(ports.ErrUnavailable)
+	_, err := m.Open(ctx, ports.SpeechConfig{})
+	require.ErrorIs(t, err, ports.ErrUnavailable)
+	s, err := m.Open(ctx, ports.SpeechConfig{})
+	require.NoError(t, err, "only the next Open fails")
+	require.NoError(t, s.Close())
+
+	m.SetOpenDelay(time.Hour)
+	short, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err = m.Open(short, ports.SpeechConfig{})
+	require.ErrorIs(t, err, context.Canceled, "a slow open honours ctx")
+}
+
+func TestSpeechSessionWaitSentAndDone(t *testing.T) {
+	ctx := testCtx(t)
+	m := fake.NewSpeechModel()
+	client, err := m.Open(ctx, ports.SpeechConfig{})
+	require.NoError(t, err)
+	s, err := m.Session(ctx, 0)
+	require.NoError(t, err)
+
+	go func() {
+		_ = client.SendText(ctx, "hi")
+		_ = client.Truncate(ctx, "item_1", 250)
+	}()
+	sent, err := s.WaitSent(ctx, func(s fake.SpeechSent) bool { return len(s.Truncations) == 1 })
+	require.NoError(t, err)
+	assert.Equal(t, []string{"hi"}, sent.Texts)
+	assert.Equal(t, 250, sent.Truncations[0].AudioEndMs)
+
+	s.FailSends(ports.ErrUnavailable)
+	require.ErrorIs(t, client.AppendAudio(ctx, []byte("AAAA")), ports.ErrUnavailable)
+	s.FailSends(nil)
+	require.NoError(t, client.AppendAudio(ctx, []byte("AAAA")))
+
+	go client.Close()
+	select {
+	case <-s.Done():
+	case <-ctx.Done():
+		t.Fatal("Done not closed after Close")
+	}
+	require.ErrorIs(t, s.StartSpeech(ctx, "item", 0), ports.ErrClosed, "the peer cannot emit after Close")
+}
+
+func TestSpeechSessionEndReason(t *testing.T) {
+	ctx := testCtx(t)
+	m := fake.NewSpeechModel()
+	client, err := m.Open(ctx, ports.SpeechConfig{})
+	require.NoError(t, err)
+	defer client.Close()
+	s, err := m.Session(ctx, 0)
+	require.NoError(t, err)
+
+	require.NoError(t, s.StartSpeech(ctx, "item_1", 10))
+	require.NoError(t, s.End(ctx, "session_limit"))
+	require.ErrorIs(t, client.SendText(ctx, "late"), ports.ErrClosed, "sends fail once the model ended")
+
+	ev, err := client.Recv(ctx)
+	require.NoError(t, err, "events queued before the end are delivered")
+	assert.Equal(t, ports.SpeechStarted, ev.Type)
+	_, err = client.Recv(ctx)
+	var ended *ports.SessionEnded
+	require.True(t, errors.As(err, &ended))
+	assert.Equal(t, "session_limit", ended.Reason)
+}
