@@ -1,0 +1,183 @@
+package mediastream
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/convgateway/gateway/ports"
+)
+
+// errUnknownEvent marks a well-formed frame whose event the channel does not
+// handle; it is skipped like a malformed one but logged more quietly.
+var errUnknownEvent = errors.New("unknown event")
+
+// decoder turns Twilio frames into CallEvents. It remembers the last
+// streamSid so that the many media frames of one stream share one string.
+// It is not safe for concurrent use.
+type decoder struct {
+	streamSid string
+}
+
+// frame holds the raw top-level members of one Twilio message.
+type frame struct {
+	event, seq, streamSid, start, media, mark, dtmf []byte
+}
+
+// decode parses one text frame. The returned event's Payload aliases b.
+// Errors wrap ports.ErrInvalidInput (malformed frame) or errUnknownEvent.
+func (d *decoder) decode(b []byte) (ports.CallEvent, error) {
+	if !json.Valid(b) {
+		return ports.CallEvent{}, fmt.Errorf("%w: not JSON", ports.ErrInvalidInput)
+	}
+	it, ok := objectFields(b)
+	if !ok {
+		return ports.CallEvent{}, fmt.Errorf("%w: not an object", ports.ErrInvalidInput)
+	}
+	var f frame
+	for key, val, ok := it.next(); ok; key, val, ok = it.next() {
+		switch string(key) {
+		case "event":
+			f.event = val
+		case "sequenceNumber":
+			f.seq = val
+		case "streamSid":
+			f.streamSid = val
+		case "start":
+			f.start = val
+		case "media":
+			f.media = val
+		case "mark":
+			f.mark = val
+		case "dtmf":
+			f.dtmf = val
+		}
+	}
+	event, ok := stringValue(f.event)
+	if !ok {
+		return ports.CallEvent{}, fmt.Errorf("%w: no event name", ports.ErrInvalidInput)
+	}
+	var ev ports.CallEvent
+	if f.seq != nil {
+		if ev.Seq, ok = intValue(f.seq); !ok {
+			return ports.CallEvent{}, fmt.Errorf("%w: bad sequenceNumber", ports.ErrInvalidInput)
+		}
+	}
+	if sid, ok := stringValue(f.streamSid); ok {
+		ev.StreamSid = d.sid(sid)
+	}
+	var err error
+	switch string(event) {
+	case "media":
+		ev.Type = ports.CallMedia
+		err = decodeMedia(f.media, &ev)
+	case "mark":
+		ev.Type = ports.CallMark
+		ev.Mark, err = memberString(f.mark, "name")
+	case "dtmf":
+		ev.Type = ports.CallDTMF
+		ev.Digit, err = memberString(f.dtmf, "digit")
+	case "connected":
+		ev.Type = ports.CallConnected
+	case "start":
+		ev.Type = ports.CallStart
+		err = d.decodeStart(f.start, &ev)
+	case "stop":
+		ev.Type = ports.CallStop
+	default:
+		return ports.CallEvent{}, fmt.Errorf("%w %q", errUnknownEvent, event)
+	}
+	if err != nil {
+		return ports.CallEvent{}, fmt.Errorf("%s: %w", event, err)
+	}
+	return ev, nil
+}
+
+// sid returns raw as a string, reusing the remembered one when it matches.
+func (d *decoder) sid(raw []byte) string {
+	if string(raw) != d.streamSid {
+		d.streamSid = string(raw)
+	}
+	return d.streamSid
+}
+
+func decodeMedia(v []byte, ev *ports.CallEvent) error {
+	it, ok := objectFields(v)
+	if !ok {
+		return fmt.Errorf("%w: no media object", ports.ErrInvalidInput)
+	}
+	var payload, ts []byte
+	for key, val, ok := it.next(); ok; key, val, ok = it.next() {
+		switch string(key) {
+		case "payload":
+			payload = val
+		case "timestamp":
+			ts = val
+		}
+	}
+	if ev.Payload, ok = stringValue(payload); !ok {
+		return fmt.Errorf("%w: no payload", ports.ErrInvalidInput)
+	}
+	if ts != nil {
+		if ev.TimestampMs, ok = intValue(ts); !ok {
+			return fmt.Errorf("%w: bad timestamp", ports.ErrInvalidInput)
+		}
+	}
+	return nil
+}
+
+// memberString returns the string member name of the object v.
+func memberString(v []byte, name string) (string, error) {
+	it, ok := objectFields(v)
+	if ok {
+		for key, val, ok := it.next(); ok; key, val, ok = it.next() {
+			if string(key) == name {
+				if s, ok := stringValue(val); ok {
+					return string(s), nil
+				}
+			}
+		}
+	}
+	return "", fmt.Errorf("%w: no %s", ports.ErrInvalidInput, name)
+}
+
+// startMessage is the start member of a start frame, as Twilio sends it.
+type startMessage struct {
+	AccountSid       string            `json:"accountSid"`
+	StreamSid        string            `json:"streamSid"`
+	CallSid          string            `json:"callSid"`
+	Tracks           []string          `json:"tracks"`
+	CustomParameters map[string]string `json:"customParameters"`
+	MediaFormat      struct {
+		Encoding   string `json:"encoding"`
+		SampleRate int    `json:"sampleRate"`
+		Channels   int    `json:"channels"`
+	} `json:"mediaFormat"`
+}
+
+func (d *decoder) decodeStart(v []byte, ev *ports.CallEvent) error {
+	var s startMessage
+	if v == nil {
+		return fmt.Errorf("%w: no start object", ports.ErrInvalidInput)
+	}
+	if err := json.Unmarshal(v, &s); err != nil {
+		return fmt.Errorf("%w: %v", ports.ErrInvalidInput, err)
+	}
+	if s.StreamSid != "" {
+		ev.StreamSid = s.StreamSid
+		d.streamSid = s.StreamSid
+	}
+	if ev.StreamSid == "" || s.CallSid == "" {
+		return fmt.Errorf("%w: start without streamSid or callSid", ports.ErrInvalidInput)
+	}
+	ev.CallSid = s.CallSid
+	ev.AccountSid = s.AccountSid
+	ev.Params = s.CustomParameters
+	if ev.Params == nil {
+		ev.Params = map[string]string{}
+	}
+	ev.Encoding = s.MediaFormat.Encoding
+	ev.SampleRate = s.MediaFormat.SampleRate
+	ev.Channels = s.MediaFormat.Channels
+	return nil
+}

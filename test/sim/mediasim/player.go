@@ -1,0 +1,169 @@
+package mediasim
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/convgateway/gateway/ports/porttest"
+)
+
+// read records the gateway's frames and feeds the playback queue. Frames
+// the simulator cannot parse are recorded with an empty Kind.
+func (c *Caller) read(ctx context.Context) {
+	defer c.wg.Done()
+	defer close(c.done)
+	for {
+		_, b, err := c.conn.Read(ctx)
+		if err != nil {
+			if code := websocket.CloseStatus(err); code >= 0 {
+				c.mu.Lock()
+				c.closed, c.closeCode = true, int(code)
+				c.mu.Unlock()
+			}
+			return
+		}
+		var f outboundFrame
+		if json.Unmarshal(b, &f) != nil {
+			c.record(porttest.Outbound{})
+			continue
+		}
+		switch f.Event {
+		case "media":
+			c.receiveMedia(f.Media.Payload)
+		case "mark":
+			c.record(porttest.Outbound{Kind: "mark", Mark: f.Mark.Name})
+			c.enqueue(queued{mark: f.Mark.Name, isMark: true})
+		case "clear":
+			c.record(porttest.Outbound{Kind: "clear"})
+			c.clear(ctx)
+		default:
+			c.record(porttest.Outbound{Kind: f.Event})
+		}
+	}
+}
+
+func (c *Caller) record(o porttest.Outbound) {
+	c.mu.Lock()
+	c.received = append(c.received, o)
+	c.mu.Unlock()
+}
+
+func (c *Caller) receiveMedia(payload string) {
+	audio, err := base64.StdEncoding.DecodeString(payload)
+	c.mu.Lock()
+	c.received = append(c.received, porttest.Outbound{Kind: "media", Audio: []byte(payload)})
+	if c.firstAudio == 0 && !c.startedAt.IsZero() {
+		c.firstAudio = max(c.clock.Now().Sub(c.startedAt), time.Nanosecond)
+	}
+	c.mu.Unlock()
+	if err == nil {
+		c.enqueue(queued{audio: audio})
+	}
+}
+
+func (c *Caller) enqueue(q queued) {
+	c.mu.Lock()
+	c.queue = append(c.queue, q)
+	c.mu.Unlock()
+	c.poke()
+}
+
+func (c *Caller) poke() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// clear empties the playback queue, keeping the played part of the chunk
+// that was playing, and echoes every pending mark at once.
+func (c *Caller) clear(ctx context.Context) {
+	c.mu.Lock()
+	now := c.clock.Now()
+	c.clears = append(c.clears, now)
+	var flushed []string
+	for i, q := range c.queue {
+		switch {
+		case q.isMark:
+			flushed = append(flushed, q.mark)
+		case i == 0 && !q.started.IsZero():
+			n := min(int(now.Sub(q.started)/time.Millisecond)*8, len(q.audio))
+			c.played = append(c.played, q.audio[:n]...)
+		}
+	}
+	c.queue = nil
+	c.mu.Unlock()
+	for _, name := range flushed {
+		c.echo(ctx, name, true)
+	}
+	c.poke()
+}
+
+// play plays the queue at 8 bytes per millisecond on the caller's clock,
+// echoing each mark when the audio before it has played.
+func (c *Caller) play(ctx context.Context) {
+	defer c.wg.Done()
+	for {
+		c.mu.Lock()
+		var wait time.Duration
+		var mark string
+		if len(c.queue) > 0 {
+			head := &c.queue[0]
+			now := c.clock.Now()
+			switch {
+			case head.isMark:
+				mark = head.mark
+				c.queue = c.queue[1:]
+			case head.started.IsZero():
+				head.started = now
+				wait = playTime(len(head.audio))
+			default:
+				wait = head.started.Add(playTime(len(head.audio))).Sub(now)
+				if wait <= 0 {
+					c.played = append(c.played, head.audio...)
+					c.queue = c.queue[1:]
+					wait = 0
+				}
+			}
+			if len(c.queue) == 0 {
+				c.queue = nil // let the backing array go
+			}
+		}
+		idle := len(c.queue) == 0 && mark == ""
+		c.mu.Unlock()
+
+		switch {
+		case mark != "":
+			c.echo(ctx, mark, false)
+		case idle:
+			select {
+			case <-c.wake:
+			case <-ctx.Done():
+				return
+			}
+		case wait > 0:
+			select {
+			case <-c.clock.After(wait):
+			case <-c.wake: // a clear may have emptied the queue
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+func playTime(bytes int) time.Duration { return time.Duration(bytes) * time.Millisecond / 8 }
+
+// echo sends a mark back to the gateway and records it.
+func (c *Caller) echo(ctx context.Context, name string, flushed bool) {
+	c.mu.Lock()
+	c.marks = append(c.marks, MarkEcho{Name: name, At: c.clock.Now(), Flushed: flushed})
+	c.mu.Unlock()
+	f := markFrame{Event: "mark", SequenceNumber: c.nextSeq(), StreamSid: c.sid()}
+	f.Mark.Name = name
+	_ = c.writeJSON(ctx, f) // the stream may be ending; the echo is recorded either way
+}
