@@ -1,19 +1,3 @@
-// Package porttest holds one conformance suite per port. Every
-// implementation of a port, the fakes and the real adapters alike, runs its
-// port's suite from its own test in a few lines:
-//
-//	func TestConformance(t *testing.T) {
-//		porttest.ThreadStore(t, func(t *testing.T) ports.ThreadStore { return memory.NewThreadStore() })
-//	}
-//
-// Each suite takes a factory so that every subtest gets fresh state, and
-// bounds every blocking step with a deadline so that a hung implementation
-// fails instead of stalling.
-//
-// Ports whose behaviour depends on a remote peer (a speech model, a
-// telephony stream, an assistant, a message provider) are tested together
-// with a scriptable Peer: the fake's own script, or a simulator on loopback
-// for a real adapter.
 package porttest
 
 import (

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -115,6 +116,8 @@ func TokenStore(t *testing.T, newStore func(t *testing.T) ports.TokenStore) {
 					accepted.Add(1)
 				case !errors.Is(err, ports.ErrTokenInvalid):
 					t.Errorf("Consume: want ErrTokenInvalid, got %v", err)
+				case strings.Contains(err.Error(), tok):
+					t.Errorf("error text reveals the token")
 				}
 			})
 		}
