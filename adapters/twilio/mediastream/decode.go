@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/convgateway/gateway/adapters/internal/jsonscan"
 	"github.com/convgateway/gateway/ports"
 )
 
@@ -30,12 +31,12 @@ func (d *decoder) decode(b []byte) (ports.CallEvent, error) {
 	if !json.Valid(b) {
 		return ports.CallEvent{}, fmt.Errorf("%w: not JSON", ports.ErrInvalidInput)
 	}
-	it, ok := objectFields(b)
+	it, ok := jsonscan.Object(b)
 	if !ok {
 		return ports.CallEvent{}, fmt.Errorf("%w: not an object", ports.ErrInvalidInput)
 	}
 	var f frame
-	for key, val, ok := it.next(); ok; key, val, ok = it.next() {
+	for key, val, ok := it.Next(); ok; key, val, ok = it.Next() {
 		switch string(key) {
 		case "event":
 			f.event = val
@@ -53,17 +54,17 @@ func (d *decoder) decode(b []byte) (ports.CallEvent, error) {
 			f.dtmf = val
 		}
 	}
-	event, ok := stringValue(f.event)
+	event, ok := jsonscan.String(f.event)
 	if !ok {
 		return ports.CallEvent{}, fmt.Errorf("%w: no event name", ports.ErrInvalidInput)
 	}
 	var ev ports.CallEvent
 	if f.seq != nil {
-		if ev.Seq, ok = intValue(f.seq); !ok {
+		if ev.Seq, ok = jsonscan.Int(f.seq); !ok {
 			return ports.CallEvent{}, fmt.Errorf("%w: bad sequenceNumber", ports.ErrInvalidInput)
 		}
 	}
-	if sid, ok := stringValue(f.streamSid); ok {
+	if sid, ok := jsonscan.String(f.streamSid); ok {
 		ev.StreamSid = d.sid(sid)
 	}
 	var err error
@@ -102,12 +103,12 @@ func (d *decoder) sid(raw []byte) string {
 }
 
 func decodeMedia(v []byte, ev *ports.CallEvent) error {
-	it, ok := objectFields(v)
+	it, ok := jsonscan.Object(v)
 	if !ok {
 		return fmt.Errorf("%w: no media object", ports.ErrInvalidInput)
 	}
 	var payload, ts []byte
-	for key, val, ok := it.next(); ok; key, val, ok = it.next() {
+	for key, val, ok := it.Next(); ok; key, val, ok = it.Next() {
 		switch string(key) {
 		case "payload":
 			payload = val
@@ -115,11 +116,11 @@ func decodeMedia(v []byte, ev *ports.CallEvent) error {
 			ts = val
 		}
 	}
-	if ev.Payload, ok = stringValue(payload); !ok {
+	if ev.Payload, ok = jsonscan.String(payload); !ok {
 		return fmt.Errorf("%w: no payload", ports.ErrInvalidInput)
 	}
 	if ts != nil {
-		if ev.TimestampMs, ok = intValue(ts); !ok {
+		if ev.TimestampMs, ok = jsonscan.Int(ts); !ok {
 			return fmt.Errorf("%w: bad timestamp", ports.ErrInvalidInput)
 		}
 	}
@@ -128,11 +129,11 @@ func decodeMedia(v []byte, ev *ports.CallEvent) error {
 
 // memberString returns the string member name of the object v.
 func memberString(v []byte, name string) (string, error) {
-	it, ok := objectFields(v)
+	it, ok := jsonscan.Object(v)
 	if ok {
-		for key, val, ok := it.next(); ok; key, val, ok = it.next() {
+		for key, val, ok := it.Next(); ok; key, val, ok = it.Next() {
 			if string(key) == name {
-				if s, ok := stringValue(val); ok {
+				if s, ok := jsonscan.String(val); ok {
 					return string(s), nil
 				}
 			}

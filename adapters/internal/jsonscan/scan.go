@@ -1,31 +1,26 @@
-package mediastream
+package jsonscan
 
 import "encoding/json"
 
-// The frame decoder walks JSON that encoding/json's Valid has already
-// accepted, so the walker only needs to find the ends of values, never to
-// report syntax errors. This keeps a media frame free of allocations:
-// json.Unmarshal costs several per frame even into json.RawMessage fields.
-
-// fields iterates over the members of one JSON object.
-type fields struct {
+// Fields iterates over the members of one JSON object.
+type Fields struct {
 	b []byte
 	i int
 }
 
-// objectFields starts iterating over the object v. ok is false when v is not
-// an object.
-func objectFields(v []byte) (f fields, ok bool) {
+// Object starts iterating over the object v, which must be part of JSON
+// that json.Valid accepted. ok is false when v is not an object.
+func Object(v []byte) (f Fields, ok bool) {
 	i := skipSpace(v, 0)
 	if i >= len(v) || v[i] != '{' {
-		return fields{}, false
+		return Fields{}, false
 	}
-	return fields{b: v, i: i + 1}, true
+	return Fields{b: v, i: i + 1}, true
 }
 
-// next returns the next member: its raw key (without quotes, escapes left
-// as they are) and its raw value.
-func (f *fields) next() (key, val []byte, ok bool) {
+// Next returns the next member: its raw key (without quotes, escapes left
+// as they are) and its raw value. ok is false after the last member.
+func (f *Fields) Next() (key, val []byte, ok bool) {
 	b := f.b
 	i := skipSpace(b, f.i)
 	if i < len(b) && b[i] == ',' {
@@ -105,10 +100,10 @@ func skipValue(b []byte, i int) int {
 	}
 }
 
-// stringValue returns the content of the JSON string v. Strings without
+// String returns the content of the JSON string v. Strings without
 // escapes are returned as a slice of v; the rare escaped one is unescaped
 // into a new slice. ok is false when v is not a string.
-func stringValue(v []byte) (s []byte, ok bool) {
+func String(v []byte) (s []byte, ok bool) {
 	if len(v) < 2 || v[0] != '"' || v[len(v)-1] != '"' {
 		return nil, false
 	}
@@ -125,9 +120,9 @@ func stringValue(v []byte) (s []byte, ok bool) {
 	return inner, true
 }
 
-// intValue parses Twilio's decimal numbers, which arrive as strings
-// ("sequenceNumber":"2"); a bare JSON integer is accepted too.
-func intValue(v []byte) (n int64, ok bool) {
+// Int parses a non-negative decimal integer given as a JSON number or, as
+// Twilio sends its numbers, as a string ("sequenceNumber":"2").
+func Int(v []byte) (n int64, ok bool) {
 	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
 		v = v[1 : len(v)-1]
 	}
