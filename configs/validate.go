@@ -1,0 +1,188 @@
+package configs
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"strings"
+)
+
+// Problems is the error of Load and Validate: every problem found, each a
+// sentence naming its setting. It never contains a secret value.
+type Problems struct {
+	List []string
+}
+
+// Error lists every problem, one a line.
+func (p *Problems) Error() string {
+	return "invalid configuration:\n  - " + strings.Join(p.List, "\n  - ")
+}
+
+// Validate checks that c can run the gateway server. It returns nil or a
+// *Problems naming every problem at once; no secret value appears in it.
+func (c Config) Validate() error {
+	return newProblems(c.problems(PurposeServe))
+}
+
+// problem is one thing wrong with the setting key.
+type problem struct {
+	key, text string
+}
+
+// newProblems returns nil for no problems, else a *Problems.
+func newProblems(list []problem) error {
+	if len(list) == 0 {
+		return nil
+	}
+	p := &Problems{List: make([]string, len(list))}
+	for i, x := range list {
+		p.List[i] = x.text
+	}
+	return p
+}
+
+// e164 is an E.164 number: "+", a non-zero digit, at most 15 digits in all.
+var e164 = regexp.MustCompile(`^\+[1-9][0-9]{1,14}$`)
+
+// problems lists what is wrong with c for purpose.
+func (c Config) problems(purpose Purpose) []problem {
+	var list []problem
+	add := func(format string, key string, args ...any) {
+		list = append(list, problem{key: key, text: fmt.Sprintf(format, append([]any{key}, args...)...)})
+	}
+
+	if c.TwilioAuthToken == "" {
+		add("%s is required (Twilio Console > Account > API keys & tokens)", keyTwilioAuthToken)
+	}
+	if c.TwilioAPIBaseURL == "" || !isHTTPURL(c.TwilioAPIBaseURL) {
+		add("%s must be an http(s) URL (got %q)", keyTwilioAPIBaseURL, c.TwilioAPIBaseURL)
+	}
+	if c.TwilioAccountSID != "" && !strings.HasPrefix(c.TwilioAccountSID, "AC") {
+		add("%s must start with AC (got %q)", keyTwilioAccountSID, c.TwilioAccountSID)
+	}
+	if c.TwilioFrom != "" && !validSender(c.TwilioFrom) {
+		add(`%s must be "whatsapp:+E164", "+E164" or a Messaging Service SID "MG..." (got %q)`, keyTwilioFrom, c.TwilioFrom)
+	}
+	if purpose == PurposeSend {
+		if c.TwilioAccountSID == "" {
+			add("%s is required to send messages", keyTwilioAccountSID)
+		}
+		return list
+	}
+
+	if c.OpenAIAPIKey == "" {
+		add("%s is required (https://platform.openai.com/api-keys)", keyOpenAIAPIKey)
+	}
+	if c.Port < 0 || c.Port > 65535 {
+		add("%s must be between 0 and 65535 (got %d)", keyPort, c.Port)
+	}
+	if c.PublicURL != "" {
+		if msg := checkPublicURL(c.PublicURL); msg != "" {
+			add("%s %s (got %q)", keyPublicURL, msg, c.PublicURL)
+		}
+	}
+	if !isHTTPURL(c.OpenAIBaseURL) {
+		add("%s must be an http(s) URL (got %q)", keyOpenAIBaseURL, c.OpenAIBaseURL)
+	}
+	if u, err := url.Parse(c.OpenAIRealtimeURL); err != nil || (u.Scheme != "wss" && u.Scheme != "ws") || u.Host == "" {
+		add("%s must be a ws(s) URL (got %q)", keyOpenAIRealtimeURL, c.OpenAIRealtimeURL)
+	}
+	if c.OpenAIRealtimeModel == "" {
+		add("%s must not be empty", keyOpenAIRealtimeModel)
+	}
+	switch c.AssistantBackend {
+	case BackendResponses:
+		if c.OpenAIModel == "" {
+			add("%s must not be empty with %s=%s", keyOpenAIModel, keyAssistantBackend, BackendResponses)
+		}
+	case BackendAssistants:
+		if c.OpenAIAssistantID == "" {
+			add("%s is required with %s=%s", keyOpenAIAssistantID, keyAssistantBackend, BackendAssistants)
+		}
+	default:
+		add("%s must be %s or %s (got %q)", keyAssistantBackend, BackendResponses, BackendAssistants, c.AssistantBackend)
+	}
+	if c.Voice == "" {
+		add("%s must not be empty", keyVoice)
+	}
+	if c.Temperature < 0 || c.Temperature > 2 {
+		add("%s must be between 0 and 2 (got %g)", keyTemperature, c.Temperature)
+	}
+	if c.AISpeaksFirst && c.Greeting == "" {
+		add("%s must not be empty with %s=true", keyGreeting, keyAISpeaksFirst)
+	}
+	if c.TurnDetection != TurnServerVAD && c.TurnDetection != TurnSemanticVAD {
+		add("%s must be %s or %s (got %q)", keyTurnDetection, TurnServerVAD, TurnSemanticVAD, c.TurnDetection)
+	}
+	for _, n := range c.AllowedNumbers {
+		if !e164.MatchString(n) {
+			add("%s: %q is not an E.164 number such as +15551234567", keyAllowedNumbers, n)
+		}
+	}
+	if c.WSTokenTTL <= 0 {
+		add("%s must be positive (got %s)", keyWSTokenTTL, c.WSTokenTTL)
+	}
+	if c.ReplyInlineTimeout <= 0 || c.ReplyInlineTimeout >= TwilioWebhookLimit {
+		add("%s must be positive and below Twilio's %s webhook limit (got %s)", keyReplyInlineTimeout, TwilioWebhookLimit, c.ReplyInlineTimeout)
+	}
+	if c.ShutdownDrain <= 0 {
+		add("%s must be positive (got %s)", keyShutdownDrain, c.ShutdownDrain)
+	}
+	if c.DatabaseURL == "" {
+		add("%s must not be empty (a SQLite file path or a postgres:// URL)", keyDatabaseURL)
+	}
+	if c.RedisURL != "" {
+		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
+			add("%s must be a redis://, rediss:// or unix:// URL", keyRedisURL) // the URL may hold a password: not quoted
+		}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		add("%s must be debug, info, warn or error (got %q)", keyLogLevel, c.LogLevel)
+	}
+	return list
+}
+
+// checkPublicURL returns what is wrong with a PUBLIC_URL, or "".
+func checkPublicURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		return "must be an absolute URL such as https://gateway.example.com"
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return "must not have a query or fragment"
+	}
+	switch u.Scheme {
+	case "https":
+		return ""
+	case "http":
+		if isLoopback(u.Hostname()) {
+			return ""
+		}
+		return "must use https (Twilio calls it over the internet; http is allowed for loopback only)"
+	default:
+		return "must be an https URL"
+	}
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func isHTTPURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != ""
+}
+
+func validSender(s string) bool {
+	if strings.HasPrefix(s, "MG") {
+		return len(s) > 2
+	}
+	return e164.MatchString(strings.TrimPrefix(s, "whatsapp:"))
+}
