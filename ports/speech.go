@@ -80,18 +80,18 @@ type SpeechEventType uint8
 
 // The speech events the gateway reacts to.
 const (
-	SpeechUnknown          SpeechEventType = iota
-	SpeechSessionUpdated                   // the configuration was applied
-	SpeechStarted                          // the caller started speaking (barge-in trigger)
-	SpeechStopped                          // the caller stopped speaking
-	SpeechResponseCreated                  // a response began (ResponseID)
-	SpeechAudioDelta                       // assistant audio (ResponseID, ItemID, Audio)
-	SpeechAudioDone                        // an assistant item's audio is complete
-	SpeechAssistantText                    // transcript of an assistant item (ItemID, Text)
-	SpeechCallerText                       // transcript of a caller item (ItemID, Text)
-	SpeechResponseDone                     // a response ended (ResponseID, Status, Usage)
-	SpeechTruncated                        // a truncation was applied (ItemID, AudioEndMs)
-	SpeechError                            // the model reported an error (Err)
+	SpeechUnknown         SpeechEventType = iota
+	SpeechSessionUpdated                  // the configuration was applied
+	SpeechStarted                         // the caller started speaking (barge-in trigger)
+	SpeechStopped                         // the caller stopped speaking
+	SpeechResponseCreated                 // a response began (ResponseID)
+	SpeechAudioDelta                      // assistant audio (ResponseID, ItemID, Audio)
+	SpeechAudioDone                       // an assistant item's audio is complete
+	SpeechAssistantText                   // transcript of an assistant item (ItemID, Text)
+	SpeechCallerText                      // transcript of a caller item (ItemID, Text)
+	SpeechResponseDone                    // a response ended (ResponseID, Status, Usage)
+	SpeechTruncated                       // a truncation was applied (ItemID, AudioEndMs)
+	SpeechError                           // the model reported an error (Err)
 )
 
 var speechEventNames = [...]string{
