@@ -1,0 +1,39 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/convgateway/gateway/adapters/twilio/signature"
+)
+
+// signedForm parses the request's form and checks its Twilio signature. It
+// returns the form (query and body parameters) or an error the error
+// handler turns into 403 (missing or invalid signature, logged here with
+// the reason), 413 (body over the limit) or 400 (malformed form).
+func signedForm(c echo.Context, v *signature.Validator) (url.Values, error) {
+	r := c.Request()
+	if r.Header.Get(signature.Header) == "" {
+		return nil, forbidden(c, signature.ErrMissing)
+	}
+	if err := r.ParseForm(); err != nil {
+		var he *echo.HTTPError // the body limit's 413
+		if errors.As(err, &he) {
+			return nil, he
+		}
+		return nil, echo.NewHTTPError(http.StatusBadRequest, "malformed form").SetInternal(err)
+	}
+	if err := v.ValidateForm(r, r.PostForm); err != nil {
+		return nil, forbidden(c, err)
+	}
+	return r.Form, nil
+}
+
+// forbidden logs a refused signature and returns the 403 for it.
+func forbidden(c echo.Context, err error) error {
+	logFrom(c).Warn("httpapi: twilio signature refused", "path", c.Request().URL.Path, "err", err)
+	return echo.NewHTTPError(http.StatusForbidden, http.StatusText(http.StatusForbidden)).SetInternal(err)
+}

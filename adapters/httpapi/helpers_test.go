@@ -1,0 +1,137 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"encoding/xml"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/convgateway/gateway/adapters/fake"
+	"github.com/convgateway/gateway/adapters/httpapi"
+	"github.com/convgateway/gateway/adapters/twilio/signature"
+)
+
+const (
+	authToken = "auth-token-never-logged-42"
+	publicURL = "https://gw.example.com"
+)
+
+// logBuffer collects the server's JSON logs; safe for concurrent use.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+type env struct {
+	srv      *httpapi.Server
+	ts       *httptest.Server
+	calls    *fake.Calls
+	messages *fake.Messages
+	logs     *logBuffer
+}
+
+// newEnv starts the server's handler on a loopback httptest server with
+// fake use cases. edit may change the dependencies first.
+func newEnv(t *testing.T, edit ...func(*httpapi.Deps)) *env {
+	t.Helper()
+	e := &env{calls: fake.NewCalls(), messages: fake.NewMessages(), logs: &logBuffer{}}
+	d := httpapi.Deps{
+		Logger:    slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Calls:     e.calls,
+		Messages:  e.messages,
+		Validator: signature.New(authToken, publicURL),
+	}
+	for _, f := range edit {
+		f(&d)
+	}
+	e.srv = httpapi.New(d)
+	e.ts = httptest.NewServer(e.srv.Handler())
+	t.Cleanup(e.ts.Close)
+	return e
+}
+
+// post sends form to path, signed as Twilio signs it when sign is set.
+func (e *env) post(t *testing.T, path string, form url.Values, sign bool, header ...string) *http.Response {
+	t.Helper()
+	sig := ""
+	if sign {
+		sig = signature.Sign(authToken, publicURL+path, form)
+	}
+	return e.postSig(t, path, form.Encode(), sig, header...)
+}
+
+// postSig sends body to path with the signature sig ("" for none) and
+// extra header name/value pairs.
+func (e *env) postSig(t *testing.T, path, body, sig string, header ...string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, e.ts.URL+path, strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if sig != "" {
+		req.Header.Set("X-Twilio-Signature", sig)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := e.ts.Client().Do(req)
+	require.NoError(t, err)
+	return resp
+}
+
+func readBody(t *testing.T, resp *http.Response) string {
+	t.Helper()
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return string(b)
+}
+
+// twimlDoc is a parsed TwiML <Response> (parsed, because twilio-go orders
+// attributes randomly).
+type twimlDoc struct {
+	XMLName xml.Name  `xml:"Response"`
+	Reject  *struct{} `xml:"Reject"`
+	Hangup  *struct{} `xml:"Hangup"`
+	Say     []string  `xml:"Say"`
+	Connect *struct {
+		Stream struct {
+			URL    string `xml:"url,attr"`
+			Params []struct {
+				Name  string `xml:"name,attr"`
+				Value string `xml:"value,attr"`
+			} `xml:"Parameter"`
+		} `xml:"Stream"`
+	} `xml:"Connect"`
+	Messages []string `xml:"Message"`
+}
+
+// readTwiML checks that resp is 200 TwiML and parses it.
+func readTwiML(t *testing.T, resp *http.Response) twimlDoc {
+	t.Helper()
+	body := readBody(t, resp)
+	require.Equal(t, http.StatusOK, resp.StatusCode, body)
+	require.True(t, strings.HasPrefix(resp.Header.Get("Content-Type"), "text/xml"), resp.Header.Get("Content-Type"))
+	var doc twimlDoc
+	require.NoError(t, xml.Unmarshal([]byte(body), &doc), body)
+	return doc
+}

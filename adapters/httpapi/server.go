@@ -1,0 +1,121 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/convgateway/gateway/adapters/twilio/signature"
+	"github.com/convgateway/gateway/ports"
+)
+
+// Defaults for the zero values of Deps.
+const (
+	DefaultBodyLimit    = 64 << 10 // Twilio's webhook forms are a few KiB
+	DefaultReadyTimeout = 2 * time.Second
+)
+
+// Deps is what the server needs. Logger, Calls, Messages and Validator are
+// required.
+type Deps struct {
+	Logger    *slog.Logger
+	Calls     ports.Calls
+	Messages  ports.Messages
+	Validator *signature.Validator // built with the public URL Twilio calls
+
+	// Checks are pinged by /ready, reported under their names.
+	Checks map[string]ports.Pinger
+	// ReadyTimeout bounds each check of /ready (default DefaultReadyTimeout).
+	ReadyTimeout time.Duration
+	// BodyLimit is the largest request body in bytes (default
+	// DefaultBodyLimit); larger bodies get 413.
+	BodyLimit int64
+}
+
+// Server is the gateway's HTTP server. Create it with New, run it with
+// Serve and stop it with Shutdown. Its methods are safe for concurrent use.
+type Server struct {
+	log  *slog.Logger
+	echo *echo.Echo
+	http *http.Server
+	live *liveCalls
+}
+
+// New builds the server and its routes. It panics when a required
+// dependency is missing: that is a wiring bug, not a runtime condition.
+func New(d Deps) *Server {
+	if d.Logger == nil || d.Calls == nil || d.Messages == nil || d.Validator == nil {
+		panic("httpapi: New: Logger, Calls, Messages and Validator are required")
+	}
+	if d.ReadyTimeout <= 0 {
+		d.ReadyTimeout = DefaultReadyTimeout
+	}
+	if d.BodyLimit <= 0 {
+		d.BodyLimit = DefaultBodyLimit
+	}
+
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = errorHandler
+	e.Use(requestID(d.Logger), requestLogger(d.Logger), recoverPanics(), middleware.BodyLimit(strconv.FormatInt(d.BodyLimit, 10)))
+
+	s := &Server{
+		log:  d.Logger,
+		echo: e,
+		live: newLiveCalls(),
+	}
+	s.http = &http.Server{
+		Handler:           e,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(d.Logger.Handler(), slog.LevelWarn),
+	}
+	addRoutes(e, d, s.live)
+	return s
+}
+
+// Handler returns the server's routes as an http.Handler, for tests and
+// for embedding in another server. Calls served through it are tracked by
+// Shutdown like any other.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// Serve accepts connections on ln until Shutdown is called. It blocks; it
+// returns nil after Shutdown, and the listener's error otherwise. ln is
+// closed when Serve returns.
+func (s *Server) Serve(ln net.Listener) error {
+	if err := s.http.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("httpapi: serve: %w", err)
+	}
+	return nil
+}
+
+// ActiveCalls returns the number of media streams being served.
+func (s *Server) ActiveCalls() int { return s.live.count() }
+
+// Shutdown stops the server gracefully. It stops accepting connections and
+// new media streams, waits for in-flight webhook requests, then waits for
+// live calls until ctx is done (the drain deadline). Calls still running at
+// the deadline are cancelled, and Shutdown returns once their handlers have
+// returned, with an error wrapping ctx.Err(). It blocks until then.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.live.close()
+	httpErr := s.http.Shutdown(ctx)
+	if httpErr != nil {
+		httpErr = fmt.Errorf("httpapi: shutdown: webhooks: %w", httpErr)
+	}
+	n, err := s.live.drain(ctx)
+	if err != nil {
+		s.log.Warn("httpapi: live calls cancelled at the drain deadline", "calls", n)
+		err = fmt.Errorf("httpapi: shutdown: %d live calls cancelled: %w", n, err)
+	}
+	return errors.Join(httpErr, err)
+}

@@ -1,0 +1,102 @@
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/coder/websocket"
+	"github.com/labstack/echo/v4"
+	"github.com/twilio/twilio-go/twiml"
+
+	"github.com/convgateway/gateway/adapters/twilio/mediastream"
+	"github.com/convgateway/gateway/adapters/twilio/signature"
+	"github.com/convgateway/gateway/ports"
+)
+
+// apology is what a caller hears when the call cannot be answered: a short
+// spoken sentence is better than Twilio's generic application error or
+// dead air. It is sent with 200 because Twilio ignores the body of an error
+// status.
+var apology = []twiml.Element{
+	twiml.VoiceSay{Message: "Sorry, we cannot take your call right now. Please try again later."},
+	twiml.VoiceHangup{},
+}
+
+// handleIncomingCall answers Twilio's voice webhook. Unsigned or wrongly
+// signed requests get 403 and start nothing. Otherwise the use case decides:
+// <Reject/>, or <Connect><Stream> to the media-stream WebSocket with the
+// stream token as a <Parameter> (Twilio drops query strings from stream
+// URLs). If the use case fails the caller hears an apology and the error is
+// logged. The token is never logged.
+func handleIncomingCall(calls ports.Calls, v *signature.Validator) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		form, err := signedForm(c, v)
+		if err != nil {
+			return err
+		}
+		call := ports.IncomingCall{
+			CallSid:    form.Get("CallSid"),
+			AccountSid: form.Get("AccountSid"),
+			From:       form.Get("From"),
+			To:         form.Get("To"),
+		}
+		if call.CallSid == "" {
+			return echo.NewHTTPError(http.StatusBadRequest, "missing CallSid")
+		}
+		c.Set(keyCallSid, call.CallSid)
+
+		answer, err := calls.Answer(c.Request().Context(), call)
+		switch {
+		case err != nil:
+			logFrom(c).Error("httpapi: answer call", "call_sid", call.CallSid, "err", err)
+			return voiceTwiML(c, apology...)
+		case answer.Reject:
+			return voiceTwiML(c, twiml.VoiceReject{})
+		}
+		return voiceTwiML(c, twiml.VoiceConnect{InnerElements: []twiml.Element{
+			twiml.VoiceStream{
+				Url:           v.WebSocketURL(c.Request(), pathMediaStream),
+				InnerElements: []twiml.Element{twiml.VoiceParameter{Name: "token", Value: answer.Token}},
+			},
+		}})
+	}
+}
+
+// handleMediaStream accepts Twilio's Media Stream WebSocket and serves the
+// call until it ends. A signature on the upgrade is checked when present
+// (403 when wrong); the stream token in the start event is the use case's
+// check. The call runs under the server's call tracking, not the request's
+// lifetime, so Shutdown can drain it.
+func handleMediaStream(calls ports.Calls, v *signature.Validator, live *liveCalls) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		if err := v.ValidateUpgrade(r); err != nil && !errors.Is(err, signature.ErrMissing) {
+			return forbidden(c, err)
+		}
+		ctx, end, ok := live.begin(r.Context())
+		if !ok {
+			return echo.NewHTTPError(http.StatusServiceUnavailable, "shutting down")
+		}
+		defer end()
+
+		conn, err := websocket.Accept(c.Response(), r, nil)
+		if err != nil {
+			logFrom(c).Warn("httpapi: accept media stream", "err", err)
+			return nil // Accept has answered the request
+		}
+		defer conn.CloseNow() // Serve closes the channel; this only guarantees release
+		// Serve logs its own failures.
+		_ = calls.Serve(ctx, mediastream.New(conn, logFrom(c)))
+		return nil
+	}
+}
+
+// voiceTwiML answers a voice webhook with a TwiML <Response> of verbs.
+func voiceTwiML(c echo.Context, verbs ...twiml.Element) error {
+	doc, err := twiml.Voice(verbs)
+	if err != nil {
+		return fmt.Errorf("httpapi: voice twiml: %w", err)
+	}
+	return c.Blob(http.StatusOK, echo.MIMETextXMLCharsetUTF8, []byte(doc))
+}
