@@ -1,0 +1,214 @@
+// Package archtest enforces the dependency rules of ARCHITECTURE.md on the
+// module's real import graph:
+//
+//   - domain imports only the standard library;
+//   - ports imports domain and the standard library (ports/porttest, the
+//     importable conformance suites, may also import ports, testify and
+//     goleak);
+//   - app imports domain, ports, the standard library and golang.org/x/sync;
+//   - adapters never import app, cmd, configs or test;
+//   - only adapters/httpapi (and cmd, test) import echo;
+//   - only configs (and cmd, test) import viper.
+//
+// The rules apply to the packages' non-test imports: what ships in the
+// binary. Check is pure, so its rules are tested on synthetic graphs too;
+// Load reads the real graph with `go list -deps -json`.
+package archtest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// Package is one package of the import graph.
+type Package struct {
+	ImportPath string
+	Standard   bool     // part of the standard library
+	Imports    []string // direct, non-test imports
+}
+
+// Violation is one import that breaks a rule.
+type Violation struct {
+	Package, Import, Rule string
+}
+
+func (v Violation) String() string {
+	return fmt.Sprintf("%s imports %s: %s", v.Package, v.Import, v.Rule)
+}
+
+// rule is one dependency rule: for packages matched by from (given their
+// path relative to the module), every import must satisfy allow.
+type rule struct {
+	text  string
+	from  func(rel string) bool
+	allow func(imp dep) bool
+}
+
+// dep is an import as the rules see it.
+type dep struct {
+	path string
+	std  bool
+	rel  string // path relative to the module; "" when outside it
+	own  bool   // inside the module
+}
+
+func under(rel, dir string) bool { return rel == dir || strings.HasPrefix(rel, dir+"/") }
+
+func external(path, prefix string) bool { return path == prefix || strings.HasPrefix(path, prefix+"/") }
+
+const (
+	echoPath  = "github.com/labstack/echo"
+	viperPath = "github.com/spf13/viper"
+)
+
+// anywhere except the layers that may import anything.
+func notCmdOrTest(rel string) bool { return !under(rel, "cmd") && !under(rel, "test") }
+
+var rules = []rule{
+	{
+		text:  "domain may import only the standard library",
+		from:  func(rel string) bool { return under(rel, "domain") },
+		allow: func(d dep) bool { return d.std || (d.own && under(d.rel, "domain")) },
+	},
+	{
+		text: "ports may import only domain and the standard library",
+		from: func(rel string) bool { return under(rel, "ports") && !under(rel, "ports/porttest") },
+		allow: func(d dep) bool {
+			return d.std || (d.own && (under(d.rel, "domain") || under(d.rel, "ports") && !under(d.rel, "ports/porttest")))
+		},
+	},
+	{
+		text: "ports/porttest may import only domain, ports, testify, goleak and the standard library",
+		from: func(rel string) bool { return under(rel, "ports/porttest") },
+		allow: func(d dep) bool {
+			return d.std || (d.own && (under(d.rel, "domain") || under(d.rel, "ports"))) ||
+				external(d.path, "github.com/stretchr/testify") || external(d.path, "go.uber.org/goleak")
+		},
+	},
+	{
+		text: "app may import only domain, ports, golang.org/x/sync and the standard library",
+		from: func(rel string) bool { return under(rel, "app") },
+		allow: func(d dep) bool {
+			return d.std || (d.own && (under(d.rel, "domain") || under(d.rel, "app") ||
+				under(d.rel, "ports") && !under(d.rel, "ports/porttest"))) ||
+				external(d.path, "golang.org/x/sync")
+		},
+	},
+	{
+		text: "adapters must not import app, cmd, configs or test",
+		from: func(rel string) bool { return under(rel, "adapters") },
+		allow: func(d dep) bool {
+			return !d.own || !(under(d.rel, "app") || under(d.rel, "cmd") || under(d.rel, "configs") || under(d.rel, "test"))
+		},
+	},
+	{
+		text:  "only adapters/httpapi may import echo",
+		from:  func(rel string) bool { return notCmdOrTest(rel) && !under(rel, "adapters/httpapi") },
+		allow: func(d dep) bool { return !external(d.path, echoPath) },
+	},
+	{
+		text:  "only configs may import viper",
+		from:  func(rel string) bool { return notCmdOrTest(rel) && !under(rel, "configs") },
+		allow: func(d dep) bool { return !external(d.path, viperPath) },
+	},
+}
+
+// Check returns every import of module's packages in pkgs that breaks a
+// rule, in a stable order. pkgs may hold packages outside the module (the
+// dependencies): they are used to tell standard-library imports apart and
+// are not checked themselves.
+func Check(module string, pkgs []Package) []Violation {
+	std := make(map[string]bool, len(pkgs))
+	for _, p := range pkgs {
+		std[p.ImportPath] = p.Standard
+	}
+	var out []Violation
+	for _, p := range pkgs {
+		rel, own := relative(module, p.ImportPath)
+		if !own {
+			continue
+		}
+		for _, imp := range p.Imports {
+			d := dep{path: imp, std: isStd(imp, std)}
+			d.rel, d.own = relative(module, imp)
+			for _, r := range rules {
+				if r.from(rel) && !r.allow(d) {
+					out = append(out, Violation{Package: p.ImportPath, Import: imp, Rule: r.text})
+				}
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b Violation) int { return strings.Compare(a.String(), b.String()) })
+	return out
+}
+
+// relative returns path relative to module and whether it is inside it.
+func relative(module, path string) (string, bool) {
+	if path == module {
+		return "", true
+	}
+	rel, ok := strings.CutPrefix(path, module+"/")
+	return rel, ok
+}
+
+// isStd reports whether imp is a standard-library package: as go list says,
+// or, for a package go list did not describe, by the absence of a dot in
+// its first path element.
+func isStd(imp string, known map[string]bool) bool {
+	if s, ok := known[imp]; ok {
+		return s
+	}
+	first, _, _ := strings.Cut(imp, "/")
+	return !strings.Contains(first, ".")
+}
+
+// Load runs `go list -e -deps -json ./...` in the module that contains dir
+// and returns the module path and its packages with their dependencies.
+// Packages that do not compile are still listed (-e) with the imports go
+// list could read.
+func Load(dir string) (string, []Package, error) {
+	gomod, err := goCmd(dir, "env", "GOMOD")
+	if err != nil {
+		return "", nil, err
+	}
+	root := filepath.Dir(strings.TrimSpace(string(gomod)))
+	module, err := goCmd(root, "list", "-m")
+	if err != nil {
+		return "", nil, err
+	}
+	out, err := goCmd(root, "list", "-e", "-deps", "-json=ImportPath,Standard,Imports", "./...")
+	if err != nil {
+		return "", nil, err
+	}
+	var pkgs []Package
+	dec := json.NewDecoder(bytes.NewReader(out))
+	for {
+		var p Package
+		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return "", nil, fmt.Errorf("archtest: decode go list output: %w", err)
+		}
+		pkgs = append(pkgs, p)
+	}
+	return strings.TrimSpace(string(module)), pkgs, nil
+}
+
+func goCmd(dir string, args ...string) ([]byte, error) {
+	cmd := exec.Command("go", args...)
+	cmd.Dir = dir
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("archtest: go %s: %w: %s", strings.Join(args, " "), err, stderr.String())
+	}
+	return out, nil
+}

@@ -1,0 +1,90 @@
+package archtest
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestModuleFollowsDependencyRules checks the real import graph.
+func TestModuleFollowsDependencyRules(t *testing.T) {
+	module, pkgs, err := Load(".")
+	require.NoError(t, err)
+	require.Equal(t, "github.com/convgateway/gateway", module)
+	own := 0
+	for _, p := range pkgs {
+		if _, ok := relative(module, p.ImportPath); ok {
+			own++
+		}
+	}
+	require.Greater(t, own, 3, "go list must have listed the module's packages")
+	for _, v := range Check(module, pkgs) {
+		t.Errorf("dependency rule broken: %s", v)
+	}
+}
+
+// TestCheck shows that each rule catches its violation and lets the allowed
+// imports through, on synthetic graphs.
+func TestCheck(t *testing.T) {
+	const m = "example.com/gw"
+	std := []Package{{ImportPath: "context", Standard: true}, {ImportPath: "net/http", Standard: true}}
+	tests := []struct {
+		name string
+		pkg  Package
+		want []string // rules broken, one per violation
+	}{
+		{"domain stdlib only", Package{ImportPath: m + "/domain", Imports: []string{"context", "strings"}}, nil},
+		{"domain imports ports", Package{ImportPath: m + "/domain", Imports: []string{m + "/ports"}},
+			[]string{"domain may import only the standard library"}},
+		{"domain imports a module", Package{ImportPath: m + "/domain/sub", Imports: []string{"github.com/google/uuid"}},
+			[]string{"domain may import only the standard library"}},
+		{"ports imports domain", Package{ImportPath: m + "/ports", Imports: []string{m + "/domain", "context"}}, nil},
+		{"ports imports an adapter", Package{ImportPath: m + "/ports", Imports: []string{m + "/adapters/fake"}},
+			[]string{"ports may import only domain and the standard library"}},
+		{"porttest imports testify", Package{ImportPath: m + "/ports/porttest", Imports: []string{m + "/ports", "github.com/stretchr/testify/require", "testing"}}, nil},
+		{"porttest imports an adapter", Package{ImportPath: m + "/ports/porttest", Imports: []string{m + "/adapters/store/memory"}},
+			[]string{"ports/porttest may import only domain, ports, testify, goleak and the standard library"}},
+		{"app imports ports and x/sync", Package{ImportPath: m + "/app", Imports: []string{m + "/ports", m + "/domain", "golang.org/x/sync/errgroup"}}, nil},
+		{"app imports an adapter", Package{ImportPath: m + "/app", Imports: []string{m + "/adapters/store/memory"}},
+			[]string{"app may import only domain, ports, golang.org/x/sync and the standard library"}},
+		{"app imports echo", Package{ImportPath: m + "/app", Imports: []string{"github.com/labstack/echo/v4"}},
+			[]string{"app may import only domain, ports, golang.org/x/sync and the standard library", "only adapters/httpapi may import echo"}},
+		{"adapter imports app", Package{ImportPath: m + "/adapters/openai/realtime", Imports: []string{m + "/app", m + "/ports"}},
+			[]string{"adapters must not import app, cmd, configs or test"}},
+		{"adapter imports configs", Package{ImportPath: m + "/adapters/store/sqlite", Imports: []string{m + "/configs"}},
+			[]string{"adapters must not import app, cmd, configs or test"}},
+		{"httpapi imports echo", Package{ImportPath: m + "/adapters/httpapi", Imports: []string{"github.com/labstack/echo/v4/middleware", m + "/ports"}}, nil},
+		{"another adapter imports echo", Package{ImportPath: m + "/adapters/twilio/messaging", Imports: []string{"github.com/labstack/echo/v4"}},
+			[]string{"only adapters/httpapi may import echo"}},
+		{"configs imports viper", Package{ImportPath: m + "/configs", Imports: []string{"github.com/spf13/viper"}}, nil},
+		{"adapter imports viper", Package{ImportPath: m + "/adapters/httpapi", Imports: []string{"github.com/spf13/viper"}},
+			[]string{"only configs may import viper"}},
+		{"cmd imports anything", Package{ImportPath: m + "/cmd/gateway", Imports: []string{"github.com/spf13/viper", "github.com/labstack/echo/v4", m + "/app", m + "/adapters/httpapi"}}, nil},
+		{"test imports anything", Package{ImportPath: m + "/test/e2e", Imports: []string{"github.com/labstack/echo/v4", m + "/app"}}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Check(m, append(std, tt.pkg))
+			var rules []string
+			for _, v := range got {
+				assert.Equal(t, tt.pkg.ImportPath, v.Package)
+				rules = append(rules, v.Rule)
+			}
+			assert.ElementsMatch(t, tt.want, rules)
+		})
+	}
+}
+
+func TestCheckIgnoresPackagesOutsideTheModule(t *testing.T) {
+	pkgs := []Package{{ImportPath: "github.com/other/domain", Imports: []string{"github.com/labstack/echo/v4"}}}
+	assert.Empty(t, Check("example.com/gw", pkgs))
+}
+
+func TestIsStd(t *testing.T) {
+	known := map[string]bool{"example.com/x": false, "net/http": true}
+	assert.True(t, isStd("net/http", known))
+	assert.False(t, isStd("example.com/x", known))
+	assert.True(t, isStd("crypto/sha256", known), "unlisted path without a dot")
+	assert.False(t, isStd("github.com/a/b", known), "unlisted path with a dot")
+}
