@@ -39,7 +39,7 @@ type pair struct {
 
 // serve starts a loopback server whose handler wraps each accepted
 // connection in a Channel and hands it over.
-func serve(t *testing.T, logs io.Writer) (url string, channels <-chan *mediastream.Channel) {
+func serve(t testing.TB, logs io.Writer) (url string, channels <-chan *mediastream.Channel) {
 	t.Helper()
 	chans := make(chan *mediastream.Channel, 1)
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -279,4 +279,63 @@ func TestConformance(t *testing.T) {
 		})
 		return porttest.TelephonyHarness{Channel: ch, Peer: caller}
 	})
+}
+
+// BenchmarkSendMediaAndMark measures one assistant chunk to Twilio: a media
+// frame and its mark, written to a real loopback connection.
+func BenchmarkSendMediaAndMark(b *testing.B) {
+	url, chans := serve(b, io.Discard)
+	client, _, err := websocket.Dial(b.Context(), url, nil)
+	require.NoError(b, err)
+	ch := <-chans
+	b.Cleanup(func() {
+		_ = client.CloseNow()
+		_ = ch.Close("bench_end", false)
+	})
+	go func() { // drain what the channel sends
+		for {
+			if _, _, err := client.Read(context.Background()); err != nil {
+				return
+			}
+		}
+	}()
+	lines := samples(b, "twilio-media-streams-inbound.jsonl")
+	require.NoError(b, client.Write(b.Context(), websocket.MessageText, []byte(lines[1])))
+	_, err = ch.Recv(b.Context())
+	require.NoError(b, err)
+	audio := []byte(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xFF}, 160)))
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := ch.SendAudio(ctx, audio); err != nil {
+			b.Fatal(err)
+		}
+		if err := ch.SendMark(ctx, "resp_1-item_1-42"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRecvMedia measures one caller frame from a real loopback
+// connection to Recv.
+func BenchmarkRecvMedia(b *testing.B) {
+	url, chans := serve(b, io.Discard)
+	client, _, err := websocket.Dial(b.Context(), url, nil)
+	require.NoError(b, err)
+	ch := <-chans
+	b.Cleanup(func() {
+		_ = client.CloseNow()
+		_ = ch.Close("bench_end", false)
+	})
+	frame := []byte(samples(b, "twilio-media-streams-inbound.jsonl")[2])
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := client.Write(ctx, websocket.MessageText, frame); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := ch.Recv(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
