@@ -1,0 +1,228 @@
+package httpapi_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/convgateway/gateway/adapters/twilio/signature"
+	"github.com/convgateway/gateway/ports"
+)
+
+// startFrames are Twilio's connected and start messages (as in
+// shared/contracts/twilio-media-streams-inbound.jsonl) carrying token.
+func startFrames(token string) []string {
+	return []string{
+		`{"event":"connected","protocol":"Call","version":"1.0.0"}`,
+		`{"event":"start","sequenceNumber":"1","start":{"accountSid":"AC00000000000000000000000000000000",` +
+			`"streamSid":"MZ00000000000000000000000000000000","callSid":"CA00000000000000000000000000000000",` +
+			`"tracks":["inbound"],"customParameters":{"token":"` + token + `"},` +
+			`"mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}},` +
+			`"streamSid":"MZ00000000000000000000000000000000"}`,
+	}
+}
+
+// dialStream opens the media stream as Twilio does, with sig as
+// x-twilio-signature ("" for none). It returns the connection or the
+// refused upgrade's response.
+func dialStream(t *testing.T, baseURL, sig string) (*websocket.Conn, *http.Response, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	h := http.Header{}
+	if sig != "" {
+		h.Set("x-twilio-signature", sig)
+	}
+	return websocket.Dial(ctx, "ws"+strings.TrimPrefix(baseURL, "http")+"/media-stream", &websocket.DialOptions{HTTPHeader: h})
+}
+
+var wssSig = signature.Sign(authToken, "wss://gw.example.com/media-stream", nil)
+
+// firstStart reads events until the start event and returns it.
+func firstStart(ctx context.Context, ch ports.TelephonyChannel) (ports.CallEvent, error) {
+	for {
+		ev, err := ch.Recv(ctx)
+		if err != nil || ev.Type == ports.CallStart {
+			return ev, err
+		}
+	}
+}
+
+func TestMediaStreamServesCall(t *testing.T) {
+	for name, sig := range map[string]string{"signed": wssSig, "unsigned": ""} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			gotToken := make(chan string, 1)
+			e.calls.SetServe(func(ctx context.Context, ch ports.TelephonyChannel) error {
+				defer ch.Close("test done", false)
+				ev, err := firstStart(ctx, ch)
+				if err != nil {
+					return err
+				}
+				gotToken <- ev.Params["token"]
+				return nil
+			})
+
+			conn, _, err := dialStream(t, e.ts.URL, sig)
+			require.NoError(t, err)
+			defer conn.CloseNow()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			for _, f := range startFrames(streamToken) {
+				require.NoError(t, conn.Write(ctx, websocket.MessageText, []byte(f)))
+			}
+
+			select {
+			case tok := <-gotToken:
+				assert.Equal(t, streamToken, tok)
+			case <-ctx.Done():
+				t.Fatal("the call was not served")
+			}
+			_, _, err = conn.Read(ctx)
+			assert.Equal(t, websocket.StatusNormalClosure, websocket.CloseStatus(err), "the stream is closed when Serve ends: %v", err)
+			require.NoError(t, e.calls.WaitServed(ctx, 1))
+			assert.Equal(t, 0, e.srv.ActiveCalls())
+			assert.NotContains(t, e.logs.String(), streamToken)
+		})
+	}
+}
+
+func TestMediaStreamRefusesBadSignature(t *testing.T) {
+	e := newEnv(t)
+	var served atomic.Int32
+	e.calls.SetServe(func(_ context.Context, ch ports.TelephonyChannel) error {
+		served.Add(1)
+		return ch.Close("unexpected", false)
+	})
+	for name, sig := range map[string]string{
+		"garbage":       "bm90IGEgc2lnbmF0dXJl",
+		"signed https":  signature.Sign(authToken, "https://gw.example.com/media-stream", nil),
+		"other account": signature.Sign("other-token", "wss://gw.example.com/media-stream", nil),
+	} {
+		t.Run(name, func(t *testing.T) {
+			conn, resp, err := dialStream(t, e.ts.URL, sig)
+			require.Error(t, err)
+			if conn != nil {
+				conn.CloseNow()
+			}
+			require.NotNil(t, resp)
+			assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+		})
+	}
+	assert.Zero(t, served.Load(), "no call is served")
+	assert.Equal(t, 0, e.srv.ActiveCalls())
+}
+
+// serving runs a server on a loopback listener with Serve, as the gateway
+// does, so Shutdown can be exercised.
+func serving(t *testing.T) (*env, func(ctx context.Context) error) {
+	t.Helper()
+	e := newEnv(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	served := make(chan error, 1)
+	go func() { served <- e.srv.Serve(ln) }()
+	e.ts.URL = "http://" + ln.Addr().String() // dial the served listener, not the httptest one
+	return e, func(ctx context.Context) error {
+		err := e.srv.Shutdown(ctx)
+		require.NoError(t, <-served)
+		return err
+	}
+}
+
+func TestShutdownWaitsForLiveCall(t *testing.T) {
+	e, shutdown := serving(t)
+	hangup := make(chan struct{})
+	var cancelled atomic.Bool
+	e.calls.SetServe(func(ctx context.Context, ch ports.TelephonyChannel) error {
+		defer ch.Close("hangup", false)
+		select {
+		case <-hangup:
+		case <-ctx.Done():
+			cancelled.Store(true)
+		}
+		return nil
+	})
+	conn, _, err := dialStream(t, e.ts.URL, wssSig)
+	require.NoError(t, err)
+	defer conn.CloseNow()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	closed := conn.CloseRead(ctx) // answer the server's close as Twilio does
+	require.NoError(t, e.calls.WaitActive(ctx, 1))
+	require.Equal(t, 1, e.srv.ActiveCalls())
+
+	var hungUp atomic.Bool
+	done := make(chan error, 1)
+	go func() {
+		err := shutdown(ctx)
+		if !hungUp.Load() {
+			err = errors.Join(err, errors.New("Shutdown returned while the call was live"))
+		}
+		done <- err
+	}()
+
+	hungUp.Store(true)
+	close(hangup)
+	require.NoError(t, <-done)
+	assert.False(t, cancelled.Load(), "a call that ends before the deadline is not cancelled")
+	assert.Equal(t, 0, e.srv.ActiveCalls())
+	<-closed.Done()
+}
+
+func TestShutdownCancelsCallsAtDeadline(t *testing.T) {
+	e, shutdown := serving(t)
+	var cancelled atomic.Bool
+	e.calls.SetServe(func(ctx context.Context, ch ports.TelephonyChannel) error {
+		defer ch.Close("drained", false)
+		<-ctx.Done()
+		cancelled.Store(true)
+		return nil
+	})
+	wait, stop := context.WithTimeout(context.Background(), 10*time.Second)
+	defer stop()
+	var closed []context.Context
+	for range 2 {
+		conn, _, err := dialStream(t, e.ts.URL, wssSig)
+		require.NoError(t, err)
+		defer conn.CloseNow()
+		closed = append(closed, conn.CloseRead(wait))
+	}
+	require.NoError(t, e.calls.WaitActive(wait, 2))
+
+	// The drain deadline has passed.
+	deadline, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := shutdown(deadline)
+
+	require.ErrorIs(t, err, context.Canceled)
+	assert.True(t, cancelled.Load(), "live calls are cancelled at the deadline")
+	assert.Equal(t, 0, e.srv.ActiveCalls(), "Shutdown returns after the call handlers")
+	assert.Equal(t, 0, e.calls.Active())
+	for _, c := range closed {
+		<-c.Done()
+		assert.NoError(t, wait.Err(), "the stream is closed")
+	}
+}
+
+func TestShutdownRefusesNewStreams(t *testing.T) {
+	e := newEnv(t) // the httptest listener stays open after Shutdown
+	require.NoError(t, e.srv.Shutdown(context.Background()))
+
+	conn, resp, err := dialStream(t, e.ts.URL, wssSig)
+	require.Error(t, err)
+	if conn != nil {
+		conn.CloseNow()
+	}
+	require.NotNil(t, resp)
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+}
