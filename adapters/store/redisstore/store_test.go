@@ -17,6 +17,7 @@ import (
 	"github.com/convgateway/gateway/adapters/store/redisstore"
 	"github.com/convgateway/gateway/adapters/store/storetest"
 	"github.com/convgateway/gateway/ports"
+	"github.com/convgateway/gateway/ports/porttest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -41,6 +42,11 @@ func open(t *testing.T, rawURL, prefix string) *redisstore.TokenStore {
 	require.NoError(t, err)
 	t.Cleanup(func() { assert.NoError(t, s.Close()) })
 	return s
+}
+
+func TestConformance(t *testing.T) {
+	rawURL, prefix := serverURL(t), testPrefix()
+	porttest.TokenStore(t, func(t *testing.T) ports.TokenStore { return open(t, rawURL, prefix) })
 }
 
 func TestIssueConsume(t *testing.T) {

@@ -1,0 +1,26 @@
+// Package postgres implements ports.ThreadStore on PostgreSQL (pgx v5 and
+// pgxpool), so that several gateway instances sharing one database keep its
+// guarantees: the database does the coordinating.
+//
+//   - One thread per user: threads.user_id is the primary key and SaveThread
+//     inserts with ON CONFLICT DO NOTHING, then reads what is stored.
+//   - One reply per delivery: FirstSeen inserts into deliveries with ON
+//     CONFLICT DO NOTHING; only the insert that affected a row is first.
+//     Keys older than 24 hours are pruned, at most once an hour per Store.
+//   - Per-user order: LockUser takes a session-level advisory lock
+//     (pg_advisory_lock) keyed by a hash of the user, on a connection of a
+//     separate lock pool that it holds until unlock. Every waiter queues in
+//     PostgreSQL's lock manager, which grants the lock in request order across
+//     all instances. Lock connections never come from the query pool, so
+//     holders of locks can always run their queries.
+//
+// Open applies versioned migrations (migrations/NNNN_name.sql, recorded in
+// schema_migrations) in one transaction under a transaction-level advisory
+// lock, so instances starting together do not race. WithSchema keeps all
+// tables in a schema of their own (created if needed), which isolates test
+// runs sharing a database.
+//
+// Failures to reach the server are reported as ports.ErrUnavailable; the
+// pools reconnect by themselves once the server is back. Errors never
+// contain the connection password.
+package postgres

@@ -1,0 +1,262 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"regexp"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/convgateway/gateway/ports"
+)
+
+// Retention is how long FirstSeen remembers a key.
+const Retention = 24 * time.Hour
+
+// pruneEvery is how often, at most, a Store deletes expired deliveries.
+const pruneEvery = time.Hour
+
+// DefaultMaxLockConns is the default size of the pool of connections that
+// hold or wait for user locks (see WithMaxLockConns).
+const DefaultMaxLockConns = 16
+
+// Store is a ports.ThreadStore on PostgreSQL. It is safe for concurrent use
+// by any number of goroutines and, sharing one database (and schema), by
+// any number of processes.
+type Store struct {
+	pool   *pgxpool.Pool // queries
+	locks  *pgxpool.Pool // one connection per LockUser caller, held until unlock
+	log    *slog.Logger
+	schema string
+
+	lastPrune atomic.Int64 // unix nanoseconds of the last prune attempt
+}
+
+var (
+	_ ports.ThreadStore = (*Store)(nil)
+	_ ports.Pinger      = (*Store)(nil)
+)
+
+type options struct {
+	schema       string
+	maxLockConns int32
+}
+
+// Option configures Open.
+type Option func(*options)
+
+// WithSchema keeps the store's tables in schema (created by Open if it does
+// not exist) instead of the connection's default search_path. The name must
+// be a lower-case SQL identifier ([a-z_][a-z0-9_]*). Stores with different
+// schemas in one database are independent, locks included.
+func WithSchema(schema string) Option {
+	return func(o *options) { o.schema = schema }
+}
+
+// WithMaxLockConns bounds the connections LockUser uses: each caller of
+// LockUser, waiting or holding, uses one until it unlocks. When all are in
+// use, further callers wait for one in arrival order before they queue for
+// the lock in PostgreSQL. The default is DefaultMaxLockConns.
+func WithMaxLockConns(n int32) Option {
+	return func(o *options) { o.maxLockConns = n }
+}
+
+var identifier = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
+
+// Open connects to the PostgreSQL database at rawURL (postgres://... or a
+// key=value connection string; see pgxpool.ParseConfig), checks that it
+// answers and applies pending migrations. A malformed URL or option gives
+// an error wrapping ports.ErrInvalidInput; an unreachable server one
+// wrapping ports.ErrUnavailable that names the server. Neither contains the
+// password. Open blocks until the migrations are applied or ctx is done
+// (then it fails). log receives migration and maintenance messages. Close
+// the Store when done.
+func Open(ctx context.Context, rawURL string, log *slog.Logger, opts ...Option) (*Store, error) {
+	o := options{maxLockConns: DefaultMaxLockConns}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.schema != "" && !identifier.MatchString(o.schema) {
+		return nil, fmt.Errorf("postgres: open: schema %q is not a lower-case identifier: %w", o.schema, ports.ErrInvalidInput)
+	}
+	if o.maxLockConns < 1 {
+		return nil, fmt.Errorf("postgres: open: max lock connections %d: %w", o.maxLockConns, ports.ErrInvalidInput)
+	}
+	cfg, err := pgxpool.ParseConfig(rawURL) // its errors redact the password
+	if err != nil {
+		return nil, fmt.Errorf("postgres: parse database url: %w: %w", ports.ErrInvalidInput, err)
+	}
+	if o.schema != "" {
+		cfg.ConnConfig.RuntimeParams["search_path"] = o.schema
+	}
+	server := fmt.Sprintf("%s:%d/%s", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database)
+
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: open: %w", err)
+	}
+	s := &Store{pool: pool, log: log, schema: o.schema}
+	if err := s.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, wrap("open database at "+server, err)
+	}
+	s.locks, err = pgxpool.NewWithConfig(ctx, lockPoolConfig(cfg, o.maxLockConns))
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: open lock pool: %w", err)
+	}
+	return s, nil
+}
+
+// migrate applies pending migrations in one transaction.
+func (s *Store) migrate(ctx context.Context) error {
+	ms, err := loadMigrations(migrationFiles)
+	if err != nil {
+		return fmt.Errorf("load migrations: %w", err)
+	}
+	var applied []int
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		applied, err = migrate(ctx, tx, s.schema, ms)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if len(applied) > 0 {
+		s.log.Info("postgres: schema migrated", "schema", s.schema, "applied", applied)
+	}
+	return nil
+}
+
+// Thread returns the thread stored for user, or an error wrapping
+// ports.ErrNotFound. It blocks for one query or until ctx is done.
+func (s *Store) Thread(ctx context.Context, user string) (string, error) {
+	var id string
+	err := s.pool.QueryRow(ctx, "SELECT thread_id FROM threads WHERE user_id = $1", user).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", fmt.Errorf("postgres: thread: %w", ports.ErrNotFound)
+	}
+	if err != nil {
+		return "", classify(ctx, "thread", err)
+	}
+	return id, nil
+}
+
+// SaveThread stores threadID for user unless user has a thread, and
+// returns the stored thread. The primary key decides among concurrent
+// callers in every process: all get the first writer's thread. It blocks
+// for two queries or until ctx is done.
+func (s *Store) SaveThread(ctx context.Context, user, threadID string) (string, error) {
+	_, err := s.pool.Exec(ctx, "INSERT INTO threads (user_id, thread_id) VALUES ($1, $2) ON CONFLICT (user_id) DO NOTHING", user, threadID)
+	if err != nil {
+		return "", classify(ctx, "save thread", err)
+	}
+	// A statement of its own, so that its snapshot sees a row committed by
+	// a concurrent writer that the insert waited for.
+	var id string
+	if err := s.pool.QueryRow(ctx, "SELECT thread_id FROM threads WHERE user_id = $1", user).Scan(&id); err != nil {
+		return "", classify(ctx, "save thread: read back", err)
+	}
+	return id, nil
+}
+
+// FirstSeen records key and reports whether no caller in any process
+// recorded it within Retention before. Among concurrent callers exactly one
+// gets true. At most once per pruneEvery it first deletes keys older than
+// Retention (a failure there is logged, not returned). It blocks for one or
+// two queries or until ctx is done.
+func (s *Store) FirstSeen(ctx context.Context, key string) (bool, error) {
+	s.maybePrune(ctx)
+	tag, err := s.pool.Exec(ctx, "INSERT INTO deliveries (key) VALUES ($1) ON CONFLICT (key) DO NOTHING", key)
+	if err != nil {
+		return false, classify(ctx, "first seen", err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// maybePrune deletes deliveries older than Retention unless this Store did
+// so less than pruneEvery ago.
+func (s *Store) maybePrune(ctx context.Context) {
+	now := time.Now().UnixNano()
+	last := s.lastPrune.Load()
+	if now-last < int64(pruneEvery) || !s.lastPrune.CompareAndSwap(last, now) {
+		return
+	}
+	tag, err := s.pool.Exec(ctx, "DELETE FROM deliveries WHERE seen_at < now() - make_interval(secs => $1)", Retention.Seconds())
+	if err != nil {
+		s.log.Warn("postgres: prune deliveries", "err", classify(ctx, "prune", err))
+		return
+	}
+	if n := tag.RowsAffected(); n > 0 {
+		s.log.Debug("postgres: pruned deliveries", "deleted", n)
+	}
+}
+
+// Ping reports whether the database answers: nil, or an error wrapping
+// ports.ErrUnavailable. It blocks for one round trip or until ctx is done.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return classify(ctx, "ping", err)
+	}
+	return nil
+}
+
+// Close closes both pools. It blocks until every connection is back, so
+// every unlock returned by LockUser must have been called (or be called
+// concurrently); calls after Close fail.
+func (s *Store) Close() error {
+	s.locks.Close()
+	s.pool.Close()
+	return nil
+}
+
+// classify wraps err from operation op: after the end of ctx as ctx's
+// error, else as wrap does.
+func classify(ctx context.Context, op string, err error) error {
+	if ctx.Err() != nil { // whatever err says (a cancelled statement, a broken read), ctx is why
+		return fmt.Errorf("postgres: %s: %w", op, context.Cause(ctx))
+	}
+	return wrap(op, err)
+}
+
+// wrap wraps err from operation op: a statement the server refused as it
+// is, any other failure (to reach the server, or one the server reports as
+// transient) as ports.ErrUnavailable.
+func wrap(op string, err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && !transient(pgErr.Code) {
+		return fmt.Errorf("postgres: %s: %w", op, err)
+	}
+	return fmt.Errorf("postgres: %s: %w: %w", op, ports.ErrUnavailable, err)
+}
+
+// transient reports whether a SQLSTATE says the server could not serve the
+// request now (connection exception, insufficient resources, operator
+// intervention, system error) rather than that the request was wrong.
+func transient(code string) bool {
+	switch code[:2] {
+	case "08", "53", "57", "58":
+		return true
+	}
+	return false
+}
+
+// hashKey maps s to an advisory lock key.
+func hashKey(s string) int64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(s))
+	return int64(h.Sum64())
+}
+
+// userLockKey is the advisory lock key of user's lock in schema.
+func userLockKey(schema, user string) int64 {
+	return hashKey("gateway:user:" + strconv.Quote(schema) + ":" + user)
+}

@@ -1,0 +1,333 @@
+package postgres_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/convgateway/gateway/adapters/store/postgres"
+	"github.com/convgateway/gateway/adapters/store/storetest"
+	"github.com/convgateway/gateway/ports"
+	"github.com/convgateway/gateway/ports/porttest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// serverURL returns the database the tests use, skipping (or failing in CI)
+// the test when PostgreSQL is not running.
+func serverURL(t *testing.T) string {
+	return storetest.Require(t, "PostgreSQL", "TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
+}
+
+// newSchema returns the name of a schema of the test's own, dropped when
+// the test ends (after the stores registered later are closed).
+func newSchema(t *testing.T, rawURL string) string {
+	t.Helper()
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	schema := "gw_test_" + hex.EncodeToString(b)
+	t.Cleanup(func() {
+		exec(t, rawURL, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
+	})
+	return schema
+}
+
+// exec runs sql on a connection of its own.
+func exec(t *testing.T, rawURL, sql string, args ...any) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, rawURL)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, sql, args...)
+	require.NoError(t, err)
+}
+
+// open opens a store in schema and closes it when the test ends.
+func open(t *testing.T, rawURL, schema string) *postgres.Store {
+	t.Helper()
+	s, err := postgres.Open(t.Context(), rawURL, discard, postgres.WithSchema(schema))
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, s.Close()) })
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	rawURL := serverURL(t)
+	schema := newSchema(t, rawURL)
+	porttest.ThreadStore(t, func(t *testing.T) ports.ThreadStore { return open(t, rawURL, schema) })
+}
+
+// Two Stores on one schema stand for two gateway instances.
+func TestTwoInstances(t *testing.T) {
+	rawURL := serverURL(t)
+	schema := newSchema(t, rawURL)
+	a, b := open(t, rawURL, schema), open(t, rawURL, schema)
+	stores := []*postgres.Store{a, b}
+	ctx := t.Context()
+	const n = 20
+
+	t.Run("OneThreadPerUser", func(t *testing.T) {
+		got := make([]string, n)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range n {
+			wg.Go(func() {
+				<-start
+				id, err := stores[i%2].SaveThread(ctx, "user-1", "thread-"+string(rune('a'+i)))
+				assert.NoError(t, err)
+				got[i] = id
+			})
+		}
+		close(start)
+		wg.Wait()
+		for i := range n {
+			require.Equal(t, got[0], got[i])
+		}
+		for _, s := range stores {
+			id, err := s.Thread(ctx, "user-1")
+			require.NoError(t, err)
+			require.Equal(t, got[0], id)
+		}
+	})
+
+	t.Run("FirstSeenOnce", func(t *testing.T) {
+		var first atomic.Int32
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range n {
+			wg.Go(func() {
+				<-start
+				ok, err := stores[i%2].FirstSeen(ctx, "SM-retried")
+				assert.NoError(t, err)
+				if ok {
+					first.Add(1)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		require.Equal(t, int32(1), first.Load(), "a delivery is first on exactly one instance")
+	})
+
+	t.Run("LockMutualExclusion", func(t *testing.T) {
+		var inside, most atomic.Int32
+		var wg sync.WaitGroup
+		for i := range 6 {
+			wg.Go(func() {
+				for range 5 {
+					unlock, err := stores[i%2].LockUser(ctx, "user-2")
+					if !assert.NoError(t, err) {
+						return
+					}
+					if v := inside.Add(1); v > most.Load() {
+						most.Store(v)
+					}
+					inside.Add(-1)
+					unlock()
+				}
+			})
+		}
+		wg.Wait()
+		require.Equal(t, int32(1), most.Load(), "one holder at a time across instances")
+	})
+
+	t.Run("LockFIFO", func(t *testing.T) {
+		unlock, err := a.LockUser(ctx, "user-3")
+		require.NoError(t, err)
+		const waiters = 6
+		var mu sync.Mutex
+		var order []int
+		var wg sync.WaitGroup
+		for i := range waiters {
+			wg.Go(func() {
+				unlock, err := stores[(i+1)%2].LockUser(ctx, "user-3") // B, A, B, ...
+				if !assert.NoError(t, err) {
+					return
+				}
+				mu.Lock()
+				order = append(order, i)
+				mu.Unlock()
+				unlock()
+			})
+			require.Eventually(t, func() bool {
+				got, err := a.LockWaiters(ctx, "user-3")
+				return err == nil && got == i+1
+			}, 10*time.Second, 5*time.Millisecond, "waiter %d queued", i)
+		}
+		unlock()
+		wg.Wait()
+		require.Equal(t, []int{0, 1, 2, 3, 4, 5}, order, "granted in request order across instances")
+	})
+
+	t.Run("CancelledWaiterOnOtherInstance", func(t *testing.T) {
+		unlock, err := a.LockUser(ctx, "user-4")
+		require.NoError(t, err)
+		wctx, cancel := context.WithCancel(ctx)
+		errc := make(chan error, 1)
+		go func() {
+			_, err := b.LockUser(wctx, "user-4")
+			errc <- err
+		}()
+		require.Eventually(t, func() bool {
+			got, err := b.LockWaiters(ctx, "user-4")
+			return err == nil && got == 1
+		}, 10*time.Second, 5*time.Millisecond)
+		cancel()
+		require.ErrorIs(t, <-errc, context.Canceled)
+		n, err := a.LockWaiters(ctx, "user-4")
+		require.NoError(t, err)
+		require.Zero(t, n, "the cancelled waiter left PostgreSQL's queue")
+		unlock()
+		unlock, err = b.LockUser(ctx, "user-4")
+		require.NoError(t, err)
+		unlock()
+	})
+}
+
+func TestSchemasAreIndependent(t *testing.T) {
+	rawURL := serverURL(t)
+	a := open(t, rawURL, newSchema(t, rawURL))
+	b := open(t, rawURL, newSchema(t, rawURL))
+	ctx := t.Context()
+	_, err := a.SaveThread(ctx, "user", "thread-a")
+	require.NoError(t, err)
+	_, err = b.Thread(ctx, "user")
+	require.ErrorIs(t, err, ports.ErrNotFound)
+
+	unlock, err := a.LockUser(ctx, "user")
+	require.NoError(t, err)
+	defer unlock()
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	unlockB, err := b.LockUser(lctx, "user")
+	require.NoError(t, err, "a lock in one schema does not block the same user in another")
+	unlockB()
+}
+
+func TestConcurrentMigrations(t *testing.T) {
+	rawURL := serverURL(t)
+	schema := newSchema(t, rawURL)
+	const n = 4
+	stores := make([]*postgres.Store, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { stores[i], errs[i] = postgres.Open(t.Context(), rawURL, discard, postgres.WithSchema(schema)) })
+	}
+	wg.Wait()
+	for i := range n {
+		require.NoError(t, errs[i])
+		require.NoError(t, stores[i].Close())
+	}
+	conn, err := pgx.Connect(t.Context(), rawURL)
+	require.NoError(t, err)
+	defer conn.Close(context.Background())
+	var count int
+	require.NoError(t, conn.QueryRow(t.Context(), "SELECT count(*) FROM "+pgx.Identifier{schema, "schema_migrations"}.Sanitize()+" WHERE version = 1").Scan(&count))
+	require.Equal(t, 1, count, "the first migration is recorded once")
+}
+
+func TestPrunesOldDeliveries(t *testing.T) {
+	rawURL := serverURL(t)
+	schema := newSchema(t, rawURL)
+	s := open(t, rawURL, schema)
+	ok, err := s.FirstSeen(t.Context(), "fresh") // prunes nothing, records a key
+	require.NoError(t, err)
+	require.True(t, ok)
+
+	exec(t, rawURL, "INSERT INTO "+pgx.Identifier{schema, "deliveries"}.Sanitize()+" (key, seen_at) VALUES ('old', now() - interval '25 hours'), ('recent', now() - interval '23 hours')")
+	s2 := open(t, rawURL, schema) // a new Store prunes on its first FirstSeen
+	ok, err = s2.FirstSeen(t.Context(), "old")
+	require.NoError(t, err)
+	require.True(t, ok, "a key older than 24 hours was forgotten")
+	ok, err = s2.FirstSeen(t.Context(), "recent")
+	require.NoError(t, err)
+	require.False(t, ok, "a key younger than 24 hours is remembered")
+}
+
+func TestUnreachableAtStart(t *testing.T) {
+	addr := storetest.ClosedAddr(t)
+	_, err := postgres.Open(t.Context(), "postgres://postgres:s3cret-pw@"+addr+"/test?sslmode=disable", discard)
+	require.ErrorIs(t, err, ports.ErrUnavailable)
+	require.Contains(t, err.Error(), "postgres")
+	require.Contains(t, err.Error(), addr[len("127.0.0.1:"):])
+	require.NotContains(t, err.Error(), "s3cret-pw")
+}
+
+func TestBadSettings(t *testing.T) {
+	_, err := postgres.Open(t.Context(), "postgres://postgres:s3cret-pw@127.0.0.1:5432/test?sslmode=bogus", discard)
+	require.ErrorIs(t, err, ports.ErrInvalidInput)
+	require.NotContains(t, err.Error(), "s3cret-pw")
+
+	_, err = postgres.Open(t.Context(), "postgres://postgres@127.0.0.1:5432/test", discard, postgres.WithSchema(`x"; DROP TABLE t; --`))
+	require.ErrorIs(t, err, ports.ErrInvalidInput)
+
+	_, err = postgres.Open(t.Context(), "postgres://postgres@127.0.0.1:5432/test", discard, postgres.WithMaxLockConns(0))
+	require.ErrorIs(t, err, ports.ErrInvalidInput)
+}
+
+// A store whose server goes away fails with ErrUnavailable, does not keep
+// a lock whose connection broke, and works again when the server is back,
+// without being reopened.
+func TestRecovers(t *testing.T) {
+	rawURL := serverURL(t)
+	schema := newSchema(t, rawURL)
+	u, err := url.Parse(rawURL)
+	require.NoError(t, err)
+	proxy := storetest.NewProxy(t, u.Host)
+	s := open(t, storetest.WithHost(t, rawURL, proxy.Addr()), schema)
+	direct := open(t, rawURL, schema)
+	ctx := t.Context()
+
+	_, err = s.SaveThread(ctx, "user", "thread-1")
+	require.NoError(t, err)
+	unlock, err := s.LockUser(ctx, "user")
+	require.NoError(t, err)
+
+	proxy.Stop()
+	require.ErrorIs(t, s.Ping(ctx), ports.ErrUnavailable)
+	_, err = s.Thread(ctx, "user")
+	require.ErrorIs(t, err, ports.ErrUnavailable)
+	_, err = s.FirstSeen(ctx, "SM1")
+	require.ErrorIs(t, err, ports.ErrUnavailable)
+	_, err = s.LockUser(ctx, "other")
+	require.ErrorIs(t, err, ports.ErrUnavailable)
+	unlock() // its connection is gone: returns promptly all the same
+
+	// The lock died with its session: another instance can take it.
+	require.Eventually(t, func() bool {
+		lctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		defer cancel()
+		unlock, err := direct.LockUser(lctx, "user")
+		if err != nil {
+			return false
+		}
+		unlock()
+		return true
+	}, 10*time.Second, 10*time.Millisecond)
+
+	proxy.Start()
+	require.Eventually(t, func() bool { return s.Ping(ctx) == nil }, 10*time.Second, 20*time.Millisecond)
+	id, err := s.Thread(ctx, "user")
+	require.NoError(t, err)
+	require.Equal(t, "thread-1", id)
+	unlock, err = s.LockUser(ctx, "user")
+	require.NoError(t, err)
+	unlock()
+}
