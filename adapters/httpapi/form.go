@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 
@@ -32,8 +33,10 @@ func signedForm(c echo.Context, v *signature.Validator) (url.Values, error) {
 	return r.Form, nil
 }
 
-// forbidden logs a refused signature and returns the 403 for it.
+// forbidden logs a refused signature (err is signature.ErrMissing or
+// ErrInvalid, which the error handler answers with 403) and returns it.
 func forbidden(c echo.Context, err error) error {
-	logFrom(c).Warn("httpapi: twilio signature refused", "path", c.Request().URL.Path, "err", err)
-	return echo.NewHTTPError(http.StatusForbidden, http.StatusText(http.StatusForbidden)).SetInternal(err)
+	path := c.Request().URL.Path
+	logFrom(c).Warn("httpapi: twilio signature refused", "path", path, "err", err)
+	return fmt.Errorf("httpapi: %s: %w", path, err)
 }

@@ -81,3 +81,22 @@ func TestUnknownRouteIsJSON404(t *testing.T) {
 	assert.Equal(t, http.StatusNotFound, code)
 	assert.Contains(t, body, "error")
 }
+
+func TestRequestIDIsEchoedAndLogged(t *testing.T) {
+	e := newEnv(t)
+	req, err := http.NewRequest(http.MethodGet, e.ts.URL+"/health", nil)
+	require.NoError(t, err)
+	req.Header.Set("X-Request-Id", "req-123")
+	resp, err := e.ts.Client().Do(req)
+	require.NoError(t, err)
+	readBody(t, resp)
+	assert.Equal(t, "req-123", resp.Header.Get("X-Request-Id"))
+	assert.Contains(t, e.logs.String(), `"request_id":"req-123"`)
+
+	resp, err = e.ts.Client().Get(e.ts.URL + "/health")
+	require.NoError(t, err)
+	readBody(t, resp)
+	id := resp.Header.Get("X-Request-Id")
+	require.NotEmpty(t, id, "an id is made when the client sends none")
+	assert.Contains(t, e.logs.String(), `"request_id":"`+id+`"`)
+}
