@@ -1,0 +1,65 @@
+# The gateway's developer commands. Everything here needs only Go, except
+# test-twilio (Node.js) and the tunnels (cloudflared).
+
+GO          ?= go
+PORT        ?= 5050
+FUZZTIME    ?= 10s
+# staticcheck 2026.2.2, fetched through the module proxy on first use.
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: all build run dev demo test test-twilio fuzz lint bench load tunnel-quick tunnel help
+
+all: lint test
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
+
+build: ## build the gateway binary into bin/gateway
+	$(GO) build -o bin/gateway ./cmd/gateway
+
+run: ## run the gateway (reads .env, the environment, and ARGS such as --config gateway.yaml)
+	$(GO) run ./cmd/gateway $(ARGS)
+
+dev: run ## alias of run
+
+demo: ## the offline demo (coming with the demo issue)
+	@echo "make demo: the offline demo (simulated call and WhatsApp exchange) is not built yet." >&2
+	@echo "Until it lands, 'make test' exercises the gateway end to end against the simulators." >&2
+	@exit 1
+
+test: ## all Go tests with the race detector (no network, no credentials)
+	$(GO) test -race -count=1 ./...
+
+test-twilio: ## the Twilio Function's tests (needs Node.js 20+)
+	cd twilio && npm ci --no-audit --no-fund && npm test
+
+fuzz: ## run every Fuzz test for FUZZTIME each
+	@set -e; for file in $$(grep -rl --include='*_test.go' '^func Fuzz' --exclude-dir=node_modules .); do \
+		dir=$$(dirname $$file); \
+		for fn in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$file); do \
+			echo "$(GO) test -run '^$$' -fuzz '^$$fn$$' -fuzztime $(FUZZTIME) $$dir"; \
+			$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$dir; \
+		done; \
+	done
+
+lint: ## gofmt, go vet and staticcheck
+	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); \
+		if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+bench: ## benchmarks of the hot paths
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+load: ## the load test (coming with the demo issue)
+	@echo "make load: the load test is not built yet (it comes with the demo, load and benchmark issue)." >&2
+	@exit 1
+
+tunnel-quick: ## a throwaway https URL for localhost:PORT (cloudflared quick tunnel)
+	@command -v cloudflared >/dev/null || { echo "cloudflared is not installed: see https://developers.cloudflare.com/cloudflare-one/connections/connect-networks/downloads/ (or: brew install cloudflared)" >&2; exit 1; }
+	cloudflared tunnel --url http://localhost:$(PORT)
+
+tunnel: ## a named cloudflared tunnel: make tunnel TUNNEL=<name> (set PUBLIC_URL to its hostname)
+	@command -v cloudflared >/dev/null || { echo "cloudflared is not installed: see https://developers.cloudflare.com/cloudflare-one/connections/connect-networks/downloads/ (or: brew install cloudflared)" >&2; exit 1; }
+	@[ -n "$(TUNNEL)" ] || { echo "usage: make tunnel TUNNEL=<name> (create one with: cloudflared tunnel login && cloudflared tunnel create <name> && cloudflared tunnel route dns <name> <hostname>)" >&2; exit 1; }
+	cloudflared tunnel run --url http://localhost:$(PORT) $(TUNNEL)
