@@ -5,15 +5,18 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/convgateway/gateway/adapters/fake"
 	"github.com/convgateway/gateway/adapters/store/memory"
 	"github.com/convgateway/gateway/ports"
 )
@@ -25,87 +28,8 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // hanging.
 const wait = 10 * time.Second
 
-// assistant is a ChatAssistant double. It echoes by default, records what
-// it was asked, and measures how many Reply calls ran at once per thread.
-type assistant struct {
-	// reply, when set, replaces the echo. It runs inside the concurrency
-	// accounting.
-	reply func(ctx context.Context, thread, text string) (string, error)
-
-	mu         sync.Mutex
-	threads    int
-	texts      []string
-	running    map[string]int
-	maxRunning int
-}
-
-func (a *assistant) NewThread(context.Context) (string, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.threads++
-	return fmt.Sprintf("thread_%d", a.threads), nil
-}
-
-func (a *assistant) Reply(ctx context.Context, thread, text string) (string, error) {
-	a.mu.Lock()
-	if a.running == nil {
-		a.running = make(map[string]int)
-	}
-	a.running[thread]++
-	a.maxRunning = max(a.maxRunning, a.running[thread])
-	a.texts = append(a.texts, text)
-	a.mu.Unlock()
-	defer func() {
-		a.mu.Lock()
-		a.running[thread]--
-		a.mu.Unlock()
-	}()
-	if a.reply != nil {
-		return a.reply(ctx, thread, text)
-	}
-	return "echo: " + text, nil
-}
-
-func (a *assistant) stats() (threads int, texts []string, maxRunning int) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.threads, append([]string(nil), a.texts...), a.maxRunning
-}
-
-// sender is a MessageSender double that records what it sent.
-type sender struct {
-	err error // returned by every Send when set
-
-	mu   sync.Mutex
-	sent []ports.OutboundMessage
-}
-
-func (s *sender) Send(ctx context.Context, msg ports.OutboundMessage) (string, error) {
-	if err := ctx.Err(); err != nil {
-		return "", err
-	}
-	if s.err != nil {
-		return "", s.err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.sent = append(s.sent, msg)
-	return fmt.Sprintf("SM%d", len(s.sent)), nil
-}
-
-func (s *sender) messages() []ports.OutboundMessage {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]ports.OutboundMessage(nil), s.sent...)
-}
-
-func (s *sender) bodies() []string {
-	var b []string
-	for _, m := range s.messages() {
-		b = append(b, m.Body)
-	}
-	return b
-}
+// firstThread is the id the fake assistant gives its first thread.
+const firstThread = "conv_fake_1"
 
 // downStore is a ThreadStore whose chosen methods fail as if the database
 // were unreachable.
@@ -135,6 +59,17 @@ func (d downStore) Thread(ctx context.Context, user string) (string, error) {
 	return d.ThreadStore.Thread(ctx, user)
 }
 
+// jitterStore is a ThreadStore whose LockUser waits a random moment before
+// asking for the lock, as a busy scheduler or a remote database might: the
+// order in which callers reach the store then says nothing about the order
+// in which the messages arrived.
+type jitterStore struct{ ports.ThreadStore }
+
+func (j jitterStore) LockUser(ctx context.Context, user string) (func(), error) {
+	time.Sleep(rand.N(5 * time.Millisecond))
+	return j.ThreadStore.LockUser(ctx, user)
+}
+
 // logBuffer collects log output from several goroutines.
 type logBuffer struct {
 	mu sync.Mutex
@@ -156,27 +91,29 @@ func (l *logBuffer) String() string {
 type harness struct {
 	svc    *MessagesService
 	store  ports.ThreadStore
-	asst   *assistant
-	sender *sender
+	asst   *fake.ChatAssistant
+	sender *fake.MessageSender
 	logs   *logBuffer
 }
 
-// newHarness builds a service over the in-memory store and the doubles;
+// newHarness builds a service over the in-memory store and fresh fakes;
 // edit tweaks the deps first. The service is shut down at the end of the
 // test.
-func newHarness(t *testing.T, asst *assistant, edit func(*MessagesDeps)) *harness {
+func newHarness(t *testing.T, edit func(*MessagesDeps)) *harness {
 	t.Helper()
-	h := &harness{store: memory.NewThreadStore(), asst: asst, sender: &sender{}, logs: &logBuffer{}}
+	h := &harness{logs: &logBuffer{}}
 	d := MessagesDeps{
-		Store:     h.store,
-		Assistant: asst,
-		Sender:    h.sender,
+		Store:     memory.NewThreadStore(),
+		Assistant: fake.NewChatAssistant(),
+		Sender:    fake.NewMessageSender(),
 		Logger:    slog.New(slog.NewTextHandler(h.logs, nil)),
 	}
 	if edit != nil {
 		edit(&d)
 	}
 	h.store = d.Store
+	h.asst, _ = d.Assistant.(*fake.ChatAssistant)
+	h.sender, _ = d.Sender.(*fake.MessageSender)
 	h.svc = NewMessages(d)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), wait)
@@ -185,6 +122,9 @@ func newHarness(t *testing.T, asst *assistant, edit func(*MessagesDeps)) *harnes
 	})
 	return h
 }
+
+// later makes every answer miss the inline deadline.
+func later(d *MessagesDeps) { d.InlineTimeout = time.Millisecond }
 
 func msg(sid, body string) ports.InboundMessage {
 	return ports.InboundMessage{
@@ -204,20 +144,27 @@ func handle(t *testing.T, svc *MessagesService, m ports.InboundMessage) ports.Re
 	return r
 }
 
-// gate blocks replies until it is opened.
-type gate chan struct{}
+// waitSent waits until the sender accepted n messages and returns their
+// bodies.
+func waitSent(t *testing.T, s *fake.MessageSender, n int) []ports.OutboundMessage {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	sent, err := s.WaitSent(ctx, n)
+	require.NoError(t, err)
+	return sent
+}
 
-func (g gate) reply(ctx context.Context, _, text string) (string, error) {
-	select {
-	case <-g:
-		return "echo: " + text, nil
-	case <-ctx.Done():
-		return "", ctx.Err()
+func bodies(msgs []ports.OutboundMessage) []string {
+	var b []string
+	for _, m := range msgs {
+		b = append(b, m.Body)
 	}
+	return b
 }
 
 func TestHandleInlineReply(t *testing.T) {
-	h := newHarness(t, &assistant{}, nil)
+	h := newHarness(t, nil)
 
 	r := handle(t, h.svc, msg("SM1", "hello"))
 	assert.Equal(t, []string{"echo: hello"}, r.Messages)
@@ -225,34 +172,32 @@ func TestHandleInlineReply(t *testing.T) {
 	r = handle(t, h.svc, msg("SM2", "again"))
 	assert.Equal(t, []string{"echo: again"}, r.Messages)
 
-	threads, texts, _ := h.asst.stats()
-	assert.Equal(t, 1, threads, "the second message reuses the thread")
-	assert.Equal(t, []string{"hello", "again"}, texts)
+	require.Equal(t, []string{firstThread}, h.asst.Threads(), "the second message reuses the thread")
+	assert.Equal(t, []string{"hello", "again"}, h.asst.Texts(firstThread))
 	id, err := h.store.Thread(context.Background(), "whatsapp:+15551234567")
 	require.NoError(t, err)
-	assert.Equal(t, "thread_1", id)
-	assert.Empty(t, h.sender.messages(), "an inline answer is not also sent")
+	assert.Equal(t, firstThread, id)
+	assert.Empty(t, h.sender.Sent(), "an inline answer is not also sent")
 }
 
 func TestHandleSlowAssistantDeliversLater(t *testing.T) {
-	g := make(gate)
-	h := newHarness(t, &assistant{reply: g.reply}, func(d *MessagesDeps) { d.InlineTimeout = time.Millisecond })
+	h := newHarness(t, later)
+	release := h.asst.Hold()
 
 	r := handle(t, h.svc, msg("SM1", "slow question"))
 	assert.Empty(t, r.Messages, "the webhook is answered at once, empty")
 
-	close(g)
-	require.Eventually(t, func() bool { return len(h.sender.messages()) == 1 }, wait, time.Millisecond)
-	assert.Equal(t, ports.OutboundMessage{
+	release()
+	assert.Equal(t, []ports.OutboundMessage{{
 		To:   "whatsapp:+15551234567",
 		From: "whatsapp:+15550000000",
 		Body: "echo: slow question",
-	}, h.sender.messages()[0])
+	}}, waitSent(t, h.sender, 1))
 }
 
 func TestHandleRequestCancelledDeliversLater(t *testing.T) {
-	g := make(gate)
-	h := newHarness(t, &assistant{reply: g.reply}, nil)
+	h := newHarness(t, nil)
+	release := h.asst.Hold()
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan ports.Reply)
@@ -261,17 +206,19 @@ func TestHandleRequestCancelledDeliversLater(t *testing.T) {
 		assert.NoError(t, err)
 		done <- r
 	}()
-	require.Eventually(t, func() bool { _, texts, _ := h.asst.stats(); return len(texts) == 1 }, wait, time.Millisecond)
-	cancel()
+	waitCtx, stop := context.WithTimeout(context.Background(), wait)
+	defer stop()
+	_, err := h.asst.WaitTexts(waitCtx, firstThread, 1)
+	require.NoError(t, err)
+	cancel() // Twilio gave up on the webhook
 	assert.Empty(t, (<-done).Messages)
 
-	close(g)
-	require.Eventually(t, func() bool { return len(h.sender.messages()) == 1 }, wait, time.Millisecond)
-	assert.Equal(t, "echo: q", h.sender.messages()[0].Body)
+	release()
+	assert.Equal(t, []string{"echo: q"}, bodies(waitSent(t, h.sender, 1)))
 }
 
 func TestHandleRetriedDelivery(t *testing.T) {
-	h := newHarness(t, &assistant{}, nil)
+	h := newHarness(t, nil)
 
 	first := msg("SM1", "hi")
 	first.IdempotencyKey = "tok-1"
@@ -285,14 +232,13 @@ func TestHandleRetriedDelivery(t *testing.T) {
 	sameToken.IdempotencyKey = "tok-1"
 	assert.Empty(t, handle(t, h.svc, sameToken).Messages)
 
-	_, texts, _ := h.asst.stats()
-	assert.Len(t, texts, 1, "one assistant call for all deliveries")
-	assert.Empty(t, h.sender.messages())
+	assert.Len(t, h.asst.Texts(firstThread), 1, "one assistant call for all deliveries")
+	assert.Empty(t, h.sender.Sent())
 	assert.Contains(t, h.logs.String(), "duplicate delivery ignored")
 }
 
 func TestHandleConcurrentRetriesAnswerOnce(t *testing.T) {
-	h := newHarness(t, &assistant{}, nil)
+	h := newHarness(t, nil)
 
 	const n = 10
 	replies := make(chan ports.Reply, n)
@@ -310,38 +256,38 @@ func TestHandleConcurrentRetriesAnswerOnce(t *testing.T) {
 		}
 	}
 	assert.Equal(t, 1, answered)
-	_, texts, _ := h.asst.stats()
-	assert.Len(t, texts, 1)
+	assert.Len(t, h.asst.Texts(firstThread), 1)
 }
 
 func TestHandleSequentialMessagesAnsweredInOrder(t *testing.T) {
 	// Every answer goes the later path: the messages queue up behind a
-	// closed gate, so the order they are answered in is decided by the
-	// service alone.
-	g := make(gate)
-	h := newHarness(t, &assistant{reply: g.reply}, func(d *MessagesDeps) { d.InlineTimeout = time.Millisecond })
+	// held assistant, so the order they are answered in is decided by the
+	// service alone, not by the order they reach the store's lock.
+	h := newHarness(t, func(d *MessagesDeps) {
+		later(d)
+		d.Store = jitterStore{d.Store}
+	})
+	release := h.asst.Hold()
 
 	const n = 20
-	var want []string
+	var texts, want []string
 	for i := range n {
 		text := fmt.Sprintf("message %d", i)
 		require.Empty(t, handle(t, h.svc, msg(fmt.Sprintf("SM%d", i), text)).Messages)
-		want = append(want, "echo: "+text)
+		texts = append(texts, text)
+		want = append(want, fake.EchoPrefix+text)
 	}
-	close(g)
-	require.Eventually(t, func() bool { return len(h.sender.messages()) == n }, wait, time.Millisecond)
+	release()
 
-	assert.Equal(t, want, h.sender.bodies(), "answers sent in arrival order")
-	threads, texts, maxRunning := h.asst.stats()
-	assert.Equal(t, 1, threads)
-	assert.Equal(t, 1, maxRunning, "never two replies at once on the thread")
-	for i, text := range texts {
-		assert.Equal(t, fmt.Sprintf("message %d", i), text)
-	}
+	assert.Equal(t, want, bodies(waitSent(t, h.sender, n)), "answers sent in arrival order")
+	require.Equal(t, []string{firstThread}, h.asst.Threads())
+	assert.Equal(t, texts, h.asst.Texts(firstThread), "asked in arrival order")
+	assert.Zero(t, h.asst.Overlaps(), "never two replies at once on the thread")
 }
 
 func TestHandleConcurrentMessagesOneUser(t *testing.T) {
-	h := newHarness(t, &assistant{}, nil)
+	h := newHarness(t, nil)
+	h.asst.SetDelay(time.Millisecond) // let replies overlap if they could
 
 	const n = 20
 	var wg sync.WaitGroup
@@ -349,23 +295,22 @@ func TestHandleConcurrentMessagesOneUser(t *testing.T) {
 		wg.Go(func() {
 			text := fmt.Sprintf("message %d", i)
 			r := handle(t, h.svc, msg(fmt.Sprintf("SM%d", i), text))
-			assert.Equal(t, []string{"echo: " + text}, r.Messages, "each message gets its own answer")
+			assert.Equal(t, []string{fake.EchoPrefix + text}, r.Messages, "each message gets its own answer")
 		})
 	}
 	wg.Wait()
 
-	threads, texts, maxRunning := h.asst.stats()
-	assert.Equal(t, 1, threads, "concurrent first messages make one thread")
-	assert.Len(t, texts, n)
-	assert.Equal(t, 1, maxRunning, "never two replies at once on the thread")
+	require.Equal(t, []string{firstThread}, h.asst.Threads(), "concurrent first messages make one thread")
+	assert.Len(t, h.asst.Texts(firstThread), n)
+	assert.Zero(t, h.asst.Overlaps(), "never two replies at once on the thread")
 }
 
 func TestHandleTwoServicesShareOneStore(t *testing.T) {
-	// Two gateway processes over one shared store: one thread, one exchange
-	// at a time, each delivery answered once.
-	asst := &assistant{}
-	a := newHarness(t, asst, nil)
-	b := newHarness(t, asst, func(d *MessagesDeps) { d.Store = a.store })
+	// Two gateway processes over one shared store and assistant: one
+	// thread, one exchange at a time, each delivery answered once.
+	a := newHarness(t, nil)
+	b := newHarness(t, func(d *MessagesDeps) { d.Store, d.Assistant = a.store, a.asst })
+	a.asst.SetDelay(time.Millisecond)
 
 	const n = 20
 	answered := make(chan int, 2*n)
@@ -381,45 +326,40 @@ func TestHandleTwoServicesShareOneStore(t *testing.T) {
 	for k := range answered {
 		total += k
 	}
-	threads, texts, maxRunning := asst.stats()
 	assert.Equal(t, n, total, "each delivery answered once")
-	assert.Len(t, texts, n)
-	assert.Equal(t, 1, threads)
-	assert.Equal(t, 1, maxRunning)
+	require.Equal(t, []string{firstThread}, a.asst.Threads())
+	assert.Len(t, a.asst.Texts(firstThread), n)
+	assert.Zero(t, a.asst.Overlaps())
 }
 
 func TestHandleLongReplySplit(t *testing.T) {
 	long := strings.Repeat("Twenty chars here. ", 10) // 190 characters
-	asst := &assistant{reply: func(context.Context, string, string) (string, error) { return long, nil }}
+	want := strings.TrimSpace(long)
+	short := func(d *MessagesDeps) { d.MaxLen = 40 }
 
 	t.Run("inline", func(t *testing.T) {
-		h := newHarness(t, asst, func(d *MessagesDeps) { d.MaxLen = 40 })
+		h := newHarness(t, short)
+		h.asst.QueueReplies(long)
 		r := handle(t, h.svc, msg("SM1", "tell me a lot"))
 		require.Len(t, r.Messages, 5)
 		for _, p := range r.Messages {
-			assert.LessOrEqual(t, len([]rune(p)), 40)
+			assert.LessOrEqual(t, utf8.RuneCountInString(p), 40)
 		}
-		assert.Equal(t, strings.TrimSpace(long), strings.Join(r.Messages, " "))
+		assert.Equal(t, want, strings.Join(r.Messages, " "))
 	})
 
 	t.Run("later", func(t *testing.T) {
-		g := make(gate)
-		slow := &assistant{reply: func(ctx context.Context, th, text string) (string, error) {
-			if _, err := g.reply(ctx, th, text); err != nil {
-				return "", err
-			}
-			return long, nil
-		}}
-		h := newHarness(t, slow, func(d *MessagesDeps) { d.MaxLen = 40; d.InlineTimeout = time.Millisecond })
+		h := newHarness(t, func(d *MessagesDeps) { short(d); later(d) })
+		h.asst.QueueReplies(long)
+		release := h.asst.Hold()
 		require.Empty(t, handle(t, h.svc, msg("SM1", "tell me a lot")).Messages)
-		close(g)
-		require.Eventually(t, func() bool { return len(h.sender.messages()) == 5 }, wait, time.Millisecond)
-		assert.Equal(t, strings.TrimSpace(long), strings.Join(h.sender.bodies(), " "), "parts sent in order")
+		release()
+		assert.Equal(t, want, strings.Join(bodies(waitSent(t, h.sender, 5)), " "), "parts sent in order")
 	})
 }
 
 func TestHandleUnusualInput(t *testing.T) {
-	h := newHarness(t, &assistant{}, nil)
+	h := newHarness(t, nil)
 
 	media := msg("SM1", "look at this")
 	media.NumMedia = 1
@@ -427,13 +367,12 @@ func TestHandleUnusualInput(t *testing.T) {
 	assert.Equal(t, []string{textEmpty}, handle(t, h.svc, msg("SM2", " \n ")).Messages)
 	assert.Empty(t, handle(t, h.svc, media).Messages, "a retried media message is a duplicate too")
 
-	_, texts, _ := h.asst.stats()
-	assert.Empty(t, texts, "no assistant call")
-	assert.Empty(t, h.sender.messages())
+	assert.Empty(t, h.asst.Threads(), "no assistant call")
+	assert.Empty(t, h.sender.Sent())
 }
 
 func TestHandleInvalidInput(t *testing.T) {
-	h := newHarness(t, &assistant{}, nil)
+	h := newHarness(t, nil)
 	for _, m := range []ports.InboundMessage{msg("", "hi"), {MessageSid: "SM1", Body: "hi"}} {
 		_, err := h.svc.Handle(context.Background(), m)
 		require.ErrorIs(t, err, ports.ErrInvalidInput)
@@ -442,37 +381,35 @@ func TestHandleInvalidInput(t *testing.T) {
 
 func TestHandleAssistantFailure(t *testing.T) {
 	internal := "upstream said: internal_server_error at /v1/responses"
-	fail := func(context.Context, string, string) (string, error) {
-		return "", fmt.Errorf("responses: create: %s: %w", internal, ports.ErrAssistantFailed)
-	}
+	failure := fmt.Errorf("%s: %w", internal, ports.ErrAssistantFailed)
 
 	t.Run("inline", func(t *testing.T) {
-		h := newHarness(t, &assistant{reply: fail}, nil)
+		h := newHarness(t, nil)
+		h.asst.FailNext(failure)
 		r := handle(t, h.svc, msg("SM-fail", "hi"))
 		assert.Equal(t, []string{textApology}, r.Messages)
 		logs := h.logs.String()
-		assert.Contains(t, logs, "message_sid=SM-fail")
-		assert.Contains(t, logs, internal, "the error is logged")
+		assert.Regexp(t, `level=ERROR msg="assistant failed" message_sid=SM-fail .*`+internal, logs)
 	})
 
 	t.Run("later", func(t *testing.T) {
-		g := make(gate)
-		slowFail := func(ctx context.Context, th, text string) (string, error) {
-			if _, err := g.reply(ctx, th, text); err != nil {
-				return "", err
-			}
-			return fail(ctx, th, text)
-		}
-		h := newHarness(t, &assistant{reply: slowFail}, func(d *MessagesDeps) { d.InlineTimeout = time.Millisecond })
+		h := newHarness(t, later)
+		h.asst.FailNext(failure)
+		release := h.asst.Hold()
 		require.Empty(t, handle(t, h.svc, msg("SM1", "hi")).Messages)
-		close(g)
-		require.Eventually(t, func() bool { return len(h.sender.messages()) == 1 }, wait, time.Millisecond)
-		assert.Equal(t, []string{textApology}, h.sender.bodies())
+		release()
+		assert.Equal(t, []string{textApology}, bodies(waitSent(t, h.sender, 1)))
+	})
+
+	t.Run("new thread", func(t *testing.T) {
+		h := newHarness(t, nil)
+		h.asst.FailNewThread(fmt.Errorf("conversations: create: %w", ports.ErrRejected))
+		assert.Equal(t, []string{textApology}, handle(t, h.svc, msg("SM1", "hi")).Messages)
 	})
 
 	t.Run("empty answer", func(t *testing.T) {
-		empty := func(context.Context, string, string) (string, error) { return " ", nil }
-		h := newHarness(t, &assistant{reply: empty}, nil)
+		h := newHarness(t, nil)
+		h.asst.QueueReplies(" ")
 		assert.Equal(t, []string{textApology}, handle(t, h.svc, msg("SM1", "hi")).Messages)
 	})
 }
@@ -484,39 +421,35 @@ func TestHandleStoreUnavailable(t *testing.T) {
 		"lock":        {lock: true},
 	} {
 		t.Run(name, func(t *testing.T) {
-			asst := &assistant{}
-			h := newHarness(t, asst, func(d *MessagesDeps) {
+			h := newHarness(t, func(d *MessagesDeps) {
 				down.ThreadStore = d.Store
 				d.Store = down
 			})
 			r := handle(t, h.svc, msg("SM-down", "hi"))
 			assert.Equal(t, []string{textUnavailable}, r.Messages)
-			_, texts, _ := asst.stats()
-			assert.Empty(t, texts)
-			assert.Contains(t, h.logs.String(), "level=ERROR")
-			assert.Contains(t, h.logs.String(), "message_sid=SM-down")
+			assert.Empty(t, h.asst.Threads(), "no assistant call")
+			assert.Regexp(t, `level=ERROR msg="message not processed: [^"]+" message_sid=SM-down`, h.logs.String())
 		})
 	}
 }
 
 func TestHandleSendFailureLogged(t *testing.T) {
-	g := make(gate)
-	h := newHarness(t, &assistant{reply: g.reply}, func(d *MessagesDeps) {
-		d.InlineTimeout = time.Millisecond
-		d.Sender = &sender{err: fmt.Errorf("messaging: send: %w", ports.ErrRejected)}
-	})
+	h := newHarness(t, later)
+	h.sender.RejectNext()
+	release := h.asst.Hold()
 	require.Empty(t, handle(t, h.svc, msg("SM-lost", "private words")).Messages)
-	close(g)
-	require.Eventually(t, func() bool { return strings.Contains(h.logs.String(), "send failed") }, wait, time.Millisecond)
+	release()
+	require.NoError(t, h.svc.Shutdown(context.Background())) // drains the delivery
+
 	logs := h.logs.String()
-	assert.Contains(t, logs, "message_sid=SM-lost")
-	assert.Contains(t, logs, "undelivered_chars=19") // len("echo: private words")
+	assert.Regexp(t, `level=ERROR msg="answer not delivered: send failed" message_sid=SM-lost .*undelivered_chars=19`, logs) // len("echo: private words")
 	assert.NotContains(t, logs, "private words", "the text is not logged")
+	assert.Empty(t, h.sender.Sent())
 }
 
 func TestShutdownDrainsInFlightReply(t *testing.T) {
-	g := make(gate)
-	h := newHarness(t, &assistant{reply: g.reply}, func(d *MessagesDeps) { d.InlineTimeout = time.Millisecond })
+	h := newHarness(t, later)
+	release := h.asst.Hold()
 	require.Empty(t, handle(t, h.svc, msg("SM1", "q")).Messages)
 
 	shut := make(chan error)
@@ -527,12 +460,11 @@ func TestShutdownDrainsInFlightReply(t *testing.T) {
 		return h.svc.closing
 	}, wait, time.Millisecond)
 
-	late := msg("SM2", "too late")
-	assert.Equal(t, []string{textRestarting}, handle(t, h.svc, late).Messages)
+	assert.Equal(t, []string{textRestarting}, handle(t, h.svc, msg("SM2", "too late")).Messages)
 
-	close(g)
+	release()
 	require.NoError(t, <-shut)
-	assert.Equal(t, []string{"echo: q"}, h.sender.bodies(), "delivered before Shutdown returned")
+	assert.Equal(t, []string{"echo: q"}, bodies(h.sender.Sent()), "delivered before Shutdown returned")
 
 	first, err := h.store.FirstSeen(context.Background(), "sid:SM2")
 	require.NoError(t, err)
@@ -540,8 +472,8 @@ func TestShutdownDrainsInFlightReply(t *testing.T) {
 }
 
 func TestShutdownDeadlineLogsUndelivered(t *testing.T) {
-	g := make(gate) // never opened: the assistant answers only when cancelled
-	h := newHarness(t, &assistant{reply: g.reply}, func(d *MessagesDeps) { d.InlineTimeout = time.Millisecond })
+	h := newHarness(t, later)
+	h.asst.Hold() // never released: the assistant answers only when cancelled
 	require.Empty(t, handle(t, h.svc, msg("SM-a", "q1")).Messages)
 	require.Empty(t, handle(t, h.svc, msg("SM-b", "q2")).Messages) // queued behind SM-a
 
@@ -554,7 +486,7 @@ func TestShutdownDeadlineLogsUndelivered(t *testing.T) {
 	for _, sid := range []string{"SM-a", "SM-b"} {
 		assert.Regexp(t, `msg="answer not delivered: shutting down" message_sid=`+sid, logs)
 	}
-	assert.Empty(t, h.sender.messages())
+	assert.Empty(t, h.sender.Sent())
 }
 
 func TestHooks(t *testing.T) {
@@ -563,7 +495,7 @@ func TestHooks(t *testing.T) {
 		outcomes []Outcome
 		replies  []error
 	)
-	h := newHarness(t, &assistant{}, func(d *MessagesDeps) {
+	h := newHarness(t, func(d *MessagesDeps) {
 		d.Hooks = MessagesHooks{
 			Handled: func(o Outcome, _ time.Duration) {
 				mu.Lock()
@@ -599,9 +531,7 @@ func TestMaskUser(t *testing.T) {
 	}
 }
 
-// Compile-time check that the doubles satisfy the ports they stand for.
 var (
-	_ ports.ChatAssistant = (*assistant)(nil)
-	_ ports.MessageSender = (*sender)(nil)
-	_ ports.ThreadStore   = downStore{}
+	_ ports.ThreadStore = downStore{}
+	_ ports.ThreadStore = jitterStore{}
 )
