@@ -371,7 +371,9 @@ func (s *MessagesService) thread(ctx context.Context, user string) (string, erro
 // deliver hands parts to the waiting Handle, or, when Handle stopped
 // waiting, sends them through the MessageSender in order. A part that
 // cannot be sent is logged with what remains undelivered; the later parts
-// are not sent, so that the user never receives an answer with a hole.
+// are not sent, so that the user never receives an answer with a hole. A
+// failed send is not retried: when its response was lost the message may
+// have gone out, and a repeated answer is worse than a logged one.
 func (s *MessagesService) deliver(ctx context.Context, j *job, parts []string) {
 	select {
 	case j.answer <- parts:
