@@ -40,10 +40,7 @@ type Store struct {
 	lastPrune atomic.Int64 // unix nanoseconds of the last prune attempt
 }
 
-var (
-	_ ports.ThreadStore = (*Store)(nil)
-	_ ports.Pinger      = (*Store)(nil)
-)
+var _ ports.ThreadStore = (*Store)(nil)
 
 type options struct {
 	schema       string
@@ -73,7 +70,7 @@ var identifier = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
 
 // Open connects to the PostgreSQL database at rawURL (postgres://... or a
 // key=value connection string; see pgxpool.ParseConfig), checks that it
-// answers and applies pending migrations. A malformed URL or option gives
+// answers (by applying pending migrations). A malformed URL or option gives
 // an error wrapping ports.ErrInvalidInput; an unreachable server one
 // wrapping ports.ErrUnavailable that names the server. Neither contains the
 // password. Open blocks until the migrations are applied or ctx is done

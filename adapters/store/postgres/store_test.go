@@ -30,6 +30,7 @@ var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 // serverURL returns the database the tests use, skipping (or failing in CI)
 // the test when PostgreSQL is not running.
 func serverURL(t *testing.T) string {
+	t.Helper()
 	return storetest.Require(t, "PostgreSQL", "TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
 }
 

@@ -25,6 +25,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // serverURL returns the Redis the tests use, skipping (or failing in CI) the
 // test when it is not running.
 func serverURL(t *testing.T) string {
+	t.Helper()
 	return storetest.Require(t, "Redis", "TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 }
 
