@@ -69,8 +69,9 @@ func WithMaxLockConns(n int32) Option {
 var identifier = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
 
 // Open connects to the PostgreSQL database at rawURL (postgres://... or a
-// key=value connection string; see pgxpool.ParseConfig), checks that it
-// answers (by applying pending migrations). A malformed URL or option gives
+// key=value connection string; see pgxpool.ParseConfig) and applies
+// pending migrations, which also proves that the server answers. A
+// malformed URL or option gives
 // an error wrapping ports.ErrInvalidInput; an unreachable server one
 // wrapping ports.ErrUnavailable that names the server. Neither contains the
 // password. Open blocks until the migrations are applied or ctx is done
