@@ -84,6 +84,15 @@ func (e *env) post(t *testing.T, path string, form url.Values, sign bool, header
 // extra header name/value pairs.
 func (e *env) postSig(t *testing.T, path, body, sig string, header ...string) *http.Response {
 	t.Helper()
+	resp, err := e.ts.Client().Do(e.request(t, path, body, sig, header...))
+	require.NoError(t, err)
+	return resp
+}
+
+// request builds a form POST of body to path with the signature sig (""
+// for none) and extra header name/value pairs.
+func (e *env) request(t *testing.T, path, body, sig string, header ...string) *http.Request {
+	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, e.ts.URL+path, strings.NewReader(body))
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -93,9 +102,7 @@ func (e *env) postSig(t *testing.T, path, body, sig string, header ...string) *h
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	resp, err := e.ts.Client().Do(req)
-	require.NoError(t, err)
-	return resp
+	return req
 }
 
 func readBody(t *testing.T, resp *http.Response) string {

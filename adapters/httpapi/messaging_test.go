@@ -201,11 +201,8 @@ func TestBodyLimit(t *testing.T) {
 		assert.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
 	})
 	t.Run("chunked", func(t *testing.T) {
-		req, err := http.NewRequest(http.MethodPost, e.ts.URL+"/webhook", strings.NewReader(form.Encode()))
-		require.NoError(t, err)
+		req := e.request(t, "/webhook", form.Encode(), "c2lnbmVk")
 		req.ContentLength = -1 // no Content-Length: only reading finds the excess
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("X-Twilio-Signature", "c2lnbmVk")
 		resp, err := e.ts.Client().Do(req)
 		require.NoError(t, err)
 		readBody(t, resp)

@@ -47,6 +47,11 @@ type Server struct {
 	echo *echo.Echo
 	http *http.Server
 	live *liveCalls
+
+	// requests is the parent of every request's context; Shutdown cancels
+	// it when webhooks are still running at the drain deadline.
+	requests     context.Context
+	stopRequests context.CancelFunc
 }
 
 // New builds the server and its routes. It panics when a required
@@ -73,8 +78,10 @@ func New(d Deps) *Server {
 		echo: e,
 		live: newLiveCalls(),
 	}
+	s.requests, s.stopRequests = context.WithCancel(context.Background())
 	s.http = &http.Server{
 		Handler:           e,
+		BaseContext:       func(net.Listener) context.Context { return s.requests },
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(d.Logger.Handler(), slog.LevelWarn),
@@ -105,11 +112,15 @@ func (s *Server) ActiveCalls() int { return s.live.count() }
 // new media streams, waits for in-flight webhook requests, then waits for
 // live calls until ctx is done (the drain deadline). Calls still running at
 // the deadline are cancelled, and Shutdown returns once their handlers have
-// returned, with an error wrapping ctx.Err(). It blocks until then.
+// returned, with an error wrapping ctx.Err(). Webhook requests still running
+// at the deadline have their contexts cancelled but are not waited for. It
+// blocks until then.
 func (s *Server) Shutdown(ctx context.Context) error {
+	defer s.stopRequests()
 	s.live.close()
 	httpErr := s.http.Shutdown(ctx)
 	if httpErr != nil {
+		s.stopRequests()
 		httpErr = fmt.Errorf("httpapi: shutdown: webhooks: %w", httpErr)
 	}
 	n, err := s.live.drain(ctx)

@@ -227,3 +227,74 @@ func TestShutdownRefusesNewStreams(t *testing.T) {
 	require.NotNil(t, resp)
 	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
 }
+
+func TestShutdownLetsWebhooksFinish(t *testing.T) {
+	e, shutdown := serving(t)
+	form := messageForm("SM1", "hi")
+	release := make(chan struct{})
+	e.messages.SetHandle(func(context.Context, ports.InboundMessage) (ports.Reply, error) {
+		<-release
+		return ports.Reply{Messages: []string{"done"}}, nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	resps := sendAsync(e, e.request(t, "/webhook", form.Encode(), signature.Sign(authToken, publicURL+"/webhook", form)))
+	_, err := e.messages.WaitReceived(ctx, 1)
+	require.NoError(t, err)
+
+	done := make(chan error, 1)
+	go func() { done <- shutdown(ctx) }()
+	close(release)
+
+	r := <-resps
+	require.NoError(t, r.err)
+	assert.Equal(t, []string{"done"}, readTwiML(t, r.resp).Messages)
+	require.NoError(t, <-done)
+}
+
+func TestShutdownCancelsWebhooksAtDeadline(t *testing.T) {
+	e, shutdown := serving(t)
+	form := messageForm("SM1", "hi")
+	handled := make(chan error, 1)
+	e.messages.SetHandle(func(ctx context.Context, _ ports.InboundMessage) (ports.Reply, error) {
+		<-ctx.Done()
+		handled <- ctx.Err()
+		return ports.Reply{}, nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	resps := sendAsync(e, e.request(t, "/webhook", form.Encode(), signature.Sign(authToken, publicURL+"/webhook", form)))
+	_, err := e.messages.WaitReceived(ctx, 1)
+	require.NoError(t, err)
+
+	deadline, expire := context.WithCancel(context.Background())
+	expire()
+	require.ErrorIs(t, shutdown(deadline), context.Canceled)
+	select {
+	case err := <-handled:
+		assert.ErrorIs(t, err, context.Canceled, "the webhook's context ends at the deadline")
+	case <-ctx.Done():
+		t.Fatal("the webhook was not cancelled")
+	}
+	if r := <-resps; r.err == nil {
+		r.resp.Body.Close()
+	}
+}
+
+type result struct {
+	resp *http.Response
+	err  error
+}
+
+// sendAsync sends req from another goroutine; the result arrives on the
+// channel.
+func sendAsync(e *env, req *http.Request) <-chan result {
+	out := make(chan result, 1)
+	go func() {
+		resp, err := e.ts.Client().Do(req)
+		out <- result{resp, err}
+	}()
+	return out
+}
