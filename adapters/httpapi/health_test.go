@@ -18,7 +18,7 @@ import (
 
 func getJSON(t *testing.T, e *env, path string) (int, map[string]any) {
 	t.Helper()
-	resp, err := e.ts.Client().Get(e.ts.URL + path)
+	resp, err := e.ts.Client().Get(e.url + path)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	var body map[string]any
@@ -84,7 +84,7 @@ func TestUnknownRouteIsJSON404(t *testing.T) {
 
 func TestRequestIDIsEchoedAndLogged(t *testing.T) {
 	e := newEnv(t)
-	req, err := http.NewRequest(http.MethodGet, e.ts.URL+"/health", nil)
+	req, err := http.NewRequest(http.MethodGet, e.url+"/health", nil)
 	require.NoError(t, err)
 	req.Header.Set("X-Request-Id", "req-123")
 	resp, err := e.ts.Client().Do(req)
@@ -93,7 +93,7 @@ func TestRequestIDIsEchoedAndLogged(t *testing.T) {
 	assert.Equal(t, "req-123", resp.Header.Get("X-Request-Id"))
 	assert.Contains(t, e.logs.String(), `"request_id":"req-123"`)
 
-	resp, err = e.ts.Client().Get(e.ts.URL + "/health")
+	resp, err = e.ts.Client().Get(e.url + "/health")
 	require.NoError(t, err)
 	readBody(t, resp)
 	id := resp.Header.Get("X-Request-Id")

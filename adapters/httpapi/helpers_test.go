@@ -45,6 +45,7 @@ func (b *logBuffer) String() string {
 type env struct {
 	srv      *httpapi.Server
 	ts       *httptest.Server
+	url      string // where requests go: ts.URL, or the listener Serve runs on
 	calls    *fake.Calls
 	messages *fake.Messages
 	logs     *logBuffer
@@ -67,6 +68,7 @@ func newEnv(t *testing.T, edit ...func(*httpapi.Deps)) *env {
 	e.srv = httpapi.New(d)
 	e.ts = httptest.NewServer(e.srv.Handler())
 	t.Cleanup(e.ts.Close)
+	e.url = e.ts.URL
 	return e
 }
 
@@ -93,7 +95,7 @@ func (e *env) postSig(t *testing.T, path, body, sig string, header ...string) *h
 // for none) and extra header name/value pairs.
 func (e *env) request(t *testing.T, path, body, sig string, header ...string) *http.Request {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, e.ts.URL+path, strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, e.url+path, strings.NewReader(body))
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	if sig != "" {

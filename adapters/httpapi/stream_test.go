@@ -72,7 +72,7 @@ func TestMediaStreamServesCall(t *testing.T) {
 				return nil
 			})
 
-			conn, _, err := dialStream(t, e.ts.URL, sig)
+			conn, _, err := dialStream(t, e.url, sig)
 			require.NoError(t, err)
 			defer conn.CloseNow()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -110,7 +110,7 @@ func TestMediaStreamRefusesBadSignature(t *testing.T) {
 		"other account": signature.Sign("other-token", "wss://gw.example.com/media-stream", nil),
 	} {
 		t.Run(name, func(t *testing.T) {
-			conn, resp, err := dialStream(t, e.ts.URL, sig)
+			conn, resp, err := dialStream(t, e.url, sig)
 			require.Error(t, err)
 			if conn != nil {
 				conn.CloseNow()
@@ -132,7 +132,7 @@ func serving(t *testing.T) (*env, func(ctx context.Context) error) {
 	require.NoError(t, err)
 	served := make(chan error, 1)
 	go func() { served <- e.srv.Serve(ln) }()
-	e.ts.URL = "http://" + ln.Addr().String() // dial the served listener, not the httptest one
+	e.url = "http://" + ln.Addr().String()
 	return e, func(ctx context.Context) error {
 		err := e.srv.Shutdown(ctx)
 		require.NoError(t, <-served)
@@ -153,7 +153,7 @@ func TestShutdownWaitsForLiveCall(t *testing.T) {
 		}
 		return nil
 	})
-	conn, _, err := dialStream(t, e.ts.URL, wssSig)
+	conn, _, err := dialStream(t, e.url, wssSig)
 	require.NoError(t, err)
 	defer conn.CloseNow()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -193,7 +193,7 @@ func TestShutdownCancelsCallsAtDeadline(t *testing.T) {
 	defer stop()
 	var closed []context.Context
 	for range 2 {
-		conn, _, err := dialStream(t, e.ts.URL, wssSig)
+		conn, _, err := dialStream(t, e.url, wssSig)
 		require.NoError(t, err)
 		defer conn.CloseNow()
 		closed = append(closed, conn.CloseRead(wait))
@@ -219,7 +219,7 @@ func TestShutdownRefusesNewStreams(t *testing.T) {
 	e := newEnv(t) // the httptest listener stays open after Shutdown
 	require.NoError(t, e.srv.Shutdown(context.Background()))
 
-	conn, resp, err := dialStream(t, e.ts.URL, wssSig)
+	conn, resp, err := dialStream(t, e.url, wssSig)
 	require.Error(t, err)
 	if conn != nil {
 		conn.CloseNow()

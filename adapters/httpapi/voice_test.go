@@ -60,7 +60,7 @@ func TestIncomingCallByGET(t *testing.T) {
 	e := newEnv(t)
 	e.calls.SetAnswer(answerWith(ports.CallAnswer{Token: streamToken}, nil))
 	path := "/incoming-call?" + callForm().Encode()
-	req, err := http.NewRequest(http.MethodGet, e.ts.URL+path, nil)
+	req, err := http.NewRequest(http.MethodGet, e.url+path, nil)
 	require.NoError(t, err)
 	req.Header.Set("X-Twilio-Signature", signature.Sign(authToken, publicURL+path, nil))
 	resp, err := e.ts.Client().Do(req)

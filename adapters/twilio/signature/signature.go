@@ -48,7 +48,9 @@ func New(authToken, publicURL string) *Validator {
 // ValidateForm checks the signature of a form POST webhook. form holds the
 // POST parameters (r.PostForm); the URL is the public base URL plus the
 // request's path and query string. The public base URL is scheme and host
-// only: a path prefix stripped by a proxy is not restored. It returns ErrMissing or ErrInvalid.
+// only: a path prefix stripped by a proxy is not restored. Only the first
+// value of each parameter counts, as in twilio-go. It returns ErrMissing or
+// ErrInvalid.
 func (v *Validator) ValidateForm(r *http.Request, form url.Values) error {
 	sig := r.Header.Get(Header)
 	if sig == "" {
@@ -134,16 +136,14 @@ func webSocketScheme(scheme string) string {
 
 // Sign computes the X-Twilio-Signature Twilio would send for a request to
 // rawURL with the POST parameters params (nil for a GET or a WebSocket
-// upgrade): base64(HMAC-SHA1(authToken, rawURL + every name and value,
-// sorted by name)). It is for simulators and tests that play Twilio.
+// upgrade): base64(HMAC-SHA1(authToken, rawURL + each name and its first
+// value, sorted by name)). It is for simulators and tests that play Twilio.
 func Sign(authToken, rawURL string, params url.Values) string {
 	mac := hmac.New(sha1.New, []byte(authToken))
 	mac.Write([]byte(rawURL))
 	for _, k := range slices.Sorted(maps.Keys(params)) {
-		for _, val := range params[k] {
-			mac.Write([]byte(k))
-			mac.Write([]byte(val))
-		}
+		mac.Write([]byte(k))
+		mac.Write([]byte(params.Get(k)))
 	}
 	return base64.StdEncoding.EncodeToString(mac.Sum(nil))
 }
