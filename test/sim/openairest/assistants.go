@@ -322,7 +322,7 @@ func runJSON(threadID string, ru *run) map[string]any {
 		"cancelled_at": nil, "failed_at": nil, "completed_at": nil,
 		"temperature": 1, "top_p": 1, "max_prompt_tokens": nil, "max_completion_tokens": nil,
 		"truncation_strategy": map[string]any{"type": "auto", "last_messages": nil},
-		"response_format": "auto", "tool_choice": "auto", "parallel_tool_calls": true,
+		"response_format":     "auto", "tool_choice": "auto", "parallel_tool_calls": true,
 	}
 	switch ru.status {
 	case "completed":
