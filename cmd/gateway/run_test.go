@@ -1,0 +1,187 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	// The process tests re-run this test binary as the real command.
+	if os.Getenv("GATEWAY_TEST_RUN_MAIN") == "1" {
+		main()
+		os.Exit(0)
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// validEnv is a complete configuration that needs no network: the OpenAI
+// and Twilio base URLs point at a closed loopback port and are never called
+// by these tests.
+func validEnv() map[string]string {
+	return map[string]string{
+		"OPENAI_API_KEY":      "sk-test-not-a-real-key",
+		"TWILIO_AUTH_TOKEN":   "test-auth-token",
+		"PORT":                "0",
+		"OPENAI_BASE_URL":     "http://127.0.0.1:1/v1",
+		"TWILIO_API_BASE_URL": "http://127.0.0.1:1",
+		"SHUTDOWN_DRAIN":      "5s",
+	}
+}
+
+func getenv(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+// listenAddr reads JSON log lines from r until the "listening" line and
+// sends its address on the returned channel; it keeps draining r until EOF
+// so the writer never blocks.
+func listenAddr(t *testing.T, r io.Reader) <-chan string {
+	t.Helper()
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			var line struct{ Msg, Addr string }
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "gateway: listening" {
+				addr <- line.Addr
+			}
+		}
+	}()
+	return addr
+}
+
+func waitAddr(t *testing.T, addr <-chan string, done <-chan error) string {
+	t.Helper()
+	select {
+	case a := <-addr:
+		return strings.Replace(a, "[::]", "127.0.0.1", 1)
+	case err := <-done:
+		t.Fatalf("the gateway stopped before listening: %v", err)
+	case <-time.After(time.Minute):
+		t.Fatal("the gateway did not start listening")
+	}
+	return ""
+}
+
+func get(t *testing.T, url string) int {
+	t.Helper()
+	res, err := http.Get(url)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	_, _ = io.Copy(io.Discard, res.Body)
+	return res.StatusCode
+}
+
+func TestRunServesHealthAndStopsOnCancel(t *testing.T) {
+	t.Chdir(t.TempDir()) // the SQLite file (./data/gateway.db) and .env lookup
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	addr := listenAddr(t, pr)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"gateway"}, getenv(validEnv()), pw)
+		pw.Close()
+	}()
+
+	base := "http://" + waitAddr(t, addr, done)
+	assert.Equal(t, http.StatusOK, get(t, base+"/health"))
+	assert.Equal(t, http.StatusOK, get(t, base+"/ready"), "the SQLite and in-memory stores are reachable")
+	_, err := os.Stat("data/gateway.db")
+	assert.NoError(t, err, "the default SQLite database is created in the working directory")
+
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(time.Minute): // a hang guard, not a timing assertion
+		t.Fatal("run did not return after its context was cancelled")
+	}
+	_, err = http.Get(base + "/health")
+	assert.Error(t, err, "the listener is closed")
+}
+
+func TestRunNamesEveryMissingSetting(t *testing.T) {
+	t.Chdir(t.TempDir())
+	env := validEnv()
+	delete(env, "OPENAI_API_KEY")
+	delete(env, "TWILIO_AUTH_TOKEN")
+	var out strings.Builder
+	err := run(context.Background(), []string{"gateway"}, getenv(env), &out)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "OPENAI_API_KEY is required")
+	assert.Contains(t, err.Error(), "TWILIO_AUTH_TOKEN is required")
+}
+
+func TestRunRejectsUnknownCommand(t *testing.T) {
+	err := run(context.Background(), []string{"gateway", "serv"}, getenv(nil), io.Discard)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `unknown command "serv"`)
+}
+
+// command prepares this test binary to run as the gateway with only env
+// (no inherited settings), in a fresh working directory.
+func command(t *testing.T, env map[string]string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Dir = t.TempDir()
+	cmd.Env = []string{"GATEWAY_TEST_RUN_MAIN=1", "PATH=" + os.Getenv("PATH"), "HOME=" + cmd.Dir}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	return cmd
+}
+
+func TestProcessExitsNonZeroNamingBothMissingSettings(t *testing.T) {
+	env := validEnv()
+	delete(env, "OPENAI_API_KEY")
+	delete(env, "TWILIO_AUTH_TOKEN")
+	cmd := command(t, env)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	require.True(t, errors.As(err, &exit), "want a non-zero exit, got %v", err)
+	assert.Equal(t, 1, exit.ExitCode())
+	assert.Contains(t, stderr.String(), "OPENAI_API_KEY is required")
+	assert.Contains(t, stderr.String(), "TWILIO_AUTH_TOKEN is required")
+}
+
+func TestProcessStopsCleanlyOnSIGTERM(t *testing.T) {
+	cmd := command(t, validEnv())
+	pr, pw := io.Pipe()
+	cmd.Stdout = pw
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	addr := listenAddr(t, pr)
+	require.NoError(t, cmd.Start())
+	done := make(chan error, 1)
+	go func() {
+		done <- cmd.Wait()
+		pw.Close()
+	}()
+
+	base := "http://" + waitAddr(t, addr, done)
+	assert.Equal(t, http.StatusOK, get(t, base+"/health"))
+
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case err := <-done:
+		require.NoError(t, err, "exit status after SIGTERM; stderr: %s", stderr.String())
+	case <-time.After(time.Minute): // a hang guard, not a timing assertion
+		_ = cmd.Process.Kill()
+		t.Fatal("the gateway did not exit after SIGTERM")
+	}
+}

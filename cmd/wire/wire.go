@@ -1,0 +1,222 @@
+// Package wire builds the gateway from its configuration: it picks an
+// adapter for every port (stores, speech model, chat assistant, message
+// sender), builds the use cases on them and puts the HTTP server in front.
+//
+// Build is the one place where adapters meet use cases. Its Options replace
+// adapters, so tests build the very same gateway around fakes or simulators
+// (the "component test application" of Wild Workouts); base URLs of the
+// real adapters come from the Config (OPENAI_BASE_URL, TWILIO_API_BASE_URL,
+// OPENAI_REALTIME_URL).
+package wire
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+
+	"github.com/convgateway/gateway/adapters/httpapi"
+	"github.com/convgateway/gateway/adapters/openai/realtime"
+	"github.com/convgateway/gateway/adapters/openai/responses"
+	"github.com/convgateway/gateway/adapters/store/memory"
+	"github.com/convgateway/gateway/adapters/store/postgres"
+	"github.com/convgateway/gateway/adapters/store/redisstore"
+	"github.com/convgateway/gateway/adapters/store/sqlite"
+	"github.com/convgateway/gateway/adapters/twilio/signature"
+	"github.com/convgateway/gateway/app"
+	"github.com/convgateway/gateway/configs"
+	"github.com/convgateway/gateway/ports"
+)
+
+// Option replaces a part of the gateway that Build would otherwise make
+// from the Config.
+type Option func(*parts)
+
+// parts are the adapters the gateway is built from; nil ones are made from
+// the Config.
+type parts struct {
+	httpClient *http.Client
+	threads    ports.ThreadStore
+	tokens     ports.TokenStore
+	speech     ports.SpeechModel
+	assistant  ports.ChatAssistant
+	sender     ports.MessageSender
+	calls      ports.Calls
+}
+
+// WithHTTPClient makes every outbound HTTP and WebSocket connection (OpenAI,
+// Twilio REST) go through c.
+func WithHTTPClient(c *http.Client) Option { return func(p *parts) { p.httpClient = c } }
+
+// WithThreadStore replaces the SQLite or PostgreSQL thread store. Build
+// does not close it.
+func WithThreadStore(s ports.ThreadStore) Option { return func(p *parts) { p.threads = s } }
+
+// WithTokenStore replaces the in-memory or Redis token store. Build does
+// not close it.
+func WithTokenStore(s ports.TokenStore) Option { return func(p *parts) { p.tokens = s } }
+
+// WithSpeechModel replaces the OpenAI Realtime adapter.
+func WithSpeechModel(m ports.SpeechModel) Option { return func(p *parts) { p.speech = m } }
+
+// WithChatAssistant replaces the assistant chosen by ASSISTANT_BACKEND.
+func WithChatAssistant(a ports.ChatAssistant) Option { return func(p *parts) { p.assistant = a } }
+
+// WithMessageSender replaces the Twilio Messages REST sender.
+func WithMessageSender(s ports.MessageSender) Option { return func(p *parts) { p.sender = s } }
+
+// WithCalls replaces the phone-call use case.
+func WithCalls(c ports.Calls) Option { return func(p *parts) { p.calls = c } }
+
+// Gateway is a built gateway: the HTTP server, the use cases behind it and
+// the stores it opened. Serve it, then Shutdown, then Close.
+type Gateway struct {
+	server   *httpapi.Server
+	messages *app.MessagesService
+	closers  []func() error // stores Build opened, closed in reverse order
+}
+
+// Build makes the gateway described by cfg, which must be valid
+// (cfg.Validate). It opens the stores (SQLite at DATABASE_URL, or PostgreSQL
+// when it is a postgres:// URL; Redis for tokens when REDIS_URL is set, else
+// memory), bounded by ctx, and fails with an error naming the store when
+// one cannot be opened; nothing stays open then. It starts no goroutine
+// that outlives Shutdown and Close.
+func Build(ctx context.Context, cfg configs.Config, log *slog.Logger, opts ...Option) (*Gateway, error) {
+	var p parts
+	for _, o := range opts {
+		o(&p)
+	}
+	if p.httpClient == nil {
+		p.httpClient = &http.Client{}
+	}
+	g := &Gateway{}
+	if err := g.openStores(ctx, cfg, log, &p); err != nil {
+		return nil, errors.Join(err, g.Close())
+	}
+
+	if p.speech == nil {
+		p.speech = realtime.New(realtime.Options{
+			URL:        cfg.OpenAIRealtimeURL,
+			APIKey:     string(cfg.OpenAIAPIKey),
+			Logger:     log.With("adapter", "realtime"),
+			HTTPClient: p.httpClient,
+		})
+	}
+	if p.assistant == nil {
+		a, err := newAssistant(cfg, log, p.httpClient)
+		if err != nil {
+			return nil, errors.Join(err, g.Close())
+		}
+		p.assistant = a
+	}
+	if p.sender == nil {
+		p.sender = NewSender(cfg, p.httpClient)
+	}
+	if p.calls == nil {
+		p.calls = newCalls(cfg, log, p)
+	}
+
+	g.messages = app.NewMessages(app.MessagesDeps{
+		Store:         p.threads,
+		Assistant:     p.assistant,
+		Sender:        p.sender,
+		Logger:        log.With("usecase", "messages"),
+		InlineTimeout: cfg.ReplyInlineTimeout,
+	})
+
+	if cfg.PublicURL == "" {
+		log.Warn("PUBLIC_URL is not set: webhook signatures are checked against each request's Host and X-Forwarded-Proto, which is right only when no proxy or tunnel rewrites them")
+	}
+	g.server = httpapi.New(httpapi.Deps{
+		Logger:    log.With("adapter", "httpapi"),
+		Calls:     p.calls,
+		Messages:  g.messages,
+		Validator: signature.New(string(cfg.TwilioAuthToken), cfg.PublicURL),
+		Checks:    map[string]ports.Pinger{"threads": p.threads, "tokens": p.tokens},
+	})
+	return g, nil
+}
+
+// openStores opens the thread and token stores that were not given as
+// Options, recording how to close them.
+func (g *Gateway) openStores(ctx context.Context, cfg configs.Config, log *slog.Logger, p *parts) error {
+	if p.threads == nil {
+		if cfg.Postgres() {
+			s, err := postgres.Open(ctx, cfg.DatabaseURL, log.With("adapter", "postgres"))
+			if err != nil {
+				return fmt.Errorf("wire: open the PostgreSQL thread store: %w", err)
+			}
+			p.threads = s
+			g.closers = append(g.closers, s.Close)
+		} else {
+			s, err := sqlite.Open(ctx, cfg.DatabaseURL, log.With("adapter", "sqlite"))
+			if err != nil {
+				return fmt.Errorf("wire: open the SQLite thread store: %w", err)
+			}
+			p.threads = s
+			g.closers = append(g.closers, s.Close)
+		}
+	}
+	if p.tokens == nil {
+		if cfg.RedisURL != "" {
+			s, err := redisstore.New(ctx, cfg.RedisURL)
+			if err != nil {
+				return fmt.Errorf("wire: open the Redis token store: %w", err)
+			}
+			p.tokens = s
+			g.closers = append(g.closers, s.Close)
+		} else {
+			p.tokens = memory.NewTokenStore(nil)
+		}
+	}
+	return nil
+}
+
+// newAssistant makes the chat assistant of cfg.AssistantBackend.
+func newAssistant(cfg configs.Config, log *slog.Logger, hc *http.Client) (ports.ChatAssistant, error) {
+	switch cfg.AssistantBackend {
+	case configs.BackendResponses:
+		return responses.New(responses.Options{
+			BaseURL:      cfg.OpenAIBaseURL,
+			APIKey:       string(cfg.OpenAIAPIKey),
+			Model:        cfg.OpenAIModel,
+			Instructions: cfg.SystemMessage,
+			HTTPClient:   hc,
+			Logger:       log.With("adapter", "responses"),
+		}), nil
+	default:
+		return nil, fmt.Errorf("wire: ASSISTANT_BACKEND %q is not available in this build", cfg.AssistantBackend)
+	}
+}
+
+// Handler returns the gateway's HTTP routes, for tests that serve them
+// themselves (httptest.NewServer).
+func (g *Gateway) Handler() http.Handler { return g.server.Handler() }
+
+// Serve accepts connections on ln until Shutdown. It blocks; it returns nil
+// after Shutdown and the listener's error otherwise. ln is closed when
+// Serve returns.
+func (g *Gateway) Serve(ln net.Listener) error { return g.server.Serve(ln) }
+
+// Shutdown stops the gateway gracefully within ctx (the drain deadline):
+// the HTTP server stops accepting, lets in-flight webhooks finish and gives
+// live calls until ctx is done; then replies still being prepared are
+// drained. It blocks until then and returns what did not finish in time.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	err := g.server.Shutdown(ctx)
+	return errors.Join(err, g.messages.Shutdown(ctx))
+}
+
+// Close releases the stores Build opened. Call it after Shutdown; it is
+// safe to call once.
+func (g *Gateway) Close() error {
+	var errs []error
+	for i := len(g.closers) - 1; i >= 0; i-- {
+		errs = append(errs, g.closers[i]())
+	}
+	g.closers = nil
+	return errors.Join(errs...)
+}
