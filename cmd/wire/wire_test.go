@@ -1,0 +1,140 @@
+package wire
+
+import (
+	"context"
+	"encoding/xml"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/convgateway/gateway/adapters/fake"
+	"github.com/convgateway/gateway/adapters/twilio/signature"
+	"github.com/convgateway/gateway/configs"
+	"github.com/convgateway/gateway/ports"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func testConfig(t *testing.T) configs.Config {
+	t.Helper()
+	cfg := configs.Defaults()
+	cfg.OpenAIAPIKey, cfg.TwilioAuthToken = "sk-test", "auth-token"
+	cfg.OpenAIBaseURL = "http://127.0.0.1:1/v1" // never reached in these tests
+	cfg.OpenAIRealtimeURL = configs.RealtimeURL(cfg.OpenAIBaseURL, cfg.OpenAIRealtimeModel)
+	cfg.DatabaseURL = filepath.Join(t.TempDir(), "gw.db")
+	require.NoError(t, cfg.Validate())
+	return cfg
+}
+
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// serve runs g on a loopback listener until the test ends.
+func serve(t *testing.T, g *Gateway) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- g.Serve(ln) }()
+	t.Cleanup(func() {
+		require.NoError(t, g.Shutdown(context.Background()))
+		require.NoError(t, <-done)
+		require.NoError(t, g.Close())
+	})
+	return "http://" + ln.Addr().String()
+}
+
+func TestBuildDefaultsServeReady(t *testing.T) {
+	cfg := testConfig(t)
+	g, err := Build(context.Background(), cfg, discard())
+	require.NoError(t, err)
+	base := serve(t, g)
+
+	res, err := http.Get(base + "/ready")
+	require.NoError(t, err)
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	assert.Equal(t, http.StatusOK, res.StatusCode, string(body))
+	assert.Contains(t, string(body), `"threads":"ok"`)
+	assert.Contains(t, string(body), `"tokens":"ok"`)
+	_, err = os.Stat(cfg.DatabaseURL)
+	assert.NoError(t, err, "the SQLite thread store is the default")
+}
+
+// TestBuildWiresMessagesThroughInjectedAdapters is the component-test twin:
+// the same wiring, with fakes in place of OpenAI and the stores.
+func TestBuildWiresMessagesThroughInjectedAdapters(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.PublicURL = "https://gw.example.com"
+	assistant := fake.NewChatAssistant()
+	assistant.QueueReplies("Hello Ana!")
+	g, err := Build(context.Background(), cfg, discard(),
+		WithChatAssistant(assistant),
+		WithThreadStore(fake.NewThreadStore()),
+		WithTokenStore(fake.NewTokenStore()),
+		WithMessageSender(fake.NewMessageSender()),
+		WithCalls(fake.NewCalls()),
+	)
+	require.NoError(t, err)
+	srv := httptest.NewServer(g.Handler())
+	defer srv.Close()
+	defer func() { require.NoError(t, g.Shutdown(context.Background())) }()
+
+	form := url.Values{"MessageSid": {"SM1"}, "AccountSid": {"AC1"}, "From": {"whatsapp:+15551234567"}, "To": {"whatsapp:+14155238886"}, "Body": {"hi"}, "NumMedia": {"0"}}
+	req, err := http.NewRequest(http.MethodPost, srv.URL+"/webhook", strings.NewReader(form.Encode()))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set(signature.Header, signature.Sign(string(cfg.TwilioAuthToken), cfg.PublicURL+"/webhook", form))
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	require.Equal(t, http.StatusOK, res.StatusCode)
+
+	var twiml struct {
+		Messages []string `xml:"Message"`
+	}
+	require.NoError(t, xml.NewDecoder(res.Body).Decode(&twiml))
+	assert.Equal(t, []string{"Hello Ana!"}, twiml.Messages)
+	require.Len(t, assistant.Threads(), 1)
+	assert.Equal(t, []string{"hi"}, assistant.Texts(assistant.Threads()[0]))
+	_, err = os.Stat(cfg.DatabaseURL)
+	assert.True(t, os.IsNotExist(err), "an injected thread store replaces SQLite")
+}
+
+func TestBuildFailsNamingTheStore(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	closed := ln.Addr().String()
+	require.NoError(t, ln.Close())
+
+	tests := []struct {
+		name   string
+		change func(*configs.Config)
+		want   string
+	}{
+		{"redis", func(c *configs.Config) { c.RedisURL = "redis://" + closed + "/0" }, "Redis token store"},
+		{"postgres", func(c *configs.Config) { c.DatabaseURL = "postgres://gw:secret-pw@" + closed + "/gw?sslmode=disable&connect_timeout=2" }, "PostgreSQL thread store"},
+		{"sqlite", func(c *configs.Config) { c.DatabaseURL = filepath.Join(os.DevNull, "gw.db") }, "SQLite thread store"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testConfig(t)
+			tt.change(&cfg)
+			_, err := Build(context.Background(), cfg, discard())
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.want)
+			assert.ErrorIs(t, err, ports.ErrUnavailable)
+			assert.NotContains(t, err.Error(), "secret-pw")
+		})
+	}
+}
