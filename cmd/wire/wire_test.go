@@ -123,7 +123,9 @@ func TestBuildFailsNamingTheStore(t *testing.T) {
 		want   string
 	}{
 		{"redis", func(c *configs.Config) { c.RedisURL = "redis://" + closed + "/0" }, "Redis token store"},
-		{"postgres", func(c *configs.Config) { c.DatabaseURL = "postgres://gw:secret-pw@" + closed + "/gw?sslmode=disable&connect_timeout=2" }, "PostgreSQL thread store"},
+		{"postgres", func(c *configs.Config) {
+			c.DatabaseURL = "postgres://gw:secret-pw@" + closed + "/gw?sslmode=disable&connect_timeout=2"
+		}, "PostgreSQL thread store"},
 		{"sqlite", func(c *configs.Config) { c.DatabaseURL = filepath.Join(os.DevNull, "gw.db") }, "SQLite thread store"},
 	}
 	for _, tt := range tests {
