@@ -1,0 +1,194 @@
+package assistants
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+
+	"github.com/convgateway/gateway/adapters/openai/internal/rest"
+	"github.com/convgateway/gateway/ports"
+)
+
+// DefaultPollInterval is how often a run is polled when Options leave it 0.
+const DefaultPollInterval = 500 * time.Millisecond
+
+// cancelTimeout bounds the best-effort cancellation of an abandoned run.
+const cancelTimeout = 5 * time.Second
+
+// Options configure an Assistant.
+type Options struct {
+	// BaseURL is the API base URL (default https://api.openai.com/v1).
+	BaseURL string
+	// APIKey is the API key; it never appears in errors or logs.
+	APIKey string
+	// AssistantID is the assistant ("asst_...") that runs on every thread.
+	AssistantID string
+	// PollInterval is the time between two polls of a run
+	// (DefaultPollInterval if 0).
+	PollInterval time.Duration
+	// HTTPClient sends the requests (a default client if nil).
+	HTTPClient *http.Client
+	// Logger receives diagnostics (slog.Default() if nil).
+	Logger *slog.Logger
+}
+
+var _ ports.ChatAssistant = (*Assistant)(nil)
+
+// Assistant is a ports.ChatAssistant on the Assistants API v2. It is safe
+// for concurrent use; the caller keeps to one Reply at a time per thread, as
+// the API refuses a message while a run is active.
+type Assistant struct {
+	threads     openai.BetaThreadService
+	assistantID string
+	poll        time.Duration
+	log         *slog.Logger
+}
+
+// New returns an Assistant. It does not contact the API.
+func New(opts Options) *Assistant {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	poll := opts.PollInterval
+	if poll <= 0 {
+		poll = DefaultPollInterval
+	}
+	client := rest.NewClient(opts.BaseURL, opts.APIKey, opts.HTTPClient)
+	return &Assistant{
+		threads:     client.Beta.Threads, //nolint:staticcheck // the Assistants API is this package's purpose
+		assistantID: opts.AssistantID,
+		poll:        poll,
+		log:         log,
+	}
+}
+
+// NewThread creates an empty thread and returns its id ("thread_..."). It
+// blocks for one API call (retried on transient failures) and honours ctx.
+// Errors wrap ports.ErrUnavailable or ports.ErrRejected, or ctx.Err().
+func (a *Assistant) NewThread(ctx context.Context) (string, error) {
+	th, err := a.threads.New(ctx, openai.BetaThreadNewParams{}, rest.Retry())
+	if err != nil {
+		return "", fmt.Errorf("assistants: new thread: %w", rest.Err(ctx, err))
+	}
+	return th.ID, nil
+}
+
+// Reply adds text to thread threadID as a user message, runs the assistant
+// on the thread and returns the text of the assistant message that run
+// wrote. It blocks until the run ends, polling every PollInterval. When ctx
+// ends, or polling fails, the run is cancelled (best effort, within a few
+// seconds) so that the thread accepts the next message, and Reply returns
+// ctx.Err() or the polling error.
+//
+// Errors: ports.ErrNotFound (no such thread), ports.ErrAssistantFailed (the
+// run failed, was cancelled, expired, ended incomplete, asked for tool
+// outputs, which the gateway does not provide, or wrote no text; the text
+// names the status and OpenAI's error code, for logs only),
+// ports.ErrUnavailable, ports.ErrRejected (also when a run is still active
+// on the thread), or ctx.Err().
+func (a *Assistant) Reply(ctx context.Context, threadID, text string) (string, error) {
+	_, err := a.threads.Messages.New(ctx, threadID, openai.BetaThreadMessageNewParams{
+		Role:    openai.BetaThreadMessageNewParamsRoleUser,
+		Content: openai.BetaThreadMessageNewParamsContentUnion{OfString: openai.String(text)},
+	})
+	if err != nil {
+		return "", fmt.Errorf("assistants: add message: %w", rest.Err(ctx, err))
+	}
+	run, err := a.threads.Runs.New(ctx, threadID, openai.BetaThreadRunNewParams{AssistantID: a.assistantID})
+	if err != nil {
+		return "", fmt.Errorf("assistants: create run: %w", rest.Err(ctx, err))
+	}
+	run, err = a.wait(ctx, threadID, run)
+	if err != nil {
+		a.cancel(ctx, threadID, run.ID)
+		return "", err
+	}
+	return a.outcome(ctx, threadID, run)
+}
+
+// wait polls run until it leaves the queued, in_progress and cancelling
+// statuses. On error it returns the run as last seen.
+func (a *Assistant) wait(ctx context.Context, threadID string, run *openai.Run) (*openai.Run, error) {
+	timer := time.NewTimer(a.poll)
+	defer timer.Stop()
+	for {
+		switch run.Status {
+		case openai.RunStatusQueued, openai.RunStatusInProgress, openai.RunStatusCancelling:
+		default:
+			return run, nil
+		}
+		select {
+		case <-ctx.Done():
+			return run, fmt.Errorf("assistants: wait for run %s: %w", run.ID, ctx.Err())
+		case <-timer.C:
+		}
+		next, err := a.threads.Runs.Get(ctx, threadID, run.ID, rest.Retry())
+		if err != nil {
+			return run, fmt.Errorf("assistants: poll run %s: %w", run.ID, rest.Err(ctx, err))
+		}
+		run = next
+		timer.Reset(a.poll)
+	}
+}
+
+// outcome turns a run that stopped into the reply or an error.
+func (a *Assistant) outcome(ctx context.Context, threadID string, run *openai.Run) (string, error) {
+	switch run.Status {
+	case openai.RunStatusCompleted:
+		return a.answer(ctx, threadID, run.ID)
+	case openai.RunStatusRequiresAction:
+		a.cancel(ctx, threadID, run.ID)
+		return "", fmt.Errorf("assistants: run %s requires action (tool calls), which the gateway does not provide: %w",
+			run.ID, ports.ErrAssistantFailed)
+	case openai.RunStatusFailed:
+		return "", fmt.Errorf("assistants: run %s failed (last_error code %q): %w",
+			run.ID, run.LastError.Code, ports.ErrAssistantFailed)
+	case openai.RunStatusIncomplete:
+		return "", fmt.Errorf("assistants: run %s incomplete (reason %q): %w",
+			run.ID, run.IncompleteDetails.Reason, ports.ErrAssistantFailed)
+	default: // cancelled, expired, or a status this version does not know
+		return "", fmt.Errorf("assistants: run %s ended %s: %w", run.ID, run.Status, ports.ErrAssistantFailed)
+	}
+}
+
+// answer returns the text of the newest assistant message written by run.
+func (a *Assistant) answer(ctx context.Context, threadID, runID string) (string, error) {
+	page, err := a.threads.Messages.List(ctx, threadID, openai.BetaThreadMessageListParams{
+		RunID: openai.String(runID),
+		Order: openai.BetaThreadMessageListParamsOrderDesc,
+	}, rest.Retry())
+	if err != nil {
+		return "", fmt.Errorf("assistants: list messages of run %s: %w", runID, rest.Err(ctx, err))
+	}
+	for _, m := range page.Data {
+		if m.Role != openai.MessageRoleAssistant {
+			continue
+		}
+		var b strings.Builder
+		for _, part := range m.Content {
+			if part.Type == "text" {
+				b.WriteString(part.Text.Value)
+			}
+		}
+		if b.Len() > 0 {
+			return b.String(), nil
+		}
+	}
+	return "", fmt.Errorf("assistants: run %s completed without a text message: %w", runID, ports.ErrAssistantFailed)
+}
+
+// cancel asks the API to cancel run, best effort, even when ctx is done, and
+// logs a failure.
+func (a *Assistant) cancel(ctx context.Context, threadID, runID string) {
+	ctx, stop := context.WithTimeout(context.WithoutCancel(ctx), cancelTimeout)
+	defer stop()
+	if _, err := a.threads.Runs.Cancel(ctx, threadID, runID); err != nil {
+		a.log.Warn("assistants: cancel run", "thread", threadID, "run", runID, "err", rest.Err(ctx, err))
+	}
+}
