@@ -18,6 +18,7 @@ import (
 	"net/http"
 
 	"github.com/convgateway/gateway/adapters/httpapi"
+	"github.com/convgateway/gateway/adapters/openai/assistants"
 	"github.com/convgateway/gateway/adapters/openai/realtime"
 	"github.com/convgateway/gateway/adapters/openai/responses"
 	"github.com/convgateway/gateway/adapters/store/memory"
@@ -187,8 +188,16 @@ func newAssistant(cfg configs.Config, log *slog.Logger, hc *http.Client) (ports.
 			HTTPClient:   hc,
 			Logger:       log.With("adapter", "responses"),
 		}), nil
+	case configs.BackendAssistants:
+		return assistants.New(assistants.Options{
+			BaseURL:     cfg.OpenAIBaseURL,
+			APIKey:      string(cfg.OpenAIAPIKey),
+			AssistantID: cfg.OpenAIAssistantID,
+			HTTPClient:  hc,
+			Logger:      log.With("adapter", "assistants"),
+		}), nil
 	default:
-		return nil, fmt.Errorf("wire: ASSISTANT_BACKEND %q is not available in this build", cfg.AssistantBackend)
+		return nil, fmt.Errorf("wire: unknown ASSISTANT_BACKEND %q", cfg.AssistantBackend)
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/convgateway/gateway/adapters/twilio/signature"
 	"github.com/convgateway/gateway/configs"
 	"github.com/convgateway/gateway/ports"
+	"github.com/convgateway/gateway/test/sim/openairest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -90,8 +91,19 @@ func TestBuildWiresMessagesThroughInjectedAdapters(t *testing.T) {
 	defer srv.Close()
 	defer func() { require.NoError(t, g.Shutdown(context.Background())) }()
 
-	form := url.Values{"MessageSid": {"SM1"}, "AccountSid": {"AC1"}, "From": {"whatsapp:+15551234567"}, "To": {"whatsapp:+14155238886"}, "Body": {"hi"}, "NumMedia": {"0"}}
-	req, err := http.NewRequest(http.MethodPost, srv.URL+"/webhook", strings.NewReader(form.Encode()))
+	assert.Equal(t, []string{"Hello Ana!"}, postMessage(t, srv.URL, cfg, "SM1", "hi"))
+	require.Len(t, assistant.Threads(), 1)
+	assert.Equal(t, []string{"hi"}, assistant.Texts(assistant.Threads()[0]))
+	_, err = os.Stat(cfg.DatabaseURL)
+	assert.True(t, os.IsNotExist(err), "an injected thread store replaces SQLite")
+}
+
+// postMessage posts a signed WhatsApp webhook and returns the inline
+// replies.
+func postMessage(t *testing.T, base string, cfg configs.Config, sid, text string) []string {
+	t.Helper()
+	form := url.Values{"MessageSid": {sid}, "AccountSid": {"AC1"}, "From": {"whatsapp:+15551234567"}, "To": {"whatsapp:+14155238886"}, "Body": {text}, "NumMedia": {"0"}}
+	req, err := http.NewRequest(http.MethodPost, base+"/webhook", strings.NewReader(form.Encode()))
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set(signature.Header, signature.Sign(string(cfg.TwilioAuthToken), cfg.PublicURL+"/webhook", form))
@@ -99,16 +111,37 @@ func TestBuildWiresMessagesThroughInjectedAdapters(t *testing.T) {
 	require.NoError(t, err)
 	defer res.Body.Close()
 	require.Equal(t, http.StatusOK, res.StatusCode)
-
 	var twiml struct {
 		Messages []string `xml:"Message"`
 	}
 	require.NoError(t, xml.NewDecoder(res.Body).Decode(&twiml))
-	assert.Equal(t, []string{"Hello Ana!"}, twiml.Messages)
-	require.Len(t, assistant.Threads(), 1)
-	assert.Equal(t, []string{"hi"}, assistant.Texts(assistant.Threads()[0]))
-	_, err = os.Stat(cfg.DatabaseURL)
-	assert.True(t, os.IsNotExist(err), "an injected thread store replaces SQLite")
+	return twiml.Messages
+}
+
+// TestBuildPicksTheAssistantBackend runs the real OpenAI adapters, chosen by
+// ASSISTANT_BACKEND, against the OpenAI REST simulator.
+func TestBuildPicksTheAssistantBackend(t *testing.T) {
+	for _, tt := range []struct{ backend, route string }{
+		{configs.BackendResponses, openairest.RouteCreateConversation},
+		{configs.BackendAssistants, openairest.RouteCreateThread},
+	} {
+		t.Run(tt.backend, func(t *testing.T) {
+			sim := openairest.New(openairest.Options{})
+			defer sim.Close()
+			cfg := testConfig(t)
+			cfg.PublicURL = "https://gw.example.com"
+			cfg.OpenAIBaseURL, cfg.OpenAIAPIKey = sim.URL(), configs.Secret(sim.APIKey())
+			cfg.AssistantBackend, cfg.OpenAIAssistantID = tt.backend, "asst_sim"
+			require.NoError(t, cfg.Validate())
+			g, err := Build(context.Background(), cfg, discard())
+			require.NoError(t, err)
+			base := serve(t, g)
+
+			assert.Equal(t, []string{"echo: hi"}, postMessage(t, base, cfg, "SM1", "hi"))
+			assert.Equal(t, []string{"echo: again"}, postMessage(t, base, cfg, "SM2", "again"))
+			assert.Equal(t, 1, sim.Calls(tt.route), "one thread for the user, reused")
+		})
+	}
 }
 
 func TestBuildFailsNamingTheStore(t *testing.T) {
