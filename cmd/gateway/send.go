@@ -24,7 +24,7 @@ const sendTimeout = 30 * time.Second
 func send(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	fs, configFile := flags("send", stdout)
 	to := fs.String("to", "", `recipient: "whatsapp:+15551234567" or "+15551234567" (SMS)`)
-	from := fs.String("from", "", "sender (default TWILIO_FROM)")
+	from := fs.String("from", "", `sender: "whatsapp:+1...", "+1..." (default TWILIO_FROM, which may also be a Messaging Service "MG...")`)
 	body := fs.String("body", "", "message text (WhatsApp: only inside the 24-hour window)")
 	contentSID := fs.String("content-sid", "", "approved template to send (HX...)")
 	vars := fs.String("vars", "", `template variables as a JSON object, e.g. '{"1":"Ana"}'`)
@@ -54,16 +54,14 @@ func send(ctx context.Context, args []string, getenv func(string) string, stdout
 	return nil
 }
 
-// outbound checks the send flags and builds the message.
+// outbound checks the send flags and builds the message. An empty from
+// leaves the choice to the sender, which uses TWILIO_FROM (defaultFrom).
 func outbound(to, from, body, contentSID, vars, defaultFrom string) (ports.OutboundMessage, error) {
 	var problems []error
 	if to == "" {
 		problems = append(problems, errors.New("--to is required"))
 	}
-	if from == "" {
-		from = defaultFrom
-	}
-	if from == "" {
+	if from == "" && defaultFrom == "" {
 		problems = append(problems, errors.New("--from or TWILIO_FROM is required"))
 	}
 	if (body == "") == (contentSID == "") {

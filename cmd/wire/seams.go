@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http"
 
 	"github.com/convgateway/gateway/configs"
 	"github.com/convgateway/gateway/ports"
@@ -29,15 +28,4 @@ func (callsUnavailable) Answer(context.Context, ports.IncomingCall) (ports.CallA
 
 func (callsUnavailable) Serve(_ context.Context, ch ports.TelephonyChannel) error {
 	return ch.Close("phone calls are not available", false)
-}
-
-// NewSender makes the Twilio Messages REST sender of cfg, sending through
-// hc. Until adapters/twilio/messaging exists every Send fails with
-// ports.ErrUnavailable.
-func NewSender(_ configs.Config, _ *http.Client) ports.MessageSender { return senderUnavailable{} }
-
-type senderUnavailable struct{}
-
-func (senderUnavailable) Send(context.Context, ports.OutboundMessage) (string, error) {
-	return "", fmt.Errorf("wire: the Twilio Messages sender is not built in: %w", ports.ErrUnavailable)
 }

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 
 	"github.com/convgateway/gateway/adapters/httpapi"
 	"github.com/convgateway/gateway/adapters/openai/assistants"
@@ -25,6 +26,7 @@ import (
 	"github.com/convgateway/gateway/adapters/store/postgres"
 	"github.com/convgateway/gateway/adapters/store/redisstore"
 	"github.com/convgateway/gateway/adapters/store/sqlite"
+	"github.com/convgateway/gateway/adapters/twilio/messaging"
 	"github.com/convgateway/gateway/adapters/twilio/signature"
 	"github.com/convgateway/gateway/app"
 	"github.com/convgateway/gateway/configs"
@@ -199,6 +201,25 @@ func newAssistant(cfg configs.Config, log *slog.Logger, hc *http.Client) (ports.
 	default:
 		return nil, fmt.Errorf("wire: unknown ASSISTANT_BACKEND %q", cfg.AssistantBackend)
 	}
+}
+
+// NewSender makes the Twilio Messages REST sender of cfg (account SID, auth
+// token, TWILIO_API_BASE_URL), sending through hc. TWILIO_FROM becomes the
+// default sender: a Messaging Service when it is an "MG..." SID, else a
+// number.
+func NewSender(cfg configs.Config, hc *http.Client) *messaging.Sender {
+	opts := messaging.Options{
+		AccountSID: cfg.TwilioAccountSID,
+		AuthToken:  string(cfg.TwilioAuthToken),
+		BaseURL:    cfg.TwilioAPIBaseURL,
+		HTTPClient: hc,
+	}
+	if strings.HasPrefix(cfg.TwilioFrom, "MG") {
+		opts.MessagingServiceSID = cfg.TwilioFrom
+	} else {
+		opts.From = cfg.TwilioFrom
+	}
+	return messaging.NewSender(opts)
 }
 
 // Handler returns the gateway's HTTP routes, for tests that serve them
