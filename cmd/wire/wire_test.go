@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -23,6 +24,7 @@ import (
 	"github.com/convgateway/gateway/configs"
 	"github.com/convgateway/gateway/ports"
 	"github.com/convgateway/gateway/test/sim/openairest"
+	"github.com/convgateway/gateway/test/sim/twiliorest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -142,6 +144,32 @@ func TestBuildPicksTheAssistantBackend(t *testing.T) {
 			assert.Equal(t, 1, sim.Calls(tt.route), "one thread for the user, reused")
 		})
 	}
+}
+
+// TestBuildSlowReplyGoesThroughTwilioREST: an answer that misses
+// REPLY_INLINE_TIMEOUT is sent by the real Twilio sender to
+// TWILIO_API_BASE_URL.
+func TestBuildSlowReplyGoesThroughTwilioREST(t *testing.T) {
+	twilio := twiliorest.New(twiliorest.Options{})
+	defer twilio.Close()
+	cfg := testConfig(t)
+	cfg.PublicURL = "https://gw.example.com"
+	cfg.TwilioAccountSID, cfg.TwilioAuthToken, cfg.TwilioAPIBaseURL = twilio.AccountSID(), configs.Secret(twilio.AuthToken()), twilio.URL()
+	cfg.ReplyInlineTimeout = 50 * time.Millisecond
+	require.NoError(t, cfg.Validate())
+	assistant := fake.NewChatAssistant()
+	assistant.QueueReplies("Sorry for the wait.")
+	release := assistant.Hold()
+	g, err := Build(context.Background(), cfg, discard(), WithChatAssistant(assistant))
+	require.NoError(t, err)
+	base := serve(t, g)
+
+	assert.Empty(t, postMessage(t, base, cfg, "SM1", "hi"), "no inline answer once the deadline passed")
+	release()
+	require.Eventually(t, func() bool { return len(twilio.Messages()) == 1 }, time.Minute, 10*time.Millisecond)
+	got := twilio.Messages()[0]
+	assert.Equal(t, "whatsapp:+15551234567", got.To)
+	assert.Equal(t, "Sorry for the wait.", got.Body)
 }
 
 func TestBuildFailsNamingTheStore(t *testing.T) {
