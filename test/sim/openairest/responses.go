@@ -107,8 +107,9 @@ func (s *Server) createResponse(w http.ResponseWriter, r *http.Request) {
 		"model": req.Model, "instructions": req.Instructions, "output": []any{},
 		"error": nil, "incomplete_details": nil, "parallel_tool_calls": true,
 		"tool_choice": "auto", "tools": []any{}, "metadata": map[string]string{},
+		"temperature": 1, "top_p": 1,
 		"usage": map[string]any{
-			"input_tokens": 1, "input_tokens_details": map[string]any{"cached_tokens": 0},
+			"input_tokens": 1, "input_tokens_details": map[string]any{"cached_tokens": 0, "cache_write_tokens": 0},
 			"output_tokens": 1, "output_tokens_details": map[string]any{"reasoning_tokens": 0},
 			"total_tokens": 2,
 		},
@@ -120,7 +121,7 @@ func (s *Server) createResponse(w http.ResponseWriter, r *http.Request) {
 	case "completed":
 		resp["output"] = []any{map[string]any{
 			"type": "message", "id": msgID, "status": "completed", "role": "assistant",
-			"content": []any{map[string]any{"type": "output_text", "text": answer, "annotations": []any{}}},
+			"content": []any{map[string]any{"type": "output_text", "text": answer, "annotations": []any{}, "logprobs": []any{}}},
 		}}
 	case "failed":
 		code := sc.ErrorCode
