@@ -12,8 +12,9 @@ import (
 // newCalls makes the phone-call use case. Until app.NewCalls exists the
 // gateway answers voice webhooks with 503 (callsUnavailable), so that the
 // rest of the gateway can run; wiring app.NewCalls here from p (tokens,
-// speech) and cfg (voice, instructions, turn detection, token TTL, allowlist,
-// AI speaks first, greeting) is the one change needed.
+// speech) and cfg (voice, instructions, turn detection, transcription model,
+// token TTL, allowlist, AI speaks first, greeting) is the one change needed:
+// Build drains any Calls that has a Shutdown method.
 func newCalls(_ configs.Config, log *slog.Logger, _ parts) ports.Calls {
 	log.Warn("phone calls are not available in this build: /incoming-call answers 503")
 	return callsUnavailable{}

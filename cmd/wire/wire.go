@@ -76,9 +76,16 @@ func WithCalls(c ports.Calls) Option { return func(p *parts) { p.calls = c } }
 // Gateway is a built gateway: the HTTP server, the use cases behind it and
 // the stores it opened. Serve it, then Shutdown, then Close.
 type Gateway struct {
-	server   *httpapi.Server
-	messages *app.MessagesService
-	closers  []func() error // stores Build opened, closed in reverse order
+	server *httpapi.Server
+	// drains are the use cases' Shutdown methods, run after the server's.
+	drains  []func(context.Context) error
+	closers []func() error // stores Build opened, closed in reverse order
+}
+
+// drainer is a use case that owns goroutines and drains them on Shutdown
+// (app.MessagesService, the calls use case).
+type drainer interface {
+	Shutdown(ctx context.Context) error
 }
 
 // Build makes the gateway described by cfg, which must be valid
@@ -122,13 +129,17 @@ func Build(ctx context.Context, cfg configs.Config, log *slog.Logger, opts ...Op
 		p.calls = newCalls(cfg, log, p)
 	}
 
-	g.messages = app.NewMessages(app.MessagesDeps{
+	messages := app.NewMessages(app.MessagesDeps{
 		Store:         p.threads,
 		Assistant:     p.assistant,
 		Sender:        p.sender,
 		Logger:        log.With("usecase", "messages"),
 		InlineTimeout: cfg.ReplyInlineTimeout,
 	})
+	g.drains = append(g.drains, messages.Shutdown)
+	if d, ok := p.calls.(drainer); ok {
+		g.drains = append(g.drains, d.Shutdown)
+	}
 
 	if cfg.PublicURL == "" {
 		log.Warn("PUBLIC_URL is not set: webhook signatures are checked against each request's Host and X-Forwarded-Proto, which is right only when no proxy or tunnel rewrites them")
@@ -136,7 +147,7 @@ func Build(ctx context.Context, cfg configs.Config, log *slog.Logger, opts ...Op
 	g.server = httpapi.New(httpapi.Deps{
 		Logger:    log.With("adapter", "httpapi"),
 		Calls:     p.calls,
-		Messages:  g.messages,
+		Messages:  messages,
 		Validator: signature.New(string(cfg.TwilioAuthToken), cfg.PublicURL),
 		Checks:    map[string]ports.Pinger{"threads": p.threads, "tokens": p.tokens},
 	})
@@ -233,11 +244,15 @@ func (g *Gateway) Serve(ln net.Listener) error { return g.server.Serve(ln) }
 
 // Shutdown stops the gateway gracefully within ctx (the drain deadline):
 // the HTTP server stops accepting, lets in-flight webhooks finish and gives
-// live calls until ctx is done; then replies still being prepared are
-// drained. It blocks until then and returns what did not finish in time.
+// live calls until ctx is done; then the use cases drain their own
+// goroutines (replies still being prepared are sent). It blocks until then
+// and returns what did not finish in time.
 func (g *Gateway) Shutdown(ctx context.Context) error {
-	err := g.server.Shutdown(ctx)
-	return errors.Join(err, g.messages.Shutdown(ctx))
+	errs := []error{g.server.Shutdown(ctx)}
+	for _, drain := range g.drains {
+		errs = append(errs, drain(ctx))
+	}
+	return errors.Join(errs...)
 }
 
 // Close releases the stores Build opened. Call it after Shutdown; it is

@@ -172,6 +172,29 @@ func TestBuildSlowReplyGoesThroughTwilioREST(t *testing.T) {
 	assert.Equal(t, "Sorry for the wait.", got.Body)
 }
 
+// drainingCalls is a Calls use case that records its Shutdown.
+type drainingCalls struct {
+	*fake.Calls
+	shutdowns int
+}
+
+func (c *drainingCalls) Shutdown(context.Context) error { c.shutdowns++; return nil }
+
+func TestShutdownDrainsTheCallsUseCase(t *testing.T) {
+	calls := &drainingCalls{Calls: fake.NewCalls()}
+	g, err := Build(context.Background(), testConfig(t), discard(), WithCalls(calls))
+	require.NoError(t, err)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- g.Serve(ln) }()
+
+	require.NoError(t, g.Shutdown(context.Background()))
+	require.NoError(t, <-done)
+	require.NoError(t, g.Close())
+	assert.Equal(t, 1, calls.shutdowns)
+}
+
 func TestBuildFailsNamingTheStore(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
