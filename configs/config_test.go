@@ -157,6 +157,15 @@ func TestLoadYAMLListAndUnknownKey(t *testing.T) {
 	assert.Contains(t, err.Error(), "unknown settings: prot")
 }
 
+func TestLoadYAMLMapIsOneProblem(t *testing.T) {
+	path := write(t, t.TempDir(), "c.yaml", "port: {a: 1}\n")
+	_, err := Load(LoadOptions{Dir: t.TempDir(), ConfigFile: path, Getenv: required.get})
+	require.Error(t, err)
+	var p *Problems
+	require.True(t, errors.As(err, &p))
+	assert.Len(t, p.List, 1, err.Error())
+}
+
 func TestLoadMissingConfigFile(t *testing.T) {
 	_, err := Load(LoadOptions{Dir: t.TempDir(), ConfigFile: filepath.Join(t.TempDir(), "nope.yaml"), Getenv: required.get})
 	require.Error(t, err)

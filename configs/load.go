@@ -228,7 +228,12 @@ func (p *parser) raw(name string) string {
 	return strings.TrimSpace(s)
 }
 
+// bad records that name's value val is not what it should be (want); only
+// the first problem of a setting is kept.
 func (p *parser) bad(name, val, want string) {
+	if slices.ContainsFunc(p.problems, func(q problem) bool { return q.key == name }) {
+		return
+	}
 	text := fmt.Sprintf("%s %s", name, want)
 	if val != "" && !isSecret(name) {
 		text += fmt.Sprintf(" (got %q)", val)
