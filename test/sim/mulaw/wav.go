@@ -1,4 +1,4 @@
-package mediasim
+package mulaw
 
 import (
 	"encoding/binary"
@@ -30,14 +30,14 @@ func WriteWAV(w io.Writer, mulaw []byte) error {
 	h = append(h, "data"...)
 	h = binary.LittleEndian.AppendUint32(h, n)
 	if _, err := w.Write(h); err != nil {
-		return fmt.Errorf("mediasim: write wav header: %w", err)
+		return fmt.Errorf("mulaw: write wav header: %w", err)
 	}
 	if _, err := w.Write(mulaw); err != nil {
-		return fmt.Errorf("mediasim: write wav data: %w", err)
+		return fmt.Errorf("mulaw: write wav data: %w", err)
 	}
 	if pad == 1 {
 		if _, err := w.Write([]byte{0}); err != nil {
-			return fmt.Errorf("mediasim: write wav data: %w", err)
+			return fmt.Errorf("mulaw: write wav data: %w", err)
 		}
 	}
 	return nil

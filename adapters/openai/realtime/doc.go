@@ -1,0 +1,10 @@
+// Package realtime adapts the OpenAI Realtime API (GA protocol, over
+// WebSocket) to ports.SpeechModel.
+//
+// A session is configured for 8 kHz mu-law (audio/pcmu) in and out, so
+// caller audio and assistant audio pass through as base64 without
+// transcoding. The audio hot paths (input_audio_buffer.append out,
+// response.output_audio.delta in) are built and parsed without
+// encoding/json; the other client events are the openai-go v3 realtime
+// types.
+package realtime

@@ -1,0 +1,92 @@
+package realtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/coder/websocket"
+
+	"github.com/convgateway/gateway/ports"
+)
+
+// ReadLimit is the largest server event a session accepts. Audio deltas are
+// small, but session.updated, response.done and transcripts of long
+// responses can reach hundreds of KiB; 4 MiB bounds memory per call while
+// leaving room for them.
+const ReadLimit = 4 << 20
+
+// Options configure a Model.
+type Options struct {
+	// URL is the full WebSocket URL including the model, e.g.
+	// wss://api.openai.com/v1/realtime?model=gpt-realtime.
+	URL string
+	// APIKey is sent as a bearer token. It never appears in errors or logs.
+	APIKey string
+	// Logger receives skipped events and session ends; nil discards.
+	Logger *slog.Logger
+	// HTTPClient dials the WebSocket; nil means http.DefaultClient.
+	HTTPClient *http.Client
+}
+
+// Model opens Realtime sessions. It implements ports.SpeechModel and is
+// safe for concurrent use.
+type Model struct {
+	opts Options
+	log  *slog.Logger
+}
+
+var _ ports.SpeechModel = (*Model)(nil)
+
+// New returns a Model. It does not connect; Open does.
+func New(opts Options) *Model {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Model{opts: opts, log: log}
+}
+
+// Open dials the Realtime API, sends session.update built from cfg and
+// waits for session.updated. ctx bounds only this handshake. Errors wrap
+// ports.ErrRejected when the API refused the credentials (401/403), the
+// request (other 4xx) or the configuration (an error event), ports.ErrUnavailable
+// when it could not be reached, answered 5xx or closed the socket, and
+// ctx.Err() when ctx ended first.
+func (m *Model) Open(ctx context.Context, cfg ports.SpeechConfig) (ports.SpeechSession, error) {
+	header := http.Header{}
+	header.Set("Authorization", "Bearer "+m.opts.APIKey)
+	conn, resp, err := websocket.Dial(ctx, m.opts.URL, &websocket.DialOptions{
+		HTTPClient: m.opts.HTTPClient,
+		HTTPHeader: header,
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("realtime: dial: %w", ctx.Err())
+		}
+		return nil, fmt.Errorf("realtime: dial: %w", dialError(resp, err))
+	}
+	conn.SetReadLimit(ReadLimit)
+	s := newSession(conn, m.log.With("call_sid", cfg.CallSid))
+	if err := s.configure(ctx, cfg); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// dialError classifies a failed handshake. The error text of
+// coder/websocket names the URL and status, never the headers.
+func dialError(resp *http.Response, err error) error {
+	if resp != nil {
+		switch {
+		case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
+			return fmt.Errorf("%w: status %d", ports.ErrUnavailable, resp.StatusCode)
+		case resp.StatusCode >= 400:
+			return fmt.Errorf("%w: status %d", ports.ErrRejected, resp.StatusCode)
+		}
+	}
+	return errors.Join(ports.ErrUnavailable, err)
+}

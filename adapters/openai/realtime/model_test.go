@@ -1,0 +1,335 @@
+package realtime_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/convgateway/gateway/adapters/openai/realtime"
+	"github.com/convgateway/gateway/ports"
+	"github.com/convgateway/gateway/ports/porttest"
+	"github.com/convgateway/gateway/test/sim/openairest/contract"
+	"github.com/convgateway/gateway/test/sim/realtimesim"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const apiKey = "sk-test-secret-key"
+
+// logBuffer collects log output written from several goroutines.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func newSim(t *testing.T, opts realtimesim.Options) (*realtimesim.Server, *realtime.Model, *logBuffer) {
+	t.Helper()
+	opts.APIKey = apiKey
+	sim := realtimesim.New(opts)
+	t.Cleanup(sim.Close)
+	var logs logBuffer
+	model := realtime.New(realtime.Options{
+		URL:    sim.URL(),
+		APIKey: apiKey,
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	return sim, model, &logs
+}
+
+func open(t *testing.T, model *realtime.Model) ports.SpeechSession {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	s, err := model.Open(ctx, ports.SpeechConfig{Voice: "alloy", TurnDetection: "server_vad", TranscriptionModel: "whisper-1"})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func recvEnd(t *testing.T, s ports.SpeechSession) *ports.SessionEnded {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	for {
+		_, err := s.Recv(ctx)
+		if err == nil {
+			continue
+		}
+		require.ErrorIs(t, err, ports.ErrClosed)
+		var ended *ports.SessionEnded
+		require.ErrorAs(t, err, &ended)
+		return ended
+	}
+}
+
+func TestConformance(t *testing.T) {
+	porttest.SpeechModel(t, func(t *testing.T) porttest.SpeechHarness {
+		sim, model, _ := newSim(t, realtimesim.Options{})
+		return porttest.SpeechHarness{Model: model, Peer: sim}
+	})
+}
+
+func TestEndReasons(t *testing.T) {
+	t.Run("session limit", func(t *testing.T) {
+		sim, model, _ := newSim(t, realtimesim.Options{})
+		s := open(t, model)
+		sess, err := sim.Latest(t.Context())
+		require.NoError(t, err)
+		require.NoError(t, sess.Hangup(t.Context(), websocket.StatusGoingAway, "session expired"))
+		ended := recvEnd(t, s)
+		assert.Equal(t, "session_limit", ended.Reason)
+		assert.Equal(t, int(websocket.StatusGoingAway), ended.Code)
+	})
+	t.Run("fatal error", func(t *testing.T) {
+		sim, model, _ := newSim(t, realtimesim.Options{})
+		s := open(t, model)
+		failed := make(chan error, 1)
+		go func() { // the peer's close handshake needs the client to read
+			failed <- sim.Fail(t.Context(), ports.ModelError{Type: "server_error", Message: "boom", Fatal: true})
+		}()
+		assert.Equal(t, "fatal_error", recvEnd(t, s).Reason)
+		require.NoError(t, <-failed)
+	})
+	t.Run("remote close", func(t *testing.T) {
+		sim, model, _ := newSim(t, realtimesim.Options{})
+		s := open(t, model)
+		require.NoError(t, sim.Hangup(t.Context()))
+		assert.Equal(t, "remote_closed", recvEnd(t, s).Reason)
+	})
+	t.Run("local close", func(t *testing.T) {
+		_, model, _ := newSim(t, realtimesim.Options{})
+		s := open(t, model)
+		require.NoError(t, s.Close())
+		assert.Equal(t, "local_close", recvEnd(t, s).Reason)
+	})
+}
+
+func TestEventsAreMapped(t *testing.T) {
+	sim, model, _ := newSim(t, realtimesim.Options{})
+	s := open(t, model)
+	ctx := t.Context()
+	require.NoError(t, sim.StartSpeech(ctx, "item_caller", 120))
+	chunk := []byte(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0x55}, 160))) // 20 ms
+	go func() { _ = sim.Say(ctx, "resp_1", "item_1", "Hi!", chunk) }()
+
+	var got []ports.SpeechEvent
+	for len(got) == 0 || got[len(got)-1].Type != ports.SpeechResponseDone {
+		ev, err := s.Recv(ctx)
+		require.NoError(t, err)
+		ev.Audio = bytes.Clone(ev.Audio)
+		got = append(got, ev)
+	}
+	want := []ports.SpeechEvent{
+		{Type: ports.SpeechStarted, ItemID: "item_caller", AudioStartMs: 120},
+		{Type: ports.SpeechResponseCreated, ResponseID: "resp_1"},
+		{Type: ports.SpeechAudioDelta, ResponseID: "resp_1", ItemID: "item_1", Audio: chunk},
+		{Type: ports.SpeechAudioDone, ResponseID: "resp_1", ItemID: "item_1"},
+		{Type: ports.SpeechAssistantText, ResponseID: "resp_1", ItemID: "item_1", Text: "Hi!"},
+		{Type: ports.SpeechResponseDone, ResponseID: "resp_1", Status: "completed", Usage: ports.Usage{InputTokens: 10, OutputTokens: 21, TotalTokens: 31}},
+	}
+	assert.Equal(t, want, got)
+
+	// A truncation within the item's 5 ms of audio is confirmed; one beyond
+	// it is an error, as with the real API, and the session goes on.
+	require.NoError(t, s.Truncate(ctx, "item_1", 5))
+	ev, err := s.Recv(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, ports.SpeechEvent{Type: ports.SpeechTruncated, ItemID: "item_1", AudioEndMs: 5}, ev)
+	require.NoError(t, s.Truncate(ctx, "item_1", 500))
+	ev, err = s.Recv(ctx)
+	require.NoError(t, err)
+	require.Equal(t, ports.SpeechError, ev.Type)
+	assert.Equal(t, "invalid_value", ev.Err.Code)
+
+	require.NoError(t, s.Cancel(ctx))
+	ev, err = s.Recv(ctx)
+	require.NoError(t, err)
+	require.Equal(t, ports.SpeechError, ev.Type)
+	assert.Equal(t, "response_cancel_not_active", ev.Err.Code, "cancel with no active response")
+}
+
+func TestServerEventsMatchSchema(t *testing.T) {
+	var mu sync.Mutex
+	var events [][]byte
+	sim, model, _ := newSim(t, realtimesim.Options{
+		OnEvent: func(e []byte) {
+			mu.Lock()
+			events = append(events, bytes.Clone(e))
+			mu.Unlock()
+		},
+		Auto: &realtimesim.Auto{Transcript: "hello", CallerTranscript: "hi", Silence: 40 * time.Millisecond, ChunkEvery: time.Millisecond},
+	})
+	s := open(t, model)
+	ctx := t.Context()
+	require.NoError(t, sim.StartSpeech(ctx, "item_x", 0))
+	// Caller speech then silence: the simulator answers on its own.
+	voice := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0x10}, 160))
+	quiet := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xFF}, 160))
+	for _, frame := range []string{voice, quiet, quiet, quiet} {
+		require.NoError(t, s.AppendAudio(ctx, []byte(frame)))
+	}
+	for {
+		ev, err := s.Recv(ctx)
+		require.NoError(t, err)
+		if ev.Type == ports.SpeechResponseDone {
+			break
+		}
+	}
+	require.NoError(t, s.Truncate(ctx, "item_x", 1)) // an error event
+	require.NoError(t, s.Cancel(ctx))                // another
+	for range 2 {
+		ev, err := s.Recv(ctx)
+		require.NoError(t, err)
+		require.Equal(t, ports.SpeechError, ev.Type)
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	seen := map[string]bool{}
+	for _, e := range events {
+		var head struct{ Type string }
+		require.NoError(t, json.Unmarshal(e, &head))
+		name := serverSchema[head.Type]
+		if !assert.NotEmpty(t, name, "schema for %s", head.Type) {
+			continue
+		}
+		seen[head.Type] = true
+		assert.NoError(t, contract.Validate(name, e), "%s", e)
+	}
+	for _, typ := range []string{"session.created", "session.updated", "input_audio_buffer.speech_started", "input_audio_buffer.speech_stopped",
+		"conversation.item.input_audio_transcription.completed", "response.created", "response.output_audio.delta",
+		"response.output_audio.done", "response.output_audio_transcript.done", "response.done", "error"} {
+		assert.True(t, seen[typ], "the simulator sent %s", typ)
+	}
+}
+
+// serverSchema names the schema of each server event type the simulator
+// sends.
+var serverSchema = map[string]string{
+	"session.created":                   "RealtimeServerEventSessionCreated",
+	"session.updated":                   "RealtimeServerEventSessionUpdated",
+	"input_audio_buffer.speech_started": "RealtimeServerEventInputAudioBufferSpeechStarted",
+	"input_audio_buffer.speech_stopped": "RealtimeServerEventInputAudioBufferSpeechStopped",
+	"conversation.item.input_audio_transcription.completed": "RealtimeServerEventConversationItemInputAudioTranscriptionCompleted",
+	"response.created":                      "RealtimeServerEventResponseCreated",
+	"response.output_audio.delta":           "RealtimeServerEventResponseAudioDelta",
+	"response.output_audio.done":            "RealtimeServerEventResponseAudioDone",
+	"response.output_audio_transcript.done": "RealtimeServerEventResponseAudioTranscriptDone",
+	"response.done":                         "RealtimeServerEventResponseDone",
+	"conversation.item.truncated":           "RealtimeServerEventConversationItemTruncated",
+	"conversation.item.added":               "RealtimeServerEventConversationItemAdded",
+	"error":                                 "RealtimeServerEventError",
+}
+
+func TestOpenErrors(t *testing.T) {
+	t.Run("bad key is rejected, and never shown", func(t *testing.T) {
+		sim, _, _ := newSim(t, realtimesim.Options{})
+		var logs logBuffer
+		model := realtime.New(realtime.Options{URL: sim.URL(), APIKey: "sk-wrong-secret", Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		_, err := model.Open(t.Context(), ports.SpeechConfig{})
+		require.ErrorIs(t, err, ports.ErrRejected)
+		assert.NotContains(t, err.Error(), "sk-wrong-secret")
+		assert.NotContains(t, logs.String(), "sk-wrong-secret")
+	})
+	t.Run("unreachable", func(t *testing.T) {
+		srv := httptest.NewServer(http.NotFoundHandler())
+		url := "ws" + strings.TrimPrefix(srv.URL, "http")
+		srv.Close()
+		_, err := realtime.New(realtime.Options{URL: url, APIKey: apiKey}).Open(t.Context(), ports.SpeechConfig{})
+		require.ErrorIs(t, err, ports.ErrUnavailable)
+		assert.NotContains(t, err.Error(), apiKey)
+	})
+	t.Run("server error", func(t *testing.T) {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusBadGateway) }))
+		defer srv.Close()
+		_, err := realtime.New(realtime.Options{URL: "ws" + strings.TrimPrefix(srv.URL, "http"), APIKey: apiKey}).Open(t.Context(), ports.SpeechConfig{})
+		require.ErrorIs(t, err, ports.ErrUnavailable)
+	})
+	t.Run("context ends the handshake", func(t *testing.T) {
+		_, model, _ := newSim(t, realtimesim.Options{})
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		_, err := model.Open(ctx, ports.SpeechConfig{})
+		require.ErrorIs(t, err, context.Canceled)
+	})
+}
+
+func TestBetaHeaderIsRefusedBySimulator(t *testing.T) {
+	sim, _, _ := newSim(t, realtimesim.Options{})
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, sim.URL(), &websocket.DialOptions{HTTPHeader: http.Header{
+		"Authorization": {"Bearer " + apiKey}, "OpenAI-Beta": {"realtime=v1"},
+	}})
+	require.NoError(t, err)
+	defer conn.CloseNow()
+	_, b, err := conn.Read(ctx)
+	require.NoError(t, err)
+	assert.Contains(t, string(b), "beta_api_shape_disabled")
+	_, _, err = conn.Read(ctx)
+	assert.Equal(t, websocket.StatusCode(4000), websocket.CloseStatus(err))
+}
+
+func TestMalformedEventsAreSkipped(t *testing.T) {
+	// A hand-written server: configure, then garbage, then a good event.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer conn.CloseNow()
+		ctx := r.Context()
+		if _, _, err := conn.Read(ctx); err != nil { // session.update
+			return
+		}
+		for _, e := range []string{
+			`{"type":"session.updated","event_id":"e1","session":{"type":"realtime","object":"realtime.session","id":"s"}}`,
+			`not json`, `{"type":`, `[]`, `{"no_type":1}`, `{"type":"response.output_audio.delta","delta":5}`,
+			`{"type":"rate_limits.updated","event_id":"e2","rate_limits":[]}`,
+			`{"type":"response.done","event_id":"e3","response":{"id":7}}`,
+			`{"type":"input_audio_buffer.speech_started","event_id":"e4","item_id":"i","audio_start_ms":9}`,
+		} {
+			if conn.Write(ctx, websocket.MessageText, []byte(e)) != nil {
+				return
+			}
+		}
+		_, _, _ = conn.Read(ctx) // until the client closes
+	}))
+	defer srv.Close()
+	var logs logBuffer
+	model := realtime.New(realtime.Options{URL: "ws" + strings.TrimPrefix(srv.URL, "http"), APIKey: apiKey,
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	s, err := model.Open(t.Context(), ports.SpeechConfig{})
+	require.NoError(t, err)
+	defer s.Close()
+	ev, err := s.Recv(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, ports.SpeechEvent{Type: ports.SpeechStarted, ItemID: "i", AudioStartMs: 9}, ev)
+	assert.Equal(t, 7, strings.Count(logs.String(), "skipped frame"), logs.String())
+	assert.NotContains(t, logs.String(), apiKey)
+}

@@ -1,0 +1,153 @@
+package realtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/coder/websocket"
+
+	"github.com/convgateway/gateway/adapters/internal/wsstream"
+	"github.com/convgateway/gateway/ports"
+)
+
+// session is one open Realtime session. It implements ports.SpeechSession.
+type session struct {
+	stream *wsstream.Stream[ports.SpeechEvent]
+	dec    decoder // used by the reader goroutine only
+}
+
+var _ ports.SpeechSession = (*session)(nil)
+
+func newSession(conn *websocket.Conn, log *slog.Logger) *session {
+	s := &session{}
+	s.stream = wsstream.Start(wsstream.Config[ports.SpeechEvent]{
+		Conn:   conn,
+		Log:    log.With("component", "realtime"),
+		Decode: s.dec.decode,
+		Reason: s.endReason,
+	})
+	return s
+}
+
+// endReason names the end of a session the server closed: the 60-minute
+// limit ends with 1001 (going away); a close right after an error event
+// ends a session that error made fatal.
+func (s *session) endReason(code int) string {
+	switch {
+	case code == int(websocket.StatusGoingAway):
+		return "session_limit"
+	case s.dec.lastWasError:
+		return "fatal_error"
+	case code < 0:
+		return "connection_lost"
+	default:
+		return "remote_closed"
+	}
+}
+
+// configure sends session.update and waits for session.updated.
+func (s *session) configure(ctx context.Context, cfg ports.SpeechConfig) error {
+	if err := s.sendEvent(ctx, "session update", sessionUpdate(cfg)); err != nil {
+		return errors.Join(err, ports.ErrUnavailable)
+	}
+	for {
+		ev, err := s.stream.Recv(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return fmt.Errorf("realtime: open: %w", ctx.Err())
+		case err != nil:
+			return fmt.Errorf("realtime: open: %w", errors.Join(ports.ErrUnavailable, err))
+		case ev.Type == ports.SpeechError:
+			return fmt.Errorf("realtime: open: %w: %w", ports.ErrRejected, ev.Err)
+		case ev.Type == ports.SpeechSessionUpdated:
+			return nil
+		}
+	}
+}
+
+// AppendAudio sends input_audio_buffer.append with the base64 audio, copied
+// into the frame before it returns. Frames go out in the order of the
+// calls. It blocks while the connection is congested; if ctx ends during
+// the write the connection is closed. Errors wrap ports.ErrClosed once the
+// session has ended. Safe for concurrent use.
+func (s *session) AppendAudio(ctx context.Context, audio []byte) error {
+	if err := s.stream.Write(ctx, func(b []byte) []byte { return appendAudio(b, audio) }); err != nil {
+		return fmt.Errorf("realtime: append audio: %w", err)
+	}
+	return nil
+}
+
+// SendText sends conversation.item.create with a user text message.
+// Errors, blocking and concurrency as for AppendAudio.
+func (s *session) SendText(ctx context.Context, text string) error {
+	return s.sendEvent(ctx, "send text", userText(text))
+}
+
+// RequestResponse sends response.create, with instructions for this
+// response only when not empty. Errors, blocking and concurrency as for
+// AppendAudio.
+func (s *session) RequestResponse(ctx context.Context, instructions string) error {
+	return s.sendEvent(ctx, "request response", responseCreate(instructions))
+}
+
+// Truncate sends conversation.item.truncate for content 0 of itemID. The
+// server answers an audioEndMs beyond the item's audio with an error event.
+// Errors, blocking and concurrency as for AppendAudio.
+func (s *session) Truncate(ctx context.Context, itemID string, audioEndMs int) error {
+	return s.sendEvent(ctx, "truncate", truncate(itemID, audioEndMs))
+}
+
+// Cancel sends response.cancel. The server answers with an error event
+// when no response is active. Errors, blocking and concurrency as for
+// AppendAudio.
+func (s *session) Cancel(ctx context.Context) error {
+	return s.sendEvent(ctx, "cancel", cancel())
+}
+
+func (s *session) sendEvent(ctx context.Context, op string, event json.Marshaler) error {
+	var encErr error
+	err := s.stream.Write(ctx, func(b []byte) []byte {
+		b, encErr = appendJSON(b, event)
+		return b
+	})
+	if err == nil {
+		err = encErr
+	}
+	if err != nil {
+		return fmt.Errorf("realtime: %s: %w", op, err)
+	}
+	return nil
+}
+
+// Recv returns the next event. It blocks until one arrives, ctx is done
+// (the error wraps ctx.Err(); the session goes on) or the session ends: the
+// error then wraps ports.ErrClosed and a *ports.SessionEnded whose Reason is
+// "local_close" (Close), "session_limit" (closed with 1001 at the 60-minute
+// limit), "fatal_error" (closed right after an error event, which Recv
+// returned first), "remote_closed", "connection_lost" or "message_too_big".
+// Error events are returned as SpeechError events with Fatal unset: whether
+// one was fatal shows only in the end that follows. Malformed and unused
+// events are logged and skipped. An audio delta's Audio is valid until the
+// next call. Recv must not be called concurrently with itself.
+func (s *session) Recv(ctx context.Context) (ports.SpeechEvent, error) {
+	ev, err := s.stream.Recv(ctx)
+	if err != nil {
+		return ev, fmt.Errorf("realtime: recv: %w", err)
+	}
+	return ev, nil
+}
+
+// Close ends the session with a normal WebSocket close (reason
+// "local_close"). It blocks until the close handshake is done (at most a
+// few seconds when the server does not answer) and the reader goroutine has
+// returned, and makes a blocked Recv return. Later calls return nil at
+// once. Safe for concurrent use.
+func (s *session) Close() error {
+	if err := s.stream.Close(websocket.StatusNormalClosure, "local_close"); err != nil {
+		return fmt.Errorf("realtime: %w", err)
+	}
+	return nil
+}
