@@ -231,19 +231,19 @@ func TestServerEventsMatchSchema(t *testing.T) {
 // serverSchema names the schema of each server event type the simulator
 // sends.
 var serverSchema = map[string]string{
-	"session.created":                   "RealtimeServerEventSessionCreated",
-	"session.updated":                   "RealtimeServerEventSessionUpdated",
-	"input_audio_buffer.speech_started": "RealtimeServerEventInputAudioBufferSpeechStarted",
-	"input_audio_buffer.speech_stopped": "RealtimeServerEventInputAudioBufferSpeechStopped",
+	"session.created":                                       "RealtimeServerEventSessionCreated",
+	"session.updated":                                       "RealtimeServerEventSessionUpdated",
+	"input_audio_buffer.speech_started":                     "RealtimeServerEventInputAudioBufferSpeechStarted",
+	"input_audio_buffer.speech_stopped":                     "RealtimeServerEventInputAudioBufferSpeechStopped",
 	"conversation.item.input_audio_transcription.completed": "RealtimeServerEventConversationItemInputAudioTranscriptionCompleted",
-	"response.created":                      "RealtimeServerEventResponseCreated",
-	"response.output_audio.delta":           "RealtimeServerEventResponseAudioDelta",
-	"response.output_audio.done":            "RealtimeServerEventResponseAudioDone",
-	"response.output_audio_transcript.done": "RealtimeServerEventResponseAudioTranscriptDone",
-	"response.done":                         "RealtimeServerEventResponseDone",
-	"conversation.item.truncated":           "RealtimeServerEventConversationItemTruncated",
-	"conversation.item.added":               "RealtimeServerEventConversationItemAdded",
-	"error":                                 "RealtimeServerEventError",
+	"response.created":                                      "RealtimeServerEventResponseCreated",
+	"response.output_audio.delta":                           "RealtimeServerEventResponseAudioDelta",
+	"response.output_audio.done":                            "RealtimeServerEventResponseAudioDone",
+	"response.output_audio_transcript.done":                 "RealtimeServerEventResponseAudioTranscriptDone",
+	"response.done":                                         "RealtimeServerEventResponseDone",
+	"conversation.item.truncated":                           "RealtimeServerEventConversationItemTruncated",
+	"conversation.item.added":                               "RealtimeServerEventConversationItemAdded",
+	"error":                                                 "RealtimeServerEventError",
 }
 
 func TestOpenErrors(t *testing.T) {
@@ -332,4 +332,22 @@ func TestMalformedEventsAreSkipped(t *testing.T) {
 	assert.Equal(t, ports.SpeechEvent{Type: ports.SpeechStarted, ItemID: "i", AudioStartMs: 9}, ev)
 	assert.Equal(t, 7, strings.Count(logs.String(), "skipped frame"), logs.String())
 	assert.NotContains(t, logs.String(), apiKey)
+}
+
+// BenchmarkAppendAudio measures one caller frame to input_audio_buffer.append
+// on a real loopback connection.
+func BenchmarkAppendAudio(b *testing.B) {
+	sim := realtimesim.New(realtimesim.Options{DropAudio: true})
+	b.Cleanup(sim.Close)
+	s, err := realtime.New(realtime.Options{URL: sim.URL(), APIKey: apiKey}).Open(b.Context(), ports.SpeechConfig{})
+	require.NoError(b, err)
+	b.Cleanup(func() { _ = s.Close() })
+	audio := []byte(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xFF}, 160)))
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := s.AppendAudio(ctx, audio); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
