@@ -49,6 +49,7 @@ type Caller struct {
 	seq       atomic.Int64
 	streamSid atomic.Pointer[string]
 	nextTs    atomic.Int64 // stream position for Speak, in ms
+	hungUp    atomic.Bool  // Stop has started the close
 
 	mu         sync.Mutex
 	received   []porttest.Outbound
@@ -203,6 +204,7 @@ func (c *Caller) Stop(ctx context.Context) error {
 	if err := c.writeJSON(ctx, f); err != nil {
 		return err
 	}
+	c.hungUp.Store(true)
 	if err := c.conn.Close(websocket.StatusNormalClosure, ""); err != nil && websocket.CloseStatus(err) < 0 {
 		return fmt.Errorf("mediasim: close after stop: %w", err)
 	}

@@ -17,9 +17,11 @@ func (c *Caller) read(ctx context.Context) {
 	defer c.wg.Done()
 	defer close(c.done)
 	for {
-		_, b, err := c.conn.Read(ctx)
+		// A context without a Done channel spares a timer per frame; Close
+		// closes the connection, which ends the read.
+		_, b, err := c.conn.Read(context.Background())
 		if err != nil {
-			if code := websocket.CloseStatus(err); code >= 0 {
+			if code := websocket.CloseStatus(err); code >= 0 && !c.hungUp.Load() {
 				c.mu.Lock()
 				c.closed, c.closeCode = true, int(code)
 				c.mu.Unlock()

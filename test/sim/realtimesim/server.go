@@ -143,6 +143,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.changed = make(chan struct{})
 	s.mu.Unlock()
 	defer s.wg.Done()
+	if s.ctx.Err() != nil { // Close has run and will not see this session
+		_ = conn.CloseNow()
+	}
 	sess.run(s.ctx)
 }
 

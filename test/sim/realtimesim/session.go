@@ -81,8 +81,17 @@ func (s *Session) run(ctx context.Context) {
 	defer s.wg.Wait()
 	defer close(s.done)
 	s.send(ctx, sessionEvent{EventID: s.nextID("event"), Type: "session.created", Session: s.info()})
+	// Reads use a context without a Done channel (closing the connection
+	// ends them), sparing coder/websocket a timer per frame, and reuse one
+	// buffer: the simulator must stay cheap under the load test.
+	var buf bytes.Buffer
 	for {
-		_, b, err := s.conn.Read(ctx)
+		buf.Reset()
+		_, r, err := s.conn.Reader(context.Background())
+		if err == nil {
+			_, err = buf.ReadFrom(r)
+		}
+		b := buf.Bytes()
 		if err != nil {
 			s.mu.Lock()
 			if s.active != nil {
