@@ -339,3 +339,23 @@ func BenchmarkRecvMedia(b *testing.B) {
 		}
 	}
 }
+
+func TestCloseWithUnreadEvents(t *testing.T) {
+	p := newPair(t)
+	for range 3 {
+		p.send(t, `{"event":"dtmf","streamSid":"MZ1","sequenceNumber":"1","dtmf":{"digit":"1"}}`)
+	}
+	read := make(chan error, 1)
+	go func() { // the peer answers the close handshake
+		for {
+			if _, _, err := p.client.Read(context.Background()); err != nil {
+				read <- err
+				return
+			}
+		}
+	}()
+	require.NoError(t, p.ch.Close("done", false), "the reader holding an undelivered event does not block the handshake")
+	assert.Equal(t, websocket.StatusNormalClosure, websocket.CloseStatus(<-read))
+	_, err := p.ch.Recv(t.Context())
+	assert.ErrorIs(t, err, ports.ErrClosed)
+}
