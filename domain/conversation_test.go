@@ -1,0 +1,293 @@
+package domain_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/convgateway/gateway/domain"
+)
+
+// ms is the number of mu-law bytes in d milliseconds.
+func ms(d int) int { return d * domain.BytesPerMs }
+
+// call drives a Conversation in a test, remembering the marks it was given
+// by sequence so steps can echo them by position.
+type call struct {
+	t     *testing.T
+	c     *domain.Conversation
+	marks []string
+}
+
+func (k *call) send(resp, item string, d int) {
+	k.t.Helper()
+	mark, ok := k.c.AssistantAudio(resp, item, ms(d))
+	require.True(k.t, ok, "audio of %s/%s refused", resp, item)
+	require.NotEmpty(k.t, mark)
+	k.marks = append(k.marks, mark)
+}
+
+func (k *call) played(i int) {
+	k.t.Helper()
+	require.Equal(k.t, domain.MarkPlayed, k.c.MarkEchoed(k.marks[i]), "mark #%d", i)
+}
+
+func TestCallerStartedSpeaking(t *testing.T) {
+	tests := []struct {
+		name  string
+		steps func(k *call)
+		want  domain.Interruption
+		cut   bool
+	}{
+		{
+			name:  "nothing sent: nothing playing",
+			steps: func(k *call) {},
+		},
+		{
+			name: "everything played: nothing to clear",
+			steps: func(k *call) {
+				k.send("r1", "a", 100)
+				k.send("r1", "a", 100)
+				k.played(0)
+				k.played(1)
+			},
+		},
+		{
+			name: "mid-item: cut at the last acknowledged mark",
+			steps: func(k *call) {
+				k.send("r1", "a", 100)
+				k.send("r1", "a", 100)
+				k.send("r1", "a", 100)
+				k.played(0)
+			},
+			want: domain.Interruption{ItemID: "a", AudioEndMs: 100},
+			cut:  true,
+		},
+		{
+			name: "nothing acknowledged yet: the caller heard none of it",
+			steps: func(k *call) {
+				k.send("r1", "a", 240)
+			},
+			want: domain.Interruption{ItemID: "a", AudioEndMs: 0},
+			cut:  true,
+		},
+		{
+			name: "two queued items, second one playing",
+			steps: func(k *call) {
+				k.send("r1", "a", 100)
+				k.send("r1", "a", 100)
+				k.send("r2", "b", 100)
+				k.send("r2", "b", 100)
+				k.send("r2", "b", 100)
+				k.played(0)
+				k.played(1)
+				k.played(2)
+				k.played(3)
+			},
+			want: domain.Interruption{ItemID: "b", AudioEndMs: 200},
+			cut:  true,
+		},
+		{
+			name: "two queued items, first one still playing",
+			steps: func(k *call) {
+				k.send("r1", "a", 300)
+				k.send("r1", "a", 300)
+				k.send("r2", "b", 500)
+				k.played(0)
+			},
+			want: domain.Interruption{ItemID: "a", AudioEndMs: 300},
+			cut:  true,
+		},
+		{
+			name: "second item queued but first fully played: cut the second at zero",
+			steps: func(k *call) {
+				k.send("r1", "a", 300)
+				k.send("r2", "b", 500)
+				k.played(0)
+			},
+			want: domain.Interruption{ItemID: "b", AudioEndMs: 0},
+			cut:  true,
+		},
+		{
+			name: "a later echo implies the earlier marks played",
+			steps: func(k *call) {
+				k.send("r1", "a", 20)
+				k.send("r1", "a", 20)
+				k.send("r1", "a", 20)
+				k.played(1)
+			},
+			want: domain.Interruption{ItemID: "a", AudioEndMs: 40},
+			cut:  true,
+		},
+		{
+			name: "an item resumed after playing out keeps its offsets",
+			steps: func(k *call) {
+				k.send("r1", "a", 100)
+				k.played(0)
+				k.send("r1", "a", 60)
+			},
+			want: domain.Interruption{ItemID: "a", AudioEndMs: 100},
+			cut:  true,
+		},
+		{
+			name: "odd chunk sizes never round up past what was acknowledged",
+			steps: func(k *call) {
+				_, _ = k.c.AssistantAudio("r1", "a", 1)
+				mark, _ := k.c.AssistantAudio("r1", "a", 12)
+				k.marks = append(k.marks, "", mark)
+				k.c.AssistantAudio("r1", "a", 800)
+				k.played(1)
+			},
+			want: domain.Interruption{ItemID: "a", AudioEndMs: 1}, // 13 bytes = 1.625 ms
+			cut:  true,
+		},
+		{
+			name: "zero-length item: nothing to play, nothing to clear",
+			steps: func(k *call) {
+				mark, ok := k.c.AssistantAudio("r1", "a", 0)
+				require.True(k.t, ok)
+				require.Empty(k.t, mark)
+			},
+		},
+		{
+			name: "zero-length item queued behind a playing one",
+			steps: func(k *call) {
+				k.send("r1", "a", 100)
+				k.send("r1", "a", 100)
+				_, _ = k.c.AssistantAudio("r2", "b", 0)
+				k.played(0)
+			},
+			want: domain.Interruption{ItemID: "a", AudioEndMs: 100},
+			cut:  true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k := &call{t: t, c: domain.NewConversation()}
+			tt.steps(k)
+			got, cut := k.c.CallerStartedSpeaking("caller-1")
+			assert.Equal(t, tt.cut, cut)
+			assert.Equal(t, tt.want, got)
+			if cut {
+				assert.False(t, k.c.Outstanding(), "a clear leaves nothing outstanding")
+				assert.Equal(t, 1, k.c.BargeIns())
+			} else {
+				assert.Equal(t, 0, k.c.BargeIns())
+			}
+		})
+	}
+}
+
+func TestAfterInterruption(t *testing.T) {
+	k := &call{t: t, c: domain.NewConversation()}
+	k.c.ResponseStarted("r1")
+	k.send("r1", "a", 100)
+	k.send("r1", "a", 100)
+	k.send("r1", "a", 100)
+	k.played(0)
+
+	in, cut := k.c.CallerStartedSpeaking("caller-1")
+	require.True(t, cut)
+	require.Equal(t, domain.Interruption{ItemID: "a", AudioEndMs: 100}, in)
+
+	t.Run("marks echoed after the clear count as flushed, not played", func(t *testing.T) {
+		assert.Equal(t, domain.MarkFlushed, k.c.MarkEchoed(k.marks[1]))
+		assert.Equal(t, domain.MarkFlushed, k.c.MarkEchoed(k.marks[2]))
+		assert.Equal(t, domain.MarkUnknown, k.c.MarkEchoed(k.marks[2]), "a mark counts once")
+		turns := k.c.Turns()
+		require.Len(t, turns, 2)
+		require.Equal(t, domain.Assistant, turns[0].Speaker)
+		assert.Equal(t, 100, turns[0].HeardMs, "flushed audio was not heard")
+		assert.Equal(t, 300, turns[0].SentMs)
+		assert.True(t, turns[0].Interrupted)
+		assert.Equal(t, domain.Caller, turns[1].Speaker)
+	})
+	t.Run("late audio of the interrupted response is refused", func(t *testing.T) {
+		mark, ok := k.c.AssistantAudio("r1", "a", ms(20))
+		assert.False(t, ok)
+		assert.Empty(t, mark)
+		assert.False(t, k.c.Outstanding())
+		_, cut := k.c.CallerStartedSpeaking("caller-2")
+		assert.False(t, cut, "refused audio is never outstanding")
+	})
+	t.Run("the next response plays and can be interrupted again", func(t *testing.T) {
+		k.c.ResponseFinished("r1")
+		k.c.ResponseStarted("r2")
+		k.send("r2", "b", 40)
+		k.send("r2", "b", 40)
+		k.played(len(k.marks) - 2)
+		in, cut := k.c.CallerStartedSpeaking("caller-3")
+		require.True(t, cut)
+		assert.Equal(t, domain.Interruption{ItemID: "b", AudioEndMs: 40}, in)
+		assert.Equal(t, 2, k.c.BargeIns())
+	})
+}
+
+func TestSpeechDuringActiveResponseWithNothingOutstanding(t *testing.T) {
+	c := domain.NewConversation()
+	c.ResponseStarted("r1")
+	require.True(t, c.ResponseActive())
+	_, cut := c.CallerStartedSpeaking("caller-1")
+	assert.False(t, cut, "nothing sent, nothing to clear")
+	_, ok := c.AssistantAudio("r1", "a", ms(20))
+	assert.False(t, ok, "the response the caller spoke over is superseded")
+	c.ResponseFinished("r1")
+	assert.False(t, c.ResponseActive())
+}
+
+func TestMarkEchoedUnknown(t *testing.T) {
+	c := domain.NewConversation()
+	assert.Equal(t, domain.MarkUnknown, c.MarkEchoed("nope"))
+	mark, _ := c.AssistantAudio("r1", "a", ms(20))
+	assert.Equal(t, domain.MarkPlayed, c.MarkEchoed(mark))
+	assert.Equal(t, domain.MarkUnknown, c.MarkEchoed(mark), "echoed twice")
+	assert.False(t, c.Outstanding())
+}
+
+func TestMarksAreUnique(t *testing.T) {
+	c := domain.NewConversation()
+	seen := map[string]bool{}
+	for i := range 1000 {
+		mark, ok := c.AssistantAudio("r", "a", 160)
+		require.True(t, ok)
+		require.False(t, seen[mark], "mark %q repeated at %d", mark, i)
+		seen[mark] = true
+		if i%3 == 0 {
+			c.MarkEchoed(mark)
+		}
+	}
+}
+
+func TestTranscript(t *testing.T) {
+	c := domain.NewConversation()
+	c.CallerAudio(1000)
+	mark, _ := c.AssistantAudio("r1", "a1", ms(500))
+	c.AssistantSaid("a1", "Hello, how can I help?")
+	c.MarkEchoed(mark)
+	c.CallerAudio(2500)
+	c.CallerAudio(2480) // a late chunk does not move the caller back
+	assert.Equal(t, int64(2500), c.CallerPosition())
+	_, cut := c.CallerStartedSpeaking("c1")
+	require.False(t, cut)
+	c.Digit("4")
+	c.Digit("2")
+	c.CallerSaid("c1", "What's the weather?")
+	c.CallerSaid("c2", "Hello?") // transcript of an item never announced
+	c.AssistantSaid("a2", "Sunny.")
+
+	want := []domain.Turn{
+		{Speaker: domain.Assistant, ItemID: "a1", Text: "Hello, how can I help?", StartMs: 1000, SentMs: 500, HeardMs: 500},
+		{Speaker: domain.Caller, ItemID: "c1", Text: "What's the weather?", StartMs: 2500},
+		{Speaker: domain.Caller, ItemID: "c2", Text: "Hello?", StartMs: 2500},
+		{Speaker: domain.Assistant, ItemID: "a2", Text: "Sunny.", StartMs: 2500},
+	}
+	assert.Equal(t, want, c.Turns())
+	assert.Equal(t, "42", c.Digits())
+	assert.Equal(t, "caller", domain.Caller.String())
+	assert.Equal(t, "assistant", domain.Assistant.String())
+
+	turns := c.Turns()
+	turns[0].Text = "changed"
+	assert.Equal(t, "Hello, how can I help?", c.Turns()[0].Text, "Turns returns a copy")
+}
