@@ -132,6 +132,8 @@ type twimlDoc struct {
 		} `xml:"Stream"`
 	} `xml:"Connect"`
 	Messages []string `xml:"Message"`
+	// Verbs are the names of the verbs, in document order.
+	Verbs []string `xml:"-"`
 }
 
 // readTwiML checks that resp is 200 TwiML and parses it.
@@ -142,5 +144,22 @@ func readTwiML(t *testing.T, resp *http.Response) twimlDoc {
 	require.True(t, strings.HasPrefix(resp.Header.Get("Content-Type"), "text/xml"), resp.Header.Get("Content-Type"))
 	var doc twimlDoc
 	require.NoError(t, xml.Unmarshal([]byte(body), &doc), body)
+	dec := xml.NewDecoder(strings.NewReader(body))
+	depth := 0
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			break
+		}
+		switch el := tok.(type) {
+		case xml.StartElement:
+			if depth == 1 {
+				doc.Verbs = append(doc.Verbs, el.Name.Local)
+			}
+			depth++
+		case xml.EndElement:
+			depth--
+		}
+	}
 	return doc
 }

@@ -23,12 +23,23 @@ var apology = []twiml.Element{
 	twiml.VoiceHangup{},
 }
 
+// afterStream is what Twilio plays when the gateway closes the media
+// stream while the caller is still on the line (the assistant failed, its
+// session hit the 60-minute limit, or the gateway is stopping): Twilio
+// moves on to the verb after <Connect>, so the caller hears why the call
+// ends instead of silence. A caller who hung up hears nothing.
+var afterStream = []twiml.Element{
+	twiml.VoiceSay{Message: "Sorry, the assistant can't continue this call. Please call again later. Goodbye."},
+	twiml.VoiceHangup{},
+}
+
 // handleIncomingCall answers Twilio's voice webhook. Unsigned or wrongly
 // signed requests get 403 and start nothing. Otherwise the use case decides:
 // <Reject/>, or <Connect><Stream> to the media-stream WebSocket with the
 // stream token as a <Parameter> (Twilio drops query strings from stream
-// URLs). If the use case fails the caller hears an apology and the error is
-// logged. The token is never logged.
+// URLs), followed by a spoken apology for when the gateway ends the stream
+// before the caller hangs up. If the use case fails the caller hears an
+// apology and the error is logged. The token is never logged.
 func handleIncomingCall(calls ports.Calls, v *signature.Validator) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		form, err := signedForm(c, v)
@@ -54,12 +65,13 @@ func handleIncomingCall(calls ports.Calls, v *signature.Validator) echo.HandlerF
 		case answer.Reject:
 			return voiceTwiML(c, twiml.VoiceReject{})
 		}
-		return voiceTwiML(c, twiml.VoiceConnect{InnerElements: []twiml.Element{
+		connect := twiml.VoiceConnect{InnerElements: []twiml.Element{
 			twiml.VoiceStream{
 				Url:           v.WebSocketURL(c.Request(), pathMediaStream),
 				InnerElements: []twiml.Element{twiml.VoiceParameter{Name: "token", Value: answer.Token}},
 			},
-		}})
+		}}
+		return voiceTwiML(c, append([]twiml.Element{connect}, afterStream...)...)
 	}
 }
 

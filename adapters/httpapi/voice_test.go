@@ -42,6 +42,8 @@ func TestIncomingCallConnectsStream(t *testing.T) {
 	assert.Equal(t, "token", doc.Connect.Stream.Params[0].Name)
 	assert.Equal(t, streamToken, doc.Connect.Stream.Params[0].Value)
 	assert.Nil(t, doc.Reject)
+	assert.Equal(t, []string{"Connect", "Say", "Hangup"}, doc.Verbs,
+		"an apology follows <Connect> for when the gateway ends the stream")
 
 	assert.Equal(t, []ports.IncomingCall{{
 		CallSid:    "CA0123456789abcdef0123456789abcdef",

@@ -189,6 +189,27 @@ func (g *Gateway) openStores(ctx context.Context, cfg configs.Config, log *slog.
 	return nil
 }
 
+// newCalls makes the phone-call use case from the Config: the stream
+// token's life, the allowlist, the assistant's voice, instructions, turn
+// detection and transcription model, and whether it speaks first.
+func newCalls(cfg configs.Config, log *slog.Logger, p parts) *app.CallsService {
+	return app.NewCalls(app.CallsDeps{
+		Tokens: p.tokens,
+		Speech: p.speech,
+		Logger: log.With("usecase", "calls"),
+		Session: ports.SpeechConfig{
+			Instructions:       cfg.SystemMessage,
+			Voice:              cfg.Voice,
+			TurnDetection:      cfg.TurnDetection,
+			TranscriptionModel: cfg.OpenAITranscriptionModel,
+		},
+		TokenTTL:       cfg.WSTokenTTL,
+		AllowedNumbers: cfg.AllowedNumbers,
+		AISpeaksFirst:  cfg.AISpeaksFirst,
+		Greeting:       cfg.Greeting,
+	})
+}
+
 // newAssistant makes the chat assistant of cfg.AssistantBackend.
 func newAssistant(cfg configs.Config, log *slog.Logger, hc *http.Client) (ports.ChatAssistant, error) {
 	switch cfg.AssistantBackend {
