@@ -68,7 +68,11 @@ type Config struct {
 	// (ALLOWED_NUMBERS, comma-separated E.164); empty allows every caller.
 	AllowedNumbers []string
 
-	WSTokenTTL         time.Duration // WS_TOKEN_TTL: life of a media-stream token
+	WSTokenTTL time.Duration // WS_TOKEN_TTL: life of a media-stream token
+	// Prewarm (PREWARM) opens the OpenAI Realtime session while
+	// /incoming-call is answered, so the caller's first words do not wait
+	// for the handshake.
+	Prewarm            bool
 	ReplyInlineTimeout time.Duration // REPLY_INLINE_TIMEOUT: < 15s, Twilio's webhook limit
 	ShutdownDrain      time.Duration // SHUTDOWN_DRAIN: how long live calls get at shutdown
 
@@ -124,6 +128,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("twilio_from", c.TwilioFrom),
 		slog.Int("allowed_numbers", len(c.AllowedNumbers)),
 		slog.String("ws_token_ttl", c.WSTokenTTL.String()),
+		slog.Bool("prewarm", c.Prewarm),
 		slog.String("reply_inline_timeout", c.ReplyInlineTimeout.String()),
 		slog.String("shutdown_drain", c.ShutdownDrain.String()),
 		slog.String("database_url", redactURL(c.DatabaseURL)),

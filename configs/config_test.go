@@ -91,7 +91,7 @@ func TestLoadReadsEverySettingFromEachSource(t *testing.T) {
 		"AI_SPEAKS_FIRST": "true", "GREETING": "say hi", "TURN_DETECTION": "semantic_vad",
 		"TWILIO_ACCOUNT_SID": "AC123", "TWILIO_AUTH_TOKEN": "tok", "TWILIO_API_BASE_URL": "http://127.0.0.1:8/",
 		"TWILIO_FROM": "whatsapp:+14155238886", "ALLOWED_NUMBERS": "+15551234567, +447700900123",
-		"WS_TOKEN_TTL": "30s", "REPLY_INLINE_TIMEOUT": "5s", "SHUTDOWN_DRAIN": "1m",
+		"WS_TOKEN_TTL": "30s", "PREWARM": "false", "REPLY_INLINE_TIMEOUT": "5s", "SHUTDOWN_DRAIN": "1m",
 		"DATABASE_URL": "postgres://u@127.0.0.1/db", "REDIS_URL": "redis://127.0.0.1:6379/0",
 		"LOG_LEVEL": "warn", "DEBUG": "false", "OPENAI_REALTIME_URL": "ws://127.0.0.1:7/realtime?model=x",
 	}

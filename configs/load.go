@@ -172,6 +172,7 @@ func parse(get func(name string) (any, bool)) (Config, []problem) {
 		TwilioFrom:               p.str(keyTwilioFrom),
 		AllowedNumbers:           p.list(keyAllowedNumbers),
 		WSTokenTTL:               p.duration(keyWSTokenTTL),
+		Prewarm:                  p.boolean(keyPrewarm),
 		ReplyInlineTimeout:       p.duration(keyReplyInlineTimeout),
 		ShutdownDrain:            p.duration(keyShutdownDrain),
 		DatabaseURL:              p.str(keyDatabaseURL),

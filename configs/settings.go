@@ -59,6 +59,7 @@ const (
 	keyTwilioFrom               = "TWILIO_FROM"
 	keyAllowedNumbers           = "ALLOWED_NUMBERS"
 	keyWSTokenTTL               = "WS_TOKEN_TTL"
+	keyPrewarm                  = "PREWARM"
 	keyReplyInlineTimeout       = "REPLY_INLINE_TIMEOUT"
 	keyShutdownDrain            = "SHUTDOWN_DRAIN"
 	keyDatabaseURL              = "DATABASE_URL"
@@ -91,6 +92,7 @@ var settings = []setting{
 	{name: keyTwilioFrom},
 	{name: keyAllowedNumbers},
 	{name: keyWSTokenTTL, def: "60s"},
+	{name: keyPrewarm, def: "true"},
 	{name: keyReplyInlineTimeout, def: "10s"},
 	{name: keyShutdownDrain, def: "30s"},
 	{name: keyDatabaseURL, def: "./data/gateway.db", secret: true},

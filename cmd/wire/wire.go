@@ -207,6 +207,7 @@ func newCalls(cfg configs.Config, log *slog.Logger, p parts) *app.CallsService {
 		AllowedNumbers: cfg.AllowedNumbers,
 		AISpeaksFirst:  cfg.AISpeaksFirst,
 		Greeting:       cfg.Greeting,
+		DisablePrewarm: !cfg.Prewarm,
 	})
 }
 

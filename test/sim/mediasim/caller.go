@@ -211,6 +211,10 @@ func (c *Caller) Stop(ctx context.Context) error {
 	return nil
 }
 
+// Raw sends frame as it is, as a text message: for tests of malformed or
+// unusual frames.
+func (c *Caller) Raw(ctx context.Context, frame []byte) error { return c.write(ctx, frame) }
+
 // Received returns the frames the gateway sent, in order.
 func (c *Caller) Received() []porttest.Outbound {
 	c.mu.Lock()

@@ -38,6 +38,10 @@ type Options struct {
 	// OnEvent, when set, sees every server event sent (valid only during
 	// the call). Calls may come from several goroutines.
 	OnEvent func(event []byte)
+	// HandshakeDelay delays every WebSocket handshake, as the real API's
+	// TLS, upgrade and session set-up over the internet take time (a few
+	// hundred milliseconds): it makes pre-warming measurable.
+	HandshakeDelay time.Duration
 }
 
 // Auto is the automatic conversation policy.
@@ -128,6 +132,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusUnauthorized)
 		_, _ = w.Write([]byte(`{"error":{"type":"invalid_request_error","code":"invalid_api_key","message":"Incorrect API key provided."}}`))
 		return
+	}
+	if d := s.opts.HandshakeDelay; d > 0 {
+		select {
+		case <-time.After(d):
+		case <-r.Context().Done():
+			return
+		case <-s.ctx.Done():
+			return
+		}
 	}
 	conn, err := websocket.Accept(w, r, nil)
 	if err != nil {

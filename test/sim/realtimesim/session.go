@@ -410,6 +410,10 @@ func (s *Session) write(ctx context.Context, b []byte) error {
 	return nil
 }
 
+// Raw sends event as it is, as a text message: for tests of malformed or
+// unusual server events.
+func (s *Session) Raw(ctx context.Context, event []byte) error { return s.write(ctx, event) }
+
 // Done is closed when the session's connection has ended.
 func (s *Session) Done() <-chan struct{} { return s.done }
 

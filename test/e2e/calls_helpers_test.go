@@ -1,0 +1,267 @@
+package e2e_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/convgateway/gateway/cmd/wire"
+	"github.com/convgateway/gateway/configs"
+	"github.com/convgateway/gateway/test/sim/mediasim"
+	"github.com/convgateway/gateway/test/sim/realtimesim"
+)
+
+// callWait bounds every wait of the call tests: generous, so that a busy
+// machine never fails them, and finite, so that a bug fails a test instead
+// of hanging it.
+const callWait = 30 * time.Second
+
+const (
+	callAuthToken = "e2e-voice-auth-token"
+	callAPIKey    = "sk-e2e-voice"
+	callSystem    = "You answer phone calls in the e2e tests."
+	callFrom      = "+15551230001"
+	callTo        = "+15550009999"
+)
+
+// callEnv is a gateway serving phone calls on a loopback port, its Realtime
+// simulator, and its log. PUBLIC_URL is the gateway's own http://127.0.0.1
+// address, so the TwiML's stream URL is the one to dial.
+type callEnv struct {
+	tb     testing.TB
+	ctx    context.Context
+	cfg    configs.Config
+	rt     *realtimesim.Server
+	logs   *msgLogBuffer
+	base   string // http://127.0.0.1:port
+	events *serverEvents
+	seq    atomic.Int64
+
+	stopOnce sync.Once
+	stopErr  error
+	stopped  atomic.Bool // a test called shutdown itself
+	stop     func(drain time.Duration) error
+}
+
+// shutdown stops the gateway as SIGTERM does, giving live calls drain; it
+// returns what did not finish in time. Later calls return the first
+// result.
+func (e *callEnv) shutdown(drain time.Duration) error {
+	e.stopped.Store(true)
+	return e.stopGateway(drain)
+}
+
+func (e *callEnv) stopGateway(drain time.Duration) error {
+	e.stopOnce.Do(func() { e.stopErr = e.stop(drain) })
+	return e.stopErr
+}
+
+// serverEvents collects the type of every event the simulator sent.
+type serverEvents struct {
+	mu     sync.Mutex
+	errors []string
+}
+
+func (s *serverEvents) record(b []byte) {
+	if !bytes.Contains(b, []byte(`"type":"error"`)) {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.errors = append(s.errors, string(b))
+}
+
+// Errors returns the error events the simulator sent.
+func (s *serverEvents) Errors() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.errors...)
+}
+
+// newCallEnv starts a Realtime simulator (with rtOpts) and a gateway wired
+// to it; edit, when not nil, changes the Config before it is validated.
+// Everything stops when the test ends.
+func newCallEnv(tb testing.TB, rtOpts realtimesim.Options, edit func(*configs.Config)) *callEnv {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), callWait)
+	tb.Cleanup(cancel)
+	e := &callEnv{tb: tb, ctx: ctx, logs: &msgLogBuffer{}, events: &serverEvents{}}
+	rtOpts.APIKey = callAPIKey
+	rtOpts.OnEvent = e.events.record
+	e.rt = realtimesim.New(rtOpts)
+	tb.Cleanup(e.rt.Close)
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(tb, err)
+	e.base = "http://" + ln.Addr().String()
+
+	cfg := configs.Defaults()
+	cfg.OpenAIAPIKey = callAPIKey
+	cfg.TwilioAuthToken = callAuthToken
+	cfg.PublicURL = e.base
+	cfg.OpenAIBaseURL = "http://127.0.0.1:1/v1" // the REST API is not used by calls
+	cfg.OpenAIRealtimeURL = e.rt.URL()
+	cfg.SystemMessage = callSystem
+	cfg.Voice = "marin"
+	cfg.DatabaseURL = filepath.Join(tb.TempDir(), "gw.db")
+	if edit != nil {
+		edit(&cfg)
+	}
+	require.NoError(tb, cfg.Validate())
+	e.cfg = cfg
+
+	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	g, err := wire.Build(ctx, cfg, log)
+	require.NoError(tb, err)
+	served := make(chan error, 1)
+	go func() { served <- g.Serve(ln) }()
+	e.stop = func(drain time.Duration) error {
+		sctx, cancel := context.WithTimeout(context.Background(), drain)
+		defer cancel()
+		err := g.Shutdown(sctx)
+		require.NoError(tb, <-served)
+		require.NoError(tb, g.Close())
+		return err
+	}
+	tb.Cleanup(func() {
+		err := e.stopGateway(callWait)
+		if !e.stopped.Load() {
+			require.NoError(tb, err)
+		}
+	})
+	return e
+}
+
+// placeCall POSTs a signed voice webhook for a new call and returns its
+// sid and the TwiML answer.
+func (e *callEnv) placeCall(from string) (string, mediasim.Answer) {
+	e.tb.Helper()
+	sid := fmt.Sprintf("CA%032d", e.seq.Add(1))
+	a, err := mediasim.PlaceCall(e.ctx, mediasim.CallRequest{
+		URL: e.base + "/incoming-call", AuthToken: callAuthToken,
+		CallSid: sid, AccountSid: "AC00000000000000000000000000000001", From: from, To: callTo,
+	})
+	require.NoError(e.tb, err)
+	return sid, a
+}
+
+// dial opens the media stream of an answer as Twilio does: to the TwiML's
+// stream URL, with the upgrade signed.
+func (e *callEnv) dial(a mediasim.Answer, clock mediasim.Clock) *mediasim.Caller {
+	e.tb.Helper()
+	require.Equal(e.tb, []string{"Connect", "Say", "Hangup"}, a.Verbs, "the call is connected to a stream")
+	c, err := mediasim.Dial(e.ctx, mediasim.Options{
+		URL: a.StreamURL, Signature: mediasim.StreamSignature(callAuthToken, a.StreamURL), Clock: clock,
+	})
+	require.NoError(e.tb, err)
+	e.tb.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// call places a call, dials its stream and starts it with the TwiML's
+// parameters: a connected call with its caller and the Realtime session it
+// uses.
+func (e *callEnv) call(clock mediasim.Clock) (*mediasim.Caller, *realtimesim.Session) {
+	e.tb.Helper()
+	sid, a := e.placeCall(callFrom)
+	c := e.dial(a, clock)
+	require.NoError(e.tb, c.Start(e.ctx, sid, "MZ"+sid[2:], a.Params))
+	s, err := e.rt.Latest(e.ctx)
+	require.NoError(e.tb, err)
+	_, err = s.WaitConfig(e.ctx)
+	require.NoError(e.tb, err)
+	return c, s
+}
+
+// until polls cond every few milliseconds until it holds, failing the
+// test after callWait.
+func (e *callEnv) until(what string, cond func() bool) {
+	e.tb.Helper()
+	for !cond() {
+		select {
+		case <-e.ctx.Done():
+			e.tb.Fatalf("timed out waiting for %s", what)
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
+// logged waits until a log line contains every one of parts.
+func (e *callEnv) logged(parts ...string) map[string]any {
+	e.tb.Helper()
+	var found map[string]any
+	e.until("a log line with "+strings.Join(parts, ", "), func() bool {
+		for _, line := range strings.Split(e.logs.String(), "\n") {
+			ok := line != ""
+			for _, p := range parts {
+				ok = ok && strings.Contains(line, p)
+			}
+			if ok {
+				require.NoError(e.tb, json.Unmarshal([]byte(line), &found), line)
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
+// summary waits for the call's summary log line.
+func (e *callEnv) summary(callSid string) map[string]any {
+	e.tb.Helper()
+	return e.logged(`"msg":"call ended"`, `"call_sid":"`+callSid+`"`)
+}
+
+// closed waits until the gateway closed the caller's stream and returns
+// the close code.
+func closed(e *callEnv, c *mediasim.Caller) int {
+	e.tb.Helper()
+	select {
+	case <-c.Done():
+	case <-e.ctx.Done():
+		e.tb.Fatal("the gateway did not close the stream")
+	}
+	_, code := c.Closed()
+	return code
+}
+
+// ended waits until the Realtime session's connection has ended and
+// returns how long that took.
+func ended(e *callEnv, s *realtimesim.Session) time.Duration {
+	e.tb.Helper()
+	start := time.Now()
+	select {
+	case <-s.Done():
+	case <-e.ctx.Done():
+		e.tb.Fatal("the Realtime session was not closed")
+	}
+	return time.Since(start)
+}
+
+// chunks returns n chunks of ms milliseconds of tone, base64-encoded as
+// Realtime deltas carry them, and the raw mu-law of all of them.
+func chunks(n, ms int) ([][]byte, []byte) {
+	var out [][]byte
+	var raw []byte
+	for i := range n {
+		b := make([]byte, ms*8)
+		for j := range b {
+			b[j] = byte(0x10 + (i*7+j)%0x60) // loud, and different per chunk
+		}
+		raw = append(raw, b...)
+		out = append(out, []byte(base64.StdEncoding.EncodeToString(b)))
+	}
+	return out, raw
+}
