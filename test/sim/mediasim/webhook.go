@@ -88,8 +88,8 @@ func PlaceCall(ctx context.Context, req CallRequest) (Answer, error) {
 // parseTwiML reads the verbs of a voice TwiML <Response>.
 func parseTwiML(body []byte) (Answer, error) {
 	var doc struct {
-		XMLName xml.Name `xml:"Response"`
-		Say     []string `xml:"Say"`
+		XMLName xml.Name  `xml:"Response"`
+		Say     []string  `xml:"Say"`
 		Reject  *struct{} `xml:"Reject"`
 		Connect struct {
 			Stream struct {
