@@ -16,7 +16,11 @@
 //
 // Open applies versioned migrations (migrations/NNNN_name.sql, recorded in
 // schema_migrations) in one transaction under a transaction-level advisory
-// lock, so instances starting together do not race. WithSchema keeps all
+// lock, so instances starting together do not race. OpenLazy does the same
+// on first use instead, so that a gateway can start while the database is
+// down: until the migrations are applied every operation (Ping included)
+// tries them first and fails with ports.ErrUnavailable while the server
+// cannot be reached. WithSchema keeps all
 // tables in a schema of their own (created if needed), which isolates test
 // runs sharing a database.
 //

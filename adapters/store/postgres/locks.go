@@ -48,6 +48,9 @@ func lockPoolConfig(cfg *pgxpool.Config, maxConns int32) *pgxpool.Config {
 // Should the lock outlive its holder (the process dies, the connection
 // breaks), PostgreSQL releases it with the session.
 func (s *Store) LockUser(ctx context.Context, user string) (unlock func(), err error) {
+	if err := s.ready(ctx); err != nil {
+		return nil, err
+	}
 	key := userLockKey(s.schema, user)
 	c, err := s.locks.Acquire(ctx)
 	if err != nil {
@@ -94,6 +97,9 @@ func (s *Store) destroy(c *pgxpool.Conn) {
 // and diagnostics; it blocks for one query or until ctx is done, and fails
 // with ports.ErrUnavailable when the database is unreachable.
 func (s *Store) LockWaiters(ctx context.Context, user string) (int, error) {
+	if err := s.ready(ctx); err != nil {
+		return 0, err
+	}
 	key := uint64(userLockKey(s.schema, user))
 	const q = `SELECT count(*) FROM pg_locks
 		WHERE locktype = 'advisory' AND NOT granted

@@ -36,6 +36,14 @@ type Store struct {
 	locks  *pgxpool.Pool // one connection per LockUser caller, held until unlock
 	log    *slog.Logger
 	schema string
+	server string // host:port/database, for errors and logs (no password)
+
+	// migrated is set once the migrations are applied; until then every
+	// operation first tries to apply them, one caller at a time (migrating
+	// is the semaphore, so that waiting for it honours the context).
+	migrated  atomic.Bool
+	migrating chan struct{}
+	failed    atomic.Bool // the last attempt to migrate failed (for logging the recovery)
 
 	lastPrune atomic.Int64 // unix nanoseconds of the last prune attempt
 }
@@ -50,8 +58,8 @@ type options struct {
 // Option configures Open.
 type Option func(*options)
 
-// WithSchema keeps the store's tables in schema (created by Open if it does
-// not exist) instead of the connection's default search_path. The name must
+// WithSchema keeps the store's tables in schema (created with them if it
+// does not exist) instead of the connection's default search_path. The name must
 // be a lower-case SQL identifier ([a-z_][a-z0-9_]*). Stores with different
 // schemas in one database are independent, locks included.
 func WithSchema(schema string) Option {
@@ -71,13 +79,33 @@ var identifier = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
 // Open connects to the PostgreSQL database at rawURL (postgres://... or a
 // key=value connection string; see pgxpool.ParseConfig) and applies
 // pending migrations, which also proves that the server answers. A
-// malformed URL or option gives
-// an error wrapping ports.ErrInvalidInput; an unreachable server one
-// wrapping ports.ErrUnavailable that names the server. Neither contains the
-// password. Open blocks until the migrations are applied or ctx is done
-// (then it fails). log receives migration and maintenance messages. Close
-// the Store when done.
+// malformed URL or option gives an error wrapping ports.ErrInvalidInput;
+// an unreachable server one wrapping ports.ErrUnavailable that names the
+// server. Neither contains the password. Open blocks until the migrations
+// are applied or ctx is done (then it fails). log receives migration and
+// maintenance messages. Close the Store when done.
 func Open(ctx context.Context, rawURL string, log *slog.Logger, opts ...Option) (*Store, error) {
+	s, err := OpenLazy(rawURL, log, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.ready(ctx); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// OpenLazy is Open without touching the server: it checks the URL and the
+// options (errors wrap ports.ErrInvalidInput and contain no password) and
+// makes the connection pools, but connects and migrates on first use. Until
+// the migrations are applied, every operation, Ping included, first tries
+// to apply them, and fails with an error wrapping ports.ErrUnavailable
+// while the server cannot be reached; so a gateway can start while its
+// database is down, report it through Ping, and work as soon as the
+// database answers, without a goroutine of its own. Close the Store when
+// done.
+func OpenLazy(rawURL string, log *slog.Logger, opts ...Option) (*Store, error) {
 	o := options{maxLockConns: DefaultMaxLockConns}
 	for _, opt := range opts {
 		opt(&o)
@@ -95,23 +123,53 @@ func Open(ctx context.Context, rawURL string, log *slog.Logger, opts ...Option) 
 	if o.schema != "" {
 		cfg.ConnConfig.RuntimeParams["search_path"] = o.schema
 	}
-	server := fmt.Sprintf("%s:%d/%s", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database)
-
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: open: %w", err)
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{pool: pool, log: log, schema: o.schema}
-	if err := s.migrate(ctx); err != nil {
-		pool.Close()
-		return nil, wrap("open database at "+server, err)
+	s := &Store{
+		log:       log,
+		schema:    o.schema,
+		server:    fmt.Sprintf("%s:%d/%s", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database),
+		migrating: make(chan struct{}, 1),
 	}
-	s.locks, err = pgxpool.NewWithConfig(ctx, lockPoolConfig(cfg, o.maxLockConns))
+	// Neither pool connects before its first use (MinConns is 0).
+	s.pool, err = pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("postgres: open lock pool: %w", err)
+		return nil, fmt.Errorf("postgres: open: %w: %w", ports.ErrInvalidInput, err)
+	}
+	s.locks, err = pgxpool.NewWithConfig(context.Background(), lockPoolConfig(cfg, o.maxLockConns))
+	if err != nil {
+		s.pool.Close()
+		return nil, fmt.Errorf("postgres: open lock pool: %w: %w", ports.ErrInvalidInput, err)
 	}
 	return s, nil
+}
+
+// ready applies the migrations unless that is done. Callers wait for one
+// another (or until ctx is done); a failure is returned to the caller that
+// tried and the next caller tries again.
+func (s *Store) ready(ctx context.Context) error {
+	if s.migrated.Load() {
+		return nil
+	}
+	select {
+	case s.migrating <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("postgres: connect to %s: %w", s.server, context.Cause(ctx))
+	}
+	defer func() { <-s.migrating }()
+	if s.migrated.Load() {
+		return nil
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.failed.Store(true)
+		return classify(ctx, "connect to "+s.server, err)
+	}
+	s.migrated.Store(true)
+	if s.failed.Load() {
+		s.log.Info("postgres: the database answers: store ready", "server", s.server)
+	}
+	return nil
 }
 
 // migrate applies pending migrations in one transaction.
@@ -137,6 +195,9 @@ func (s *Store) migrate(ctx context.Context) error {
 // Thread returns the thread stored for user, or an error wrapping
 // ports.ErrNotFound. It blocks for one query or until ctx is done.
 func (s *Store) Thread(ctx context.Context, user string) (string, error) {
+	if err := s.ready(ctx); err != nil {
+		return "", err
+	}
 	var id string
 	err := s.pool.QueryRow(ctx, "SELECT thread_id FROM threads WHERE user_id = $1", user).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -153,6 +214,9 @@ func (s *Store) Thread(ctx context.Context, user string) (string, error) {
 // callers in every process: all get the first writer's thread. It blocks
 // for two queries or until ctx is done.
 func (s *Store) SaveThread(ctx context.Context, user, threadID string) (string, error) {
+	if err := s.ready(ctx); err != nil {
+		return "", err
+	}
 	_, err := s.pool.Exec(ctx, "INSERT INTO threads (user_id, thread_id) VALUES ($1, $2) ON CONFLICT (user_id) DO NOTHING", user, threadID)
 	if err != nil {
 		return "", classify(ctx, "save thread", err)
@@ -172,6 +236,9 @@ func (s *Store) SaveThread(ctx context.Context, user, threadID string) (string, 
 // Retention (a failure there is logged, not returned). It blocks for one or
 // two queries or until ctx is done.
 func (s *Store) FirstSeen(ctx context.Context, key string) (bool, error) {
+	if err := s.ready(ctx); err != nil {
+		return false, err
+	}
 	s.maybePrune(ctx)
 	tag, err := s.pool.Exec(ctx, "INSERT INTO deliveries (key) VALUES ($1) ON CONFLICT (key) DO NOTHING", key)
 	if err != nil {
@@ -198,9 +265,16 @@ func (s *Store) maybePrune(ctx context.Context) {
 	}
 }
 
-// Ping reports whether the database answers: nil, or an error wrapping
-// ports.ErrUnavailable. It blocks for one round trip or until ctx is done.
+// Ping reports whether the database answers and the store is usable: nil,
+// or an error wrapping ports.ErrUnavailable. Like every operation of a
+// Store from OpenLazy it first applies the migrations if that is not done
+// yet, so a readiness probe is what brings a store that started without
+// its database into service. It blocks for one round trip (or the
+// migrations) or until ctx is done.
 func (s *Store) Ping(ctx context.Context) error {
+	if err := s.ready(ctx); err != nil {
+		return err
+	}
 	if err := s.pool.Ping(ctx); err != nil {
 		return classify(ctx, "ping", err)
 	}

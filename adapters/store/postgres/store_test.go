@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -331,4 +333,117 @@ func TestRecovers(t *testing.T) {
 	unlock, err = s.LockUser(ctx, "user")
 	require.NoError(t, err)
 	unlock()
+}
+
+// A Store opened lazily while the server is down: opening succeeds, every
+// operation fails with ErrUnavailable naming the server and never the
+// password, and once the server answers the first operation migrates the
+// schema and the store works, without being reopened.
+func TestOpenLazyWhileDown(t *testing.T) {
+	rawURL := serverURL(t)
+	schema := newSchema(t, rawURL)
+	u, err := url.Parse(rawURL)
+	require.NoError(t, err)
+	proxy := storetest.NewProxy(t, u.Host)
+	proxy.Stop()
+	withPassword, err := url.Parse(storetest.WithHost(t, rawURL, proxy.Addr()))
+	require.NoError(t, err)
+	withPassword.User = url.UserPassword(u.User.Username(), "s3cret-pw") // trust auth ignores it
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, nil))
+
+	s, err := postgres.OpenLazy(withPassword.String(), log, postgres.WithSchema(schema))
+	require.NoError(t, err, "nothing is dialled before first use")
+	t.Cleanup(func() { assert.NoError(t, s.Close()) })
+	ctx := t.Context()
+
+	errs := []error{s.Ping(ctx)}
+	_, err = s.Thread(ctx, "user")
+	errs = append(errs, err)
+	_, err = s.SaveThread(ctx, "user", "thread-1")
+	errs = append(errs, err)
+	_, err = s.FirstSeen(ctx, "SM1")
+	errs = append(errs, err)
+	_, err = s.LockUser(ctx, "user")
+	errs = append(errs, err)
+	for i, err := range errs {
+		require.ErrorIs(t, err, ports.ErrUnavailable, "operation %d", i)
+		require.Contains(t, err.Error(), proxy.Addr(), "the error names the server")
+		require.NotContains(t, err.Error(), "s3cret-pw")
+	}
+	var tables int
+	conn, err := pgx.Connect(ctx, rawURL)
+	require.NoError(t, err)
+	defer conn.Close(context.Background())
+	require.NoError(t, conn.QueryRow(ctx, "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1", schema).Scan(&tables))
+	require.Zero(t, tables, "nothing was migrated while the server was away")
+
+	proxy.Start()
+	require.NoError(t, s.Ping(ctx), "the first operation after the server is back migrates")
+	require.NoError(t, conn.QueryRow(ctx, "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1", schema).Scan(&tables))
+	require.Equal(t, 3, tables, "threads, deliveries, schema_migrations")
+	id, err := s.SaveThread(ctx, "user", "thread-1")
+	require.NoError(t, err)
+	require.Equal(t, "thread-1", id)
+	first, err := s.FirstSeen(ctx, "SM1")
+	require.NoError(t, err)
+	require.True(t, first)
+	unlock, err := s.LockUser(ctx, "user")
+	require.NoError(t, err)
+	unlock()
+	require.Contains(t, logs.String(), "store ready", "the recovery is logged")
+	require.NotContains(t, logs.String(), "s3cret-pw")
+}
+
+// Lazily opened stores of several instances racing on their first
+// operations against a fresh schema: all succeed and the schema is
+// migrated once.
+func TestOpenLazyConcurrentFirstUse(t *testing.T) {
+	rawURL := serverURL(t)
+	schema := newSchema(t, rawURL)
+	const instances, callers = 3, 8
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for range instances {
+		s, err := postgres.OpenLazy(rawURL, discard, postgres.WithSchema(schema))
+		require.NoError(t, err)
+		t.Cleanup(func() { assert.NoError(t, s.Close()) })
+		for i := range callers {
+			wg.Go(func() {
+				<-start
+				_, err := s.SaveThread(t.Context(), fmt.Sprintf("user-%d", i), "thread")
+				assert.NoError(t, err)
+			})
+		}
+	}
+	close(start)
+	wg.Wait()
+	conn, err := pgx.Connect(t.Context(), rawURL)
+	require.NoError(t, err)
+	defer conn.Close(context.Background())
+	var versions, users int
+	require.NoError(t, conn.QueryRow(t.Context(), "SELECT count(*) FROM "+pgx.Identifier{schema, "schema_migrations"}.Sanitize()).Scan(&versions))
+	require.NoError(t, conn.QueryRow(t.Context(), "SELECT count(*) FROM "+pgx.Identifier{schema, "threads"}.Sanitize()).Scan(&users))
+	require.Equal(t, 1, versions, "each migration recorded once")
+	require.Equal(t, callers, users)
+}
+
+func TestOpenLazyBadSettings(t *testing.T) {
+	_, err := postgres.OpenLazy("postgres://postgres:s3cret-pw@127.0.0.1:5432/test?sslmode=bogus", discard)
+	require.ErrorIs(t, err, ports.ErrInvalidInput)
+	require.NotContains(t, err.Error(), "s3cret-pw")
+	_, err = postgres.OpenLazy("postgres://postgres:s3cret-pw@127.0.0.1:5432/test", discard, postgres.WithSchema("Bad-Name"))
+	require.ErrorIs(t, err, ports.ErrInvalidInput)
+}
+
+// syncWriter serializes writes to w.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
