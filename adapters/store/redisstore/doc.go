@@ -17,5 +17,6 @@
 //
 // The client (github.com/redis/go-redis/v9) reconnects by itself: when
 // Redis is unreachable calls fail with ports.ErrUnavailable, and they
-// succeed again once it is back.
+// succeed again once it is back. NewLazy makes a store without contacting
+// Redis, so that a gateway can start while Redis is down.
 package redisstore

@@ -55,9 +55,26 @@ func WithKeyPrefix(prefix string) Option {
 // gives an error wrapping ports.ErrInvalidInput; an unreachable server one
 // wrapping ports.ErrUnavailable (and, if ctx ended first, its error). Neither
 // error contains the password. New blocks until the ping answers or ctx is
-// done. The caller must Close the
-// store.
+// done. The caller must Close the store.
 func New(ctx context.Context, rawURL string, opts ...Option) (*TokenStore, error) {
+	s, err := NewLazy(rawURL, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.client.Ping(ctx).Err(); err != nil {
+		_ = s.client.Close()
+		return nil, fmt.Errorf("redisstore: connect to redis at %s: %w: %w", s.client.Options().Addr, ports.ErrUnavailable, err)
+	}
+	return s, nil
+}
+
+// NewLazy is New without the ping: it checks rawURL (a malformed one gives
+// an error wrapping ports.ErrInvalidInput, without the password) and makes
+// the client, which connects on first use. While Redis is unreachable
+// every call fails with ports.ErrUnavailable; once it answers they
+// succeed, so a gateway can start while Redis is down and report it
+// through Ping. The caller must Close the store.
+func NewLazy(rawURL string, opts ...Option) (*TokenStore, error) {
 	o, err := redis.ParseURL(rawURL)
 	if err != nil {
 		var uerr *url.Error
@@ -69,10 +86,6 @@ func New(ctx context.Context, rawURL string, opts ...Option) (*TokenStore, error
 	s := &TokenStore{client: redis.NewClient(o), prefix: DefaultKeyPrefix}
 	for _, opt := range opts {
 		opt(s)
-	}
-	if err := s.client.Ping(ctx).Err(); err != nil {
-		_ = s.client.Close()
-		return nil, fmt.Errorf("redisstore: connect to redis at %s: %w: %w", o.Addr, ports.ErrUnavailable, err)
 	}
 	return s, nil
 }
@@ -126,10 +139,11 @@ func (s *TokenStore) Consume(ctx context.Context, token, callSid string) error {
 }
 
 // Ping reports whether Redis answers: nil, or an error wrapping
-// ports.ErrUnavailable. It blocks for one round trip or until ctx is done.
+// ports.ErrUnavailable that names the server. It blocks for one round trip
+// or until ctx is done.
 func (s *TokenStore) Ping(ctx context.Context) error {
 	if err := s.client.Ping(ctx).Err(); err != nil {
-		return fail("ping", err)
+		return fail("ping redis at "+s.client.Options().Addr, err)
 	}
 	return nil
 }

@@ -190,3 +190,42 @@ func TestCancelledContext(t *testing.T) {
 	_, err := s.Issue(ctx, "CA1", time.Minute)
 	require.ErrorIs(t, err, context.Canceled)
 }
+
+// A store made while Redis is down: making it succeeds, every call fails
+// with ErrUnavailable naming the server and never the password, and the
+// store works once Redis answers, without being remade.
+func TestNewLazyWhileDown(t *testing.T) {
+	rawURL := serverURL(t)
+	u, err := url.Parse(rawURL)
+	require.NoError(t, err)
+	proxy := storetest.NewProxy(t, u.Host)
+	proxy.Stop()
+	ctx := t.Context()
+
+	secret, err := redisstore.NewLazy("redis://:s3cret-pw@" + proxy.Addr() + "/0")
+	require.NoError(t, err, "nothing is dialled before first use")
+	defer secret.Close()
+	s, err := redisstore.NewLazy(storetest.WithHost(t, rawURL, proxy.Addr()), redisstore.WithKeyPrefix(testPrefix()))
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, s.Close()) })
+
+	err = secret.Ping(ctx)
+	require.ErrorIs(t, err, ports.ErrUnavailable)
+	require.Contains(t, err.Error(), proxy.Addr(), "the error names the server")
+	require.NotContains(t, err.Error(), "s3cret-pw")
+	_, err = s.Issue(ctx, "CA1", time.Minute)
+	require.ErrorIs(t, err, ports.ErrUnavailable)
+	require.ErrorIs(t, s.Consume(ctx, ports.NewToken(), "CA1"), ports.ErrUnavailable)
+
+	proxy.Start()
+	require.Eventually(t, func() bool { return s.Ping(ctx) == nil }, 10*time.Second, 20*time.Millisecond)
+	tok, err := s.Issue(ctx, "CA1", time.Minute)
+	require.NoError(t, err)
+	require.NoError(t, s.Consume(ctx, tok, "CA1"))
+}
+
+func TestNewLazyBadURL(t *testing.T) {
+	_, err := redisstore.NewLazy("redis://user:s3cret-pw@[::1/0")
+	require.ErrorIs(t, err, ports.ErrInvalidInput)
+	require.NotContains(t, err.Error(), "s3cret-pw")
+}
