@@ -79,9 +79,19 @@ type Config struct {
 	// DatabaseURL is a SQLite file path, or a postgres:// URL (DATABASE_URL).
 	// It may hold a password: log it only through Config's LogValue.
 	DatabaseURL string
+	// DatabaseSchema is the PostgreSQL schema of the gateway's tables
+	// (DATABASE_SCHEMA), created if missing; empty means the connection's
+	// search_path (normally "public"). Deployments, or test runs, sharing
+	// one database with different schemas are independent, user locks
+	// included. Only for PostgreSQL.
+	DatabaseSchema string
 	// RedisURL selects the Redis token store when set (REDIS_URL). It may
 	// hold a password.
 	RedisURL string
+	// RedisKeyPrefix is put in front of every Redis key the gateway writes
+	// (REDIS_KEY_PREFIX); instances that must accept each other's stream
+	// tokens share it, deployments sharing one Redis differ in it.
+	RedisKeyPrefix string
 
 	LogLevel string // LOG_LEVEL: debug, info, warn or error
 	Debug    bool   // DEBUG: forces LogLevel "debug"
@@ -132,7 +142,9 @@ func (c Config) LogValue() slog.Value {
 		slog.String("reply_inline_timeout", c.ReplyInlineTimeout.String()),
 		slog.String("shutdown_drain", c.ShutdownDrain.String()),
 		slog.String("database_url", redactURL(c.DatabaseURL)),
+		slog.String("database_schema", c.DatabaseSchema),
 		slog.String("redis_url", redactURL(c.RedisURL)),
+		slog.String("redis_key_prefix", c.RedisKeyPrefix),
 		slog.String("log_level", c.LogLevel),
 	)
 }

@@ -93,6 +93,7 @@ func TestLoadReadsEverySettingFromEachSource(t *testing.T) {
 		"TWILIO_FROM": "whatsapp:+14155238886", "ALLOWED_NUMBERS": "+15551234567, +447700900123",
 		"WS_TOKEN_TTL": "30s", "PREWARM": "false", "REPLY_INLINE_TIMEOUT": "5s", "SHUTDOWN_DRAIN": "1m",
 		"DATABASE_URL": "postgres://u@127.0.0.1/db", "REDIS_URL": "redis://127.0.0.1:6379/0",
+		"DATABASE_SCHEMA": "gw_prod", "REDIS_KEY_PREFIX": "gw-prod:",
 		"LOG_LEVEL": "warn", "DEBUG": "false", "OPENAI_REALTIME_URL": "ws://127.0.0.1:7/realtime?model=x",
 	}
 	require.Len(t, values, len(settings), "the test must cover every setting")
@@ -106,6 +107,7 @@ func TestLoadReadsEverySettingFromEachSource(t *testing.T) {
 		TwilioFrom: "whatsapp:+14155238886", AllowedNumbers: []string{"+15551234567", "+447700900123"},
 		WSTokenTTL: 30 * time.Second, ReplyInlineTimeout: 5 * time.Second, ShutdownDrain: time.Minute,
 		DatabaseURL: "postgres://u@127.0.0.1/db", RedisURL: "redis://127.0.0.1:6379/0", LogLevel: "warn",
+		DatabaseSchema: "gw_prod", RedisKeyPrefix: "gw-prod:",
 	}
 
 	var yaml, dotenv strings.Builder
@@ -217,6 +219,10 @@ func TestValidate(t *testing.T) {
 		{"account sid", func(c *Config) { c.TwilioAccountSID = "SK123" }, []string{"TWILIO_ACCOUNT_SID must start with AC"}},
 		{"greeting", func(c *Config) { c.AISpeaksFirst, c.Greeting = true, "" }, []string{"GREETING must not be empty"}},
 		{"redis scheme", func(c *Config) { c.RedisURL = "http://127.0.0.1:6379" }, []string{"REDIS_URL must be a redis://"}},
+		{"database url empty", func(c *Config) { c.DatabaseURL = "" }, []string{"DATABASE_URL must not be empty"}},
+		{"postgres url syntax", func(c *Config) { c.DatabaseURL = "postgres://gw:pw@[::1/gw" }, []string{"DATABASE_URL must be a postgres://"}},
+		{"schema with sqlite", func(c *Config) { c.DatabaseSchema = "gateway" }, []string{"DATABASE_SCHEMA applies only to PostgreSQL"}},
+		{"schema identifier", func(c *Config) { c.DatabaseURL, c.DatabaseSchema = "postgres://db/gw", `Gateway"; DROP` }, []string{"DATABASE_SCHEMA must be a lower-case SQL identifier"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -240,6 +246,9 @@ func TestValidate(t *testing.T) {
 		func(c *Config) { c.Port = 0 },
 		func(c *Config) { c.TwilioFrom = "MG0123" },
 		func(c *Config) { c.TwilioFrom = "+14155238886" },
+		func(c *Config) { c.DatabaseURL, c.DatabaseSchema = "postgres://gw@db.internal:5432/gw", "gateway_prod" },
+		func(c *Config) { c.DatabaseURL = "postgres:///gw?host=/var/run/postgresql" }, // a Unix socket
+		func(c *Config) { c.RedisKeyPrefix = "" },
 	}
 	for i, change := range ok {
 		c := base
@@ -315,13 +324,14 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	assert.Contains(t, logged.String(), "db.internal", "non-secret parts stay visible")
 
 	// Invalid values of secret settings are not quoted in errors.
-	bad := e.with("REDIS_URL", "http://:"+redisPass+"@cache", "DATABASE_URL", "", "PORT", "x")
+	bad := e.with("REDIS_URL", "http://:"+redisPass+"@cache", "DATABASE_URL", "postgres://app:"+dbPass+"@[db/gw", "PORT", "x")
 	_, err = Load(LoadOptions{Dir: t.TempDir(), Getenv: bad.get})
 	require.Error(t, err)
 	for _, s := range secrets {
 		assert.NotContains(t, err.Error(), s)
 	}
 	assert.Contains(t, err.Error(), "REDIS_URL must be")
+	assert.Contains(t, err.Error(), "DATABASE_URL must be a postgres://")
 }
 
 // TestExamplesListEverySetting keeps configs/.env.example and

@@ -176,7 +176,9 @@ func parse(get func(name string) (any, bool)) (Config, []problem) {
 		ReplyInlineTimeout:       p.duration(keyReplyInlineTimeout),
 		ShutdownDrain:            p.duration(keyShutdownDrain),
 		DatabaseURL:              p.str(keyDatabaseURL),
+		DatabaseSchema:           p.str(keyDatabaseSchema),
 		RedisURL:                 p.str(keyRedisURL),
+		RedisKeyPrefix:           p.str(keyRedisKeyPrefix),
 		LogLevel:                 strings.ToLower(p.str(keyLogLevel)),
 		Debug:                    p.boolean(keyDebug),
 	}

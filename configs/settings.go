@@ -22,6 +22,10 @@ const DefaultSystemMessage = "You are a helpful, friendly assistant reached by p
 	"On the phone, speak naturally and keep answers to a few sentences. " +
 	"If you do not know something, say so."
 
+// DefaultRedisKeyPrefix is the default of REDIS_KEY_PREFIX: the prefix of
+// every Redis key the gateway writes.
+const DefaultRedisKeyPrefix = "gateway:"
+
 // DefaultGreeting is the instruction for the opening response when the
 // assistant speaks first.
 const DefaultGreeting = "Greet the caller in one short sentence and ask how you can help."
@@ -63,7 +67,9 @@ const (
 	keyReplyInlineTimeout       = "REPLY_INLINE_TIMEOUT"
 	keyShutdownDrain            = "SHUTDOWN_DRAIN"
 	keyDatabaseURL              = "DATABASE_URL"
+	keyDatabaseSchema           = "DATABASE_SCHEMA"
 	keyRedisURL                 = "REDIS_URL"
+	keyRedisKeyPrefix           = "REDIS_KEY_PREFIX"
 	keyLogLevel                 = "LOG_LEVEL"
 	keyDebug                    = "DEBUG"
 )
@@ -96,7 +102,9 @@ var settings = []setting{
 	{name: keyReplyInlineTimeout, def: "10s"},
 	{name: keyShutdownDrain, def: "30s"},
 	{name: keyDatabaseURL, def: "./data/gateway.db", secret: true},
+	{name: keyDatabaseSchema},
 	{name: keyRedisURL, secret: true},
+	{name: keyRedisKeyPrefix, def: DefaultRedisKeyPrefix},
 	{name: keyLogLevel, def: "info"},
 	{name: keyDebug, def: "false"},
 }

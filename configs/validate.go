@@ -45,6 +45,10 @@ func newProblems(list []problem) error {
 // e164 is an E.164 number: "+", a non-zero digit, at most 15 digits in all.
 var e164 = regexp.MustCompile(`^\+[1-9][0-9]{1,14}$`)
 
+// sqlIdentifier is what DATABASE_SCHEMA may be: a lower-case SQL
+// identifier that needs no quoting.
+var sqlIdentifier = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
 // problems lists what is wrong with c for purpose.
 func (c Config) problems(purpose Purpose) []problem {
 	var list []problem
@@ -131,6 +135,19 @@ func (c Config) problems(purpose Purpose) []problem {
 	}
 	if c.DatabaseURL == "" {
 		add("%s must not be empty (a SQLite file path or a postgres:// URL)", keyDatabaseURL)
+	}
+	if c.Postgres() {
+		if _, err := url.Parse(c.DatabaseURL); err != nil {
+			add("%s must be a postgres://user:password@host:port/database URL", keyDatabaseURL) // it may hold a password: not quoted
+		}
+	}
+	if c.DatabaseSchema != "" {
+		switch {
+		case !c.Postgres():
+			add("%s applies only to PostgreSQL (a postgres:// %s)", keyDatabaseSchema, keyDatabaseURL)
+		case !sqlIdentifier.MatchString(c.DatabaseSchema):
+			add("%s must be a lower-case SQL identifier such as gateway_prod (got %q)", keyDatabaseSchema, c.DatabaseSchema)
+		}
 	}
 	if c.RedisURL != "" {
 		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
