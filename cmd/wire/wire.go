@@ -17,6 +17,9 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/convgateway/gateway/adapters/httpapi"
 	"github.com/convgateway/gateway/adapters/openai/assistants"
@@ -80,6 +83,8 @@ type Gateway struct {
 	// drains are the use cases' Shutdown methods, run after the server's.
 	drains  []func(context.Context) error
 	closers []func() error // stores Build opened, closed in reverse order
+	// checks are the stores /ready pings, by check name.
+	checks map[string]ports.Pinger
 }
 
 // drainer is a use case that owns goroutines and drains them on Shutdown
@@ -90,10 +95,19 @@ type drainer interface {
 
 // Build makes the gateway described by cfg, which must be valid
 // (cfg.Validate). It opens the stores (SQLite at DATABASE_URL, or PostgreSQL
-// when it is a postgres:// URL; Redis for tokens when REDIS_URL is set, else
-// memory), bounded by ctx, and fails with an error naming the store when
-// one cannot be opened; nothing stays open then. It starts no goroutine
-// that outlives Shutdown and Close.
+// when it is a postgres:// URL, in DATABASE_SCHEMA; Redis for tokens, under
+// REDIS_KEY_PREFIX, when REDIS_URL is set, else memory), bounded by ctx.
+//
+// PostgreSQL and Redis are servers that may be down when the gateway
+// starts: Build then logs which one does not answer (without its password)
+// and builds the gateway all the same. /ready answers 503 naming the
+// store's check until it answers, the use cases answer users politely
+// meanwhile, and the store is used (PostgreSQL migrated) as soon as it is
+// back; nothing needs restarting. Build fails, with an error naming the
+// store and never a password, only for what waiting cannot fix: a
+// DATABASE_URL or REDIS_URL that does not parse (ports.ErrInvalidInput),
+// or a SQLite file that cannot be opened. Nothing stays open then. It
+// starts no goroutine that outlives Shutdown and Close.
 func Build(ctx context.Context, cfg configs.Config, log *slog.Logger, opts ...Option) (*Gateway, error) {
 	var p parts
 	for _, o := range opts {
@@ -149,23 +163,46 @@ func Build(ctx context.Context, cfg configs.Config, log *slog.Logger, opts ...Op
 		Calls:     p.calls,
 		Messages:  messages,
 		Validator: signature.New(string(cfg.TwilioAuthToken), cfg.PublicURL),
-		Checks:    map[string]ports.Pinger{"threads": p.threads, "tokens": p.tokens},
+		Checks:    g.checks,
 	})
 	return g, nil
 }
 
+// storeStartTimeout bounds the first contact with PostgreSQL and Redis
+// while the gateway starts. A store that has not answered by then is
+// reported and the gateway starts without it.
+const storeStartTimeout = 10 * time.Second
+
+// The names of the stores' /ready checks.
+const (
+	checkThreads = "threads"
+	checkTokens  = "tokens"
+)
+
 // openStores opens the thread and token stores that were not given as
-// Options, recording how to close them.
+// Options, recording how to close them, and makes the /ready checks of
+// all of them. A PostgreSQL or Redis store that does not answer is logged,
+// not an error.
 func (g *Gateway) openStores(ctx context.Context, cfg configs.Config, log *slog.Logger, p *parts) error {
+	threads := &storeCheck{name: "the thread store", log: log} // named after the adapter below
+	tokens := &storeCheck{name: "the token store", log: log}
+	var servers []*storeCheck // the checks of stores whose server may be down
 	if p.threads == nil {
 		if cfg.Postgres() {
-			s, err := postgres.Open(ctx, cfg.DatabaseURL, log.With("adapter", "postgres"))
+			threads.name = "the PostgreSQL thread store"
+			servers = append(servers, threads)
+			var opts []postgres.Option
+			if cfg.DatabaseSchema != "" {
+				opts = append(opts, postgres.WithSchema(cfg.DatabaseSchema))
+			}
+			s, err := postgres.OpenLazy(cfg.DatabaseURL, log.With("adapter", "postgres"), opts...)
 			if err != nil {
 				return fmt.Errorf("wire: open the PostgreSQL thread store: %w", err)
 			}
 			p.threads = s
 			g.closers = append(g.closers, s.Close)
 		} else {
+			threads.name = "the SQLite thread store"
 			s, err := sqlite.Open(ctx, cfg.DatabaseURL, log.With("adapter", "sqlite"))
 			if err != nil {
 				return fmt.Errorf("wire: open the SQLite thread store: %w", err)
@@ -176,17 +213,64 @@ func (g *Gateway) openStores(ctx context.Context, cfg configs.Config, log *slog.
 	}
 	if p.tokens == nil {
 		if cfg.RedisURL != "" {
-			s, err := redisstore.New(ctx, cfg.RedisURL)
+			tokens.name = "the Redis token store"
+			servers = append(servers, tokens)
+			s, err := redisstore.NewLazy(cfg.RedisURL, redisstore.WithKeyPrefix(cfg.RedisKeyPrefix))
 			if err != nil {
 				return fmt.Errorf("wire: open the Redis token store: %w", err)
 			}
 			p.tokens = s
 			g.closers = append(g.closers, s.Close)
 		} else {
+			tokens.name = "the in-memory token store"
 			p.tokens = memory.NewTokenStore(nil)
 		}
 	}
+	threads.store, tokens.store = p.threads, p.tokens
+	g.checks = map[string]ports.Pinger{checkThreads: threads, checkTokens: tokens}
+	checkAtStart(ctx, servers)
 	return nil
+}
+
+// checkAtStart pings the stores at once, each within storeStartTimeout,
+// and logs each that does not answer: the gateway starts without it.
+func checkAtStart(ctx context.Context, stores []*storeCheck) {
+	ctx, cancel := context.WithTimeout(ctx, storeStartTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, c := range stores {
+		wg.Go(func() {
+			if err := c.store.Ping(ctx); err != nil {
+				c.down.Store(true)
+				c.log.Error("wire: "+c.name+" is unavailable at start; the gateway starts without it, "+
+					"/ready answers 503 and users are answered politely until it is back",
+					"store", c.name, "err", err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// storeCheck is a store's /ready check. It pings the store and logs when
+// the store stops answering and when it answers again, naming it, so that
+// the log tells which store an outage was about and when it ended.
+type storeCheck struct {
+	name  string // "the Redis token store"
+	store ports.Pinger
+	log   *slog.Logger
+	down  atomic.Bool
+}
+
+// Ping implements ports.Pinger.
+func (c *storeCheck) Ping(ctx context.Context) error {
+	err := c.store.Ping(ctx)
+	switch {
+	case err == nil && c.down.CompareAndSwap(true, false):
+		c.log.Info("wire: "+c.name+" answers again", "store", c.name)
+	case err != nil && ctx.Err() == nil && c.down.CompareAndSwap(false, true):
+		c.log.Error("wire: "+c.name+" stopped answering", "store", c.name, "err", err)
+	}
+	return err
 }
 
 // newCalls makes the phone-call use case from the Config: the stream

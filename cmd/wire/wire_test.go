@@ -2,6 +2,7 @@ package wire
 
 import (
 	"context"
+	"encoding/json"
 	"encoding/xml"
 	"io"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -195,7 +197,74 @@ func TestShutdownDrainsTheCallsUseCase(t *testing.T) {
 	assert.Equal(t, 1, calls.shutdowns)
 }
 
+// TestBuildFailsNamingTheStore: what waiting cannot fix fails the start,
+// with an error that names the store and never a password: a DATABASE_URL
+// or REDIS_URL that does not parse, a SQLite file that cannot be opened.
 func TestBuildFailsNamingTheStore(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(*configs.Config)
+		want   string
+		is     error
+	}{
+		{"redis url", func(c *configs.Config) { c.RedisURL = "redis://gw:secret-pw@127.0.0.1:6379/not-a-db" },
+			"Redis token store", ports.ErrInvalidInput},
+		{"postgres url", func(c *configs.Config) {
+			c.DatabaseURL = "postgres://gw:secret-pw@127.0.0.1:5432/gw?sslmode=bogus"
+		}, "PostgreSQL thread store", ports.ErrInvalidInput},
+		{"sqlite", func(c *configs.Config) { c.DatabaseURL = filepath.Join(os.DevNull, "gw.db") },
+			"SQLite thread store", ports.ErrUnavailable},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testConfig(t)
+			tt.change(&cfg)
+			require.NoError(t, cfg.Validate(), "a valid Config: the store's own check refuses it")
+			_, err := Build(context.Background(), cfg, discard())
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.want)
+			assert.ErrorIs(t, err, tt.is)
+			assert.NotContains(t, err.Error(), "secret-pw")
+		})
+	}
+}
+
+// logBuffer collects a gateway's log lines from several goroutines.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// ready GETs /ready and returns its status and the state of each check.
+func ready(t *testing.T, base string) (int, map[string]string) {
+	t.Helper()
+	res, err := http.Get(base + "/ready")
+	require.NoError(t, err)
+	defer res.Body.Close()
+	var body struct {
+		Checks map[string]string `json:"checks"`
+	}
+	require.NoError(t, json.NewDecoder(res.Body).Decode(&body))
+	return res.StatusCode, body.Checks
+}
+
+// TestBuildStartsWhileAStoreIsDown: PostgreSQL or Redis not answering at
+// start does not stop the gateway: it starts, the log names the store that
+// is down (never its password), /ready answers 503 naming its check, and
+// a message is answered politely instead of failing.
+func TestBuildStartsWhileAStoreIsDown(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	closed := ln.Addr().String()
@@ -204,23 +273,64 @@ func TestBuildFailsNamingTheStore(t *testing.T) {
 	tests := []struct {
 		name   string
 		change func(*configs.Config)
-		want   string
+		store  string // how the log names it
+		check  string // its /ready check
 	}{
-		{"redis", func(c *configs.Config) { c.RedisURL = "redis://" + closed + "/0" }, "Redis token store"},
+		{"redis", func(c *configs.Config) { c.RedisURL = "redis://gw:secret-pw@" + closed + "/0" },
+			"the Redis token store", "tokens"},
 		{"postgres", func(c *configs.Config) {
 			c.DatabaseURL = "postgres://gw:secret-pw@" + closed + "/gw?sslmode=disable&connect_timeout=2"
-		}, "PostgreSQL thread store"},
-		{"sqlite", func(c *configs.Config) { c.DatabaseURL = filepath.Join(os.DevNull, "gw.db") }, "SQLite thread store"},
+			c.DatabaseSchema = "gw_down"
+		}, "the PostgreSQL thread store", "threads"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := testConfig(t)
+			cfg.PublicURL = "https://gw.example.com"
 			tt.change(&cfg)
-			_, err := Build(context.Background(), cfg, discard())
-			require.Error(t, err)
-			assert.Contains(t, err.Error(), tt.want)
-			assert.ErrorIs(t, err, ports.ErrUnavailable)
-			assert.NotContains(t, err.Error(), "secret-pw")
+			require.NoError(t, cfg.Validate())
+			logs := &logBuffer{}
+			log := slog.New(slog.NewJSONHandler(logs, nil))
+			assistant := fake.NewChatAssistant()
+			g, err := Build(context.Background(), cfg, log, WithChatAssistant(assistant), WithCalls(fake.NewCalls()))
+			require.NoError(t, err, "a store that is down does not stop the start")
+			base := serve(t, g)
+
+			assert.Contains(t, logs.String(), tt.store+" is unavailable at start", "the log says which store is down")
+			code, checks := ready(t, base)
+			assert.Equal(t, http.StatusServiceUnavailable, code)
+			assert.Equal(t, "failed", checks[tt.check], "/ready names the store's check")
+			for name, state := range checks {
+				if name != tt.check {
+					assert.Equal(t, "ok", state, "the other store is fine")
+				}
+			}
+			if tt.check == "threads" {
+				assert.Equal(t, []string{"Sorry, the service is temporarily unavailable. Please try again in a few minutes."},
+					postMessage(t, base, cfg, "SM1", "hi"), "the user is answered politely")
+				assert.Empty(t, assistant.Threads(), "the assistant was not asked")
+			}
+			assert.NotContains(t, logs.String(), "secret-pw")
 		})
 	}
+}
+
+// TestStoreCheckLogsOutages: the /ready check of a store logs, naming the
+// store, when it stops answering and when it answers again, once each.
+func TestStoreCheckLogsOutages(t *testing.T) {
+	logs := &logBuffer{}
+	store := fake.NewTokenStore()
+	c := &storeCheck{name: "the Redis token store", store: store, log: slog.New(slog.NewJSONHandler(logs, nil))}
+	ctx := context.Background()
+
+	require.NoError(t, c.Ping(ctx))
+	assert.Empty(t, logs.String(), "nothing to say while it answers")
+	store.Down(ports.ErrUnavailable)
+	require.ErrorIs(t, c.Ping(ctx), ports.ErrUnavailable)
+	require.ErrorIs(t, c.Ping(ctx), ports.ErrUnavailable)
+	assert.Equal(t, 1, strings.Count(logs.String(), "the Redis token store stopped answering"))
+	store.Down(nil)
+	require.NoError(t, c.Ping(ctx))
+	require.NoError(t, c.Ping(ctx))
+	assert.Equal(t, 1, strings.Count(logs.String(), "the Redis token store answers again"))
 }
