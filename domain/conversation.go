@@ -74,13 +74,18 @@ type audio struct {
 }
 
 // pendingMark is a mark sent after a chunk of an item's audio and not yet
-// echoed.
+// echoed. Marks are named "m" and a sequence number (markName), so the
+// accounting keeps numbers, not names.
 type pendingMark struct {
-	name string
+	seq  uint64
 	turn int // the item's index into Conversation.turns
 	// upTo is the item's byte offset at the end of the chunk before the mark.
 	upTo int
 }
+
+// markRange is a run of marks flushed by a clear, by sequence number: next
+// is the lowest not echoed yet, last the highest.
+type markRange struct{ next, last uint64 }
 
 // Conversation is the state of one call: its turns and its playback
 // accounting. The zero value is not usable; use NewConversation.
@@ -92,16 +97,20 @@ type Conversation struct {
 	byItem map[string]int // item id -> index into turns
 
 	// marks pending since the last clear, in the order sent (which is the
-	// playback order); marks before mHead have been echoed. The item of the
-	// first pending mark is the one the caller is hearing.
+	// playback order), with consecutive sequence numbers; marks before
+	// mHead have been echoed. The item of the first pending mark is the one
+	// the caller is hearing.
 	marks []pendingMark
 	mHead int
-	// flushed holds marks that were pending when playback was cleared.
-	flushed map[string]struct{}
+	// flushed are the marks that were pending at each clear and have not
+	// been echoed yet (Twilio echoes them, in order, right after it).
+	flushed []markRange
 	markSeq uint64
 
-	active      map[string]struct{} // responses created and not yet done
-	interrupted map[string]struct{} // responses whose further audio is refused
+	active map[string]struct{} // responses created and not yet done
+	// interrupted are the responses whose further audio is refused; a
+	// response is forgotten when it is done (nothing of it follows).
+	interrupted map[string]struct{}
 
 	bargeIns int
 	digits   []byte
@@ -111,7 +120,6 @@ type Conversation struct {
 func NewConversation() *Conversation {
 	return &Conversation{
 		byItem:      make(map[string]int),
-		flushed:     make(map[string]struct{}),
 		active:      make(map[string]struct{}),
 		interrupted: make(map[string]struct{}),
 	}
@@ -134,9 +142,10 @@ func (c *Conversation) ResponseStarted(responseID string) {
 }
 
 // ResponseFinished records that a response ended (completed, cancelled or
-// failed).
+// failed): the model sends nothing of it after that.
 func (c *Conversation) ResponseFinished(responseID string) {
 	delete(c.active, responseID)
+	delete(c.interrupted, responseID)
 }
 
 // ResponseActive reports whether a response has started and not finished:
@@ -163,34 +172,62 @@ func (c *Conversation) AssistantAudio(responseID, itemID string, n int) (mark st
 	c.turns[t].SentMs = a.sent / BytesPerMs
 
 	c.markSeq++
-	mark = "m" + strconv.FormatUint(c.markSeq, 10)
-	c.marks = append(c.marks, pendingMark{name: mark, turn: t, upTo: a.sent})
-	return mark, true
+	c.marks = append(c.marks, pendingMark{seq: c.markSeq, turn: t, upTo: a.sent})
+	return markName(c.markSeq), true
+}
+
+// markName is the name of the mark with sequence number seq.
+func markName(seq uint64) string {
+	var b [21]byte
+	return string(strconv.AppendUint(append(b[:0], 'm'), seq, 10))
+}
+
+// markSeqOf is the sequence number of a mark name, or false for a name
+// this package did not make.
+func markSeqOf(name string) (uint64, bool) {
+	if len(name) < 2 || name[0] != 'm' || name[1] == '0' {
+		return 0, false
+	}
+	seq, err := strconv.ParseUint(name[1:], 10, 64)
+	return seq, err == nil
 }
 
 // MarkEchoed accounts for a mark echoed by the telephony side. Marks are
 // echoed in the order sent; an echo for a later mark implies the earlier
 // ones played too.
 func (c *Conversation) MarkEchoed(name string) MarkResult {
-	if _, ok := c.flushed[name]; ok {
-		delete(c.flushed, name)
-		return MarkFlushed
+	seq, ok := markSeqOf(name)
+	if !ok {
+		return MarkUnknown
 	}
-	for i := c.mHead; i < len(c.marks); i++ {
-		if c.marks[i].name != name {
+	for i := range c.flushed {
+		r := &c.flushed[i]
+		if seq < r.next || seq > r.last {
 			continue
 		}
-		for _, m := range c.marks[c.mHead : i+1] {
-			c.audio[m.turn].heard = m.upTo
-			c.turns[m.turn].HeardMs = m.upTo / BytesPerMs
+		// Echoes come in order: the marks before this one were flushed too.
+		r.next = seq + 1
+		if r.next > r.last {
+			c.flushed = append(c.flushed[:i], c.flushed[i+1:]...)
 		}
-		c.mHead = i + 1
-		if c.mHead == len(c.marks) { // all played: reuse the backing array
-			c.marks, c.mHead = c.marks[:0], 0
-		}
-		return MarkPlayed
+		return MarkFlushed
 	}
-	return MarkUnknown
+	if !c.Outstanding() || seq < c.marks[c.mHead].seq {
+		return MarkUnknown // not sent, or already echoed
+	}
+	i := c.mHead + int(seq-c.marks[c.mHead].seq)
+	if i >= len(c.marks) {
+		return MarkUnknown
+	}
+	for _, m := range c.marks[c.mHead : i+1] {
+		c.audio[m.turn].heard = m.upTo
+		c.turns[m.turn].HeardMs = m.upTo / BytesPerMs
+	}
+	c.mHead = i + 1
+	if c.mHead == len(c.marks) { // all played: reuse the backing array
+		c.marks, c.mHead = c.marks[:0], 0
+	}
+	return MarkPlayed
 }
 
 // Outstanding reports whether assistant audio has been sent that the
@@ -220,9 +257,15 @@ func (c *Conversation) CallerStartedSpeaking(callerItemID string) (Interruption,
 		return Interruption{}, false
 	}
 
-	heard := c.marks[c.mHead].turn
-	for _, m := range c.marks[c.mHead:] {
-		c.flushed[m.name] = struct{}{}
+	pending := c.marks[c.mHead:]
+	heard := pending[0].turn
+	c.flushed = append(c.flushed, markRange{next: pending[0].seq, last: pending[len(pending)-1].seq})
+	last := -1
+	for _, m := range pending {
+		if m.turn == last {
+			continue
+		}
+		last = m.turn
 		c.interrupted[c.audio[m.turn].response] = struct{}{}
 		c.turns[m.turn].Interrupted = true
 	}

@@ -291,3 +291,52 @@ func TestTranscript(t *testing.T) {
 	turns[0].Text = "changed"
 	assert.Equal(t, "Hello, how can I help?", c.Turns()[0].Text, "Turns returns a copy")
 }
+
+func TestMarkNamesNotOurs(t *testing.T) {
+	c := domain.NewConversation()
+	mark, _ := c.AssistantAudio("r1", "a", ms(20))
+	for _, name := range []string{"", "m", "x1", "m0", "m01", "m-1", "m+1", "m1x", "M1", "m99", "m18446744073709551616"} {
+		assert.Equal(t, domain.MarkUnknown, c.MarkEchoed(name), "%q", name)
+	}
+	assert.True(t, c.Outstanding(), "unknown echoes change nothing")
+	assert.Equal(t, domain.MarkPlayed, c.MarkEchoed(mark))
+}
+
+func TestTwoClearsFlushTheirOwnMarks(t *testing.T) {
+	k := &call{t: t, c: domain.NewConversation()}
+	k.c.ResponseStarted("r1")
+	k.send("r1", "a", 100)
+	k.send("r1", "a", 100)
+	_, cut := k.c.CallerStartedSpeaking("c1")
+	require.True(t, cut)
+	k.c.ResponseFinished("r1")
+	k.c.ResponseStarted("r2")
+	k.send("r2", "b", 100)
+	k.send("r2", "b", 100)
+	k.played(2)
+	in, cut := k.c.CallerStartedSpeaking("c2")
+	require.True(t, cut)
+	assert.Equal(t, domain.Interruption{ItemID: "b", AudioEndMs: 100}, in)
+	// The first clear's echoes arrive late, after the second clear.
+	assert.Equal(t, domain.MarkFlushed, k.c.MarkEchoed(k.marks[0]))
+	assert.Equal(t, domain.MarkFlushed, k.c.MarkEchoed(k.marks[1]))
+	assert.Equal(t, domain.MarkFlushed, k.c.MarkEchoed(k.marks[3]))
+	for _, m := range k.marks {
+		assert.Equal(t, domain.MarkUnknown, k.c.MarkEchoed(m), "every mark counts once")
+	}
+	turns := k.c.Turns()
+	assert.Equal(t, 0, turns[0].HeardMs)
+	assert.Equal(t, 100, turns[2].HeardMs)
+}
+
+func TestResponseFinishedForgetsTheInterruption(t *testing.T) {
+	c := domain.NewConversation()
+	c.ResponseStarted("r1")
+	_, _ = c.AssistantAudio("r1", "a", ms(20))
+	_, cut := c.CallerStartedSpeaking("c1")
+	require.True(t, cut)
+	_, ok := c.AssistantAudio("r1", "a", ms(20))
+	assert.False(t, ok, "refused while the response is not done")
+	c.ResponseFinished("r1")
+	assert.False(t, c.ResponseActive())
+}

@@ -1,0 +1,207 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/convgateway/gateway/adapters/fake"
+	"github.com/convgateway/gateway/domain"
+	"github.com/convgateway/gateway/ports"
+)
+
+// The doubles below cost nothing per event (no copies, no allocations), so
+// that the benchmarks measure the call bridge itself: hand-overs between its
+// goroutines, the domain's accounting and the calls into the ports. The
+// adapters' own per-frame costs (JSON and WebSocket) have their benchmarks
+// in adapters/twilio/mediastream and adapters/openai/realtime.
+
+var errBenchEnd = errors.New("bench: end")
+
+// benchLine is a TelephonyChannel that yields the start event, then what
+// the benchmark feeds it, and echoes every mark at once (playback that
+// takes no time).
+type benchLine struct {
+	events chan ports.CallEvent
+	closed chan struct{}
+	once   atomic.Bool
+	media  atomic.Int64 // SendAudio calls
+}
+
+func newBenchLine(token string) *benchLine {
+	l := &benchLine{events: make(chan ports.CallEvent, 1024), closed: make(chan struct{})}
+	l.events <- ports.CallEvent{Type: ports.CallStart, CallSid: "CAbench", StreamSid: "MZbench", Params: map[string]string{"token": token}}
+	return l
+}
+
+func (l *benchLine) Recv(ctx context.Context) (ports.CallEvent, error) {
+	select {
+	case ev := <-l.events:
+		return ev, nil
+	case <-l.closed:
+		return ports.CallEvent{}, errors.Join(ports.ErrClosed, &ports.SessionEnded{Reason: "local_close"})
+	case <-ctx.Done():
+		return ports.CallEvent{}, ctx.Err()
+	}
+}
+
+func (l *benchLine) SendAudio(context.Context, []byte) error { l.media.Add(1); return nil }
+
+func (l *benchLine) SendMark(_ context.Context, name string) error {
+	select {
+	case l.events <- ports.CallEvent{Type: ports.CallMark, Mark: name}:
+	case <-l.closed:
+	}
+	return nil
+}
+
+func (l *benchLine) Clear(context.Context) error { return nil }
+
+func (l *benchLine) Close(string, bool) error {
+	if l.once.CompareAndSwap(false, true) {
+		close(l.closed)
+	}
+	return nil
+}
+
+// benchModel is a SpeechModel whose one session counts appended audio and
+// yields what the benchmark feeds it.
+type benchModel struct {
+	sess *benchSession
+}
+
+func (m *benchModel) Open(context.Context, ports.SpeechConfig) (ports.SpeechSession, error) {
+	return m.sess, nil
+}
+
+type benchSession struct {
+	events   chan ports.SpeechEvent
+	closed   chan struct{}
+	once     atomic.Bool
+	appended atomic.Int64
+	want     int64
+	done     chan struct{} // closed when want frames were appended
+}
+
+func newBenchSession(want int64) *benchSession {
+	return &benchSession{events: make(chan ports.SpeechEvent, 1024), closed: make(chan struct{}), want: want, done: make(chan struct{})}
+}
+
+func (s *benchSession) AppendAudio(context.Context, []byte) error {
+	if s.appended.Add(1) == s.want {
+		close(s.done)
+	}
+	return nil
+}
+
+func (s *benchSession) SendText(context.Context, string) error              { return nil }
+func (s *benchSession) RequestResponse(context.Context, string) error       { return nil }
+func (s *benchSession) Truncate(context.Context, string, int) error         { return nil }
+func (s *benchSession) Cancel(context.Context) error                        { return nil }
+func (s *benchSession) Recv(ctx context.Context) (ports.SpeechEvent, error) { return s.recv(ctx) }
+
+func (s *benchSession) recv(ctx context.Context) (ports.SpeechEvent, error) {
+	select {
+	case ev := <-s.events:
+		return ev, nil
+	case <-s.closed:
+		return ports.SpeechEvent{}, errors.Join(ports.ErrClosed, &ports.SessionEnded{Reason: "local_close"})
+	case <-ctx.Done():
+		return ports.SpeechEvent{}, ctx.Err()
+	}
+}
+
+func (s *benchSession) Close() error {
+	if s.once.CompareAndSwap(false, true) {
+		close(s.closed)
+	}
+	return nil
+}
+
+// benchCall starts a call on the doubles and returns them with a function
+// that ends the call and waits for Serve.
+func benchCall(b *testing.B, frames int64) (*benchLine, *benchSession, func()) {
+	b.Helper()
+	tokens := fake.NewTokenStore()
+	sess := newBenchSession(frames)
+	svc := NewCalls(CallsDeps{Tokens: tokens, Speech: &benchModel{sess: sess}, DisablePrewarm: true})
+	token, err := tokens.Issue(context.Background(), "CAbench", DefaultTokenTTL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	line := newBenchLine(token)
+	served := make(chan error, 1)
+	go func() { served <- svc.Serve(context.Background(), line) }()
+	return line, sess, func() {
+		line.events <- ports.CallEvent{Type: ports.CallStop}
+		<-served
+		_ = svc.Shutdown(context.Background())
+	}
+}
+
+// BenchmarkCallerFrame is one caller media frame through the bridge, from
+// the telephony channel's Recv to the speech session's AppendAudio.
+func BenchmarkCallerFrame(b *testing.B) {
+	line, sess, end := benchCall(b, int64(b.N))
+	defer end()
+	frame := ports.CallEvent{Type: ports.CallMedia, Payload: audio(20)}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		frame.TimestampMs = int64(20 * (i + 1))
+		line.events <- frame
+	}
+	<-sess.done
+}
+
+// BenchmarkAssistantChunk is one assistant audio delta through the bridge:
+// from the speech session's Recv, through the domain's accounting, to the
+// media frame and its mark on the telephony channel, and the mark's echo
+// back into the accounting.
+func BenchmarkAssistantChunk(b *testing.B) {
+	line, sess, end := benchCall(b, -1)
+	defer end()
+	sess.events <- ports.SpeechEvent{Type: ports.SpeechResponseCreated, ResponseID: "resp_1"}
+	delta := ports.SpeechEvent{Type: ports.SpeechAudioDelta, ResponseID: "resp_1", ItemID: "item_1", Audio: audio(20)}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		sess.events <- delta
+	}
+	for line.media.Load() < int64(b.N) {
+		time.Sleep(20 * time.Microsecond)
+	}
+}
+
+// BenchmarkBargeIn is the barge-in decision in a call under way: the
+// caller starts speaking while 50 chunks of assistant audio (one second)
+// are outstanding and 20 have played. Setting up each round (sending the
+// audio, echoing the marks) is not timed.
+func BenchmarkBargeIn(b *testing.B) {
+	conv := domain.NewConversation()
+	var marks [50]string
+	round := func() {
+		conv.ResponseStarted("resp_1")
+		for i := range marks {
+			marks[i], _ = conv.AssistantAudio("resp_1", "item_1", 160)
+		}
+		conv.MarkEchoed(marks[19])
+	}
+	round()
+	b.ReportAllocs()
+	for b.Loop() {
+		in, cut := conv.CallerStartedSpeaking("item_caller")
+		b.StopTimer()
+		if !cut || in.ItemID != "item_1" {
+			b.Fatalf("got %+v, %v", in, cut)
+		}
+		for _, m := range marks[20:] {
+			conv.MarkEchoed(m) // the clear's echoes
+		}
+		conv.ResponseFinished("resp_1")
+		round()
+		b.StartTimer()
+	}
+}
