@@ -1,0 +1,37 @@
+// Command demo is the offline demo (make demo): it runs the real gateway,
+// built by wire.Build with its real OpenAI and Twilio adapters and a
+// temporary SQLite file, against the simulators of test/sim on loopback,
+// and plays out a phone call with a barge-in and a WhatsApp exchange with
+// a slow answer. It needs no credentials and no network.
+//
+//	demo [--out caller.wav] [--dir DIR] [--inline-timeout 2s]
+//
+// It prints a timestamped transcript built from what the simulators
+// recorded and what the gateway logged, writes the audio the simulated
+// caller heard to a WAV file, and keeps the gateway's JSON log in a file.
+// It exits non-zero, naming the step, when something does not happen as it
+// should, so CI runs it as a smoke test.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args, os.Stdout)
+	stop()
+	switch {
+	case err == nil:
+	case errors.Is(err, flag.ErrHelp):
+	default:
+		fmt.Fprintln(os.Stderr, "demo failed:", err)
+		os.Exit(1)
+	}
+}
