@@ -22,6 +22,9 @@ const (
 	// DefaultMaxLen is Twilio's limit for one outbound message body, in
 	// characters.
 	DefaultMaxLen = 1600
+	// DefaultMaxInlineParts is Twilio's limit of <Message> replies to one
+	// incoming message; it drops the others (warning 14109).
+	DefaultMaxInlineParts = 10
 )
 
 // What the user is told when there is nothing better to say. None of them
@@ -74,7 +77,11 @@ type MessagesDeps struct {
 	// MaxLen is the longest message body in characters; longer answers are
 	// split (domain.SplitMessage). Zero means DefaultMaxLen.
 	MaxLen int
-	Hooks  MessagesHooks
+	// MaxInlineParts is the most parts an inline Reply may have; an answer
+	// split into more is sent through Sender, all of it, so that the parts
+	// keep their order. Zero means DefaultMaxInlineParts.
+	MaxInlineParts int
+	Hooks          MessagesHooks
 }
 
 // MessagesService implements ports.Messages: the WhatsApp/SMS use case.
@@ -109,6 +116,7 @@ type MessagesService struct {
 	log           *slog.Logger
 	inlineTimeout time.Duration
 	maxLen        int
+	maxInline     int
 	hooks         MessagesHooks
 
 	ctx    context.Context // the service's lifetime; cancelled by Shutdown
@@ -134,6 +142,9 @@ func NewMessages(d MessagesDeps) *MessagesService {
 	if d.MaxLen <= 0 {
 		d.MaxLen = DefaultMaxLen
 	}
+	if d.MaxInlineParts <= 0 {
+		d.MaxInlineParts = DefaultMaxInlineParts
+	}
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -145,6 +156,7 @@ func NewMessages(d MessagesDeps) *MessagesService {
 		log:           d.Logger,
 		inlineTimeout: d.InlineTimeout,
 		maxLen:        d.MaxLen,
+		maxInline:     d.MaxInlineParts,
 		hooks:         d.Hooks,
 		ctx:           ctx,
 		cancel:        cancel,
@@ -159,7 +171,8 @@ type job struct {
 	prev <-chan struct{} // closed when the user's previous message is done
 	done chan struct{}   // closed when this message is done
 	// answer hands the answer to the waiting Handle (unbuffered: the
-	// hand-over and giving up exclude each other).
+	// hand-over and giving up exclude each other); nil means "too many
+	// parts for an inline reply: they are sent through the MessageSender".
 	answer chan []string
 	// gaveUp is closed by Handle when it stops waiting.
 	gaveUp chan struct{}
@@ -168,7 +181,9 @@ type job struct {
 // Handle implements ports.Messages. It blocks for at most the inline
 // timeout (plus the store calls that record the delivery), or until ctx is
 // done; in both cases the answer is then delivered later through the
-// MessageSender. Safe for concurrent use.
+// MessageSender, as is an answer of more than MaxInlineParts parts (Handle
+// then returns an empty Reply as soon as the answer is ready). Safe for
+// concurrent use.
 //
 // Replies and errors:
 //   - a duplicate delivery: an empty Reply;
@@ -224,6 +239,10 @@ func (s *MessagesService) handle(ctx context.Context, msg ports.InboundMessage) 
 	defer timer.Stop()
 	select {
 	case parts := <-j.answer:
+		if parts == nil {
+			log.Info("answer too long for an inline reply: it is sent through the Messages API")
+			return ports.Reply{}, OutcomeLater, nil
+		}
 		return ports.Reply{Messages: parts}, OutcomeInline, nil
 	case <-timer.C:
 	case <-ctx.Done():
@@ -369,15 +388,23 @@ func (s *MessagesService) thread(ctx context.Context, user string) (string, erro
 }
 
 // deliver hands parts to the waiting Handle, or, when Handle stopped
-// waiting, sends them through the MessageSender in order. A part that
+// waiting or there are more parts than an inline reply may carry, sends
+// them through the MessageSender in order (Handle is then told to answer
+// the webhook with nothing, so that all parts go one way). A part that
 // cannot be sent is logged with what remains undelivered; the later parts
 // are not sent, so that the user never receives an answer with a hole. A
 // failed send is not retried: when its response was lost the message may
 // have gone out, and a repeated answer is worse than a logged one.
 func (s *MessagesService) deliver(ctx context.Context, j *job, parts []string) {
+	inline := parts
+	if len(parts) > s.maxInline {
+		inline = nil
+	}
 	select {
-	case j.answer <- parts:
-		return
+	case j.answer <- inline:
+		if inline != nil {
+			return
+		}
 	case <-j.gaveUp:
 	case <-ctx.Done():
 		s.dropped(j, chars(parts), ctx.Err())

@@ -358,6 +358,24 @@ func TestHandleLongReplySplit(t *testing.T) {
 	})
 }
 
+// TestHandleTooManyPartsForInline: Twilio sends at most 10 <Message>
+// replies to one incoming message; an answer in more parts goes out
+// through the sender, every part in order, and Handle returns an empty
+// Reply without waiting for the inline deadline.
+func TestHandleTooManyPartsForInline(t *testing.T) {
+	long := strings.Repeat("Twenty chars here. ", 10) // 190 characters: 5 parts of 40
+	want := strings.TrimSpace(long)
+
+	h := newHarness(t, func(d *MessagesDeps) { d.MaxLen, d.MaxInlineParts, d.InlineTimeout = 40, 5, time.Hour })
+	h.asst.QueueReplies(long)
+	assert.Len(t, handle(t, h.svc, msg("SM1", "five parts")).Messages, 5, "as many parts as allowed: inline")
+
+	h = newHarness(t, func(d *MessagesDeps) { d.MaxLen, d.MaxInlineParts, d.InlineTimeout = 40, 4, time.Hour })
+	h.asst.QueueReplies(long)
+	assert.Empty(t, handle(t, h.svc, msg("SM1", "five parts")).Messages, "one part too many: nothing inline, no wait")
+	assert.Equal(t, want, strings.Join(bodies(waitSent(t, h.sender, 5)), " "), "every part sent, in order")
+}
+
 func TestHandleUnusualInput(t *testing.T) {
 	h := newHarness(t, nil)
 
