@@ -31,33 +31,53 @@ type phone struct {
 	ctx    context.Context
 	caller *mediasim.Caller
 	tick   func()
+	next   time.Time // when the next frame is due; zero: now
 }
 
 // send streams audio in real time.
 func (p *phone) send(audio []byte) error {
 	for len(audio) > 0 {
 		n := min(160, len(audio))
-		if err := p.caller.Speak(p.ctx, audio[:n], true); err != nil {
-			return p.streamError(err)
+		if err := p.frame(audio[:n]); err != nil {
+			return err
 		}
 		audio = audio[n:]
-		p.tick()
 	}
 	return nil
 }
 
 // quietUntil streams silence until cond holds.
 func (p *phone) quietUntil(what string, cond func() bool) error {
-	frame := mulaw.Quiet(20)
+	quiet := mulaw.Quiet(20)
 	for !cond() {
 		if err := p.ctx.Err(); err != nil {
 			return fmt.Errorf("waiting for %s: %w", what, err)
 		}
-		if err := p.caller.Speak(p.ctx, frame, true); err != nil {
-			return p.streamError(err)
+		if err := p.frame(quiet); err != nil {
+			return err
 		}
-		p.tick()
 	}
+	return nil
+}
+
+// frame sends one frame when it is due (frame n, n*20 ms after the first:
+// real time without drift), then looks at the caller.
+func (p *phone) frame(audio []byte) error {
+	if p.next.IsZero() {
+		p.next = time.Now()
+	}
+	if d := time.Until(p.next); d > 0 {
+		select {
+		case <-time.After(d):
+		case <-p.ctx.Done():
+			return p.ctx.Err()
+		}
+	}
+	if err := p.caller.Speak(p.ctx, audio, false); err != nil {
+		return p.streamError(err)
+	}
+	p.next = p.next.Add(time.Duration(len(audio)) * time.Millisecond / 8)
+	p.tick()
 	return nil
 }
 
