@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"math"
 	"net"
 	"os"
@@ -114,6 +115,30 @@ func TestCallOfSilence(t *testing.T) {
 	assert.False(t, mulaw.Voiced(heard))
 }
 
+// TestInterruptHangsUp: cancelling the context (Ctrl-C) during a call
+// hangs up properly: the gateway sees the caller's stop.
+func TestInterruptHangsUp(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		// Interrupt once the call is under way: its session receives audio.
+		for ctx.Err() == nil {
+			if sessions := e.rt.Sessions(); len(sessions) > 0 && sessions[0].Frames() >= 5 {
+				cancel()
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	var out syncBuffer
+	err := run(ctx, []string{"callsim", "--url", e.base, "--auth-token", testToken, "--duration", "1m"}, &out)
+	require.NoError(t, err, out.String())
+	assert.Contains(t, out.String(), "interrupted; hung up (stop)")
+	require.Eventually(t, func() bool { return strings.Contains(e.logs.String(), `"end_reason":"caller_hangup"`) },
+		testWait, 10*time.Millisecond, "the gateway saw the caller hang up")
+}
+
 func TestWhatsAppInline(t *testing.T) {
 	e := newEnv(t, nil)
 	out, err := callsim(t, "--url", e.base, "--auth-token", testToken, "--whatsapp", "Hi there", "--from", "+15551112222")
@@ -179,7 +204,7 @@ func TestConnectionRefused(t *testing.T) {
 	require.NoError(t, ln.Close())
 	_, err = callsim(t, "--url", "http://"+addr, "--auth-token", testToken)
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "cannot connect to POST http://"+addr+"/incoming-call: connection refused. Is the gateway running and listening there?")
+	assert.Contains(t, err.Error(), "cannot connect to http://"+addr+"/incoming-call: connection refused. Is the gateway running and listening there?")
 }
 
 func TestUnsupportedWAV(t *testing.T) {

@@ -33,13 +33,13 @@ func post(ctx context.Context, client *http.Client, o options, path string, form
 	start := time.Now()
 	res, err := client.Do(req)
 	if err != nil {
-		return nil, time.Since(start), explain("POST "+target, err)
+		return nil, time.Since(start), explain(target, err)
 	}
 	defer res.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
 	took := time.Since(start)
 	if err != nil {
-		return nil, took, explain("POST "+target, err)
+		return nil, took, explain(target, err)
 	}
 	if res.StatusCode != http.StatusOK {
 		return nil, took, statusError("POST "+target, res, body, o.publicURL+path)
