@@ -52,9 +52,10 @@ lint: ## gofmt, go vet and staticcheck
 bench: ## benchmarks of the hot paths
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
-load: ## the load test (coming with the demo issue)
-	@echo "make load: the load test is not built yet (it comes with the demo, load and benchmark issue)." >&2
-	@exit 1
+CALLS    ?= 200
+DURATION ?= 30s
+load: build ## CALLS concurrent simulated calls (default 200) through bin/gateway; figures in load.json
+	$(GO) run ./cmd/loadtest -gateway bin/gateway -calls $(CALLS) -duration $(DURATION) -out load.json
 
 tunnel-quick: ## a throwaway https URL for localhost:PORT (cloudflared quick tunnel)
 	@command -v cloudflared >/dev/null || { echo "cloudflared is not installed: see https://developers.cloudflare.com/cloudflare-one/connections/connect-networks/downloads/ (or: brew install cloudflared)" >&2; exit 1; }

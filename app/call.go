@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -15,20 +16,25 @@ import (
 )
 
 // call bridges one media stream and one speech session. It runs in one
-// errgroup of three goroutines:
+// errgroup of two goroutines, each the only reader of one side:
 //
 //   - readCaller reads the telephony channel. Caller audio goes straight to
-//     the speech session, in order, without a hand-over (the hot path);
-//     marks and key presses go to the owner.
-//   - readModel reads the speech session and hands each event to the owner,
-//     waiting until the owner is done with it (the event's audio is valid
-//     only until the next Recv, so it is never copied).
-//   - the owner is the only goroutine that touches the call's
-//     domain.Conversation; it writes assistant audio, marks and clears to
-//     the caller, and truncations and response requests to the model.
+//     the speech session, in order, without a hand-over (the hot path).
+//     Marks and key presses are queued for the owner.
+//   - own reads the speech session and is the only goroutine that touches
+//     the call's domain.Conversation: before each model event it applies
+//     what the caller queued, then it handles the event, writing assistant
+//     audio, marks and clears to the caller, and truncations to the model.
+//     Model events are handled where they are read, so an audio delta is
+//     never copied nor handed over.
 //
-// The first of them to end the call (an ending, or a cancelled context)
-// makes the others stop: both sides are closed, the side that is still
+// Marks matter only when the owner decides something (a barge-in, on a
+// model event) and in the summary, so applying them just before each model
+// event is as exact as applying them at once; the queue holds at most the
+// marks sent and not yet applied.
+//
+// The first goroutine to end the call (an ending, or a cancelled context)
+// makes the other stop: both sides are closed, the side that is still
 // there first, so that it learns at once that the call is over.
 type call struct {
 	svc  *CallsService
@@ -40,23 +46,20 @@ type call struct {
 	started   time.Time
 	callerPos atomic.Int64 // the latest caller media timestamp, from readCaller
 
-	fromCaller chan ports.CallEvent   // marks and key presses
-	fromModel  chan ports.SpeechEvent // unbuffered: one event at a time
-	modelAck   chan struct{}          // the owner is done with the event
+	qmu      sync.Mutex
+	queue    []ports.CallEvent // marks and key presses, from readCaller
+	applying []ports.CallEvent // the owner's: the queue being applied
 
 	sum CallSummary // counters are owned by the goroutine that counts them
 }
 
 func newCall(svc *CallsService, ch ports.TelephonyChannel, sess ports.SpeechSession, log *slog.Logger) *call {
 	return &call{
-		svc:        svc,
-		ch:         ch,
-		sess:       sess,
-		log:        log,
-		conv:       domain.NewConversation(),
-		fromCaller: make(chan ports.CallEvent, 64),
-		fromModel:  make(chan ports.SpeechEvent),
-		modelAck:   make(chan struct{}, 1),
+		svc:  svc,
+		ch:   ch,
+		sess: sess,
+		log:  log,
+		conv: domain.NewConversation(),
 	}
 }
 
@@ -90,7 +93,6 @@ func (e *ending) Unwrap() error { return e.err }
 func (c *call) run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return c.readCaller(gctx) })
-	g.Go(func() error { return c.readModel(gctx) })
 	g.Go(func() error { return c.own(gctx) })
 	g.Go(func() error {
 		<-gctx.Done()
@@ -98,6 +100,7 @@ func (c *call) run(ctx context.Context) error {
 		return nil
 	})
 	end := endingOf(g.Wait())
+	c.applyCaller() // the echoes that came after the last model event
 	c.finish(end)
 	if end.normal {
 		return nil
@@ -216,10 +219,14 @@ func (c *call) readCaller(ctx context.Context) error {
 			}
 			c.sum.FramesIn++
 		case ports.CallMark, ports.CallDTMF:
-			select {
-			case c.fromCaller <- ev:
-			case <-ctx.Done():
-				return nil
+			if ev.Type == ports.CallDTMF {
+				c.log.Info("caller pressed a key", "digit", ev.Digit)
+			}
+			c.qmu.Lock()
+			c.queue = append(c.queue, ports.CallEvent{Type: ev.Type, Mark: ev.Mark, Digit: ev.Digit})
+			c.qmu.Unlock()
+			if h := c.svc.testHookCallerEvent; h != nil {
+				h(ev)
 			}
 		case ports.CallStop:
 			return &ending{reason: "caller_hangup", side: sideCaller, normal: true}
@@ -264,32 +271,9 @@ func modelEnding(fallback string, err error) *ending {
 	return &ending{reason: reason, side: sideModel, err: err}
 }
 
-// readModel reads the speech session until it ends, handing each event to
-// the owner and waiting until the owner is done with it.
-func (c *call) readModel(ctx context.Context) error {
-	for {
-		ev, err := c.sess.Recv(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return modelEnding("model_failed", err)
-		}
-		select {
-		case c.fromModel <- ev:
-		case <-ctx.Done():
-			return nil
-		}
-		select {
-		case <-c.modelAck:
-		case <-ctx.Done():
-			return nil
-		}
-	}
-}
-
-// own is the owner loop: the only goroutine that touches c.conv. When the
-// assistant speaks first, it asks for the greeting before anything else.
+// own reads the speech session until it ends, applying what the caller
+// queued before each event, then the event. When the assistant speaks
+// first, it asks for the greeting before anything else.
 func (c *call) own(ctx context.Context) error {
 	if c.svc.d.AISpeaksFirst {
 		if err := c.sess.RequestResponse(ctx, c.svc.d.Greeting); err != nil {
@@ -300,21 +284,30 @@ func (c *call) own(ctx context.Context) error {
 		}
 	}
 	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case ev := <-c.fromCaller:
-			c.onCaller(ev)
-			if h := c.svc.testHookCallerEvent; h != nil {
-				h(ev)
+		ev, err := c.sess.Recv(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
 			}
-		case ev := <-c.fromModel:
-			err := c.onModel(ctx, ev)
-			c.modelAck <- struct{}{}
-			if err != nil {
-				return err
-			}
+			return modelEnding("model_failed", err)
 		}
+		c.applyCaller()
+		if err := c.onModel(ctx, ev); err != nil {
+			return err
+		}
+	}
+}
+
+// applyCaller applies the marks and key presses readCaller queued, in
+// order. The owner's buffers are swapped with the queue's, so no event is
+// copied twice and nothing is allocated once they have grown.
+func (c *call) applyCaller() {
+	c.qmu.Lock()
+	c.queue, c.applying = c.applying[:0], c.queue
+	c.qmu.Unlock()
+	for i := range c.applying {
+		c.onCaller(c.applying[i])
+		c.applying[i] = ports.CallEvent{} // let the strings go
 	}
 }
 
@@ -327,7 +320,6 @@ func (c *call) onCaller(ev ports.CallEvent) {
 		}
 	case ports.CallDTMF:
 		c.conv.Digit(ev.Digit)
-		c.log.Info("caller pressed a key", "digit", ev.Digit)
 	}
 }
 

@@ -133,8 +133,9 @@ type CallsService struct {
 	closing bool
 	warm    map[string]*prewarm // by ports.TokenKey(token)
 
-	// testHookCallerEvent, when set by a test, is called by a call's owner
-	// goroutine after it applied a mark or key press.
+	// testHookCallerEvent, when set by a test, is called by a call's
+	// telephony reader after it queued a mark or key press for the owner,
+	// which applies it before the next model event.
 	testHookCallerEvent func(ports.CallEvent)
 }
 

@@ -29,6 +29,13 @@ type Options struct {
 	HTTPClient *http.Client
 	// Clock paces playback and Speak; nil means RealTime.
 	Clock Clock
+	// NoRecord keeps no copy of the frames received, the audio played or
+	// the marks echoed (Received, Played and Marks return nothing), for
+	// long or many calls.
+	NoRecord bool
+	// OnMedia, when set, sees the payload (base64 audio) of every media
+	// frame as it arrives, on the caller's reader goroutine.
+	OnMedia func(payload []byte)
 }
 
 // MarkEcho is a mark the caller echoed back to the gateway.
@@ -45,6 +52,7 @@ type MarkEcho struct {
 type Caller struct {
 	conn  *websocket.Conn
 	clock Clock
+	opts  Options
 
 	seq       atomic.Int64
 	streamSid atomic.Pointer[string]
@@ -95,6 +103,7 @@ func Dial(ctx context.Context, opts Options) (*Caller, error) {
 	c := &Caller{
 		conn:   conn,
 		clock:  clock,
+		opts:   opts,
 		wake:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
 		cancel: cancel,
@@ -205,7 +214,8 @@ func (c *Caller) Stop(ctx context.Context) error {
 		return err
 	}
 	c.hungUp.Store(true)
-	if err := c.conn.Close(websocket.StatusNormalClosure, ""); err != nil && websocket.CloseStatus(err) < 0 {
+	// The gateway may close first, as soon as it has read the stop.
+	if err := c.conn.Close(websocket.StatusNormalClosure, ""); err != nil && websocket.CloseStatus(err) < 0 && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("mediasim: close after stop: %w", err)
 	}
 	return nil

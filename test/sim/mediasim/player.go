@@ -49,15 +49,21 @@ func (c *Caller) read(ctx context.Context) {
 }
 
 func (c *Caller) record(o porttest.Outbound) {
+	if c.opts.NoRecord {
+		return
+	}
 	c.mu.Lock()
 	c.received = append(c.received, o)
 	c.mu.Unlock()
 }
 
 func (c *Caller) receiveMedia(payload string) {
+	if c.opts.OnMedia != nil {
+		c.opts.OnMedia([]byte(payload))
+	}
 	audio, err := base64.StdEncoding.DecodeString(payload)
+	c.record(porttest.Outbound{Kind: "media", Audio: []byte(payload)})
 	c.mu.Lock()
-	c.received = append(c.received, porttest.Outbound{Kind: "media", Audio: []byte(payload)})
 	if c.firstAudio == 0 && !c.startedAt.IsZero() {
 		c.firstAudio = max(c.clock.Now().Sub(c.startedAt), time.Nanosecond)
 	}
@@ -94,7 +100,9 @@ func (c *Caller) clear(ctx context.Context) {
 			flushed = append(flushed, q.mark)
 		case i == 0 && !q.started.IsZero():
 			n := min(int(now.Sub(q.started)/time.Millisecond)*8, len(q.audio))
-			c.played = append(c.played, q.audio[:n]...)
+			if !c.opts.NoRecord {
+				c.played = append(c.played, q.audio[:n]...)
+			}
 		}
 	}
 	c.queue = nil
@@ -126,7 +134,9 @@ func (c *Caller) play(ctx context.Context) {
 			default:
 				wait = head.started.Add(playTime(len(head.audio))).Sub(now)
 				if wait <= 0 {
-					c.played = append(c.played, head.audio...)
+					if !c.opts.NoRecord {
+						c.played = append(c.played, head.audio...)
+					}
 					c.queue = c.queue[1:]
 					wait = 0
 				}
@@ -163,7 +173,9 @@ func playTime(bytes int) time.Duration { return time.Duration(bytes) * time.Mill
 // echo sends a mark back to the gateway and records it.
 func (c *Caller) echo(ctx context.Context, name string, flushed bool) {
 	c.mu.Lock()
-	c.marks = append(c.marks, MarkEcho{Name: name, At: c.clock.Now(), Flushed: flushed})
+	if !c.opts.NoRecord {
+		c.marks = append(c.marks, MarkEcho{Name: name, At: c.clock.Now(), Flushed: flushed})
+	}
 	c.mu.Unlock()
 	f := markFrame{Event: "mark", SequenceNumber: c.nextSeq(), StreamSid: c.sid()}
 	f.Mark.Name = name

@@ -38,6 +38,13 @@ type Options struct {
 	// OnEvent, when set, sees every server event sent (valid only during
 	// the call). Calls may come from several goroutines.
 	OnEvent func(event []byte)
+	// OnDelta, when set, is called right before each audio delta of a
+	// response is sent, with the response's number in the session (from 1)
+	// and the chunk's index in it (from 0); it returns the chunk to send
+	// (base64 audio): chunk itself, or a replacement (for example one that
+	// carries a marker, for measurements). It runs on the response's
+	// goroutine.
+	OnDelta func(s *Session, response, index int, chunk []byte) []byte
 	// HandshakeDelay delays every WebSocket handshake, as the real API's
 	// TLS, upgrade and session set-up over the internet take time (a few
 	// hundred milliseconds): it makes pre-warming measurable.

@@ -37,6 +37,7 @@ type Session struct {
 	responses    int
 	truncs       []porttest.Truncation
 	cancels      int
+	streamed     int            // responses streamed (respond calls)
 	itemAudioMs  map[string]int // assistant items: ms of audio sent
 	active       *response
 
@@ -263,6 +264,8 @@ func (s *Session) respond(ctx context.Context, responseID, itemID, transcript st
 		s.active.stop("superseded")
 	}
 	s.active = r
+	s.streamed++
+	number := s.streamed
 	if _, ok := s.itemAudioMs[itemID]; !ok {
 		s.itemAudioMs[itemID] = 0 // known, with no audio yet
 	}
@@ -298,6 +301,9 @@ stream:
 			status, details = "cancelled", &statusDetails{Type: "cancelled", Reason: r.reason}
 			break stream
 		default:
+		}
+		if f := s.srv.opts.OnDelta; f != nil {
+			chunk = f(s, number, i, chunk)
 		}
 		buf = s.appendDelta(buf[:0], head, chunk)
 		if err := s.write(ctx, buf); err != nil {
