@@ -235,8 +235,10 @@ func startInProcess(ctx context.Context, realtimeURL, dir string) (*inProcess, e
 	return p, nil
 }
 
-func (p *inProcess) URL() string      { return p.url }
-func (p *inProcess) Describe() string { return "inside the load generator (CPU and memory are the whole process's)" }
+func (p *inProcess) URL() string { return p.url }
+func (p *inProcess) Describe() string {
+	return "inside the load generator (CPU and memory are the whole process's)"
+}
 
 func (p *inProcess) Usage() (time.Duration, int64, error) {
 	var ru syscall.Rusage
