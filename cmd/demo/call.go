@@ -175,10 +175,10 @@ func (w *world) call(ctx context.Context, o options, stdout io.Writer) (err erro
 	if err := p.quietUntil("a moment of quiet", func() bool { return time.Since(lastMark(caller)) >= 300*time.Millisecond }); err != nil {
 		return err
 	}
+	tl.add(time.Now(), "caller", "hangs up (stop)")
 	if err := caller.Stop(ctx); err != nil {
 		return fmt.Errorf("hang up: %w", err)
 	}
-	tl.add(time.Now(), "caller", "hangs up (stop)")
 
 	summary, err := w.log.wait(ctx, "call ended", "call_sid", callSid)
 	if err != nil {
