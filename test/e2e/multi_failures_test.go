@@ -103,7 +103,7 @@ func TestMultiStoresDownAtStart(t *testing.T) {
 	sess := m.connect(b, caller, sid, answer)
 	require.NoError(t, caller.Media(m.ctx, 20, multiQuiet))
 	m.until("the caller's audio at B's model", func() bool { return sess.Frames() == 1 })
-	m.hangUp(caller)
+	require.NoError(t, caller.Stop(m.ctx))
 	m.noSecrets()
 }
 
@@ -159,8 +159,8 @@ func TestMultiRedisDownMidCall(t *testing.T) {
 	sess4 := m.connect(b, caller4, sid4, answer4)
 	require.NoError(t, caller4.Media(m.ctx, 20, multiQuiet))
 	m.until("the new call's audio at B's model", func() bool { return sess4.Frames() == 1 })
-	m.hangUp(caller4)
-	m.hangUp(live)
+	require.NoError(t, caller4.Stop(m.ctx))
+	require.NoError(t, live.Stop(m.ctx))
 	m.noSecrets()
 }
 

@@ -346,16 +346,3 @@ func (m *multiEnv) closedWith(c *mediasim.Caller) int {
 	_, code := c.Closed()
 	return code
 }
-
-// hangUp ends the call as the caller does (Twilio's stop, then a close).
-// The gateway closes the stream as soon as it reads the stop, so the
-// caller's own close may find the connection already gone: that is a
-// hang-up all the same.
-func (m *multiEnv) hangUp(c *mediasim.Caller) {
-	m.tb.Helper()
-	err := c.Stop(m.ctx)
-	if err != nil && strings.Contains(err.Error(), "close after stop") && errors.Is(err, net.ErrClosed) {
-		err = nil
-	}
-	require.NoError(m.tb, err)
-}

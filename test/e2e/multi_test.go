@@ -72,7 +72,7 @@ func TestMultiTokenAcceptedOnceAcrossInstances(t *testing.T) {
 	m.until("more audio at B's model", func() bool { return sess.Frames() == 2 })
 	closed, _ := caller.Closed()
 	assert.False(t, closed, "the call on B is unaffected by the replays")
-	m.hangUp(caller)
+	require.NoError(t, caller.Stop(m.ctx))
 	select {
 	case <-sess.Done():
 	case <-m.ctx.Done():
