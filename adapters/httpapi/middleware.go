@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -41,8 +42,9 @@ func requestID(log *slog.Logger) echo.MiddlewareFunc {
 // requestLogger logs one structured line per request: method, path, status,
 // latency, request id, and the call or message sid when the handler found
 // one. Bodies are never logged: TwiML carries stream tokens. For a media
-// stream the line is written when the call ends.
-func requestLogger(log *slog.Logger) echo.MiddlewareFunc {
+// stream the line is written when the call ends. observe, when not nil,
+// sees every request but media streams.
+func requestLogger(log *slog.Logger, observe func(route string, status int, elapsed time.Duration)) echo.MiddlewareFunc {
 	return middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
 		HandleError:  true, // run the error handler first so the status is final
 		LogMethod:    true,
@@ -62,6 +64,12 @@ func requestLogger(log *slog.Logger) echo.MiddlewareFunc {
 				if sid, ok := c.Get(k).(string); ok {
 					attrs = append(attrs, slog.String(k, sid))
 				}
+			}
+			if route := c.Path(); observe != nil && route != pathMediaStream {
+				if route == "" {
+					route = "unmatched" // a 404: the raw path is unbounded
+				}
+				observe(route, v.Status, v.Latency)
 			}
 			level := slog.LevelInfo
 			switch {

@@ -23,4 +23,7 @@ func addRoutes(e *echo.Echo, d Deps, live *liveCalls) {
 	e.Match([]string{http.MethodGet, http.MethodPost}, pathIncomingCall, handleIncomingCall(d.Calls, d.Validator))
 	e.GET(pathMediaStream, handleMediaStream(d.Calls, d.Validator, live))
 	e.POST(pathWebhook, handleWebhook(d.Messages, d.Validator))
+	if d.Metrics != nil {
+		e.GET("/metrics", echo.WrapHandler(d.Metrics))
+	}
 }

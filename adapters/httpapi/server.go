@@ -38,6 +38,15 @@ type Deps struct {
 	// BodyLimit is the largest request body in bytes (default
 	// DefaultBodyLimit); larger bodies get 413.
 	BodyLimit int64
+
+	// Metrics, when set, is served at GET /metrics (the Prometheus text
+	// format).
+	Metrics http.Handler
+	// ObserveRequest, when set, is called once per HTTP request, media
+	// streams excepted (they last a call), with the route pattern (never
+	// the raw path), the status code and the time taken. It must be fast
+	// and safe for concurrent use.
+	ObserveRequest func(route string, status int, elapsed time.Duration)
 }
 
 // Server is the gateway's HTTP server. Create it with New, run it with
@@ -71,7 +80,7 @@ func New(d Deps) *Server {
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = errorHandler
-	e.Use(requestID(d.Logger), requestLogger(d.Logger), recoverPanics(), middleware.BodyLimit(strconv.FormatInt(d.BodyLimit, 10)))
+	e.Use(requestID(d.Logger), requestLogger(d.Logger, d.ObserveRequest), recoverPanics(), middleware.BodyLimit(strconv.FormatInt(d.BodyLimit, 10)))
 
 	s := &Server{
 		log:  d.Logger,

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/convgateway/gateway/adapters/httpapi"
+	"github.com/convgateway/gateway/adapters/metrics"
 	"github.com/convgateway/gateway/adapters/openai/assistants"
 	"github.com/convgateway/gateway/adapters/openai/realtime"
 	"github.com/convgateway/gateway/adapters/openai/responses"
@@ -139,8 +140,9 @@ func Build(ctx context.Context, cfg configs.Config, log *slog.Logger, opts ...Op
 	if p.sender == nil {
 		p.sender = NewSender(cfg, p.httpClient)
 	}
+	m := metrics.New()
 	if p.calls == nil {
-		p.calls = newCalls(cfg, log, p)
+		p.calls = newCalls(cfg, log, p, callsHooks(m))
 	}
 
 	messages := app.NewMessages(app.MessagesDeps{
@@ -149,6 +151,7 @@ func Build(ctx context.Context, cfg configs.Config, log *slog.Logger, opts ...Op
 		Sender:        p.sender,
 		Logger:        log.With("usecase", "messages"),
 		InlineTimeout: cfg.ReplyInlineTimeout,
+		Hooks:         messagesHooks(m),
 	})
 	g.drains = append(g.drains, messages.Shutdown)
 	if d, ok := p.calls.(drainer); ok {
@@ -164,6 +167,9 @@ func Build(ctx context.Context, cfg configs.Config, log *slog.Logger, opts ...Op
 		Messages:  messages,
 		Validator: signature.New(string(cfg.TwilioAuthToken), cfg.PublicURL),
 		Checks:    g.checks,
+
+		Metrics:        m.Handler(),
+		ObserveRequest: m.Request,
 	})
 	return g, nil
 }
@@ -276,7 +282,7 @@ func (c *storeCheck) Ping(ctx context.Context) error {
 // newCalls makes the phone-call use case from the Config: the stream
 // token's life, the allowlist, the assistant's voice, instructions, turn
 // detection and transcription model, and whether it speaks first.
-func newCalls(cfg configs.Config, log *slog.Logger, p parts) *app.CallsService {
+func newCalls(cfg configs.Config, log *slog.Logger, p parts, hooks app.CallsHooks) *app.CallsService {
 	return app.NewCalls(app.CallsDeps{
 		Tokens: p.tokens,
 		Speech: p.speech,
@@ -292,6 +298,7 @@ func newCalls(cfg configs.Config, log *slog.Logger, p parts) *app.CallsService {
 		AISpeaksFirst:  cfg.AISpeaksFirst,
 		Greeting:       cfg.Greeting,
 		DisablePrewarm: !cfg.Prewarm,
+		Hooks:          hooks,
 	})
 }
 
@@ -321,10 +328,19 @@ func newAssistant(cfg configs.Config, log *slog.Logger, hc *http.Client) (ports.
 }
 
 // NewSender makes the Twilio Messages REST sender of cfg (account SID, auth
-// token, TWILIO_API_BASE_URL), sending through hc. TWILIO_FROM becomes the
+// token, TWILIO_API_BASE_URL), sending through hc, each request bounded by
+// hc's Timeout or, when it has none, messaging.DefaultTimeout. TWILIO_FROM becomes the
 // default sender: a Messaging Service when it is an "MG..." SID, else a
 // number.
 func NewSender(cfg configs.Config, hc *http.Client) *messaging.Sender {
+	if hc != nil && hc.Timeout == 0 {
+		// A send must not hang: it holds the user's turn. (The shared
+		// client itself has no timeout: it also dials the Realtime
+		// WebSockets, which live for a call.)
+		c := *hc
+		c.Timeout = messaging.DefaultTimeout
+		hc = &c
+	}
 	opts := messaging.Options{
 		AccountSID: cfg.TwilioAccountSID,
 		AuthToken:  string(cfg.TwilioAuthToken),

@@ -334,3 +334,31 @@ func TestStoreCheckLogsOutages(t *testing.T) {
 	require.NoError(t, c.Ping(ctx))
 	assert.Equal(t, 1, strings.Count(logs.String(), "the Redis token store answers again"))
 }
+
+// TestSenderRequestsTimeOut: the gateway's shared HTTP client has no
+// timeout (it dials the Realtime WebSockets, which last a call), but a send
+// through Twilio's REST API must not hang and hold the user's turn.
+func TestSenderRequestsTimeOut(t *testing.T) {
+	t.Parallel()
+	hang := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(hang)
+	cfg := testConfig(t)
+	cfg.TwilioAccountSID = "AC00000000000000000000000000000000"
+	cfg.TwilioAPIBaseURL = srv.URL
+	cfg.TwilioFrom = "whatsapp:+14155238886"
+	cfg.TwilioAuthToken = "0123456789abcdef0123456789abcdef"
+	shared := &http.Client{}
+	s := NewSender(cfg, shared)
+	start := time.Now()
+	_, err := s.Send(context.Background(), ports.OutboundMessage{To: "whatsapp:+15551234567", Body: "hi"})
+	require.ErrorIs(t, err, ports.ErrUnavailable)
+	assert.Less(t, time.Since(start), time.Minute, "bounded by messaging.DefaultTimeout")
+	assert.Zero(t, shared.Timeout, "the shared client is not changed")
+}

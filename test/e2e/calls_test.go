@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"io"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -437,4 +440,41 @@ func TestCallShutdownWaitsForCalls(t *testing.T) {
 	ended(e, sess)
 	require.NoError(t, <-stopped)
 	assert.Equal(t, "caller_hangup", e.summary(callSid)["end_reason"])
+}
+
+// TestCallMetrics: /metrics shows a finished call: its end reason, its
+// barge-in, its time to first audio, its frames and the webhook's latency.
+func TestCallMetrics(t *testing.T) {
+	e := newCallEnv(t, realtimesim.Options{}, nil)
+	caller, sess := e.call(mediasim.Faster(20))
+	require.NoError(t, caller.Speak(e.ctx, mulaw.Tone(300, 100), false))
+	deltas, _ := chunks(3, 100)
+	require.NoError(t, sess.Say(e.ctx, "resp_1", "item_1", "Hi.", deltas...))
+	e.until("the audio at the caller", func() bool { return countKind(caller.Received(), "mark") == 3 })
+	require.NoError(t, sess.StartSpeech(e.ctx, "item_c", 0))
+	e.until("the clear", func() bool { return len(caller.Clears()) == 1 })
+	require.NoError(t, caller.Stop(e.ctx))
+	ended(e, sess)
+
+	var body string
+	e.until("the call in the metrics", func() bool {
+		res, err := http.Get(e.base + "/metrics")
+		require.NoError(t, err)
+		b, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		require.NoError(t, err)
+		body = string(b)
+		return strings.Contains(body, `gateway_calls_total{end_reason="caller_hangup"} 1`)
+	})
+	for _, want := range []string{
+		"gateway_calls_active 0",
+		"gateway_barge_ins_total 1",
+		"gateway_first_audio_seconds_count 1",
+		`gateway_audio_frames_total{direction="caller_to_model"} 5`,
+		`gateway_audio_frames_total{direction="model_to_caller"} 3`,
+		`gateway_http_request_duration_seconds_count{code="200",route="/incoming-call"} 1`,
+		`gateway_openai_tokens_total{kind="output"} `,
+	} {
+		assert.Contains(t, body, want)
+	}
 }

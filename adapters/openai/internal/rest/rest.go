@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
@@ -15,10 +16,15 @@ import (
 // DefaultBaseURL is OpenAI's API base URL.
 const DefaultBaseURL = "https://api.openai.com/v1"
 
+// RequestTimeout bounds every request (each attempt) to the REST API: a
+// hung request must not hold a user's turn for ever. An answer takes
+// seconds; two minutes leaves room for long ones.
+const RequestTimeout = 2 * time.Minute
+
 // NewClient returns a client for baseURL (DefaultBaseURL if empty) that
 // authenticates with apiKey and sends requests through hc (a default client
-// if nil). It does not retry on its own: callers opt in per request for the
-// calls that are safe to repeat (Retry).
+// if nil), each bounded by RequestTimeout. It does not retry on its own:
+// callers opt in per request for the calls that are safe to repeat (Retry).
 func NewClient(baseURL, apiKey string, hc *http.Client) openai.Client {
 	if baseURL == "" {
 		baseURL = DefaultBaseURL
@@ -31,6 +37,7 @@ func NewClient(baseURL, apiKey string, hc *http.Client) openai.Client {
 		option.WithAPIKey(apiKey),
 		option.WithHTTPClient(hc),
 		option.WithMaxRetries(0),
+		option.WithRequestTimeout(RequestTimeout),
 	)
 }
 
