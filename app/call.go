@@ -33,6 +33,12 @@ import (
 // event is as exact as applying them at once; the queue holds at most the
 // marks sent and not yet applied.
 //
+// Per-frame reads and writes (Recv, AppendAudio, SendAudio, SendMark) are
+// given context.Background(): the adapters then read inline, without a
+// goroutine or hand-over per frame, and coder/websocket registers nothing
+// per frame. They still end promptly: the end of the call closes both
+// sides, which ends any read or write in progress.
+//
 // The first goroutine to end the call (an ending, or a cancelled context)
 // makes the other stop: both sides are closed, the side that is still
 // there first, so that it learns at once that the call is over.
@@ -200,8 +206,9 @@ func turnLogs(turns []domain.Turn) []turnLog {
 // readCaller reads the telephony channel until it ends. Caller audio is
 // appended to the speech session here, frame by frame, in order.
 func (c *call) readCaller(ctx context.Context) error {
+	bg := context.Background() // see call: closeBoth ends a blocked Recv
 	for {
-		ev, err := c.ch.Recv(ctx)
+		ev, err := c.ch.Recv(bg)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil // the call ended elsewhere
@@ -211,7 +218,7 @@ func (c *call) readCaller(ctx context.Context) error {
 		switch ev.Type {
 		case ports.CallMedia:
 			c.callerPos.Store(ev.TimestampMs)
-			if err := c.sess.AppendAudio(ctx, ev.Payload); err != nil {
+			if err := c.sess.AppendAudio(bg, ev.Payload); err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}
@@ -284,7 +291,7 @@ func (c *call) own(ctx context.Context) error {
 		}
 	}
 	for {
-		ev, err := c.sess.Recv(ctx)
+		ev, err := c.sess.Recv(context.Background()) // see call: closeBoth ends it
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -370,10 +377,11 @@ func (c *call) onAudio(ctx context.Context, ev ports.SpeechEvent) error {
 	if mark == "" {
 		return nil // an empty chunk: nothing to play
 	}
-	if err := c.ch.SendAudio(ctx, ev.Audio); err != nil {
+	bg := context.Background() // see call: closeBoth ends a blocked write
+	if err := c.ch.SendAudio(bg, ev.Audio); err != nil {
 		return callerWriteEnding(ctx, err)
 	}
-	if err := c.ch.SendMark(ctx, mark); err != nil {
+	if err := c.ch.SendMark(bg, mark); err != nil {
 		return callerWriteEnding(ctx, err)
 	}
 	c.sum.FramesOut++

@@ -248,22 +248,29 @@ func (s *CallsService) Serve(ctx context.Context, ch ports.TelephonyChannel) err
 
 // awaitStart reads the stream until its start event, within StartTimeout.
 // Twilio sends "connected" first; anything else before "start" is skipped.
+// The timeout closes the stream rather than ending Recv's context, so that
+// the channel keeps reading inline (see call).
 func (s *CallsService) awaitStart(ctx context.Context, ch ports.TelephonyChannel) (ports.CallEvent, error) {
 	sctx, cancel := context.WithTimeout(ctx, s.d.StartTimeout)
 	defer cancel()
+	stop := context.AfterFunc(sctx, func() { _ = ch.Close("no start event", false) })
+	defer stop()
 	for {
-		ev, err := ch.Recv(sctx)
+		ev, err := ch.Recv(context.Background())
+		if err == nil && ev.Type == ports.CallStart && !stop() {
+			err = sctx.Err() // the timeout struck as the start arrived: the stream is closing
+		}
 		if err != nil {
 			_ = ch.Close("no start event", false)
 			if s.d.Hooks.StreamRefused != nil {
 				s.d.Hooks.StreamRefused("no_start")
 			}
-			if errors.Is(err, ports.ErrClosed) {
-				s.log.Info("media stream ended before its start event", "err", err)
-				return ports.CallEvent{}, nil
+			if sctx.Err() != nil {
+				s.log.Warn("media stream without a start event: closed", "err", sctx.Err())
+				return ports.CallEvent{}, fmt.Errorf("calls: await start: %w", sctx.Err())
 			}
-			s.log.Warn("media stream without a start event: closed", "err", err)
-			return ports.CallEvent{}, fmt.Errorf("calls: await start: %w", err)
+			s.log.Info("media stream ended before its start event", "err", err)
+			return ports.CallEvent{}, nil
 		}
 		switch ev.Type {
 		case ports.CallStart:

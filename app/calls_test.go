@@ -654,7 +654,7 @@ func TestCallerSendFailureEndsTheCall(t *testing.T) {
 	k := newCallTest(t, nil)
 	sess := k.start("CA1")
 	k.peer.FailSends(errors.New("broken pipe"))
-	require.NoError(t, sess.Say(k.ctx, "r1", "a1", "Hi.", audio(20)))
+	_ = sess.Say(k.ctx, "r1", "a1", "Hi.", audio(20), audio(20)) // the call may end before all is emitted
 	require.Error(t, k.waitServed())
 	select {
 	case <-sess.Done():
@@ -699,6 +699,9 @@ func TestCallHooks(t *testing.T) {
 	k.received("mark", 2)
 	require.NoError(t, sess.StartSpeech(k.ctx, "c1", 0))
 	k.received("clear", 1)
+	_, err := sess.WaitSent(k.ctx, func(s fake.SpeechSent) bool { return len(s.Truncations) == 1 })
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return bargeIns == 1 }, wait, time.Millisecond)
 	k.hangUp(sess)
 
 	ch, peer := fake.NewTelephony()

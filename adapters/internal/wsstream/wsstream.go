@@ -1,13 +1,20 @@
 // Package wsstream runs one side of a JSON-over-WebSocket stream for the
-// adapters: a single reader goroutine that decodes frames into events and
-// hands them over one at a time, the record of why the stream ended, and
-// writes serialised through one reused buffer.
+// adapters: reading frames and decoding them into events one at a time,
+// the record of why the stream ended, and writes serialised through one
+// reused buffer.
 //
-// It exists because coder/websocket closes a connection whose read context
-// ends: a Stream reads with a context that never ends (closing the
-// connection is what stops the reader, and a context without a Done channel
-// spares coder/websocket a timer per frame) and lets Recv wait on the
-// caller's context instead.
+// coder/websocket closes a connection whose read context ends, and it pays
+// a registration (and an allocation) per read or write whose context can
+// end. So a Stream reads in one of two ways:
+//
+//   - inline, in Recv itself, while every Recv is given a context that
+//     cannot end (context.Background()): no goroutine and no hand-over per
+//     frame. Close (from any goroutine) is what ends a blocked Recv. This is
+//     the hot path of a call.
+//   - through a reader goroutine, from the first Recv whose context can end:
+//     the goroutine reads with a context that never ends and hands events
+//     over one at a time, and Recv waits on the caller's context, which may
+//     end without ending the stream. The Stream stays in this mode.
 package wsstream
 
 import (
@@ -56,19 +63,27 @@ type Stream[E any] struct {
 	ctx    context.Context // ends when Close has closed the connection
 	cancel context.CancelFunc
 
+	inbuf bytes.Buffer // the frame of the last inline Recv
+
+	modeMu     sync.Mutex
+	reading    bool   // the reader goroutine runs
+	closing    bool   // Close has begun: no reader goroutine may start
 	events     chan E // unbuffered: one event handed over at a time
-	ended      chan struct{}
-	endOnce    sync.Once
-	end        *ports.SessionEnded
 	readerDone chan struct{}
-	closeOnce  sync.Once
+
+	ended     chan struct{}
+	endOnce   sync.Once
+	end       *ports.SessionEnded
+	closeOnce sync.Once
 
 	wmu  sync.Mutex // serialises writes and guards wbuf
 	wbuf []byte
 }
 
-// Start starts reading cfg.Conn. The caller must call Close eventually,
-// also after the peer ended the stream, to release the reader goroutine.
+// Start wraps cfg.Conn. It starts no goroutine: reading starts with the
+// first Recv. The caller must call Close eventually, also after the peer
+// ended the stream, to release the connection (and the reader goroutine,
+// if one was started).
 func Start[E any](cfg Config[E]) *Stream[E] {
 	reason := cfg.Reason
 	if reason == nil {
@@ -93,8 +108,23 @@ func Start[E any](cfg Config[E]) *Stream[E] {
 		readerDone: make(chan struct{}),
 		wbuf:       make([]byte, 0, 1024),
 	}
-	go s.read()
 	return s
+}
+
+// startReader switches the stream to reading through the reader
+// goroutine, unless it already does; it reports false once Close has
+// begun.
+func (s *Stream[E]) startReader() bool {
+	s.modeMu.Lock()
+	defer s.modeMu.Unlock()
+	if s.closing {
+		return false
+	}
+	if !s.reading {
+		s.reading = true
+		go s.read()
+	}
+	return true
 }
 
 // read is the connection's only reader. Frames are read into two buffers
@@ -118,17 +148,8 @@ func (s *Stream[E]) read() {
 			s.readFailed(err)
 			return
 		}
-		if typ != websocket.MessageText {
-			s.log.Warn("skipped binary frame", "bytes", buf.Len())
-			continue
-		}
-		ev, err := s.decode(buf.Bytes())
-		if err != nil {
-			level := slog.LevelWarn
-			if errors.Is(err, ErrIgnore) {
-				level = slog.LevelDebug
-			}
-			s.log.Log(s.ctx, level, "skipped frame", "err", err, "bytes", buf.Len())
+		ev, ok := s.decodeFrame(typ, buf.Bytes())
+		if !ok {
 			continue
 		}
 		select {
@@ -177,11 +198,21 @@ func (s *Stream[E]) Err() error {
 
 // Recv returns the next event. It blocks until one arrives, ctx is done
 // (the error wraps ctx.Err(); the stream goes on) or the stream ends (Err).
-// It must not be called concurrently with itself.
+// It must not be called concurrently with itself. Given a context that
+// cannot end, it reads the connection itself (see the package comment).
 func (s *Stream[E]) Recv(ctx context.Context) (E, error) {
 	var zero E
 	if err := s.Err(); err != nil {
 		return zero, err
+	}
+	s.modeMu.Lock()
+	inline := !s.reading
+	s.modeMu.Unlock()
+	if inline && ctx.Done() == nil {
+		return s.recvInline()
+	}
+	if !s.startReader() {
+		return zero, s.closedErr()
 	}
 	select {
 	case ev := <-s.events:
@@ -191,6 +222,52 @@ func (s *Stream[E]) Recv(ctx context.Context) (E, error) {
 	case <-ctx.Done():
 		return zero, ctx.Err()
 	}
+}
+
+// recvInline reads frames in the caller's goroutine until one decodes into
+// an event or the stream ends. The event may alias the frame, which stays
+// unchanged until the next Recv.
+func (s *Stream[E]) recvInline() (E, error) {
+	var zero E
+	for {
+		s.inbuf.Reset()
+		typ, r, err := s.conn.Reader(context.Background())
+		if err == nil {
+			_, err = s.inbuf.ReadFrom(r)
+		}
+		if err != nil {
+			s.readFailed(err)
+			return zero, s.Err()
+		}
+		if ev, ok := s.decodeFrame(typ, s.inbuf.Bytes()); ok {
+			return ev, nil
+		}
+	}
+}
+
+// decodeFrame decodes one frame, logging and skipping what is not an event.
+func (s *Stream[E]) decodeFrame(typ websocket.MessageType, frame []byte) (E, bool) {
+	if typ != websocket.MessageText {
+		s.log.Warn("skipped binary frame", "bytes", len(frame))
+		var zero E
+		return zero, false
+	}
+	ev, err := s.decode(frame)
+	if err != nil {
+		level := slog.LevelWarn
+		if errors.Is(err, ErrIgnore) {
+			level = slog.LevelDebug
+		}
+		s.log.Log(s.ctx, level, "skipped frame", "err", err, "bytes", len(frame))
+		return ev, false
+	}
+	return ev, true
+}
+
+// closedErr is Err once Close has begun (it finishes the stream first).
+func (s *Stream[E]) closedErr() error {
+	<-s.ended
+	return s.Err()
 }
 
 // Write sends one text frame that build appends to the buffer it is given.
@@ -225,12 +302,18 @@ func (s *Stream[E]) Close(code websocket.StatusCode, reason string) error {
 		if len(reason) > 120 {
 			reason = reason[:120]
 		}
+		s.modeMu.Lock()
+		s.closing = true
+		reading := s.reading
+		s.modeMu.Unlock()
 		err = s.conn.Close(code, reason)
 		if !first || errors.Is(err, net.ErrClosed) || websocket.CloseStatus(err) >= 0 {
 			err = nil // the peer (or the read limit) closed the connection first
 		}
 		s.cancel()
-		<-s.readerDone
+		if reading {
+			<-s.readerDone
+		}
 	})
 	if err != nil {
 		return fmt.Errorf("close: %w", err)

@@ -100,8 +100,12 @@ func TestEndReasons(t *testing.T) {
 		s := open(t, model)
 		sess, err := sim.Latest(t.Context())
 		require.NoError(t, err)
-		require.NoError(t, sess.Hangup(t.Context(), websocket.StatusGoingAway, "session expired"))
+		hungUp := make(chan error, 1)
+		go func() { // the peer's close handshake needs the client to read
+			hungUp <- sess.Hangup(t.Context(), websocket.StatusGoingAway, "session expired")
+		}()
 		ended := recvEnd(t, s)
+		require.NoError(t, <-hungUp)
 		assert.Equal(t, "session_limit", ended.Reason)
 		assert.Equal(t, int(websocket.StatusGoingAway), ended.Code)
 	})
@@ -118,8 +122,10 @@ func TestEndReasons(t *testing.T) {
 	t.Run("remote close", func(t *testing.T) {
 		sim, model, _ := newSim(t, realtimesim.Options{})
 		s := open(t, model)
-		require.NoError(t, sim.Hangup(t.Context()))
+		hungUp := make(chan error, 1)
+		go func() { hungUp <- sim.Hangup(t.Context()) }()
 		assert.Equal(t, "remote_closed", recvEnd(t, s).Reason)
+		require.NoError(t, <-hungUp)
 	})
 	t.Run("local close", func(t *testing.T) {
 		_, model, _ := newSim(t, realtimesim.Options{})

@@ -48,16 +48,25 @@ func (s *session) endReason(code int) string {
 	}
 }
 
-// configure sends session.update and waits for session.updated.
+// configure sends session.update and waits for session.updated. ctx bounds
+// the wait by closing the session when it ends, so that the session's
+// reads stay inline (wsstream) for the rest of its life.
 func (s *session) configure(ctx context.Context, cfg ports.SpeechConfig) error {
 	if err := s.sendEvent(ctx, "session update", sessionUpdate(cfg)); err != nil {
 		return errors.Join(err, ports.ErrUnavailable)
 	}
+	stop := context.AfterFunc(ctx, func() { _ = s.stream.Close(websocket.StatusNormalClosure, "open cancelled") })
+	err := s.awaitUpdated()
+	if !stop() { // ctx ended: the session is closed or being closed
+		return fmt.Errorf("realtime: open: %w", ctx.Err())
+	}
+	return err
+}
+
+func (s *session) awaitUpdated() error {
 	for {
-		ev, err := s.stream.Recv(ctx)
+		ev, err := s.stream.Recv(context.Background())
 		switch {
-		case ctx.Err() != nil:
-			return fmt.Errorf("realtime: open: %w", ctx.Err())
 		case err != nil:
 			return fmt.Errorf("realtime: open: %w", errors.Join(ports.ErrUnavailable, err))
 		case ev.Type == ports.SpeechError:
@@ -131,7 +140,10 @@ func (s *session) sendEvent(ctx context.Context, op string, event json.Marshaler
 // Error events are returned as SpeechError events with Fatal unset: whether
 // one was fatal shows only in the end that follows. Malformed and unused
 // events are logged and skipped. An audio delta's Audio is valid until the
-// next call. Recv must not be called concurrently with itself.
+// next call. Recv must not be called concurrently with itself. With a
+// context that cannot end (context.Background()) it reads the connection
+// itself, which is cheapest: no goroutine and no hand-over per event
+// (then only Close, or the session's end, makes it return).
 func (s *session) Recv(ctx context.Context) (ports.SpeechEvent, error) {
 	ev, err := s.stream.Recv(ctx)
 	if err != nil {

@@ -22,9 +22,9 @@ const ReadLimit = 64 << 10
 
 // Channel is one Twilio Media Stream. It implements ports.TelephonyChannel.
 //
-// A goroutine started by New reads the socket until the stream ends. Close
-// must be called once the stream is no longer needed, also after the peer
-// ended it, to release the connection.
+// Recv reads the socket (see Recv). Close must be called once the stream
+// is no longer needed, also after the peer ended it, to release the
+// connection.
 type Channel struct {
 	stream    *wsstream.Stream[ports.CallEvent]
 	dec       decoder                // used by the reader goroutine only
@@ -33,7 +33,7 @@ type Channel struct {
 
 var _ ports.TelephonyChannel = (*Channel)(nil)
 
-// New wraps an accepted WebSocket connection and starts reading it. It sets
+// New wraps an accepted WebSocket connection; Recv reads it. It sets
 // the connection's read limit to ReadLimit. log receives skipped frames and
 // the end of the stream; it never receives audio or custom parameters
 // (which carry the stream token).
@@ -64,7 +64,10 @@ func (c *Channel) decode(frame []byte) (ports.CallEvent, error) {
 // "caller_hangup"). Malformed and unknown frames are logged and skipped; an
 // oversized one ends the stream (reason "message_too_big", code 1009). The
 // event's Payload is valid until the next call. Recv must not be called
-// concurrently with itself.
+// concurrently with itself. With a context that cannot end
+// (context.Background()) it reads the connection itself, which is
+// cheapest: no goroutine and no hand-over per frame (then only Close, or
+// the stream's end, makes it return).
 func (c *Channel) Recv(ctx context.Context) (ports.CallEvent, error) {
 	ev, err := c.stream.Recv(ctx)
 	if err != nil {

@@ -231,8 +231,12 @@ func TestOversizedFrameClosesWith1009(t *testing.T) {
 
 func TestPeerCloseEndsStream(t *testing.T) {
 	p := newPair(t)
-	require.NoError(t, p.client.Close(websocket.StatusGoingAway, "bye"))
+	closed := make(chan error, 1)
+	go func() { // the close handshake completes when the channel reads
+		closed <- p.client.Close(websocket.StatusGoingAway, "bye")
+	}()
 	_, err := p.ch.Recv(t.Context())
+	require.NoError(t, <-closed)
 	require.ErrorIs(t, err, ports.ErrClosed)
 	var ended *ports.SessionEnded
 	require.ErrorAs(t, err, &ended)

@@ -170,14 +170,17 @@ func (c *Caller) play(ctx context.Context) {
 
 func playTime(bytes int) time.Duration { return time.Duration(bytes) * time.Millisecond / 8 }
 
-// echo sends a mark back to the gateway and records it.
+// echo sends a mark back to the gateway and then records it, so that a
+// frame the test sends after seeing the echo in Marks follows it on the
+// wire.
 func (c *Caller) echo(ctx context.Context, name string, flushed bool) {
-	c.mu.Lock()
-	if !c.opts.NoRecord {
-		c.marks = append(c.marks, MarkEcho{Name: name, At: c.clock.Now(), Flushed: flushed})
-	}
-	c.mu.Unlock()
+	at := c.clock.Now()
 	f := markFrame{Event: "mark", SequenceNumber: c.nextSeq(), StreamSid: c.sid()}
 	f.Mark.Name = name
 	_ = c.writeJSON(ctx, f) // the stream may be ending; the echo is recorded either way
+	if !c.opts.NoRecord {
+		c.mu.Lock()
+		c.marks = append(c.marks, MarkEcho{Name: name, At: at, Flushed: flushed})
+		c.mu.Unlock()
+	}
 }
