@@ -100,11 +100,10 @@ func (c *call) run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return c.readCaller(gctx) })
 	g.Go(func() error { return c.own(gctx) })
-	g.Go(func() error {
-		<-gctx.Done()
-		c.closeBoth(endingOf(context.Cause(gctx)))
-		return nil
-	})
+	// This goroutine ends the call: once one of the two has ended it (or
+	// ctx is done), closing both sides makes the other return.
+	<-gctx.Done()
+	c.closeBoth(endingOf(context.Cause(gctx)))
 	end := endingOf(g.Wait())
 	c.applyCaller() // the echoes that came after the last model event
 	c.finish(end)

@@ -59,6 +59,7 @@ type Caller struct {
 	nextTs    atomic.Int64 // stream position for Speak, in ms
 	hungUp    atomic.Bool  // Stop has started the close
 
+	echoMu     sync.Mutex // held while an echo is sent and recorded
 	mu         sync.Mutex
 	received   []porttest.Outbound
 	queue      []queued // audio and marks waiting to play
@@ -163,13 +164,26 @@ func (c *Caller) Media(ctx context.Context, timestampMs int64, payload []byte) e
 	b = append(b, `","timestamp":"`...)
 	b = strconv.AppendInt(b, timestampMs, 10)
 	b = append(b, `","payload":`...)
-	p, _ := json.Marshal(string(payload)) // a string always marshals
-	b = append(b, p...)
+	b = appendJSONString(b, string(payload))
 	b = append(b, `},"streamSid":`...)
-	sid, _ := json.Marshal(c.sid())
-	b = append(b, sid...)
+	b = appendJSONString(b, c.sid())
 	b = append(b, '}')
 	return c.write(ctx, b)
+}
+
+// appendJSONString appends s as a JSON string: as it is between quotes
+// when it needs no escaping (base64 audio, sids, mark names), else through
+// encoding/json.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // Speak streams raw mu-law audio as 20 ms media frames continuing the
@@ -249,6 +263,8 @@ func (c *Caller) Played() []byte {
 
 // Marks returns the marks echoed so far, in order.
 func (c *Caller) Marks() []MarkEcho {
+	c.echoMu.Lock()
+	defer c.echoMu.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]MarkEcho(nil), c.marks...)

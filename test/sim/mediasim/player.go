@@ -1,6 +1,7 @@
 package mediasim
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -20,6 +21,12 @@ func (c *Caller) read(ctx context.Context) {
 		// A context without a Done channel spares a timer per frame; Close
 		// closes the connection, which ends the read.
 		_, b, err := c.conn.Read(context.Background())
+		if err == nil {
+			if payload, ok := fastMedia(b); ok { // the common case, without encoding/json
+				c.receiveMedia(payload)
+				continue
+			}
+		}
 		if err != nil {
 			if code := websocket.CloseStatus(err); code >= 0 && !c.hungUp.Load() {
 				c.mu.Lock()
@@ -46,6 +53,31 @@ func (c *Caller) read(ctx context.Context) {
 			c.record(porttest.Outbound{Kind: f.Event})
 		}
 	}
+}
+
+// mediaPrefix and payloadKey are how the gateway writes media frames.
+var (
+	mediaPrefix = []byte(`{"event":"media",`)
+	payloadKey  = []byte(`"payload":"`)
+)
+
+// fastMedia returns the payload of a media frame whose payload is plain
+// base64 (no escapes), or false for anything else, which the caller then
+// decodes with encoding/json.
+func fastMedia(b []byte) (string, bool) {
+	if !bytes.HasPrefix(b, mediaPrefix) {
+		return "", false
+	}
+	i := bytes.Index(b, payloadKey)
+	if i < 0 {
+		return "", false
+	}
+	rest := b[i+len(payloadKey):]
+	end := bytes.IndexByte(rest, '"')
+	if end < 0 || bytes.IndexByte(rest[:end], '\\') >= 0 || !bytes.HasPrefix(rest[end:], []byte(`"}}`)) {
+		return "", false
+	}
+	return string(rest[:end]), true
 }
 
 func (c *Caller) record(o porttest.Outbound) {
@@ -170,14 +202,23 @@ func (c *Caller) play(ctx context.Context) {
 
 func playTime(bytes int) time.Duration { return time.Duration(bytes) * time.Millisecond / 8 }
 
-// echo sends a mark back to the gateway and then records it, so that a
-// frame the test sends after seeing the echo in Marks follows it on the
-// wire.
+// echo sends a mark back to the gateway and records it, both under
+// echoMu, which Marks also takes: an echo is in Marks exactly when it is on
+// the wire, so a frame sent after seeing it there follows it, and a test
+// that saw it arrive finds it there.
 func (c *Caller) echo(ctx context.Context, name string, flushed bool) {
+	c.echoMu.Lock()
+	defer c.echoMu.Unlock()
 	at := c.clock.Now()
-	f := markFrame{Event: "mark", SequenceNumber: c.nextSeq(), StreamSid: c.sid()}
-	f.Mark.Name = name
-	_ = c.writeJSON(ctx, f) // the stream may be ending; the echo is recorded either way
+	b := make([]byte, 0, 128)
+	b = append(b, `{"event":"mark","sequenceNumber":"`...)
+	b = append(b, c.nextSeq()...)
+	b = append(b, `","streamSid":`...)
+	b = appendJSONString(b, c.sid())
+	b = append(b, `,"mark":{"name":`...)
+	b = appendJSONString(b, name)
+	b = append(b, "}}"...)
+	_ = c.write(ctx, b) // the stream may be ending; the echo is recorded either way
 	if !c.opts.NoRecord {
 		c.mu.Lock()
 		c.marks = append(c.marks, MarkEcho{Name: name, At: at, Flushed: flushed})

@@ -343,8 +343,12 @@ func (s *Session) appendDelta(b, head, chunk []byte) []byte {
 	b = append(b, head...)
 	b = append(b, s.nextID("event")...)
 	b = append(b, `","delta":`...)
-	delta, _ := json.Marshal(string(chunk))
-	b = append(b, delta...)
+	if bytes.IndexFunc(chunk, func(r rune) bool { return r == '"' || r == '\\' || r < 0x20 || r >= 0x7f }) >= 0 {
+		delta, _ := json.Marshal(string(chunk))
+		b = append(b, delta...)
+	} else { // base64, as always but in tests of malformed input
+		b = append(append(append(b, '"'), chunk...), '"')
+	}
 	return append(b, '}')
 }
 
