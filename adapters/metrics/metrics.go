@@ -119,16 +119,17 @@ type Call struct {
 	InputTokens, OutputTokens          int
 }
 
-// CallEnded counts a call out.
+// CallEnded counts a call out. The call is counted in calls_total last, so
+// that a scrape that sees it sees its frames and tokens too.
 func (m *Metrics) CallEnded(c Call) {
-	m.callsActive.Dec()
-	m.callsEnded.WithLabelValues(c.EndReason).Inc()
 	m.callDuration.Observe(c.Duration.Seconds())
 	m.frames.WithLabelValues("caller_to_model").Add(float64(c.FramesIn))
 	m.frames.WithLabelValues("model_to_caller").Add(float64(c.FramesOut))
 	m.frames.WithLabelValues("dropped").Add(float64(c.FramesDropped))
 	m.tokens.WithLabelValues("input").Add(float64(c.InputTokens))
 	m.tokens.WithLabelValues("output").Add(float64(c.OutputTokens))
+	m.callsActive.Dec()
+	m.callsEnded.WithLabelValues(c.EndReason).Inc()
 }
 
 // StreamRefused counts a media stream closed before its call began.

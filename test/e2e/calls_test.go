@@ -451,6 +451,8 @@ func TestCallMetrics(t *testing.T) {
 	deltas, _ := chunks(3, 100)
 	require.NoError(t, sess.Say(e.ctx, "resp_1", "item_1", "Hi.", deltas...))
 	e.until("the audio at the caller", func() bool { return countKind(caller.Received(), "mark") == 3 })
+	// The clear answers speech that came after response.done: the call's
+	// usage is known when it arrives.
 	require.NoError(t, sess.StartSpeech(e.ctx, "item_c", 0))
 	e.until("the clear", func() bool { return len(caller.Clears()) == 1 })
 	require.NoError(t, caller.Stop(e.ctx))
