@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/convgateway/gateway/adapters/store/redisstore"
 	"github.com/convgateway/gateway/cmd/wire"
 	"github.com/convgateway/gateway/configs"
 )
@@ -72,6 +73,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.SlogLevel()}))
 	log.Info("gateway: starting", "config", cfg)
+	redisstore.RouteLogs(log.With("adapter", "redis"))
 
 	gw, err := wire.Build(ctx, cfg, log)
 	if err != nil {
