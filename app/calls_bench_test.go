@@ -18,8 +18,6 @@ import (
 // adapters' own per-frame costs (JSON and WebSocket) have their benchmarks
 // in adapters/twilio/mediastream and adapters/openai/realtime.
 
-var errBenchEnd = errors.New("bench: end")
-
 // benchLine is a TelephonyChannel that yields the start event, then what
 // the benchmark feeds it, and echoes every mark at once (playback that
 // takes no time).

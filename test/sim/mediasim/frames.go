@@ -36,15 +36,6 @@ type dtmfFrame struct {
 	} `json:"dtmf"`
 }
 
-type markFrame struct {
-	Event          string `json:"event"`
-	SequenceNumber string `json:"sequenceNumber"`
-	StreamSid      string `json:"streamSid"`
-	Mark           struct {
-		Name string `json:"name"`
-	} `json:"mark"`
-}
-
 type stopFrame struct {
 	Event          string `json:"event"`
 	SequenceNumber string `json:"sequenceNumber"`
