@@ -41,13 +41,13 @@ type Config[E any] struct {
 	Conn *websocket.Conn
 	Log  *slog.Logger
 	// Decode turns a text frame into an event. The event may alias frame,
-	// which stays unchanged until the Recv after the one that returns the
-	// event. Errors other than ErrIgnore are logged as skipped frames. It
-	// runs on the reader goroutine only.
+	// which stays unchanged until the next Recv. Errors other than
+	// ErrIgnore are logged as skipped frames. It runs on one goroutine at a
+	// time: Recv's, or the reader goroutine's.
 	Decode func(frame []byte) (E, error)
 	// Reason names the end of a stream the peer closed with code, or -1
-	// when the connection broke without a close frame. It runs on the
-	// reader goroutine, after every Decode. Nil means "remote_closed" and
+	// when the connection broke without a close frame. It runs where
+	// Decode runs, after every Decode. Nil means "remote_closed" and
 	// "connection_lost".
 	Reason func(code int) string
 }

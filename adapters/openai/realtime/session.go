@@ -16,7 +16,7 @@ import (
 // session is one open Realtime session. It implements ports.SpeechSession.
 type session struct {
 	stream *wsstream.Stream[ports.SpeechEvent]
-	dec    decoder // used by the reader goroutine only
+	dec    decoder // used by whichever goroutine reads (one at a time)
 }
 
 var _ ports.SpeechSession = (*session)(nil)
@@ -154,8 +154,9 @@ func (s *session) Recv(ctx context.Context) (ports.SpeechEvent, error) {
 
 // Close ends the session with a normal WebSocket close (reason
 // "local_close"). It blocks until the close handshake is done (at most a
-// few seconds when the server does not answer) and the reader goroutine has
-// returned, and makes a blocked Recv return. Later calls return nil at
+// few seconds when the server does not answer) and the session's reader
+// goroutine, if Recv started one, has returned; it makes a blocked Recv
+// return. Later calls return nil at
 // once. Safe for concurrent use.
 func (s *session) Close() error {
 	if err := s.stream.Close(websocket.StatusNormalClosure, "local_close"); err != nil {

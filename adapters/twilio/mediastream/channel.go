@@ -27,7 +27,7 @@ const ReadLimit = 64 << 10
 // connection.
 type Channel struct {
 	stream    *wsstream.Stream[ports.CallEvent]
-	dec       decoder                // used by the reader goroutine only
+	dec       decoder                // used by whichever goroutine reads (one at a time)
 	streamSid atomic.Pointer[string] // learned from start
 }
 
@@ -121,8 +121,8 @@ func (c *Channel) send(ctx context.Context, op string, build func(b []byte, sid 
 // violation) when policy is set, else 1000; reason goes with it and is
 // what Recv reports. Only the first call has an effect; later calls return
 // nil at once. It blocks until the close handshake is done (at most a few
-// seconds when the peer does not answer) and the reader goroutine has
-// returned, and makes a blocked Recv return. Safe for concurrent use.
+// seconds when the peer does not answer) and the stream's reader goroutine,
+// if Recv started one, has returned; it makes a blocked Recv return. Safe for concurrent use.
 func (c *Channel) Close(reason string, policy bool) error {
 	code := websocket.StatusNormalClosure
 	if policy {
