@@ -458,18 +458,12 @@ func (s *CallsService) Shutdown(ctx context.Context) error {
 	for _, p := range left {
 		p.abandon()
 	}
-	drained := make(chan struct{})
-	go func() {
-		s.wg.Wait()
-		close(drained)
-	}()
-	select {
-	case <-drained:
-		return nil
-	case <-ctx.Done():
-		<-drained // the opens were cancelled: only closes remain
-		return fmt.Errorf("calls: shutdown: %w", ctx.Err())
+	// The opens were cancelled: only closes remain, so waiting on after
+	// the deadline is short.
+	if err := drain(ctx, &s.wg, func() {}); err != nil {
+		return fmt.Errorf("calls: shutdown: %w", err)
 	}
+	return nil
 }
 
 // normalizeNumber reduces a phone number to E.164 form for comparison:

@@ -443,20 +443,11 @@ func (s *MessagesService) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
 	s.mu.Unlock()
-	drained := make(chan struct{})
-	go func() {
-		s.wg.Wait()
-		close(drained)
-	}()
 	defer s.cancel()
-	select {
-	case <-drained:
-		return nil
-	case <-ctx.Done():
-		s.cancel()
-		<-drained
-		return fmt.Errorf("messages: shutdown: %w", ctx.Err())
+	if err := drain(ctx, &s.wg, s.cancel); err != nil {
+		return fmt.Errorf("messages: shutdown: %w", err)
 	}
+	return nil
 }
 
 func textReply(text string) ports.Reply { return ports.Reply{Messages: []string{text}} }
