@@ -12,6 +12,12 @@ import (
 // ThreadStore keeps one conversation thread per user, records which webhook
 // deliveries were already processed, and serializes work per user.
 //
+// The store also tells deliveries that were taken but never answered: the
+// gateway records a delivery with FirstSeen, marks it Delivered once it is
+// answered, and asks for the Abandoned ones, so that a delivery whose
+// process died in between (a crash, a kill) is found by another process
+// or by the next start.
+//
 // Implementations are safe for concurrent use, and the guarantees below hold
 // across several gateway processes sharing one database when the
 // implementation is backed by a shared database (SQLite is one process; the
@@ -31,8 +37,34 @@ type ThreadStore interface {
 	// FirstSeen records key (an idempotency token or a MessageSid) and
 	// reports whether this is the first time it was recorded. Among
 	// concurrent calls with one key exactly one returns true. Keys are
-	// remembered for at least 24 hours.
+	// remembered for at least 24 hours. A key recorded as new is pending
+	// until Delivered(key): see Abandoned.
 	FirstSeen(ctx context.Context, key string) (bool, error)
+
+	// Delivered records that the delivery whose key FirstSeen recorded was
+	// answered (handed over, sent, or deliberately answered otherwise), so
+	// that Abandoned never returns key. Marking a key twice, or a key
+	// Abandoned already returned, is harmless; an unknown (or forgotten)
+	// key is not an error and nothing is recorded for it, so a later
+	// FirstSeen of that key is new and pending as usual. It blocks for one
+	// write to the store or until ctx is done (then the key may or may not
+	// be marked). Safe for concurrent use.
+	Delivered(ctx context.Context, key string) error
+
+	// Abandoned claims and returns, in no particular order, the keys that
+	// FirstSeen recorded at least olderThan ago (olderThan <= 0: every one
+	// recorded before the call) and that were neither marked Delivered nor
+	// returned by an earlier Abandoned call. The claim is atomic: among
+	// concurrent calls, in every process sharing the store, each such key
+	// is returned by exactly one call, once. Keys are forgotten with the
+	// retention of FirstSeen (at least 24 hours); a key older than that may
+	// never be returned. Nothing to claim is an empty result, not an
+	// error. It blocks for one transaction on the store or until ctx is
+	// done. A call that fails (an error wrapping ctx's error when ctx
+	// ended, else ErrUnavailable) claimed nothing, unless the store failed
+	// while committing the claim: keys may then be claimed and never
+	// returned. Safe for concurrent use.
+	Abandoned(ctx context.Context, olderThan time.Duration) ([]string, error)
 
 	// LockUser blocks until the caller holds the user's lock, or ctx is
 	// done. Waiters are granted the lock in the order they asked for it.

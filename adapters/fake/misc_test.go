@@ -90,6 +90,11 @@ func TestStoresDown(t *testing.T) {
 	tok, err := tokens.Issue(ctx, "CA1", time.Minute)
 	require.NoError(t, err)
 	assert.Equal(t, []fake.IssuedToken{{Token: tok, CallSid: "CA1", TTL: time.Minute}}, tokens.Issued())
+	for _, key := range []string{"sid:SM-taken", "sid:SM-answered"} {
+		first, err := threads.FirstSeen(ctx, key)
+		require.NoError(t, err)
+		require.True(t, first)
+	}
 
 	threads.Down(ports.ErrUnavailable)
 	tokens.Down(ports.ErrUnavailable)
@@ -97,11 +102,19 @@ func TestStoresDown(t *testing.T) {
 	_, err = threads.LockUser(ctx, "u")
 	require.ErrorIs(t, err, ports.ErrUnavailable)
 	require.ErrorIs(t, tokens.Consume(ctx, tok, "CA1"), ports.ErrUnavailable)
+	require.ErrorIs(t, threads.Delivered(ctx, "sid:SM-answered"), ports.ErrUnavailable)
+	keys, err := threads.Abandoned(ctx, 0)
+	require.ErrorIs(t, err, ports.ErrUnavailable)
+	assert.Empty(t, keys)
 
 	threads.Down(nil)
 	tokens.Down(nil)
 	require.NoError(t, threads.Ping(ctx))
 	require.NoError(t, tokens.Consume(ctx, tok, "CA1"), "the token survived the outage")
+	keys, err = threads.Abandoned(ctx, 0)
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []string{"sid:SM-taken", "sid:SM-answered"}, keys,
+		"nothing was claimed or marked while the store was down")
 }
 
 func TestCallsDefaults(t *testing.T) {

@@ -75,6 +75,23 @@ func (s *ThreadStore) FirstSeen(ctx context.Context, key string) (bool, error) {
 	return s.store.FirstSeen(ctx, key)
 }
 
+// Delivered marks key answered (see ports.ThreadStore).
+func (s *ThreadStore) Delivered(ctx context.Context, key string) error {
+	if err := s.down.check("delivered"); err != nil {
+		return err
+	}
+	return s.store.Delivered(ctx, key)
+}
+
+// Abandoned claims the keys never marked Delivered (see ports.ThreadStore).
+// While the store is down it claims nothing.
+func (s *ThreadStore) Abandoned(ctx context.Context, olderThan time.Duration) ([]string, error) {
+	if err := s.down.check("abandoned"); err != nil {
+		return nil, err
+	}
+	return s.store.Abandoned(ctx, olderThan)
+}
+
 // LockUser takes user's lock, first come first served (see ports.ThreadStore).
 func (s *ThreadStore) LockUser(ctx context.Context, user string) (func(), error) {
 	if err := s.down.check("lock user"); err != nil {

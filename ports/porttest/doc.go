@@ -11,7 +11,8 @@
 // subtest gets fresh state, runs its subtests in parallel, and bounds every
 // blocking step with a deadline so that a hung implementation fails instead
 // of stalling. The store suites use random user ids, keys and call sids, so
-// that the stores of one run may share a database or cache server.
+// that the stores of one run may share a database or cache server (each
+// ThreadStore subtest still needs state of its own: see ThreadStore).
 //
 // Ports whose behaviour depends on a remote peer (a speech model, a
 // telephony stream, an assistant, a message provider) are tested together

@@ -31,8 +31,15 @@ const lockSettle = 200 * time.Millisecond
 const concurrency = 24
 
 // ThreadStore runs the conformance suite of ports.ThreadStore. newStore is
-// called once per subtest; subtests run in parallel and use random user ids
-// and keys, so the stores they get may share one backing database.
+// called once per subtest and must return a store with state of its own
+// (a fresh file, schema or instance): Abandoned claims the keys of the
+// whole store, so subtests sharing state would claim each other's keys.
+// Subtests run in parallel.
+//
+// The suite does not control the store's clock: it checks Abandoned's
+// olderThan with a bound far in the past (an hour: nothing recorded during
+// the test is that old) and with zero (everything recorded before the
+// call), never with sleeps.
 func ThreadStore(t *testing.T, newStore func(t *testing.T) ports.ThreadStore) {
 	t.Run("ThreadNotFound", func(t *testing.T) {
 		t.Parallel()
@@ -143,6 +150,81 @@ func ThreadStore(t *testing.T, newStore func(t *testing.T) ports.ThreadStore) {
 		assert.True(t, firstSeen(t, s, b), "another key is new")
 		assert.False(t, firstSeen(t, s, a))
 		assert.False(t, firstSeen(t, s, b))
+	})
+
+	t.Run("AbandonedOnlyOnceOlderThan", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		assert.Empty(t, abandoned(t, s, 0), "a new store has nothing pending")
+		key := unique("sid")
+		require.True(t, firstSeen(t, s, key))
+		assert.Empty(t, abandoned(t, s, time.Hour), "not reported before olderThan has passed")
+		assert.Equal(t, []string{key}, abandoned(t, s, 0), "reported once olderThan has passed")
+		assert.Empty(t, abandoned(t, s, 0), "reported once only")
+		assert.False(t, firstSeen(t, s, key), "a reported key is still remembered")
+		assert.Empty(t, abandoned(t, s, 0), "seeing a reported key again does not make it pending")
+		delivered(t, s, key)
+		assert.Empty(t, abandoned(t, s, 0), "marking a reported key changes nothing")
+	})
+
+	t.Run("AbandonedNeverDelivered", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		answered, lost := unique("sid"), unique("sid")
+		require.True(t, firstSeen(t, s, answered))
+		require.True(t, firstSeen(t, s, lost))
+		delivered(t, s, answered)
+		delivered(t, s, answered) // twice is harmless
+		assert.False(t, firstSeen(t, s, answered), "a delivered key is still remembered")
+		assert.Equal(t, []string{lost}, abandoned(t, s, 0), "only the key never marked")
+		assert.Empty(t, abandoned(t, s, 0))
+	})
+
+	t.Run("DeliveredUnknownKey", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		key := unique("sid")
+		delivered(t, s, key) // no error, and nothing recorded:
+		assert.True(t, firstSeen(t, s, key), "marking an unknown key does not record it")
+		assert.Equal(t, []string{key}, abandoned(t, s, 0), "nor mark its later delivery answered")
+	})
+
+	t.Run("AbandonedConcurrent", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		const keys, callers = 20, 10
+		want := make([]string, keys)
+		for i := range want {
+			want[i] = unique("sid")
+			require.True(t, firstSeen(t, s, want[i]))
+		}
+		ctx := stepCtx(t)
+		got := make([][]string, callers)
+		release := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range callers {
+			wg.Go(func() {
+				<-release
+				var err error
+				got[i], err = s.Abandoned(ctx, 0)
+				if err != nil {
+					t.Errorf("Abandoned %d: %v", i, err)
+				}
+			})
+		}
+		close(release)
+		waitGroup(t, "Abandoned", &wg)
+		times := make(map[string]int, keys)
+		for _, ks := range got {
+			for _, k := range ks {
+				times[k]++
+			}
+		}
+		for _, k := range want {
+			assert.Equal(t, 1, times[k], "key %s returned %d times by the concurrent calls", k, times[k])
+		}
+		assert.Len(t, times, keys, "only the keys recorded")
+		assert.Empty(t, abandoned(t, s, 0), "nothing left after the race")
 	})
 
 	t.Run("LockMutualExclusion", func(t *testing.T) {
@@ -355,6 +437,22 @@ func firstSeen(t *testing.T, s ports.ThreadStore, key string) bool {
 	})
 	require.NoError(t, err)
 	return first
+}
+
+func delivered(t *testing.T, s ports.ThreadStore, key string) {
+	t.Helper()
+	require.NoError(t, withinErr(t, "Delivered", func(ctx context.Context) error {
+		return s.Delivered(ctx, key)
+	}))
+}
+
+func abandoned(t *testing.T, s ports.ThreadStore, olderThan time.Duration) []string {
+	t.Helper()
+	keys, err := within(t, "Abandoned", func(ctx context.Context) ([]string, error) {
+		return s.Abandoned(ctx, olderThan)
+	})
+	require.NoError(t, err)
+	return keys
 }
 
 // lockUser takes user's lock, failing the test if that does not happen in

@@ -50,5 +50,21 @@ func (e *expiring) put(key, value string, expires, now time.Time) {
 	e.m[key] = entry{value: value, expires: expires}
 }
 
+// takeBy removes and returns the keys of the live entries (at now) that
+// expire at or before by, and drops the expired entries on the way.
+func (e *expiring) takeBy(by, now time.Time) []string {
+	var keys []string
+	for k, en := range e.m {
+		switch {
+		case !now.Before(en.expires):
+			delete(e.m, k)
+		case !en.expires.After(by):
+			keys = append(keys, k)
+			delete(e.m, k)
+		}
+	}
+	return keys
+}
+
 // len returns the number of entries, expired ones included.
 func (e *expiring) len() int { return len(e.m) }

@@ -62,6 +62,44 @@ func TestFirstSeenExpiresAfterTTL(t *testing.T) {
 	assert.True(t, first, "forgotten once the TTL has passed")
 }
 
+// Abandoned goes by the store's clock: a key is reported once olderThan has
+// passed since it was first seen, once, and not after SeenTTL (it is
+// forgotten, pending state included).
+func TestAbandonedAge(t *testing.T) {
+	c := newClock()
+	s := newThreadStore(c.Now)
+	ctx := t.Context()
+	abandoned := func(olderThan time.Duration) []string {
+		t.Helper()
+		keys, err := s.Abandoned(ctx, olderThan)
+		require.NoError(t, err)
+		return keys
+	}
+	seen := func(key string) {
+		t.Helper()
+		first, err := s.FirstSeen(ctx, key)
+		require.NoError(t, err)
+		require.True(t, first)
+	}
+
+	seen("sid:a")
+	c.Advance(10*time.Minute - time.Nanosecond)
+	assert.Empty(t, abandoned(10*time.Minute), "not before olderThan")
+	c.Advance(time.Nanosecond)
+	assert.Equal(t, []string{"sid:a"}, abandoned(10*time.Minute), "once olderThan has passed")
+	assert.Empty(t, abandoned(0), "once only")
+
+	seen("sid:b")
+	require.NoError(t, s.Delivered(ctx, "sid:b"))
+	seen("sid:forgotten")
+	c.Advance(SeenTTL)
+	assert.Empty(t, abandoned(0), "neither a delivered key nor one older than SeenTTL")
+	assert.Zero(t, s.pending.len(), "the forgotten key's pending state is dropped")
+
+	seen("sid:forgotten") // new again, and pending again
+	assert.Equal(t, []string{"sid:forgotten"}, abandoned(0))
+}
+
 func TestFirstSeenGrowthIsBounded(t *testing.T) {
 	c := newClock()
 	s := newThreadStore(c.Now)
@@ -74,8 +112,10 @@ func TestFirstSeenGrowthIsBounded(t *testing.T) {
 		}
 		c.Advance(SeenTTL)
 	}
-	// Keys older than a day are swept: at most two days' worth is kept.
+	// Keys older than a day are swept: at most two days' worth is kept,
+	// of the keys and of their pending state (never claimed here).
 	assert.LessOrEqual(t, s.seen.len(), 2*perDay+minPrune)
+	assert.LessOrEqual(t, s.pending.len(), 2*perDay+minPrune)
 }
 
 func TestTokenExpiry(t *testing.T) {

@@ -25,6 +25,10 @@ type ThreadStore struct {
 	mu      sync.Mutex
 	threads map[string]string
 	seen    expiring
+	// pending holds the keys FirstSeen recorded that were neither marked
+	// Delivered nor claimed by Abandoned, expiring with them; an entry's
+	// expiry minus SeenTTL is when its key was first seen.
+	pending expiring
 	locks   map[string]*userLock // only users with a holder
 }
 
@@ -45,6 +49,7 @@ func newThreadStore(now func() time.Time) *ThreadStore {
 		now:     now,
 		threads: make(map[string]string),
 		seen:    newExpiring(),
+		pending: newExpiring(),
 		locks:   make(map[string]*userLock),
 	}
 }
@@ -73,9 +78,10 @@ func (s *ThreadStore) SaveThread(_ context.Context, user, threadID string) (stri
 	return threadID, nil
 }
 
-// FirstSeen records key for SeenTTL and reports whether it was new. Expired
-// keys are swept as the table grows, so memory stays proportional to the
-// keys seen within SeenTTL. It does not block and never fails.
+// FirstSeen records key for SeenTTL and reports whether it was new; a new
+// key is pending until Delivered. Expired keys are swept as the table
+// grows, so memory stays proportional to the keys seen within SeenTTL. It
+// does not block and never fails.
 func (s *ThreadStore) FirstSeen(_ context.Context, key string) (bool, error) {
 	now := s.now()
 	s.mu.Lock()
@@ -84,7 +90,29 @@ func (s *ThreadStore) FirstSeen(_ context.Context, key string) (bool, error) {
 		return false, nil
 	}
 	s.seen.put(key, "", now.Add(SeenTTL), now)
+	s.pending.put(key, "", now.Add(SeenTTL), now)
 	return true, nil
+}
+
+// Delivered marks key answered: Abandoned will not return it. An unknown
+// key is ignored. It does not block and never fails.
+func (s *ThreadStore) Delivered(_ context.Context, key string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pending.take(key)
+	return nil
+}
+
+// Abandoned returns the keys first seen at least olderThan ago that are
+// neither Delivered nor returned before, and forgets them as pending: each
+// is returned once. It scans the pending keys (those of at most SeenTTL)
+// under the store's mutex, so concurrent callers never share a key. It does
+// not block and never fails.
+func (s *ThreadStore) Abandoned(_ context.Context, olderThan time.Duration) ([]string, error) {
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pending.takeBy(now.Add(-max(olderThan, 0)).Add(SeenTTL), now), nil
 }
 
 // LockUser blocks until the caller holds user's lock or ctx is done; waiters

@@ -7,6 +7,10 @@
 //   - One reply per delivery: FirstSeen inserts into deliveries with ON
 //     CONFLICT DO NOTHING; only the insert that affected a row is first.
 //     Keys older than 24 hours are pruned, at most once an hour per Store.
+//   - Abandoned deliveries reported once: Delivered sets delivered_at;
+//     Abandoned sets reported_at on the old rows that have neither, chosen
+//     with FOR UPDATE SKIP LOCKED, and returns their keys, so concurrent
+//     callers on every instance claim disjoint keys.
 //   - Per-user order: LockUser takes a session-level advisory lock
 //     (pg_advisory_lock) keyed by a hash of the user, on a connection of a
 //     separate lock pool that it holds until unlock. Every waiter queues in

@@ -232,7 +232,7 @@ func (s *Store) SaveThread(ctx context.Context, user, threadID string) (string, 
 
 // FirstSeen records key and reports whether no caller in any process
 // recorded it within Retention before. Among concurrent callers exactly one
-// gets true. At most once per pruneEvery it first deletes keys older than
+// gets true. A new key is pending until Delivered. At most once per pruneEvery it first deletes keys older than
 // Retention (a failure there is logged, not returned). It blocks for one or
 // two queries or until ctx is done.
 func (s *Store) FirstSeen(ctx context.Context, key string) (bool, error) {
@@ -245,6 +245,58 @@ func (s *Store) FirstSeen(ctx context.Context, key string) (bool, error) {
 		return false, classify(ctx, "first seen", err)
 	}
 	return tag.RowsAffected() == 1, nil
+}
+
+// Delivered marks key answered, so that Abandoned never returns it, in any
+// process. An unknown key changes nothing. It blocks for one query or until
+// ctx is done.
+func (s *Store) Delivered(ctx context.Context, key string) error {
+	if err := s.ready(ctx); err != nil {
+		return err
+	}
+	_, err := s.pool.Exec(ctx, "UPDATE deliveries SET delivered_at = now() WHERE key = $1 AND delivered_at IS NULL", key)
+	if err != nil {
+		return classify(ctx, "delivered", err)
+	}
+	return nil
+}
+
+// abandonedQuery claims the pending deliveries first seen at least $1
+// seconds ago and less than $2 seconds ago (the retention). FOR UPDATE SKIP
+// LOCKED makes concurrent claims, in every process, take disjoint rows
+// without waiting for one another (so without deadlocks); a row whose
+// claim another transaction committed meanwhile is re-checked, and so
+// skipped, when it is locked.
+const abandonedQuery = `UPDATE deliveries SET reported_at = now()
+WHERE key IN (
+    SELECT key FROM deliveries
+    WHERE delivered_at IS NULL AND reported_at IS NULL
+      AND seen_at <= now() - make_interval(secs => $1)
+      AND seen_at > now() - make_interval(secs => $2)
+    FOR UPDATE SKIP LOCKED)
+RETURNING key`
+
+// Abandoned claims and returns the keys first seen at least olderThan ago
+// (by the database's clock), within Retention, that are neither delivered
+// nor returned before; each is returned by one call in one process only.
+// The claim is one statement in a transaction that commits after every key
+// is read: a call that fails before the commit (ctx's end included) claims
+// nothing. It blocks for that transaction or until ctx is done.
+func (s *Store) Abandoned(ctx context.Context, olderThan time.Duration) ([]string, error) {
+	if err := s.ready(ctx); err != nil {
+		return nil, err
+	}
+	var keys []string
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, _ := tx.Query(ctx, abandonedQuery, max(olderThan, 0).Seconds(), Retention.Seconds())
+		var err error
+		keys, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	if err != nil {
+		return nil, classify(ctx, "abandoned", err)
+	}
+	return keys, nil
 }
 
 // maybePrune deletes deliveries older than Retention unless this Store did

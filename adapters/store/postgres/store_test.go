@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -72,8 +74,8 @@ func open(t *testing.T, rawURL, schema string) *postgres.Store {
 
 func TestConformance(t *testing.T) {
 	rawURL := serverURL(t)
-	schema := newSchema(t, rawURL)
-	porttest.ThreadStore(t, func(t *testing.T) ports.ThreadStore { return open(t, rawURL, schema) })
+	// A schema per subtest: the suite needs state of its own for each.
+	porttest.ThreadStore(t, func(t *testing.T) ports.ThreadStore { return open(t, rawURL, newSchema(t, rawURL)) })
 }
 
 // Two Stores on one schema stand for two gateway instances.
@@ -126,6 +128,39 @@ func TestTwoInstances(t *testing.T) {
 		close(start)
 		wg.Wait()
 		require.Equal(t, int32(1), first.Load(), "a delivery is first on exactly one instance")
+	})
+
+	t.Run("AbandonedOnce", func(t *testing.T) {
+		keys := make([]string, n)
+		for i := range keys {
+			keys[i] = fmt.Sprintf("sid:SM-two-%d", i)
+			ok, err := stores[i%2].FirstSeen(ctx, keys[i])
+			require.NoError(t, err)
+			require.True(t, ok)
+		}
+		require.NoError(t, b.Delivered(ctx, keys[0]), "answered by the other instance")
+		times := map[string]int{}
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range 10 {
+			wg.Go(func() {
+				<-start
+				got, err := stores[i%2].Abandoned(ctx, 0)
+				assert.NoError(t, err)
+				mu.Lock()
+				defer mu.Unlock()
+				for _, k := range got {
+					times[k]++
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		assert.Zero(t, times[keys[0]], "a delivery marked on one instance is not reported by the other")
+		for _, k := range keys[1:] {
+			assert.Equal(t, 1, times[k], "%s is reported by exactly one call of one instance", k)
+		}
 	})
 
 	t.Run("LockMutualExclusion", func(t *testing.T) {
@@ -264,6 +299,53 @@ func TestPrunesOldDeliveries(t *testing.T) {
 	require.False(t, ok, "a key younger than 24 hours is remembered")
 }
 
+// Abandoned goes by the database's clock: a delivery is reported once
+// olderThan has passed since it was first seen, and not once Retention has
+// (it is forgotten).
+func TestAbandonedAge(t *testing.T) {
+	rawURL := serverURL(t)
+	schema := newSchema(t, rawURL)
+	s := open(t, rawURL, schema)
+	exec(t, rawURL, "INSERT INTO "+pgx.Identifier{schema, "deliveries"}.Sanitize()+" (key, seen_at) VALUES "+
+		"('sid:recent', now() - interval '5 minutes'), ('sid:old', now() - interval '20 minutes'), "+
+		"('sid:yesterday', now() - interval '23 hours'), ('sid:expired', now() - interval '25 hours')")
+	got, err := s.Abandoned(t.Context(), 10*time.Minute)
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []string{"sid:old", "sid:yesterday"}, got)
+	got, err = s.Abandoned(t.Context(), time.Minute)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"sid:recent"}, got, "the rest was reported before or has expired")
+}
+
+// Upgrading a database of the first schema version: the deliveries it
+// recorded were never marked, and are not reported as lost; those recorded
+// after the upgrade are tracked.
+func TestUpgradeDoesNotReportOldDeliveries(t *testing.T) {
+	rawURL := serverURL(t)
+	schema := newSchema(t, rawURL)
+	v1, err := os.ReadFile(filepath.Join("migrations", "0001_init.sql"))
+	require.NoError(t, err)
+	exec(t, rawURL, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize()+"; SET search_path = "+pgx.Identifier{schema}.Sanitize()+";\n"+
+		string(v1)+`;
+		CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());
+		INSERT INTO schema_migrations (version, name) VALUES (1, '0001_init.sql');
+		INSERT INTO deliveries (key, seen_at) VALUES ('sid:before-upgrade', now() - interval '1 hour');`)
+
+	s := open(t, rawURL, schema) // applies 0002
+	got, err := s.Abandoned(t.Context(), 0)
+	require.NoError(t, err)
+	assert.Empty(t, got, "deliveries recorded before the upgrade are not reported")
+	ok, err := s.FirstSeen(t.Context(), "sid:before-upgrade")
+	require.NoError(t, err)
+	assert.False(t, ok, "and still remembered")
+	ok, err = s.FirstSeen(t.Context(), "sid:after-upgrade")
+	require.NoError(t, err)
+	require.True(t, ok)
+	got, err = s.Abandoned(t.Context(), 0)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"sid:after-upgrade"}, got)
+}
+
 func TestUnreachableAtStart(t *testing.T) {
 	addr := storetest.ClosedAddr(t)
 	_, err := postgres.Open(t.Context(), "postgres://postgres:s3cret-pw@"+addr+"/test?sslmode=disable", discard)
@@ -310,6 +392,9 @@ func TestRecovers(t *testing.T) {
 	_, err = s.FirstSeen(ctx, "SM1")
 	require.ErrorIs(t, err, ports.ErrUnavailable)
 	_, err = s.LockUser(ctx, "other")
+	require.ErrorIs(t, err, ports.ErrUnavailable)
+	require.ErrorIs(t, s.Delivered(ctx, "SM1"), ports.ErrUnavailable)
+	_, err = s.Abandoned(ctx, 0)
 	require.ErrorIs(t, err, ports.ErrUnavailable)
 	unlock() // its connection is gone: returns promptly all the same
 
@@ -366,6 +451,9 @@ func TestOpenLazyWhileDown(t *testing.T) {
 	errs = append(errs, err)
 	_, err = s.LockUser(ctx, "user")
 	errs = append(errs, err)
+	errs = append(errs, s.Delivered(ctx, "SM1"))
+	_, err = s.Abandoned(ctx, 0)
+	errs = append(errs, err)
 	for i, err := range errs {
 		require.ErrorIs(t, err, ports.ErrUnavailable, "operation %d", i)
 		require.Contains(t, err.Error(), proxy.Addr(), "the error names the server")
@@ -421,10 +509,13 @@ func TestOpenLazyConcurrentFirstUse(t *testing.T) {
 	conn, err := pgx.Connect(t.Context(), rawURL)
 	require.NoError(t, err)
 	defer conn.Close(context.Background())
-	var versions, users int
-	require.NoError(t, conn.QueryRow(t.Context(), "SELECT count(*) FROM "+pgx.Identifier{schema, "schema_migrations"}.Sanitize()).Scan(&versions))
+	var rows, versions, users int
+	require.NoError(t, conn.QueryRow(t.Context(), "SELECT count(*), count(DISTINCT version) FROM "+pgx.Identifier{schema, "schema_migrations"}.Sanitize()).Scan(&rows, &versions))
 	require.NoError(t, conn.QueryRow(t.Context(), "SELECT count(*) FROM "+pgx.Identifier{schema, "threads"}.Sanitize()).Scan(&users))
-	require.Equal(t, 1, versions, "each migration recorded once")
+	files, err := filepath.Glob(filepath.Join("migrations", "*.sql"))
+	require.NoError(t, err)
+	require.Equal(t, len(files), versions, "every migration applied")
+	require.Equal(t, versions, rows, "each migration recorded once")
 	require.Equal(t, callers, users)
 }
 

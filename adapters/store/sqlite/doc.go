@@ -7,6 +7,10 @@
 // order, each in its own transaction, and recorded in schema_migrations, so
 // opening an up-to-date database changes nothing.
 //
+// A delivery recorded by FirstSeen is pending until Delivered; Abandoned
+// marks the old pending ones reported and returns them in one immediate
+// transaction, so each is returned once.
+//
 // SQLite serves one process: LockUser is an in-process lock, so a database
 // file must not be shared by several gateway instances (use the PostgreSQL or
 // Redis stores to scale out).

@@ -125,8 +125,9 @@ func (s *Store) SaveThread(ctx context.Context, user, threadID string) (string, 
 }
 
 // FirstSeen records key and reports whether it was new; exactly one of
-// concurrent callers with one key gets true. Keys older than SeenTTL are
-// pruned now and then. Failures wrap ports.ErrUnavailable.
+// concurrent callers with one key gets true. A new key is pending until
+// Delivered. Keys older than SeenTTL are pruned now and then. Failures
+// wrap ports.ErrUnavailable.
 func (s *Store) FirstSeen(ctx context.Context, key string) (bool, error) {
 	now := s.now()
 	res, err := s.db.ExecContext(ctx, `INSERT OR IGNORE INTO deliveries (key, seen_at) VALUES (?, ?)`, key, now.UnixMilli())
@@ -143,6 +144,65 @@ func (s *Store) FirstSeen(ctx context.Context, key string) (bool, error) {
 		}
 	}
 	return n == 1, nil
+}
+
+// Delivered marks key answered, so that Abandoned never returns it. An
+// unknown key changes nothing. It blocks for one write (at most the busy
+// timeout while another connection writes); failures wrap
+// ports.ErrUnavailable.
+func (s *Store) Delivered(ctx context.Context, key string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE deliveries SET delivered_at = ? WHERE key = ? AND delivered_at IS NULL`,
+		s.now().UnixMilli(), key)
+	if err != nil {
+		return dbErr(ctx, "delivered", err)
+	}
+	return nil
+}
+
+// Abandoned claims the keys first seen at least olderThan ago, within
+// SeenTTL, that are neither delivered nor reported: it marks them reported
+// and returns them, in one immediate transaction, so that no other caller
+// returns them again. It blocks for that transaction (at most the busy
+// timeout while another connection writes). On failure, ctx's end
+// included, the transaction is rolled back: nothing is claimed. Failures
+// wrap ports.ErrUnavailable (or ctx.Err()).
+func (s *Store) Abandoned(ctx context.Context, olderThan time.Duration) ([]string, error) {
+	now := s.now()
+	keys, err := s.claimAbandoned(ctx, now.UnixMilli(), now.Add(-max(olderThan, 0)).UnixMilli(), now.Add(-SeenTTL).UnixMilli())
+	if err != nil {
+		return nil, dbErr(ctx, "abandoned", err)
+	}
+	return keys, nil
+}
+
+func (s *Store) claimAbandoned(ctx context.Context, nowMs, seenBy, seenAfter int64) ([]string, error) {
+	tx, err := s.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE (_txlock): one writer at a time
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	rows, err := tx.QueryContext(ctx, `UPDATE deliveries SET reported_at = ?
+		WHERE delivered_at IS NULL AND reported_at IS NULL AND seen_at <= ? AND seen_at > ?
+		RETURNING key`, nowMs, seenBy, seenAfter)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var keys []string
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	return keys, tx.Commit()
 }
 
 // prune deletes delivery keys older than SeenTTL.

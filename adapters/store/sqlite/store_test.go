@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"io"
+	"io/fs"
 	"log/slog"
 	"path/filepath"
 	"testing"
@@ -31,10 +32,10 @@ func openStore(t *testing.T, path string) *Store {
 }
 
 func TestConformance(t *testing.T) {
-	// One file shared by every subtest, as in production: the suite uses
-	// random users and keys.
-	s := openStore(t, filepath.Join(t.TempDir(), "gateway.db"))
-	porttest.ThreadStore(t, func(*testing.T) ports.ThreadStore { return s })
+	// A file per subtest: the suite needs state of its own for each.
+	porttest.ThreadStore(t, func(t *testing.T) ports.ThreadStore {
+		return openStore(t, filepath.Join(t.TempDir(), "gateway.db"))
+	})
 }
 
 func TestOpenCreatesDirectoryAndFile(t *testing.T) {
@@ -176,6 +177,77 @@ func TestFirstSeenForgetsAfterTTL(t *testing.T) {
 	assert.Zero(t, n, "keys older than the TTL are pruned")
 }
 
+// Abandoned goes by the store's clock: a key is reported once olderThan has
+// passed since it was first seen, once, and not after SeenTTL (it is
+// forgotten).
+func TestAbandonedAge(t *testing.T) {
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	s, err := open(t.Context(), filepath.Join(t.TempDir(), "gateway.db"), discard(), clock)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	ctx := t.Context()
+	abandoned := func(olderThan time.Duration) []string {
+		t.Helper()
+		keys, err := s.Abandoned(ctx, olderThan)
+		require.NoError(t, err)
+		return keys
+	}
+	seen := func(key string) {
+		t.Helper()
+		first, err := s.FirstSeen(ctx, key)
+		require.NoError(t, err)
+		require.True(t, first)
+	}
+
+	seen("sid:a")
+	now = now.Add(10*time.Minute - time.Millisecond)
+	assert.Empty(t, abandoned(10*time.Minute), "not before olderThan")
+	now = now.Add(time.Millisecond)
+	assert.Equal(t, []string{"sid:a"}, abandoned(10*time.Minute), "once olderThan has passed")
+	assert.Empty(t, abandoned(0), "once only")
+
+	seen("sid:b")
+	require.NoError(t, s.Delivered(ctx, "sid:b"))
+	seen("sid:forgotten")
+	now = now.Add(SeenTTL)
+	assert.Empty(t, abandoned(0), "neither a delivered key nor one older than SeenTTL")
+}
+
+// Upgrading a database of the first schema version: the deliveries it
+// recorded were never marked, and are not reported as lost; those recorded
+// after the upgrade are tracked.
+func TestUpgradeDoesNotReportOldDeliveries(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gateway.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	require.NoError(t, err)
+	v1, err := fs.ReadFile(migrationFiles, "migrations/0001_init.sql")
+	require.NoError(t, err)
+	ms, err := loadMigrations(fstest.MapFS{"migrations/0001_init.sql": {Data: v1}})
+	require.NoError(t, err)
+	_, err = migrate(t.Context(), db, ms, time.Now().UnixMilli())
+	require.NoError(t, err)
+	_, err = db.ExecContext(t.Context(), `INSERT INTO deliveries (key, seen_at) VALUES ('sid:before-upgrade', ?)`,
+		time.Now().Add(-time.Hour).UnixMilli())
+	require.NoError(t, err)
+	require.NoError(t, db.Close())
+
+	s := openStore(t, path) // applies 0002
+	ctx := t.Context()
+	got, err := s.Abandoned(ctx, 0)
+	require.NoError(t, err)
+	assert.Empty(t, got, "deliveries recorded before the upgrade are not reported")
+	first, err := s.FirstSeen(ctx, "sid:before-upgrade")
+	require.NoError(t, err)
+	assert.False(t, first, "and still remembered")
+	first, err = s.FirstSeen(ctx, "sid:after-upgrade")
+	require.NoError(t, err)
+	require.True(t, first)
+	got, err = s.Abandoned(ctx, 0)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"sid:after-upgrade"}, got)
+}
+
 func TestClosedStoreIsUnavailable(t *testing.T) {
 	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "gateway.db"), discard())
 	require.NoError(t, err)
@@ -183,12 +255,25 @@ func TestClosedStoreIsUnavailable(t *testing.T) {
 	require.ErrorIs(t, s.Ping(t.Context()), ports.ErrUnavailable)
 	_, err = s.FirstSeen(t.Context(), "k")
 	require.ErrorIs(t, err, ports.ErrUnavailable)
+	require.ErrorIs(t, s.Delivered(t.Context(), "k"), ports.ErrUnavailable)
+	_, err = s.Abandoned(t.Context(), 0)
+	require.ErrorIs(t, err, ports.ErrUnavailable)
 }
 
 func TestCancelledContext(t *testing.T) {
 	s := openStore(t, filepath.Join(t.TempDir(), "gateway.db"))
+	first, err := s.FirstSeen(t.Context(), "sid:pending")
+	require.NoError(t, err)
+	require.True(t, first)
+
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	_, err := s.SaveThread(ctx, "u", "t")
+	_, err = s.SaveThread(ctx, "u", "t")
 	require.ErrorIs(t, err, context.Canceled)
+	_, err = s.Abandoned(ctx, 0)
+	require.ErrorIs(t, err, context.Canceled)
+
+	got, err := s.Abandoned(t.Context(), 0)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"sid:pending"}, got, "a cancelled Abandoned claimed nothing")
 }

@@ -1,0 +1,13 @@
+-- What became of each delivery (unix milliseconds): delivered_at once it was
+-- answered (ThreadStore.Delivered), reported_at once Abandoned returned it.
+-- A delivery with neither is pending.
+ALTER TABLE deliveries ADD COLUMN delivered_at INTEGER;
+ALTER TABLE deliveries ADD COLUMN reported_at INTEGER;
+
+-- Deliveries recorded before this migration were never marked: what became
+-- of them is unknown, so they count as reported rather than as a day's
+-- worth of lost answers.
+UPDATE deliveries SET reported_at = seen_at;
+
+-- Abandoned looks for old pending deliveries only.
+CREATE INDEX deliveries_pending ON deliveries (seen_at) WHERE delivered_at IS NULL AND reported_at IS NULL;
