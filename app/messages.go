@@ -25,6 +25,31 @@ const (
 	// DefaultMaxInlineParts is Twilio's limit of <Message> replies to one
 	// incoming message; it drops the others (warning 14109).
 	DefaultMaxInlineParts = 10
+	// DefaultAbandonedAfter is longer than any answer takes: the inline
+	// timeout, the assistant's request (bounded at two minutes by the
+	// OpenAI adapters) and the sends, with room for a message that waits
+	// behind an earlier one of the same user.
+	DefaultAbandonedAfter = 10 * time.Minute
+	// DefaultAbandonedEvery is how often the service looks for deliveries
+	// never answered.
+	DefaultAbandonedEvery = time.Minute
+)
+
+// Bounds of the service's own store calls.
+const (
+	// markTimeout bounds recording that a delivery was answered.
+	markTimeout = 5 * time.Second
+	// sweepTimeout bounds one look for deliveries never answered.
+	sweepTimeout = 30 * time.Second
+	// firstSweepAfter is the most the first look waits after NewMessages,
+	// so that a restart after a crash reports it promptly.
+	firstSweepAfter = 5 * time.Second
+)
+
+// The namespaces of the keys the service records in ThreadStore.FirstSeen.
+const (
+	sidPrefix  = "sid:"  // the MessageSid
+	idemPrefix = "idem:" // the I-Twilio-Idempotency-Token
 )
 
 // What the user is told when there is nothing better to say. None of them
@@ -81,6 +106,17 @@ type MessagesDeps struct {
 	// split into more is sent through Sender, all of it, so that the parts
 	// keep their order. Zero means DefaultMaxInlineParts.
 	MaxInlineParts int
+	// AbandonedAfter is how long after a delivery was taken the service
+	// reports it as never answered, when no answer was recorded for it
+	// by then (ThreadStore.Abandoned). It must be longer than any answer
+	// takes, waiting behind the user's earlier messages included: an
+	// answer still on its way in another process after AbandonedAfter is
+	// reported all the same. Zero means DefaultAbandonedAfter.
+	AbandonedAfter time.Duration
+	// AbandonedEvery is how often the service asks the store for such
+	// deliveries, the first time shortly after NewMessages. Zero means
+	// DefaultAbandonedEvery.
+	AbandonedEvery time.Duration
 	Hooks          MessagesHooks
 }
 
@@ -90,11 +126,31 @@ type MessagesDeps struct {
 //
 //   - One reply per delivery: a delivery whose MessageSid or idempotency
 //     token was already recorded (ThreadStore.FirstSeen) is ignored.
+//
 //   - One thread per user, and one assistant exchange at a time per user:
 //     the work on a message runs under ThreadStore.LockUser, from looking up
 //     the thread to handing over or sending the last part of the answer, so
 //     answers go out in the order the messages took the lock. Within one
 //     process messages from one user also take the lock in arrival order.
+//
+//   - No answer lost silently: a delivery recorded as new is marked
+//     answered (ThreadStore.Delivered) once its answer or a polite text is
+//     handed to the webhook or sent, or once sending it failed (that is
+//     logged with the MessageSid already). A goroutine of the service asks
+//     the store every AbandonedEvery for deliveries taken more than
+//     AbandonedAfter ago and never marked (ThreadStore.Abandoned: each is
+//     returned to one process once) and logs each at error level with its
+//     MessageSid: the process that took it died before answering (a
+//     crash, a kill, a Shutdown that gave up on it). Both keys a delivery
+//     may be recorded under, its MessageSid and its idempotency token, are
+//     marked; only MessageSid keys are reported, so a delivery is reported
+//     at most once and a delivery marked answered never is, even if the
+//     process died between marking the two. A crash after an answer was
+//     handed over and before it was marked reports an answer that may have
+//     gone out: the report errs on the side of saying so. An answer this
+//     process is still working on is not reported (it is logged when it
+//     ends); one still on its way in another process after AbandonedAfter
+//     is.
 //
 // The work on a message runs in a goroutine owned by the service, not by the
 // request, so that an answer that misses the inline deadline is still
@@ -110,18 +166,25 @@ type MessagesDeps struct {
 // Nothing the user receives carries internal detail, and logs carry the
 // MessageSid and a masked sender (last four digits), never message text.
 type MessagesService struct {
-	store         ports.ThreadStore
-	assistant     ports.ChatAssistant
-	sender        ports.MessageSender
-	log           *slog.Logger
-	inlineTimeout time.Duration
-	maxLen        int
-	maxInline     int
-	hooks         MessagesHooks
+	store          ports.ThreadStore
+	assistant      ports.ChatAssistant
+	sender         ports.MessageSender
+	log            *slog.Logger
+	inlineTimeout  time.Duration
+	maxLen         int
+	maxInline      int
+	abandonedAfter time.Duration
+	abandonedEvery time.Duration
+	hooks          MessagesHooks
 
 	ctx    context.Context // the service's lifetime; cancelled by Shutdown
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // Handle calls and message goroutines in flight
+	// wg counts Handle calls and message goroutines in flight, and the
+	// goroutine that reports abandoned deliveries (sweepLoop) until
+	// stopSweep is closed.
+	wg        sync.WaitGroup
+	stopSweep chan struct{} // closed by Shutdown
+	stopOnce  sync.Once
 
 	mu      sync.Mutex
 	closing bool
@@ -129,12 +192,17 @@ type MessagesService struct {
 	// of that user taken in by this process is done: each message waits for
 	// its predecessor before it asks for the user's lock.
 	last map[string]chan struct{}
+	// inFlight counts, per MessageSid, the deliveries this process is
+	// working on, from before they are recorded until they are marked
+	// answered or dropped: the sweep does not report them.
+	inFlight map[string]int
 }
 
 var _ ports.Messages = (*MessagesService)(nil)
 
-// NewMessages returns a MessagesService ready to Handle messages. Call
-// Shutdown when done with it.
+// NewMessages returns a MessagesService ready to Handle messages, and
+// starts its goroutine that reports deliveries never answered. Call
+// Shutdown when done with it: it stops that goroutine too.
 func NewMessages(d MessagesDeps) *MessagesService {
 	if d.InlineTimeout <= 0 {
 		d.InlineTimeout = DefaultInlineTimeout
@@ -145,29 +213,42 @@ func NewMessages(d MessagesDeps) *MessagesService {
 	if d.MaxInlineParts <= 0 {
 		d.MaxInlineParts = DefaultMaxInlineParts
 	}
+	if d.AbandonedAfter <= 0 {
+		d.AbandonedAfter = DefaultAbandonedAfter
+	}
+	if d.AbandonedEvery <= 0 {
+		d.AbandonedEvery = DefaultAbandonedEvery
+	}
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &MessagesService{
-		store:         d.Store,
-		assistant:     d.Assistant,
-		sender:        d.Sender,
-		log:           d.Logger,
-		inlineTimeout: d.InlineTimeout,
-		maxLen:        d.MaxLen,
-		maxInline:     d.MaxInlineParts,
-		hooks:         d.Hooks,
-		ctx:           ctx,
-		cancel:        cancel,
-		last:          make(map[string]chan struct{}),
+	s := &MessagesService{
+		store:          d.Store,
+		assistant:      d.Assistant,
+		sender:         d.Sender,
+		log:            d.Logger,
+		inlineTimeout:  d.InlineTimeout,
+		maxLen:         d.MaxLen,
+		maxInline:      d.MaxInlineParts,
+		abandonedAfter: d.AbandonedAfter,
+		abandonedEvery: d.AbandonedEvery,
+		hooks:          d.Hooks,
+		ctx:            ctx,
+		cancel:         cancel,
+		stopSweep:      make(chan struct{}),
+		last:           make(map[string]chan struct{}),
+		inFlight:       make(map[string]int),
 	}
+	s.wg.Go(s.sweepLoop)
+	return s
 }
 
 // job is one message on its way through the service.
 type job struct {
 	msg  ports.InboundMessage
 	log  *slog.Logger
+	keys []string        // recorded by firstSeen: marked Delivered once answered
 	prev <-chan struct{} // closed when the user's previous message is done
 	done chan struct{}   // closed when this message is done
 	// answer hands the answer to the waiting Handle (unbuffered: the
@@ -216,25 +297,37 @@ func (s *MessagesService) handle(ctx context.Context, msg ports.InboundMessage) 
 	}
 	defer s.wg.Done()
 
-	first, err := s.firstSeen(ctx, msg)
+	// Every branch that answers the delivery (a polite text, or nothing for
+	// a duplicate) marks the keys firstSeen recorded, off the webhook's
+	// path, and then stops tracking it; a message's goroutine does both
+	// for its message. A delivery whose request ended while it was being
+	// recorded is answered by nobody (its retry is a duplicate): its keys
+	// stay unmarked, so the sweep reports it.
+	s.track(msg.MessageSid)
+	first, keys, err := s.firstSeen(ctx, msg)
 	switch {
 	case err != nil && ctx.Err() != nil:
+		s.untrack(msg.MessageSid)
 		return ports.Reply{}, OutcomeGone, fmt.Errorf("messages: handle: %w", ctx.Err())
 	case err != nil:
 		log.Error("message not processed: idempotency store failed", "err", err)
+		s.markLater(log, msg.MessageSid, keys)
 		return textReply(textUnavailable), OutcomeUnavailable, nil
 	case !first:
 		log.Info("duplicate delivery ignored")
+		s.markLater(log, msg.MessageSid, keys)
 		return ports.Reply{}, OutcomeDuplicate, nil
 	case msg.NumMedia > 0:
 		log.Info("media message answered with a notice", "num_media", msg.NumMedia)
+		s.markLater(log, msg.MessageSid, keys)
 		return textReply(textMedia), OutcomeUnsupported, nil
 	case strings.TrimSpace(msg.Body) == "":
 		log.Info("empty message answered with a prompt")
+		s.markLater(log, msg.MessageSid, keys)
 		return textReply(textEmpty), OutcomeUnsupported, nil
 	}
 
-	j := s.start(msg, log)
+	j := s.start(msg, log, keys)
 	timer := time.NewTimer(s.inlineTimeout)
 	defer timer.Stop()
 	select {
@@ -267,21 +360,84 @@ func (s *MessagesService) enter() bool {
 // one, its idempotency token, and reports whether neither was seen before.
 // The MessageSid is always recorded so that a retry that lacks the header
 // is still caught; the token catches a retry whatever else it carries. The
-// keys are namespaced so that the two kinds never collide.
-func (s *MessagesService) firstSeen(ctx context.Context, msg ports.InboundMessage) (bool, error) {
-	first, err := s.store.FirstSeen(ctx, "sid:"+msg.MessageSid)
-	if err != nil || !first || msg.IdempotencyKey == "" {
-		return first, err
+// keys are namespaced so that the two kinds never collide. It also returns
+// the keys it recorded as new, whatever the outcome (a delivery new by its
+// MessageSid may be a duplicate by its token): the caller marks them
+// Delivered once the delivery is answered.
+func (s *MessagesService) firstSeen(ctx context.Context, msg ports.InboundMessage) (first bool, recorded []string, err error) {
+	sid := sidPrefix + msg.MessageSid
+	first, err = s.store.FirstSeen(ctx, sid)
+	if err != nil || !first {
+		return false, nil, err
 	}
-	return s.store.FirstSeen(ctx, "idem:"+msg.IdempotencyKey)
+	recorded = []string{sid}
+	if msg.IdempotencyKey == "" {
+		return true, recorded, nil
+	}
+	idem := idemPrefix + msg.IdempotencyKey
+	first, err = s.store.FirstSeen(ctx, idem)
+	if err == nil && first {
+		recorded = append(recorded, idem)
+	}
+	return first, recorded, err
+}
+
+// markLater marks keys Delivered in a goroutine of the service, so that
+// the webhook does not wait for it, and then stops tracking the message
+// sid. The caller must hold a count in s.wg.
+func (s *MessagesService) markLater(log *slog.Logger, sid string, keys []string) {
+	if len(keys) == 0 {
+		s.untrack(sid)
+		return
+	}
+	s.wg.Go(func() {
+		defer s.untrack(sid)
+		s.markDelivered(log, keys)
+	})
+}
+
+// track counts a delivery of the message sid in as one this process works
+// on; untrack counts it out.
+func (s *MessagesService) track(sid string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.inFlight[sid]++
+}
+
+func (s *MessagesService) untrack(sid string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.untrackLocked(sid)
+}
+
+func (s *MessagesService) untrackLocked(sid string) {
+	if s.inFlight[sid]--; s.inFlight[sid] <= 0 {
+		delete(s.inFlight, sid)
+	}
+}
+
+// markDelivered records that the delivery recorded under keys (its
+// MessageSid key first) was answered. A failure is logged: the sweep may
+// then report the delivery as never answered.
+func (s *MessagesService) markDelivered(log *slog.Logger, keys []string) {
+	ctx, cancel := context.WithTimeout(s.ctx, markTimeout)
+	defer cancel()
+	for _, k := range keys {
+		if err := s.store.Delivered(ctx, k); err != nil {
+			log.Warn("answer not recorded as delivered: it may be reported as never delivered", "err", err)
+			return
+		}
+	}
 }
 
 // start queues msg behind the user's previous message in this process and
-// starts its goroutine. The caller must hold a count in s.wg.
-func (s *MessagesService) start(msg ports.InboundMessage, log *slog.Logger) *job {
+// starts its goroutine, which untracks msg when it is done. The caller
+// must hold a count in s.wg and have tracked msg.
+func (s *MessagesService) start(msg ports.InboundMessage, log *slog.Logger, keys []string) *job {
 	j := &job{
 		msg:    msg,
 		log:    log,
+		keys:   keys,
 		done:   make(chan struct{}),
 		answer: make(chan []string),
 		gaveUp: make(chan struct{}),
@@ -294,19 +450,23 @@ func (s *MessagesService) start(msg ports.InboundMessage, log *slog.Logger) *job
 	return j
 }
 
-// finish marks j done, letting the user's next message go.
+// finish marks j done, letting the user's next message go, and untracks
+// it.
 func (s *MessagesService) finish(j *job) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.last[j.msg.From] == j.done {
 		delete(s.last, j.msg.From)
 	}
+	s.untrackLocked(j.msg.MessageSid)
 	close(j.done)
 }
 
 // run does the work on one message: wait for the user's previous message,
-// take the user's lock, get the answer and deliver it, all before the lock
-// is released.
+// take the user's lock, get the answer, deliver it and mark the delivery
+// answered, all before the lock is released. An answer dropped because the
+// service stopped is not marked: Shutdown logs it, and so does the sweep of
+// the next start.
 func (s *MessagesService) run(j *job) {
 	defer s.finish(j)
 	ctx := s.ctx
@@ -325,7 +485,9 @@ func (s *MessagesService) run(j *job) {
 			return
 		}
 		j.log.Error("message not processed: user lock failed", "err", err)
-		s.deliver(ctx, j, []string{textUnavailable})
+		if s.deliver(ctx, j, []string{textUnavailable}) {
+			s.markDelivered(j.log, j.keys)
+		}
 		return
 	}
 	defer unlock()
@@ -334,7 +496,9 @@ func (s *MessagesService) run(j *job) {
 		s.dropped(j, 0, err)
 		return
 	}
-	s.deliver(ctx, j, parts)
+	if s.deliver(ctx, j, parts) {
+		s.markDelivered(j.log, j.keys)
+	}
 }
 
 // answer gets the assistant's answer to j, split into message parts, or the
@@ -395,7 +559,12 @@ func (s *MessagesService) thread(ctx context.Context, user string) (string, erro
 // are not sent, so that the user never receives an answer with a hole. A
 // failed send is not retried: when its response was lost the message may
 // have gone out, and a repeated answer is worse than a logged one.
-func (s *MessagesService) deliver(ctx context.Context, j *job, parts []string) {
+//
+// deliver reports whether the delivery is done with: the answer handed
+// over or sent, or a send failed (logged here with the MessageSid, so that
+// marking the delivery answered spares the log a second, misleading "the
+// gateway stopped" report). It reports false when ctx ended first.
+func (s *MessagesService) deliver(ctx context.Context, j *job, parts []string) bool {
 	inline := parts
 	if len(parts) > s.maxInline {
 		inline = nil
@@ -403,26 +572,27 @@ func (s *MessagesService) deliver(ctx context.Context, j *job, parts []string) {
 	select {
 	case j.answer <- inline:
 		if inline != nil {
-			return
+			return true
 		}
 	case <-j.gaveUp:
 	case <-ctx.Done():
 		s.dropped(j, chars(parts), ctx.Err())
-		return
+		return false
 	}
 	for i, p := range parts {
 		_, err := s.sender.Send(ctx, ports.OutboundMessage{To: j.msg.From, From: j.msg.To, Body: p})
 		if err != nil {
 			if ctx.Err() != nil {
 				s.dropped(j, chars(parts[i:]), err)
-				return
+				return false
 			}
 			j.log.Error("answer not delivered: send failed",
 				"part", i+1, "parts", len(parts), "undelivered_chars", chars(parts[i:]), "err", err)
-			return
+			return true
 		}
 	}
 	j.log.Info("answer sent later", "parts", len(parts))
+	return true
 }
 
 // dropped logs an answer abandoned because the service stopped: the
@@ -432,17 +602,75 @@ func (s *MessagesService) dropped(j *job, undeliveredChars int, err error) {
 	j.log.Error("answer not delivered: shutting down", "undelivered_chars", undeliveredChars, "err", err)
 }
 
+// sweepLoop reports abandoned deliveries: first after firstSweepAfter (or
+// AbandonedEvery if shorter), then every AbandonedEvery, until Shutdown.
+func (s *MessagesService) sweepLoop() {
+	t := time.NewTimer(min(firstSweepAfter, s.abandonedEvery))
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopSweep:
+			return
+		case <-t.C:
+		}
+		s.sweep()
+		t.Reset(s.abandonedEvery)
+	}
+}
+
+// sweep claims the deliveries taken more than AbandonedAfter ago and never
+// marked answered, by any process sharing the store, and logs each
+// MessageSid among them at error level; idempotency-token keys are
+// skipped (their delivery's MessageSid key stands for it). A store failure
+// is logged at warn level: the next sweep tries again.
+func (s *MessagesService) sweep() {
+	ctx, cancel := context.WithTimeout(s.ctx, sweepTimeout)
+	defer cancel()
+	keys, err := s.store.Abandoned(ctx, s.abandonedAfter)
+	if err != nil {
+		s.log.Warn("could not look for answers never delivered: trying again later",
+			"retry_in", s.abandonedEvery.String(), "err", err)
+		return
+	}
+	reported := 0
+	for _, k := range keys {
+		sid, ok := strings.CutPrefix(k, sidPrefix)
+		if !ok {
+			continue
+		}
+		if s.working(sid) {
+			s.log.Warn("answer still in progress long after the message was taken: not reported as lost, its outcome is logged when it ends",
+				"message_sid", sid, "abandoned_after", s.abandonedAfter.String())
+			continue
+		}
+		s.log.Error("answer never delivered: the gateway that took this message stopped before sending it",
+			"message_sid", sid)
+		reported++
+	}
+	s.log.Debug("looked for answers never delivered", "claimed", len(keys), "reported", reported)
+}
+
+// working reports whether this process is working on the message sid.
+func (s *MessagesService) working(sid string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.inFlight[sid] > 0
+}
+
 // Shutdown stops taking new messages (Handle answers them with a polite
-// "send it again"), then waits until every message in flight has been
-// answered and its answer delivered. When ctx ends first it cancels the
-// remaining work, which logs each undelivered answer with its MessageSid,
-// waits for it to stop, and returns an error wrapping ctx.Err(). No
-// goroutine of the service outlives Shutdown. Safe to call more than once
-// and concurrently with Handle.
+// "send it again") and stops looking for abandoned deliveries, then waits
+// until every message in flight has been answered and its answer
+// delivered. When ctx ends first it cancels the remaining work, which logs
+// each undelivered answer with its MessageSid (the next start's sweep
+// reports those again, since they were never answered), waits for it to
+// stop, and returns an error wrapping ctx.Err(). No goroutine of the
+// service outlives Shutdown. Safe to call more than once and concurrently
+// with Handle.
 func (s *MessagesService) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
 	s.mu.Unlock()
+	s.stopOnce.Do(func() { close(s.stopSweep) })
 	defer s.cancel()
 	if err := drain(ctx, &s.wg, s.cancel); err != nil {
 		return fmt.Errorf("messages: shutdown: %w", err)

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -32,10 +34,18 @@ const wait = 10 * time.Second
 const firstThread = "conv_fake_1"
 
 // downStore is a ThreadStore whose chosen methods fail as if the database
-// were unreachable.
+// were unreachable: firstSeenIdem fails FirstSeen for idempotency-token
+// keys only (after the MessageSid was recorded).
 type downStore struct {
 	ports.ThreadStore
-	firstSeen, thread, lock bool
+	firstSeen, firstSeenIdem, thread, lock, delivered bool
+}
+
+func (d downStore) Delivered(ctx context.Context, key string) error {
+	if d.delivered {
+		return fmt.Errorf("db: delivered: %w", ports.ErrUnavailable)
+	}
+	return d.ThreadStore.Delivered(ctx, key)
 }
 
 func (d downStore) LockUser(ctx context.Context, user string) (func(), error) {
@@ -46,7 +56,7 @@ func (d downStore) LockUser(ctx context.Context, user string) (func(), error) {
 }
 
 func (d downStore) FirstSeen(ctx context.Context, key string) (bool, error) {
-	if d.firstSeen {
+	if d.firstSeen || d.firstSeenIdem && strings.HasPrefix(key, idemPrefix) {
 		return false, fmt.Errorf("db: first seen: %w", ports.ErrUnavailable)
 	}
 	return d.ThreadStore.FirstSeen(ctx, key)
@@ -68,6 +78,34 @@ type jitterStore struct{ ports.ThreadStore }
 func (j jitterStore) LockUser(ctx context.Context, user string) (func(), error) {
 	time.Sleep(rand.N(5 * time.Millisecond))
 	return j.ThreadStore.LockUser(ctx, user)
+}
+
+// sweepStore is a ThreadStore that counts the calls of Abandoned (when they
+// start and once they return) and, while blocking is set, makes them wait
+// for their context.
+type sweepStore struct {
+	ports.ThreadStore
+	started, calls atomic.Int32
+	blocking       atomic.Bool
+}
+
+func (s *sweepStore) Abandoned(ctx context.Context, olderThan time.Duration) ([]string, error) {
+	s.started.Add(1)
+	defer s.calls.Add(1)
+	if s.blocking.Load() {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return s.ThreadStore.Abandoned(ctx, olderThan)
+}
+
+// awaitSweeps waits until n more sweeps than when it was called have
+// returned from the store. Sweeps run one after the other, so the logging
+// of every sweep before the last has finished by then.
+func (s *sweepStore) awaitSweeps(t *testing.T, n int32) {
+	t.Helper()
+	want := s.calls.Load() + n
+	require.Eventually(t, func() bool { return s.calls.Load() >= want }, wait, time.Millisecond, "%d more sweeps", n)
 }
 
 // logBuffer collects log output from several goroutines.
@@ -507,6 +545,243 @@ func TestShutdownDeadlineLogsUndelivered(t *testing.T) {
 	assert.Empty(t, h.sender.Sent())
 }
 
+// unanswered drains h's service (every answer delivered and marked) and
+// returns the keys its store still holds as never answered.
+func unanswered(t *testing.T, h *harness) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	require.NoError(t, h.svc.Shutdown(ctx))
+	keys, err := h.store.Abandoned(ctx, 0)
+	require.NoError(t, err)
+	return keys
+}
+
+// Every way a delivery is answered marks it, under its MessageSid and its
+// idempotency token: none is ever reported as never delivered.
+func TestAnsweredDeliveriesAreMarked(t *testing.T) {
+	long := strings.Repeat("Twenty chars here. ", 10) // 5 parts of 40
+	withToken := func(m ports.InboundMessage, token string) ports.InboundMessage {
+		m.IdempotencyKey = token
+		return m
+	}
+	media := msg("SM-media", "look")
+	media.NumMedia = 1
+	for name, c := range map[string]struct {
+		edit func(*MessagesDeps)
+		run  func(t *testing.T, h *harness)
+	}{
+		"inline": {nil, func(t *testing.T, h *harness) {
+			assert.Equal(t, []string{"echo: hi"}, handle(t, h.svc, withToken(msg("SM-inline", "hi"), "tok-1")).Messages)
+		}},
+		"later": {later, func(t *testing.T, h *harness) {
+			release := h.asst.Hold()
+			require.Empty(t, handle(t, h.svc, withToken(msg("SM-later", "hi"), "tok-1")).Messages)
+			release()
+			waitSent(t, h.sender, 1)
+		}},
+		"too many parts for inline": {func(d *MessagesDeps) { d.MaxLen, d.MaxInlineParts = 40, 4 }, func(t *testing.T, h *harness) {
+			h.asst.QueueReplies(long)
+			require.Empty(t, handle(t, h.svc, msg("SM-long", "tell me a lot")).Messages)
+			waitSent(t, h.sender, 5)
+		}},
+		"media notice": {nil, func(t *testing.T, h *harness) {
+			assert.Equal(t, []string{textMedia}, handle(t, h.svc, withToken(media, "tok-1")).Messages)
+		}},
+		"empty body notice": {nil, func(t *testing.T, h *harness) {
+			assert.Equal(t, []string{textEmpty}, handle(t, h.svc, msg("SM-empty", " ")).Messages)
+		}},
+		"duplicate by token under a new MessageSid": {nil, func(t *testing.T, h *harness) {
+			handle(t, h.svc, withToken(msg("SM-first", "hi"), "tok-1"))
+			assert.Empty(t, handle(t, h.svc, withToken(msg("SM-retry", "hi"), "tok-1")).Messages)
+		}},
+		"assistant failure apology": {nil, func(t *testing.T, h *harness) {
+			h.asst.FailNext(ports.ErrAssistantFailed)
+			assert.Equal(t, []string{textApology}, handle(t, h.svc, msg("SM-fail", "hi")).Messages)
+		}},
+		"send failed (logged already)": {later, func(t *testing.T, h *harness) {
+			h.sender.RejectNext()
+			release := h.asst.Hold()
+			require.Empty(t, handle(t, h.svc, msg("SM-reject", "hi")).Messages)
+			release()
+		}},
+		"lock failed: polite text": {func(d *MessagesDeps) { d.Store = downStore{ThreadStore: d.Store, lock: true} }, func(t *testing.T, h *harness) {
+			assert.Equal(t, []string{textUnavailable}, handle(t, h.svc, msg("SM-lock", "hi")).Messages)
+		}},
+		"token not recorded: polite text": {func(d *MessagesDeps) { d.Store = downStore{ThreadStore: d.Store, firstSeenIdem: true} }, func(t *testing.T, h *harness) {
+			assert.Equal(t, []string{textUnavailable}, handle(t, h.svc, withToken(msg("SM-idem-down", "hi"), "tok-1")).Messages)
+		}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, c.edit)
+			c.run(t, h)
+			assert.Empty(t, unanswered(t, h), "deliveries left unmarked")
+		})
+	}
+}
+
+// cancelledStore is a ThreadStore whose FirstSeen of idempotency-token keys
+// fails with its context's error when that is done, as a database would.
+type cancelledStore struct{ ports.ThreadStore }
+
+func (c cancelledStore) FirstSeen(ctx context.Context, key string) (bool, error) {
+	if strings.HasPrefix(key, idemPrefix) && ctx.Err() != nil {
+		return false, ctx.Err()
+	}
+	return c.ThreadStore.FirstSeen(ctx, key)
+}
+
+// An answer dropped at the Shutdown deadline, while the assistant prepares
+// it or while it is being sent, is logged by Shutdown and left unmarked, so
+// the next start reports it too; a message whose request ended while it
+// was being recorded is answered by nobody (its retry is a duplicate) and
+// is left unmarked as well.
+func TestUnansweredDeliveriesStayUnmarked(t *testing.T) {
+	replied := make(chan struct{}, 1)
+	h := newHarness(t, func(d *MessagesDeps) {
+		later(d)
+		d.Store = cancelledStore{d.Store}
+		d.Hooks.AssistantReplied = func(_ time.Duration, err error) {
+			if err == nil {
+				replied <- struct{}{}
+			}
+		}
+	})
+	h.sender.SetDelay(time.Hour) // until the send's context ends
+	release := h.asst.Hold()
+	require.Empty(t, handle(t, h.svc, msg("SM-sending", "q0")).Messages)
+	release() // the answer goes to the sender, which keeps it
+	select {
+	case <-replied:
+	case <-time.After(wait):
+		t.Fatal("the assistant did not answer")
+	}
+
+	h.asst.Hold() // never released
+	other := msg("SM-dropped", "q1")
+	other.From = "whatsapp:+15559999999" // not queued behind SM-sending
+	require.Empty(t, handle(t, h.svc, other).Messages)
+
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	m := msg("SM-gone", "q2")
+	m.IdempotencyKey = "tok-gone"
+	_, err := h.svc.Handle(gone, m)
+	require.ErrorIs(t, err, context.Canceled)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.ErrorIs(t, h.svc.Shutdown(ctx), context.Canceled)
+	keys, err := h.store.Abandoned(context.Background(), 0)
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []string{"sid:SM-sending", "sid:SM-dropped", "sid:SM-gone"}, keys)
+	assert.Regexp(t, `msg="answer not delivered: shutting down" message_sid=SM-sending user=\S+ undelivered_chars=8`, h.logs.String(),
+		"SM-sending was dropped while it was being sent")
+}
+
+// A failed mark is logged: the delivery may be reported later.
+func TestMarkFailureLogged(t *testing.T) {
+	h := newHarness(t, func(d *MessagesDeps) { d.Store = downStore{ThreadStore: d.Store, delivered: true} })
+	assert.Equal(t, []string{"echo: hi"}, handle(t, h.svc, msg("SM-unmarked", "hi")).Messages)
+	assert.Equal(t, []string{"sid:SM-unmarked"}, unanswered(t, h))
+	assert.Regexp(t, `level=WARN msg="answer not recorded as delivered: [^"]+" message_sid=SM-unmarked .*err=`, h.logs.String())
+}
+
+// neverDelivered matches the sweep's report of sid.
+func neverDelivered(sid string) *regexp.Regexp {
+	return regexp.MustCompile(`level=ERROR msg="answer never delivered: the gateway that took this message stopped before sending it" message_sid=` +
+		regexp.QuoteMeta(sid) + `\n`)
+}
+
+// sweeping makes the service look for abandoned deliveries often and count
+// every delivery older than a millisecond.
+func sweeping(store *sweepStore) func(*MessagesDeps) {
+	return func(d *MessagesDeps) {
+		store.ThreadStore = d.Store
+		d.Store = store
+		d.AbandonedAfter, d.AbandonedEvery = time.Millisecond, 2*time.Millisecond
+	}
+}
+
+// A delivery that another gateway took and never answered (it crashed) is
+// reported by the sweep, by MessageSid, once; its idempotency token is not
+// reported on its own; a delivery that was answered is never reported.
+func TestSweepReportsAbandonedDeliveryOnce(t *testing.T) {
+	store := memory.NewThreadStore()
+	ctx := context.Background()
+	for _, k := range []string{"sid:SM-crashed", "idem:tok-crashed", "sid:SM-answered"} {
+		first, err := store.FirstSeen(ctx, k)
+		require.NoError(t, err)
+		require.True(t, first)
+	}
+	require.NoError(t, store.Delivered(ctx, "sid:SM-answered"))
+
+	sweeps := &sweepStore{}
+	h := newHarness(t, func(d *MessagesDeps) { d.Store = store; sweeping(sweeps)(d) })
+	require.Eventually(t, func() bool { return neverDelivered("SM-crashed").MatchString(h.logs.String()) },
+		wait, time.Millisecond, "the abandoned delivery is reported")
+	assert.Equal(t, []string{"echo: hi"}, handle(t, h.svc, msg("SM-new", "hi")).Messages)
+	sweeps.awaitSweeps(t, 3)
+
+	logs := h.logs.String()
+	assert.Len(t, neverDelivered("SM-crashed").FindAllString(logs, -1), 1, "reported once:\n%s", logs)
+	assert.Equal(t, 1, strings.Count(logs, "answer never delivered"), "nothing else is reported:\n%s", logs)
+	assert.NotContains(t, logs, "tok-crashed")
+}
+
+// The sweep does not report a message this process is still working on,
+// however long it takes; it warns instead, and the answer is delivered.
+func TestSweepSkipsAnswerInProgress(t *testing.T) {
+	sweeps := &sweepStore{}
+	h := newHarness(t, func(d *MessagesDeps) { later(d); sweeping(sweeps)(d) })
+	release := h.asst.Hold()
+	require.Empty(t, handle(t, h.svc, msg("SM-slow", "hi")).Messages)
+	require.Eventually(t, func() bool {
+		return strings.Contains(h.logs.String(), `level=WARN msg="answer still in progress long after the message was taken`)
+	}, wait, time.Millisecond)
+	release()
+	waitSent(t, h.sender, 1)
+	sweeps.awaitSweeps(t, 2)
+	assert.NotContains(t, h.logs.String(), "answer never delivered")
+}
+
+// A store failure in the sweep is a warning, and the next sweep tries
+// again: the abandoned delivery is reported once the store is back.
+func TestSweepRetriesAfterStoreFailure(t *testing.T) {
+	store := fake.NewThreadStore()
+	first, err := store.FirstSeen(context.Background(), "sid:SM-crashed")
+	require.NoError(t, err)
+	require.True(t, first)
+	store.Down(ports.ErrUnavailable)
+
+	sweeps := &sweepStore{}
+	h := newHarness(t, func(d *MessagesDeps) { d.Store = store; sweeping(sweeps)(d) })
+	sweeps.awaitSweeps(t, 2)
+	assert.Regexp(t, `level=WARN msg="could not look for answers never delivered: trying again later" retry_in=2ms err=`, h.logs.String())
+	assert.NotContains(t, h.logs.String(), "answer never delivered")
+
+	store.Down(nil)
+	require.Eventually(t, func() bool { return neverDelivered("SM-crashed").MatchString(h.logs.String()) }, wait, time.Millisecond)
+}
+
+// Shutdown stops the sweeper, even in the middle of a sweep that waits for
+// the store: no goroutine of the service is left.
+func TestShutdownStopsSweeper(t *testing.T) {
+	leaks := goleak.IgnoreCurrent()
+	sweeps := &sweepStore{}
+	sweeps.blocking.Store(true)
+	d := MessagesDeps{Assistant: fake.NewChatAssistant(), Sender: fake.NewMessageSender(), Store: memory.NewThreadStore()}
+	sweeping(sweeps)(&d)
+	svc := NewMessages(d)
+	require.Eventually(t, func() bool { return sweeps.started.Load() > 0 }, wait, time.Millisecond,
+		"a sweep is waiting for the store")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.ErrorIs(t, svc.Shutdown(ctx), context.Canceled, "the blocked sweep is cancelled")
+	goleak.VerifyNone(t, leaks)
+}
+
 func TestHooks(t *testing.T) {
 	var (
 		mu       sync.Mutex
@@ -552,4 +827,6 @@ func TestMaskUser(t *testing.T) {
 var (
 	_ ports.ThreadStore = downStore{}
 	_ ports.ThreadStore = jitterStore{}
+	_ ports.ThreadStore = (*sweepStore)(nil)
+	_ ports.ThreadStore = cancelledStore{}
 )
