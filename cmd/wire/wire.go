@@ -51,6 +51,10 @@ type parts struct {
 	assistant  ports.ChatAssistant
 	sender     ports.MessageSender
 	calls      ports.Calls
+
+	// abandonedAfter and abandonedEvery tune the report of WhatsApp/SMS
+	// deliveries never answered (zero: the app's defaults).
+	abandonedAfter, abandonedEvery time.Duration
 }
 
 // WithHTTPClient makes every outbound HTTP and WebSocket connection (OpenAI,
@@ -76,6 +80,15 @@ func WithMessageSender(s ports.MessageSender) Option { return func(p *parts) { p
 
 // WithCalls replaces the phone-call use case.
 func WithCalls(c ports.Calls) Option { return func(p *parts) { p.calls = c } }
+
+// WithAbandonedReports makes the WhatsApp/SMS use case report a delivery
+// as never answered after after instead of app.DefaultAbandonedAfter, and
+// look for such deliveries every every instead of
+// app.DefaultAbandonedEvery (see app.MessagesDeps). The defaults suit every
+// deployment; tests that simulate a crash need shorter ones.
+func WithAbandonedReports(after, every time.Duration) Option {
+	return func(p *parts) { p.abandonedAfter, p.abandonedEvery = after, every }
+}
 
 // Gateway is a built gateway: the HTTP server, the use cases behind it and
 // the stores it opened. Serve it, then Shutdown, then Close.
@@ -146,12 +159,14 @@ func Build(ctx context.Context, cfg configs.Config, log *slog.Logger, opts ...Op
 	}
 
 	messages := app.NewMessages(app.MessagesDeps{
-		Store:         p.threads,
-		Assistant:     p.assistant,
-		Sender:        p.sender,
-		Logger:        log.With("usecase", "messages"),
-		InlineTimeout: cfg.ReplyInlineTimeout,
-		Hooks:         messagesHooks(m),
+		Store:          p.threads,
+		Assistant:      p.assistant,
+		Sender:         p.sender,
+		Logger:         log.With("usecase", "messages"),
+		InlineTimeout:  cfg.ReplyInlineTimeout,
+		AbandonedAfter: p.abandonedAfter,
+		AbandonedEvery: p.abandonedEvery,
+		Hooks:          messagesHooks(m),
 	})
 	g.drains = append(g.drains, messages.Shutdown)
 	if d, ok := p.calls.(drainer); ok {

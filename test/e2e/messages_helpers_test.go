@@ -171,7 +171,14 @@ type msgGateway struct {
 // the test ends or stop is called.
 func (e *msgEnv) newMessagingGateway() *msgGateway {
 	e.tb.Helper()
-	gw, err := wire.Build(context.Background(), e.cfg, e.log)
+	return e.newMessagingGatewayWith(e.log)
+}
+
+// newMessagingGatewayWith is newMessagingGateway with the gateway logging
+// to log and built with opts.
+func (e *msgEnv) newMessagingGatewayWith(log *slog.Logger, opts ...wire.Option) *msgGateway {
+	e.tb.Helper()
+	gw, err := wire.Build(context.Background(), e.cfg, log, opts...)
 	require.NoError(e.tb, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
