@@ -50,6 +50,7 @@ type response struct {
 	cancel chan struct{} // closed to cancel
 	reason string        // why it was cancelled; set before cancel is closed
 	once   sync.Once
+	done   chan struct{} // closed when it has sent its last event
 }
 
 func (r *response) stop(reason string) {
@@ -258,10 +259,12 @@ func (s *Session) Say(ctx context.Context, responseID, itemID, transcript string
 
 // respond streams one response, waiting every between chunks.
 func (s *Session) respond(ctx context.Context, responseID, itemID, transcript string, chunks [][]byte, every time.Duration) error {
-	r := &response{id: responseID, cancel: make(chan struct{})}
+	r := &response{id: responseID, cancel: make(chan struct{}), done: make(chan struct{})}
+	defer close(r.done)
 	s.mu.Lock()
-	if s.active != nil {
-		s.active.stop("superseded")
+	prev := s.active
+	if prev != nil {
+		prev.stop("superseded")
 	}
 	s.active = r
 	s.streamed++
@@ -277,6 +280,13 @@ func (s *Session) respond(ctx context.Context, responseID, itemID, transcript st
 		}
 		s.mu.Unlock()
 	}()
+	if prev != nil { // one response streams at a time, as with the real API
+		select {
+		case <-prev.done:
+		case <-ctx.Done():
+			return fmt.Errorf("realtimesim: respond: %w", ctx.Err())
+		}
+	}
 
 	if err := s.send(ctx, responseEvent{EventID: s.nextID("event"), Type: "response.created",
 		Response: responseInfo{Object: "realtime.response", ID: responseID, Status: "in_progress", Output: []struct{}{}}}); err != nil {
