@@ -17,6 +17,7 @@ import (
 	"github.com/convgateway/gateway/adapters/fake"
 	"github.com/convgateway/gateway/adapters/httpapi"
 	"github.com/convgateway/gateway/adapters/twilio/signature"
+	"github.com/convgateway/gateway/test/sim/mediasim"
 )
 
 const (
@@ -144,22 +145,8 @@ func readTwiML(t *testing.T, resp *http.Response) twimlDoc {
 	require.True(t, strings.HasPrefix(resp.Header.Get("Content-Type"), "text/xml"), resp.Header.Get("Content-Type"))
 	var doc twimlDoc
 	require.NoError(t, xml.Unmarshal([]byte(body), &doc), body)
-	dec := xml.NewDecoder(strings.NewReader(body))
-	depth := 0
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			break
-		}
-		switch el := tok.(type) {
-		case xml.StartElement:
-			if depth == 1 {
-				doc.Verbs = append(doc.Verbs, el.Name.Local)
-			}
-			depth++
-		case xml.EndElement:
-			depth--
-		}
-	}
+	a, err := mediasim.ParseAnswer([]byte(body)) // the verbs in document order
+	require.NoError(t, err)
+	doc.Verbs = a.Verbs
 	return doc
 }
