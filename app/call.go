@@ -246,8 +246,13 @@ func (c *call) readCaller(ctx context.Context) error {
 func callerEnding(err error) *ending {
 	reason := "stream_closed"
 	var ended *ports.SessionEnded
-	if errors.As(err, &ended) && ended.Reason == "connection_lost" {
-		reason = "stream_lost"
+	if errors.As(err, &ended) {
+		switch ended.Reason {
+		case "connection_lost":
+			reason = "stream_lost"
+		case "message_too_big":
+			reason = "stream_frame_too_big" // the channel refused it (1009)
+		}
 	}
 	if !errors.Is(err, ports.ErrClosed) {
 		reason = "telephony_failed"

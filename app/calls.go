@@ -86,7 +86,8 @@ type CallSummary struct {
 	StreamSid string
 	Duration  time.Duration
 	// EndReason says which side ended the call and why: "caller_hangup",
-	// "stream_closed", "stream_lost", "model_closed", "model_session_limit",
+	// "stream_closed", "stream_lost", "stream_frame_too_big",
+	// "model_closed", "model_session_limit",
 	// "model_fatal_error", "model_lost", "telephony_failed",
 	// "model_failed" or "shutdown".
 	EndReason string

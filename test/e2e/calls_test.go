@@ -406,9 +406,11 @@ func TestCallMalformedFrames(t *testing.T) {
 	e.until("audio after bad events", func() bool { _, ok := caller.FirstAudio(); return ok })
 	assert.Contains(t, e.logs.String(), `"msg":"skipped frame"`)
 
+	callSid := e.logged(`"msg":"call answered"`)["call_sid"].(string)
 	require.NoError(t, caller.Raw(e.ctx, bytes.Repeat([]byte("x"), 70<<10)))
 	assert.Equal(t, int(websocket.StatusMessageTooBig), closed(e, caller))
 	ended(e, sess)
+	assert.Equal(t, "stream_frame_too_big", e.summary(callSid)["end_reason"])
 }
 
 // TestCallShutdownEndsCalls: a gateway that stops closes its live calls
