@@ -119,8 +119,9 @@ type Call struct {
 	InputTokens, OutputTokens          int
 }
 
-// CallEnded counts a call out. The call is counted in calls_total last, so
-// that a scrape that sees it sees its frames and tokens too.
+// CallEnded counts a call out. A scrape gathers the metrics one by one, so
+// one that runs meanwhile may show part of the call's figures; the next
+// shows all of them.
 func (m *Metrics) CallEnded(c Call) {
 	m.callDuration.Observe(c.Duration.Seconds())
 	m.frames.WithLabelValues("caller_to_model").Add(float64(c.FramesIn))

@@ -468,7 +468,10 @@ func TestCallMetrics(t *testing.T) {
 		res.Body.Close()
 		require.NoError(t, err)
 		body = string(b)
-		return strings.Contains(body, `gateway_calls_total{end_reason="caller_hangup"} 1`)
+		// A scrape gathers the metrics one by one, concurrently with the
+		// call's end: wait until it shows both ends of CallEnded.
+		return strings.Contains(body, `gateway_calls_total{end_reason="caller_hangup"} 1`) &&
+			strings.Contains(body, `gateway_openai_tokens_total{kind="output"} `)
 	})
 	for _, want := range []string{
 		"gateway_calls_active 0",
