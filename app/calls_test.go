@@ -18,6 +18,7 @@ import (
 	"github.com/convgateway/gateway/domain"
 	"github.com/convgateway/gateway/ports"
 	"github.com/convgateway/gateway/ports/porttest"
+	"github.com/convgateway/gateway/test/testlog"
 )
 
 // audio returns d milliseconds of mu-law silence, base64-encoded as both
@@ -35,29 +36,11 @@ type callTest struct {
 	model  *fake.SpeechModel
 	ch     *fake.Telephony
 	peer   *fake.TelephonyPeer
-	logs   *syncBuffer
+	logs   *testlog.Buffer
 
 	summaries chan CallSummary
 	served    chan error
-	applied   chan ports.CallEvent // marks and key presses the owner applied
-}
-
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	applied   chan ports.CallEvent // marks and key presses queued for the owner
 }
 
 func newCallTest(t *testing.T, mod func(*CallsDeps)) *callTest {
@@ -68,7 +51,7 @@ func newCallTest(t *testing.T, mod func(*CallsDeps)) *callTest {
 		t: t, ctx: ctx,
 		tokens:    fake.NewTokenStore(),
 		model:     fake.NewSpeechModel(),
-		logs:      &syncBuffer{},
+		logs:      &testlog.Buffer{},
 		summaries: make(chan CallSummary, 1),
 		served:    make(chan error, 1),
 		applied:   make(chan ports.CallEvent, 100),

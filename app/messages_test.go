@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -21,6 +20,7 @@ import (
 	"github.com/convgateway/gateway/adapters/fake"
 	"github.com/convgateway/gateway/adapters/store/memory"
 	"github.com/convgateway/gateway/ports"
+	"github.com/convgateway/gateway/test/testlog"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -108,30 +108,12 @@ func (s *sweepStore) awaitSweeps(t *testing.T, n int32) {
 	require.Eventually(t, func() bool { return s.calls.Load() >= want }, wait, time.Millisecond, "%d more sweeps", n)
 }
 
-// logBuffer collects log output from several goroutines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 type harness struct {
 	svc    *MessagesService
 	store  ports.ThreadStore
 	asst   *fake.ChatAssistant
 	sender *fake.MessageSender
-	logs   *logBuffer
+	logs   *testlog.Buffer
 }
 
 // newHarness builds a service over the in-memory store and fresh fakes;
@@ -139,7 +121,7 @@ type harness struct {
 // test.
 func newHarness(t *testing.T, edit func(*MessagesDeps)) *harness {
 	t.Helper()
-	h := &harness{logs: &logBuffer{}}
+	h := &harness{logs: &testlog.Buffer{}}
 	d := MessagesDeps{
 		Store:     memory.NewThreadStore(),
 		Assistant: fake.NewChatAssistant(),

@@ -1,7 +1,6 @@
 package httpapi_test
 
 import (
-	"bytes"
 	"encoding/xml"
 	"io"
 	"log/slog"
@@ -9,7 +8,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -18,6 +16,7 @@ import (
 	"github.com/convgateway/gateway/adapters/httpapi"
 	"github.com/convgateway/gateway/adapters/twilio/signature"
 	"github.com/convgateway/gateway/test/sim/mediasim"
+	"github.com/convgateway/gateway/test/testlog"
 )
 
 const (
@@ -25,38 +24,20 @@ const (
 	publicURL = "https://gw.example.com"
 )
 
-// logBuffer collects the server's JSON logs; safe for concurrent use.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type env struct {
 	srv      *httpapi.Server
 	ts       *httptest.Server
 	url      string // where requests go: ts.URL, or the listener Serve runs on
 	calls    *fake.Calls
 	messages *fake.Messages
-	logs     *logBuffer
+	logs     *testlog.Buffer
 }
 
 // newEnv starts the server's handler on a loopback httptest server with
 // fake use cases. edit may change the dependencies first.
 func newEnv(t *testing.T, edit ...func(*httpapi.Deps)) *env {
 	t.Helper()
-	e := &env{calls: fake.NewCalls(), messages: fake.NewMessages(), logs: &logBuffer{}}
+	e := &env{calls: fake.NewCalls(), messages: fake.NewMessages(), logs: &testlog.Buffer{}}
 	d := httpapi.Deps{
 		Logger:    slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Calls:     e.calls,

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"io"
@@ -9,7 +8,6 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +19,7 @@ import (
 	"github.com/convgateway/gateway/test/sim/openairest"
 	"github.com/convgateway/gateway/test/sim/realtimesim"
 	"github.com/convgateway/gateway/test/sim/twiliorest"
+	"github.com/convgateway/gateway/test/testlog"
 )
 
 // testToken is the gateway's TWILIO_AUTH_TOKEN in these tests
@@ -40,7 +39,7 @@ type env struct {
 	rt     *realtimesim.Server
 	openai *openairest.Server
 	twilio *twiliorest.Server
-	logs   *syncBuffer
+	logs   *testlog.Buffer
 }
 
 // reply is what the automatic Realtime simulator answers: 600 ms of tone.
@@ -48,7 +47,7 @@ var reply = mulaw.Tone(440, 600)
 
 func newEnv(t *testing.T, edit func(*configs.Config)) *env {
 	t.Helper()
-	e := &env{logs: &syncBuffer{}}
+	e := &env{logs: &testlog.Buffer{}}
 	e.rt = realtimesim.New(realtimesim.Options{APIKey: "sk-callsim-test", Auto: &realtimesim.Auto{
 		Reply: reply, Transcript: "Hello from the simulator.", CallerTranscript: "Hi.",
 	}})
@@ -111,30 +110,12 @@ func callsim(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), testWait)
 	defer cancel()
-	var out syncBuffer
+	var out testlog.Buffer
 	err := run(ctx, append([]string{"callsim"}, args...), &out)
 	return out.String(), err
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-var _ io.Writer = (*syncBuffer)(nil)
+var _ io.Writer = (*testlog.Buffer)(nil)
 
 // lines returns the lines of out that contain sub.
 func lines(out, sub string) []string {

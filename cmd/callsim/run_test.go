@@ -17,6 +17,7 @@ import (
 
 	"github.com/convgateway/gateway/configs"
 	"github.com/convgateway/gateway/test/sim/mulaw"
+	"github.com/convgateway/gateway/test/testlog"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -131,7 +132,7 @@ func TestInterruptHangsUp(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}()
-	var out syncBuffer
+	var out testlog.Buffer
 	err := run(ctx, []string{"callsim", "--url", e.base, "--auth-token", testToken, "--duration", "1m"}, &out)
 	require.NoError(t, err, out.String())
 	assert.Contains(t, out.String(), "interrupted; hung up (stop)")

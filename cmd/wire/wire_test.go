@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +26,7 @@ import (
 	"github.com/convgateway/gateway/ports"
 	"github.com/convgateway/gateway/test/sim/openairest"
 	"github.com/convgateway/gateway/test/sim/twiliorest"
+	"github.com/convgateway/gateway/test/testlog"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -229,24 +229,6 @@ func TestBuildFailsNamingTheStore(t *testing.T) {
 	}
 }
 
-// logBuffer collects a gateway's log lines from several goroutines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // ready GETs /ready and returns its status and the state of each check.
 func ready(t *testing.T, base string) (int, map[string]string) {
 	t.Helper()
@@ -289,7 +271,7 @@ func TestBuildStartsWhileAStoreIsDown(t *testing.T) {
 			cfg.PublicURL = "https://gw.example.com"
 			tt.change(&cfg)
 			require.NoError(t, cfg.Validate())
-			logs := &logBuffer{}
+			logs := &testlog.Buffer{}
 			log := slog.New(slog.NewJSONHandler(logs, nil))
 			assistant := fake.NewChatAssistant()
 			g, err := Build(context.Background(), cfg, log, WithChatAssistant(assistant), WithCalls(fake.NewCalls()))
@@ -318,7 +300,7 @@ func TestBuildStartsWhileAStoreIsDown(t *testing.T) {
 // TestStoreCheckLogsOutages: the /ready check of a store logs, naming the
 // store, when it stops answering and when it answers again, once each.
 func TestStoreCheckLogsOutages(t *testing.T) {
-	logs := &logBuffer{}
+	logs := &testlog.Buffer{}
 	store := fake.NewTokenStore()
 	c := &storeCheck{name: "the Redis token store", store: store, log: slog.New(slog.NewJSONHandler(logs, nil))}
 	ctx := context.Background()

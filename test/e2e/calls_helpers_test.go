@@ -21,6 +21,7 @@ import (
 	"github.com/convgateway/gateway/configs"
 	"github.com/convgateway/gateway/test/sim/mediasim"
 	"github.com/convgateway/gateway/test/sim/realtimesim"
+	"github.com/convgateway/gateway/test/testlog"
 )
 
 // callWait bounds every wait of the call tests: generous, so that a busy
@@ -44,7 +45,7 @@ type callEnv struct {
 	ctx    context.Context
 	cfg    configs.Config
 	rt     *realtimesim.Server
-	logs   *msgLogBuffer
+	logs   *testlog.Buffer
 	base   string // http://127.0.0.1:port
 	events *serverEvents
 	seq    atomic.Int64
@@ -97,7 +98,7 @@ func newCallEnv(tb testing.TB, rtOpts realtimesim.Options, edit func(*configs.Co
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), callWait)
 	tb.Cleanup(cancel)
-	e := &callEnv{tb: tb, ctx: ctx, logs: &msgLogBuffer{}, events: &serverEvents{}}
+	e := &callEnv{tb: tb, ctx: ctx, logs: &testlog.Buffer{}, events: &serverEvents{}}
 	rtOpts.APIKey = callAPIKey
 	rtOpts.OnEvent = e.events.record
 	e.rt = realtimesim.New(rtOpts)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/convgateway/gateway/cmd/wire"
 	"github.com/convgateway/gateway/configs"
+	"github.com/convgateway/gateway/test/testlog"
 )
 
 // The report of an answer lost in a crash, end to end.
@@ -32,7 +33,7 @@ import (
 // msgReportsLog collects the log of one gateway, so that each gateway's
 // reports can be told apart.
 type msgReportsLog struct {
-	buf msgLogBuffer
+	buf testlog.Buffer
 	log *slog.Logger
 }
 

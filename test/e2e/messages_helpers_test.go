@@ -1,7 +1,6 @@
 package e2e_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/xml"
 	"errors"
@@ -24,6 +23,7 @@ import (
 	"github.com/convgateway/gateway/configs"
 	"github.com/convgateway/gateway/test/sim/openairest"
 	"github.com/convgateway/gateway/test/sim/twiliorest"
+	"github.com/convgateway/gateway/test/testlog"
 )
 
 // msgWait bounds every wait of the messaging tests: generous, so that a busy
@@ -68,7 +68,7 @@ type msgEnv struct {
 	openai  *openairest.Server
 	twilio  *twiliorest.Server
 	replies *msgReplies
-	logs    *msgLogBuffer
+	logs    *testlog.Buffer
 	log     *slog.Logger
 	client  *http.Client
 }
@@ -78,7 +78,7 @@ type msgEnv struct {
 // closed when the test ends.
 func newMessagingEnv(tb testing.TB, backend string, edit func(*configs.Config)) *msgEnv {
 	tb.Helper()
-	e := &msgEnv{tb: tb, backend: backend, logs: &msgLogBuffer{}}
+	e := &msgEnv{tb: tb, backend: backend, logs: &testlog.Buffer{}}
 	e.openai = openairest.New(openairest.Options{})
 	tb.Cleanup(e.openai.Close)
 	e.twilio = twiliorest.New(twiliorest.Options{})
@@ -417,24 +417,6 @@ func (e *msgEnv) waitAsked(text string) {
 	e.tb.Helper()
 	require.Eventually(e.tb, func() bool { return e.replies.threadOf(text) != "" }, msgWait, 2*time.Millisecond,
 		"waiting for the assistant to be asked about %q", text)
-}
-
-// msgLogBuffer collects the gateway's log from several goroutines.
-type msgLogBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *msgLogBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *msgLogBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // msgHistory is what the user and the assistant said on a thread, as the

@@ -24,6 +24,7 @@ import (
 	"github.com/convgateway/gateway/configs"
 	"github.com/convgateway/gateway/test/sim/mediasim"
 	"github.com/convgateway/gateway/test/sim/realtimesim"
+	"github.com/convgateway/gateway/test/testlog"
 )
 
 // The multi-instance tests run several gateways, as a deployment behind a
@@ -85,7 +86,7 @@ type multiGateway struct {
 	*msgGateway
 	name string
 	rt   *realtimesim.Server
-	logs *msgLogBuffer
+	logs *testlog.Buffer
 }
 
 // newMultiEnv starts n instances sharing the test's schema and key
@@ -131,7 +132,7 @@ func (m *multiEnv) start(name string) *multiGateway {
 	cfg := m.cfg
 	cfg.OpenAIRealtimeURL = rt.URL()
 	require.NoError(tb, cfg.Validate())
-	logs := &msgLogBuffer{}
+	logs := &testlog.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})).With("instance", name)
 	gw, err := wire.Build(m.ctx, cfg, log)
 	require.NoError(tb, err, "instance %s", name)

@@ -23,36 +23,19 @@ import (
 	"github.com/convgateway/gateway/ports/porttest"
 	"github.com/convgateway/gateway/test/sim/openairest/contract"
 	"github.com/convgateway/gateway/test/sim/realtimesim"
+	"github.com/convgateway/gateway/test/testlog"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const apiKey = "sk-test-secret-key"
 
-// logBuffer collects log output written from several goroutines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func newSim(t *testing.T, opts realtimesim.Options) (*realtimesim.Server, *realtime.Model, *logBuffer) {
+func newSim(t *testing.T, opts realtimesim.Options) (*realtimesim.Server, *realtime.Model, *testlog.Buffer) {
 	t.Helper()
 	opts.APIKey = apiKey
 	sim := realtimesim.New(opts)
 	t.Cleanup(sim.Close)
-	var logs logBuffer
+	var logs testlog.Buffer
 	model := realtime.New(realtime.Options{
 		URL:    sim.URL(),
 		APIKey: apiKey,
@@ -255,7 +238,7 @@ var serverSchema = map[string]string{
 func TestOpenErrors(t *testing.T) {
 	t.Run("bad key is rejected, and never shown", func(t *testing.T) {
 		sim, _, _ := newSim(t, realtimesim.Options{})
-		var logs logBuffer
+		var logs testlog.Buffer
 		model := realtime.New(realtime.Options{URL: sim.URL(), APIKey: "sk-wrong-secret", Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 		_, err := model.Open(t.Context(), ports.SpeechConfig{})
 		require.ErrorIs(t, err, ports.ErrRejected)
@@ -327,7 +310,7 @@ func TestMalformedEventsAreSkipped(t *testing.T) {
 		_, _, _ = conn.Read(ctx) // until the client closes
 	}))
 	defer srv.Close()
-	var logs logBuffer
+	var logs testlog.Buffer
 	model := realtime.New(realtime.Options{URL: "ws" + strings.TrimPrefix(srv.URL, "http"), APIKey: apiKey,
 		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	s, err := model.Open(t.Context(), ports.SpeechConfig{})

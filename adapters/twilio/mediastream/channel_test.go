@@ -24,6 +24,7 @@ import (
 	"github.com/convgateway/gateway/ports"
 	"github.com/convgateway/gateway/ports/porttest"
 	"github.com/convgateway/gateway/test/sim/mediasim"
+	"github.com/convgateway/gateway/test/testlog"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -34,7 +35,7 @@ type pair struct {
 	ch     *mediastream.Channel
 	client *websocket.Conn
 	url    string
-	logs   *syncBuffer
+	logs   *testlog.Buffer
 }
 
 // serve starts a loopback server whose handler wraps each accepted
@@ -56,7 +57,7 @@ func serve(t testing.TB, logs io.Writer) (url string, channels <-chan *mediastre
 
 func newPair(t *testing.T) *pair {
 	t.Helper()
-	var logs syncBuffer
+	var logs testlog.Buffer
 	url, chans := serve(t, &logs)
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
