@@ -34,6 +34,11 @@ type Config struct {
 	// trailing slash; webhook signatures are checked against it. Empty means
 	// "derive it from each request" (local use only).
 	PublicURL string
+	// MetricsAddr is the host:port of a listener of its own for /metrics
+	// (METRICS_ADDR), such as "127.0.0.1:9090" or ":9090"; /metrics is then
+	// not served on Port, which Twilio (and so the internet) reaches. Empty
+	// serves /metrics on Port with the webhooks.
+	MetricsAddr string
 
 	OpenAIAPIKey Secret // OPENAI_API_KEY, required
 	// OpenAIBaseURL is the REST base URL, ".../v1" (OPENAI_BASE_URL).
@@ -119,6 +124,7 @@ func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.Int("port", c.Port),
 		slog.String("public_url", c.PublicURL),
+		slog.String("metrics_addr", c.MetricsAddr),
 		slog.Any("openai_api_key", c.OpenAIAPIKey),
 		slog.String("openai_base_url", c.OpenAIBaseURL),
 		slog.String("openai_realtime_url", c.OpenAIRealtimeURL),

@@ -83,7 +83,7 @@ func TestLoadPriority(t *testing.T) {
 
 func TestLoadReadsEverySettingFromEachSource(t *testing.T) {
 	values := map[string]string{
-		"PORT": "8080", "PUBLIC_URL": "https://gw.example.com/", "OPENAI_API_KEY": "sk-1",
+		"PORT": "8080", "PUBLIC_URL": "https://gw.example.com/", "METRICS_ADDR": "127.0.0.1:9090", "OPENAI_API_KEY": "sk-1",
 		"OPENAI_BASE_URL": "http://127.0.0.1:9/v1/", "OPENAI_REALTIME_MODEL": "rt-model",
 		"OPENAI_MODEL": "text-model", "OPENAI_TRANSCRIPTION_MODEL": "stt-model",
 		"OPENAI_ASSISTANT_ID": "asst_1", "ASSISTANT_BACKEND": "assistants",
@@ -98,7 +98,7 @@ func TestLoadReadsEverySettingFromEachSource(t *testing.T) {
 	}
 	require.Len(t, values, len(settings), "the test must cover every setting")
 	want := Config{
-		Port: 8080, PublicURL: "https://gw.example.com", OpenAIAPIKey: "sk-1",
+		Port: 8080, PublicURL: "https://gw.example.com", MetricsAddr: "127.0.0.1:9090", OpenAIAPIKey: "sk-1",
 		OpenAIBaseURL: "http://127.0.0.1:9/v1", OpenAIRealtimeURL: "ws://127.0.0.1:7/realtime?model=x",
 		OpenAIRealtimeModel: "rt-model", OpenAIModel: "text-model", OpenAITranscriptionModel: "stt-model",
 		OpenAIAssistantID: "asst_1", AssistantBackend: BackendAssistants, SystemMessage: "be terse",
@@ -212,6 +212,9 @@ func TestValidate(t *testing.T) {
 		{"drain", func(c *Config) { c.ShutdownDrain = -time.Second }, []string{"SHUTDOWN_DRAIN must be positive"}},
 		{"log level", func(c *Config) { c.LogLevel = "verbose" }, []string{"LOG_LEVEL must be"}},
 		{"port", func(c *Config) { c.Port = 70000 }, []string{"PORT must be between"}},
+		{"metrics addr without port", func(c *Config) { c.MetricsAddr = "127.0.0.1" }, []string{"METRICS_ADDR must be host:port"}},
+		{"metrics addr bad port", func(c *Config) { c.MetricsAddr = ":http" }, []string{"METRICS_ADDR must end with a port"}},
+		{"metrics addr on the public port", func(c *Config) { c.MetricsAddr = "127.0.0.1:5050" }, []string{"METRICS_ADDR must not use PORT's port 5050"}},
 		{"realtime url", func(c *Config) { c.OpenAIRealtimeURL = "https://x/realtime" }, []string{"OPENAI_REALTIME_URL must be a ws(s) URL"}},
 		{"base urls", func(c *Config) { c.OpenAIBaseURL, c.TwilioAPIBaseURL = "api.openai.com", "" },
 			[]string{"OPENAI_BASE_URL must be an http(s) URL", "TWILIO_API_BASE_URL must be an http(s) URL"}},
@@ -376,4 +379,13 @@ func isSetting(name string) bool {
 		}
 	}
 	return false
+}
+
+func TestValidateAcceptsMetricsAddresses(t *testing.T) {
+	for _, addr := range []string{"", ":9090", "127.0.0.1:9090", "[::1]:9090", "localhost:0"} {
+		c := Defaults()
+		c.OpenAIAPIKey, c.TwilioAuthToken = "sk", "tok"
+		c.MetricsAddr = addr
+		assert.NoError(t, c.Validate(), addr)
+	}
 }

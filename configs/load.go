@@ -152,6 +152,7 @@ func parse(get func(name string) (any, bool)) (Config, []problem) {
 	cfg := Config{
 		Port:                     p.integer(keyPort),
 		PublicURL:                strings.TrimSuffix(p.str(keyPublicURL), "/"),
+		MetricsAddr:              p.str(keyMetricsAddr),
 		OpenAIAPIKey:             Secret(p.str(keyOpenAIAPIKey)),
 		OpenAIBaseURL:            strings.TrimSuffix(p.str(keyOpenAIBaseURL), "/"),
 		OpenAIRealtimeURL:        p.str(keyOpenAIRealtimeURL),

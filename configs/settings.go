@@ -43,6 +43,7 @@ type setting struct {
 const (
 	keyPort                     = "PORT"
 	keyPublicURL                = "PUBLIC_URL"
+	keyMetricsAddr              = "METRICS_ADDR"
 	keyOpenAIAPIKey             = "OPENAI_API_KEY"
 	keyOpenAIBaseURL            = "OPENAI_BASE_URL"
 	keyOpenAIRealtimeURL        = "OPENAI_REALTIME_URL"
@@ -78,6 +79,7 @@ const (
 var settings = []setting{
 	{name: keyPort, def: "5050"},
 	{name: keyPublicURL},
+	{name: keyMetricsAddr},
 	{name: keyOpenAIAPIKey, secret: true},
 	{name: keyOpenAIBaseURL, def: "https://api.openai.com/v1"},
 	{name: keyOpenAIRealtimeURL},

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -80,6 +81,11 @@ func (c Config) problems(purpose Purpose) []problem {
 	}
 	if c.Port < 0 || c.Port > 65535 {
 		add("%s must be between 0 and 65535 (got %d)", keyPort, c.Port)
+	}
+	if c.MetricsAddr != "" {
+		if msg := checkListenAddr(c.MetricsAddr, c.Port); msg != "" {
+			add("%s %s (got %q)", keyMetricsAddr, msg, c.MetricsAddr)
+		}
 	}
 	if c.PublicURL != "" {
 		if msg := checkPublicURL(c.PublicURL); msg != "" {
@@ -163,6 +169,23 @@ func (c Config) problems(purpose Purpose) []problem {
 }
 
 // checkPublicURL returns what is wrong with a PUBLIC_URL, or "".
+// checkListenAddr says what is wrong with addr as a listening address
+// ("host:port", host optional) beside the main server's port, or "".
+func checkListenAddr(addr string, port int) string {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "must be host:port or :port, such as 127.0.0.1:9090"
+	}
+	n, err := strconv.Atoi(p)
+	switch {
+	case err != nil || n < 0 || n > 65535:
+		return "must end with a port between 0 and 65535"
+	case n != 0 && n == port:
+		return fmt.Sprintf("must not use %s's port %d: that is the public listener", keyPort, port)
+	}
+	return ""
+}
+
 func checkPublicURL(s string) string {
 	u, err := url.Parse(s)
 	if err != nil || u.Host == "" {

@@ -79,11 +79,24 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
+	// abort undoes Build when the gateway cannot be served: the use cases'
+	// goroutines stop, then the stores close.
+	abort := func(err error) error {
+		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownDrain)
+		defer cancel()
+		return errors.Join(err, gw.Shutdown(stopCtx), gw.Close())
+	}
 	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.Port)))
 	if err != nil {
-		return errors.Join(fmt.Errorf("listen: %w", err), gw.Close())
+		return abort(fmt.Errorf("listen: %w", err))
 	}
 	log.Info("gateway: listening", "addr", ln.Addr().String())
+	var metrics *metricsServer
+	if cfg.MetricsAddr != "" {
+		if metrics, err = startMetrics(cfg.MetricsAddr, gw.MetricsHandler(), log); err != nil {
+			return abort(errors.Join(err, ln.Close()))
+		}
+	}
 
 	served := make(chan error, 1)
 	go func() { served <- gw.Serve(ln) }()
@@ -104,6 +117,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	if served != nil {
 		serveErr = <-served
+	}
+	if metrics != nil {
+		// Stopped last, so that the drain can be watched.
+		serveErr = errors.Join(serveErr, metrics.stop())
 	}
 	if err := errors.Join(serveErr, gw.Close()); err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -49,17 +50,32 @@ func getenv(m map[string]string) func(string) string { return func(k string) str
 // so the writer never blocks.
 func listenAddr(t *testing.T, r io.Reader) <-chan string {
 	t.Helper()
-	addr := make(chan string, 1)
+	return listenAddrs(t, r, "gateway: listening")[0]
+}
+
+// listenAddrs is listenAddr for several listeners: the address of the log
+// line with msgs[i] arrives on the i-th channel.
+func listenAddrs(t *testing.T, r io.Reader, msgs ...string) []chan string {
+	t.Helper()
+	addrs := make([]chan string, len(msgs))
+	for i := range addrs {
+		addrs[i] = make(chan string, 1)
+	}
 	go func() {
 		sc := bufio.NewScanner(r)
 		for sc.Scan() {
 			var line struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "gateway: listening" {
-				addr <- line.Addr
+			if json.Unmarshal(sc.Bytes(), &line) != nil {
+				continue
+			}
+			for i, msg := range msgs {
+				if line.Msg == msg {
+					addrs[i] <- line.Addr
+				}
 			}
 		}
 	}()
-	return addr
+	return addrs
 }
 
 func waitAddr(t *testing.T, addr <-chan string, done <-chan error) string {
@@ -111,6 +127,71 @@ func TestRunServesHealthAndStopsOnCancel(t *testing.T) {
 	}
 	_, err = http.Get(base + "/health")
 	assert.Error(t, err, "the listener is closed")
+}
+
+func TestRunServesMetricsOnMetricsAddrOnly(t *testing.T) {
+	t.Chdir(t.TempDir())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	env := validEnv()
+	env["METRICS_ADDR"] = "127.0.0.1:0"
+	pr, pw := io.Pipe()
+	addrs := listenAddrs(t, pr, "gateway: listening", "gateway: metrics listening")
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"gateway"}, getenv(env), pw)
+		pw.Close()
+	}()
+
+	public := "http://" + waitAddr(t, addrs[0], done)
+	private := "http://" + waitAddr(t, addrs[1], done)
+	assert.Equal(t, http.StatusNotFound, get(t, public+"/metrics"), "the public port must not serve the metrics")
+	assert.Equal(t, http.StatusOK, get(t, public+"/health"))
+	assert.Equal(t, http.StatusNotFound, get(t, private+"/health"), "the metrics listener serves /metrics alone")
+
+	res, err := http.Get(private + "/metrics")
+	require.NoError(t, err)
+	body, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, res.StatusCode)
+	assert.Contains(t, string(body), "gateway_calls_active 0")
+
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(time.Minute): // a hang guard, not a timing assertion
+		t.Fatal("run did not return after its context was cancelled")
+	}
+	_, err = http.Get(private + "/metrics")
+	assert.Error(t, err, "the metrics listener is closed with the gateway")
+}
+
+// A gateway that cannot listen stops what Build started (goleak checks the
+// use cases' goroutines are gone) and says which listener failed.
+func TestRunFailsWhenAPortIsTaken(t *testing.T) {
+	taken, err := net.Listen("tcp", ":0")
+	require.NoError(t, err)
+	defer taken.Close()
+	_, port, err := net.SplitHostPort(taken.Addr().String())
+	require.NoError(t, err)
+
+	for _, tt := range []struct{ name, key, value, want string }{
+		{"PORT", "PORT", port, "listen:"},
+		{"METRICS_ADDR", "METRICS_ADDR", "127.0.0.1:" + port, "listen for metrics (METRICS_ADDR)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Chdir(t.TempDir())
+			env := validEnv()
+			env[tt.key] = tt.value
+			var out strings.Builder
+			err := run(context.Background(), []string{"gateway"}, getenv(env), &out)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.want)
+			assert.Contains(t, err.Error(), "address already in use")
+		})
+	}
 }
 
 func TestRunNamesEveryMissingSetting(t *testing.T) {

@@ -94,6 +94,9 @@ func WithAbandonedReports(after, every time.Duration) Option {
 // the stores it opened. Serve it, then Shutdown, then Close.
 type Gateway struct {
 	server *httpapi.Server
+	// metrics serves the Prometheus metrics; on the server's routes too
+	// unless METRICS_ADDR gives them a listener of their own.
+	metrics http.Handler
 	// drains are the use cases' Shutdown methods, run after the server's.
 	drains  []func(context.Context) error
 	closers []func() error // stores Build opened, closed in reverse order
@@ -176,6 +179,11 @@ func Build(ctx context.Context, cfg configs.Config, log *slog.Logger, opts ...Op
 	if cfg.PublicURL == "" {
 		log.Warn("PUBLIC_URL is not set: webhook signatures are checked against each request's Host and X-Forwarded-Proto, which is right only when no proxy or tunnel rewrites them")
 	}
+	g.metrics = m.Handler()
+	public := g.metrics
+	if cfg.MetricsAddr != "" {
+		public = nil // served on METRICS_ADDR only (cmd/gateway)
+	}
 	g.server = httpapi.New(httpapi.Deps{
 		Logger:    log.With("adapter", "httpapi"),
 		Calls:     p.calls,
@@ -183,7 +191,7 @@ func Build(ctx context.Context, cfg configs.Config, log *slog.Logger, opts ...Op
 		Validator: signature.New(string(cfg.TwilioAuthToken), cfg.PublicURL),
 		Checks:    g.checks,
 
-		Metrics:        m.Handler(),
+		Metrics:        public,
 		ObserveRequest: m.Request,
 	})
 	return g, nil
@@ -373,6 +381,11 @@ func NewSender(cfg configs.Config, hc *http.Client) *messaging.Sender {
 // Handler returns the gateway's HTTP routes, for tests that serve them
 // themselves (httptest.NewServer).
 func (g *Gateway) Handler() http.Handler { return g.server.Handler() }
+
+// MetricsHandler serves the Prometheus metrics, for a listener of their
+// own (METRICS_ADDR); without METRICS_ADDR, Handler serves them at /metrics
+// too.
+func (g *Gateway) MetricsHandler() http.Handler { return g.metrics }
 
 // Serve accepts connections on ln until Shutdown. It blocks; it returns nil
 // after Shutdown and the listener's error otherwise. ln is closed when
