@@ -45,16 +45,9 @@ func validEnv() map[string]string {
 
 func getenv(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
-// listenAddr reads JSON log lines from r until the "listening" line and
-// sends its address on the returned channel; it keeps draining r until EOF
-// so the writer never blocks.
-func listenAddr(t *testing.T, r io.Reader) <-chan string {
-	t.Helper()
-	return listenAddrs(t, r, "gateway: listening")[0]
-}
-
-// listenAddrs is listenAddr for several listeners: the address of the log
-// line with msgs[i] arrives on the i-th channel.
+// listenAddrs reads JSON log lines from r and sends the address of the
+// line whose message is msgs[i] on the i-th channel; it keeps draining r
+// until EOF so the writer never blocks.
 func listenAddrs(t *testing.T, r io.Reader, msgs ...string) []chan string {
 	t.Helper()
 	addrs := make([]chan string, len(msgs))
@@ -100,51 +93,65 @@ func get(t *testing.T, url string) int {
 	return res.StatusCode
 }
 
-func TestRunServesHealthAndStopsOnCancel(t *testing.T) {
-	t.Chdir(t.TempDir()) // the SQLite file (./data/gateway.db) and .env lookup
+// runGateway runs the gateway with env in the background until stop, and
+// returns the addresses of the log lines msgs ("gateway: listening" when
+// none), as base URLs. stop cancels run and requires it to return nil.
+func runGateway(t *testing.T, env map[string]string, msgs ...string) (bases []string, stop func()) {
+	t.Helper()
+	if len(msgs) == 0 {
+		msgs = []string{"gateway: listening"}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	pr, pw := io.Pipe()
-	addr := listenAddr(t, pr)
+	addrs := listenAddrs(t, pr, msgs...)
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"gateway"}, getenv(validEnv()), pw)
+		done <- run(ctx, []string{"gateway"}, getenv(env), pw)
 		pw.Close()
 	}()
+	stopped := false
+	stop = func() {
+		t.Helper()
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+		case <-time.After(time.Minute): // a hang guard, not a timing assertion
+			t.Fatal("run did not return after its context was cancelled")
+		}
+	}
+	t.Cleanup(stop)
+	for _, addr := range addrs {
+		bases = append(bases, "http://"+waitAddr(t, addr, done))
+	}
+	return bases, stop
+}
 
-	base := "http://" + waitAddr(t, addr, done)
+func TestRunServesHealthAndStopsOnCancel(t *testing.T) {
+	t.Chdir(t.TempDir()) // the SQLite file (./data/gateway.db) and .env lookup
+	bases, stop := runGateway(t, validEnv())
+	base := bases[0]
 	assert.Equal(t, http.StatusOK, get(t, base+"/health"))
 	assert.Equal(t, http.StatusOK, get(t, base+"/ready"), "the SQLite and in-memory stores are reachable")
+	assert.Equal(t, http.StatusOK, get(t, base+"/metrics"), "without METRICS_ADDR the metrics are on PORT")
 	_, err := os.Stat("data/gateway.db")
 	assert.NoError(t, err, "the default SQLite database is created in the working directory")
 
-	cancel()
-	select {
-	case err := <-done:
-		require.NoError(t, err)
-	case <-time.After(time.Minute): // a hang guard, not a timing assertion
-		t.Fatal("run did not return after its context was cancelled")
-	}
+	stop()
 	_, err = http.Get(base + "/health")
 	assert.Error(t, err, "the listener is closed")
 }
 
 func TestRunServesMetricsOnMetricsAddrOnly(t *testing.T) {
 	t.Chdir(t.TempDir())
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	env := validEnv()
 	env["METRICS_ADDR"] = "127.0.0.1:0"
-	pr, pw := io.Pipe()
-	addrs := listenAddrs(t, pr, "gateway: listening", "gateway: metrics listening")
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"gateway"}, getenv(env), pw)
-		pw.Close()
-	}()
-
-	public := "http://" + waitAddr(t, addrs[0], done)
-	private := "http://" + waitAddr(t, addrs[1], done)
+	bases, stop := runGateway(t, env, "gateway: listening", "gateway: metrics listening")
+	public, private := bases[0], bases[1]
 	assert.Equal(t, http.StatusNotFound, get(t, public+"/metrics"), "the public port must not serve the metrics")
 	assert.Equal(t, http.StatusOK, get(t, public+"/health"))
 	assert.Equal(t, http.StatusNotFound, get(t, private+"/health"), "the metrics listener serves /metrics alone")
@@ -157,13 +164,7 @@ func TestRunServesMetricsOnMetricsAddrOnly(t *testing.T) {
 	assert.Equal(t, http.StatusOK, res.StatusCode)
 	assert.Contains(t, string(body), "gateway_calls_active 0")
 
-	cancel()
-	select {
-	case err := <-done:
-		require.NoError(t, err)
-	case <-time.After(time.Minute): // a hang guard, not a timing assertion
-		t.Fatal("run did not return after its context was cancelled")
-	}
+	stop()
 	_, err = http.Get(private + "/metrics")
 	assert.Error(t, err, "the metrics listener is closed with the gateway")
 }
@@ -246,7 +247,7 @@ func TestProcessStopsCleanlyOnSIGTERM(t *testing.T) {
 	cmd.Stdout = pw
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
-	addr := listenAddr(t, pr)
+	addr := listenAddrs(t, pr, "gateway: listening")[0]
 	require.NoError(t, cmd.Start())
 	done := make(chan error, 1)
 	go func() {
