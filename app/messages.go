@@ -25,6 +25,11 @@ const (
 	// DefaultMaxInlineParts is Twilio's limit of <Message> replies to one
 	// incoming message; it drops the others (warning 14109).
 	DefaultMaxInlineParts = 10
+	// DefaultMaxInlineBytes keeps an inline reply within Twilio's 64 kB
+	// limit on a TwiML response (error 11750) whatever the text: XML
+	// escaping makes one byte at most five ("&amp;"), and the envelope
+	// takes a little more.
+	DefaultMaxInlineBytes = 12_000
 	// DefaultAbandonedAfter is longer than any answer takes: the inline
 	// timeout, the assistant's request (bounded at two minutes by the
 	// OpenAI adapters) and the sends, with room for a message that waits
@@ -106,6 +111,10 @@ type MessagesDeps struct {
 	// split into more is sent through Sender, all of it, so that the parts
 	// keep their order. Zero means DefaultMaxInlineParts.
 	MaxInlineParts int
+	// MaxInlineBytes is the most bytes of text (all parts together) an
+	// inline Reply may carry; a longer answer is sent through Sender.
+	// Zero means DefaultMaxInlineBytes.
+	MaxInlineBytes int
 	// AbandonedAfter is how long after a delivery was taken the service
 	// reports it as never answered, when no answer was recorded for it
 	// by then (ThreadStore.Abandoned). It must be longer than any answer
@@ -173,6 +182,7 @@ type MessagesService struct {
 	inlineTimeout  time.Duration
 	maxLen         int
 	maxInline      int
+	maxInlineBytes int
 	abandonedAfter time.Duration
 	abandonedEvery time.Duration
 	hooks          MessagesHooks
@@ -213,6 +223,9 @@ func NewMessages(d MessagesDeps) *MessagesService {
 	if d.MaxInlineParts <= 0 {
 		d.MaxInlineParts = DefaultMaxInlineParts
 	}
+	if d.MaxInlineBytes <= 0 {
+		d.MaxInlineBytes = DefaultMaxInlineBytes
+	}
 	if d.AbandonedAfter <= 0 {
 		d.AbandonedAfter = DefaultAbandonedAfter
 	}
@@ -231,6 +244,7 @@ func NewMessages(d MessagesDeps) *MessagesService {
 		inlineTimeout:  d.InlineTimeout,
 		maxLen:         d.MaxLen,
 		maxInline:      d.MaxInlineParts,
+		maxInlineBytes: d.MaxInlineBytes,
 		abandonedAfter: d.AbandonedAfter,
 		abandonedEvery: d.AbandonedEvery,
 		hooks:          d.Hooks,
@@ -252,8 +266,8 @@ type job struct {
 	prev <-chan struct{} // closed when the user's previous message is done
 	done chan struct{}   // closed when this message is done
 	// answer hands the answer to the waiting Handle (unbuffered: the
-	// hand-over and giving up exclude each other); nil means "too many
-	// parts for an inline reply: they are sent through the MessageSender".
+	// hand-over and giving up exclude each other); nil means "too much
+	// for an inline reply: the parts are sent through the MessageSender".
 	answer chan []string
 	// gaveUp is closed by Handle when it stops waiting.
 	gaveUp chan struct{}
@@ -552,7 +566,7 @@ func (s *MessagesService) thread(ctx context.Context, user string) (string, erro
 }
 
 // deliver hands parts to the waiting Handle, or, when Handle stopped
-// waiting or there are more parts than an inline reply may carry, sends
+// waiting or the answer is more than an inline reply may carry, sends
 // them through the MessageSender in order (Handle is then told to answer
 // the webhook with nothing, so that all parts go one way). A part that
 // cannot be sent is logged with what remains undelivered; the later parts
@@ -566,7 +580,7 @@ func (s *MessagesService) thread(ctx context.Context, user string) (string, erro
 // gateway stopped" report). It reports false when ctx ended first.
 func (s *MessagesService) deliver(ctx context.Context, j *job, parts []string) bool {
 	inline := parts
-	if len(parts) > s.maxInline {
+	if len(parts) > s.maxInline || size(parts) > s.maxInlineBytes {
 		inline = nil
 	}
 	select {
@@ -679,6 +693,15 @@ func (s *MessagesService) Shutdown(ctx context.Context) error {
 }
 
 func textReply(text string) ports.Reply { return ports.Reply{Messages: []string{text}} }
+
+// size is the number of bytes in parts.
+func size(parts []string) int {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	return n
+}
 
 func chars(parts []string) int {
 	n := 0

@@ -396,6 +396,22 @@ func TestHandleTooManyPartsForInline(t *testing.T) {
 	assert.Equal(t, want, strings.Join(bodies(waitSent(t, h.sender, 5)), " "), "every part sent, in order")
 }
 
+// TestHandleTooManyBytesForInline: an answer whose TwiML could pass
+// Twilio's 64 kB response limit goes out through the sender, as above.
+func TestHandleTooManyBytesForInline(t *testing.T) {
+	long := strings.Repeat("Twenty chars here. ", 10) // 190 bytes: 5 parts of 40, 185 bytes once trimmed and cut
+	want := strings.TrimSpace(long)
+
+	h := newHarness(t, func(d *MessagesDeps) { d.MaxLen, d.MaxInlineBytes, d.InlineTimeout = 40, 185, time.Hour })
+	h.asst.QueueReplies(long)
+	assert.Len(t, handle(t, h.svc, msg("SM1", "five parts")).Messages, 5, "as many bytes as allowed: inline")
+
+	h = newHarness(t, func(d *MessagesDeps) { d.MaxLen, d.MaxInlineBytes, d.InlineTimeout = 40, 184, time.Hour })
+	h.asst.QueueReplies(long)
+	assert.Empty(t, handle(t, h.svc, msg("SM1", "five parts")).Messages, "one byte too many: nothing inline, no wait")
+	assert.Equal(t, want, strings.Join(bodies(waitSent(t, h.sender, 5)), " "), "every part sent, in order")
+}
+
 func TestHandleUnusualInput(t *testing.T) {
 	h := newHarness(t, nil)
 

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/convgateway/gateway/adapters/twilio/signature"
+	"github.com/convgateway/gateway/app"
 	"github.com/convgateway/gateway/configs"
 	"github.com/convgateway/gateway/test/sim/openairest"
 	"github.com/convgateway/gateway/test/sim/openairest/contract"
@@ -484,6 +485,41 @@ func TestMessagesTooManyPartsForInline(t *testing.T) {
 	gw.stop() // drains: every part has been sent
 	assert.Equal(t, huge, strings.Join(append(got, e.sentBodies()...), " "), "every part sent, in order")
 	assert.Zero(t, len(got), "all parts go one way, so that they arrive in order")
+}
+
+// TestMessagesInlineTwiMLWithinTwilioLimit: Twilio refuses a TwiML
+// response over 64 kB (error 11750). The longest answer the gateway sends
+// inline, all of it characters XML escapes at the greatest cost, fits; one
+// byte more goes out through the REST API.
+func TestMessagesInlineTwiMLWithinTwilioLimit(t *testing.T) {
+	const twilioLimit = 64_000 // bytes of TwiML; 64 kB read as the smaller 1000-based figure
+	for _, c := range []struct {
+		name   string
+		answer string
+		inline bool
+	}{
+		{"as much as inline may carry", strings.Repeat("&", app.DefaultMaxInlineBytes), true},
+		{"one byte more", strings.Repeat("&", app.DefaultMaxInlineBytes+1), false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newMessagingEnv(t, configs.BackendResponses, nil)
+			e.replies.setAnswer(func(string) string { return c.answer })
+			gw := e.newMessagingGateway()
+
+			a, err := gw.postAnswer(msgInbound{Sid: "SMamp", Body: "ampersands please"})
+			require.NoError(t, err)
+			require.Equal(t, http.StatusOK, a.Status)
+			gw.stop() // drains: every part has been sent
+			assert.LessOrEqual(t, len(a.Body), twilioLimit, "the TwiML Twilio receives")
+			if c.inline {
+				assert.Empty(t, e.sentBodies())
+				assert.Equal(t, c.answer, strings.Join(a.Messages, ""))
+			} else {
+				assert.Empty(t, a.Messages)
+				assert.Equal(t, c.answer, strings.Join(e.sentBodies(), ""))
+			}
+		})
+	}
 }
 
 // TestMessagesBadSignatureRefused: a webhook without a valid Twilio
