@@ -378,38 +378,29 @@ func TestHandleLongReplySplit(t *testing.T) {
 	})
 }
 
-// TestHandleTooManyPartsForInline: Twilio sends at most 10 <Message>
-// replies to one incoming message; an answer in more parts goes out
-// through the sender, every part in order, and Handle returns an empty
-// Reply without waiting for the inline deadline.
-func TestHandleTooManyPartsForInline(t *testing.T) {
-	long := strings.Repeat("Twenty chars here. ", 10) // 190 characters: 5 parts of 40
-	want := strings.TrimSpace(long)
-
-	h := newHarness(t, func(d *MessagesDeps) { d.MaxLen, d.MaxInlineParts, d.InlineTimeout = 40, 5, time.Hour })
-	h.asst.QueueReplies(long)
-	assert.Len(t, handle(t, h.svc, msg("SM1", "five parts")).Messages, 5, "as many parts as allowed: inline")
-
-	h = newHarness(t, func(d *MessagesDeps) { d.MaxLen, d.MaxInlineParts, d.InlineTimeout = 40, 4, time.Hour })
-	h.asst.QueueReplies(long)
-	assert.Empty(t, handle(t, h.svc, msg("SM1", "five parts")).Messages, "one part too many: nothing inline, no wait")
-	assert.Equal(t, want, strings.Join(bodies(waitSent(t, h.sender, 5)), " "), "every part sent, in order")
-}
-
-// TestHandleTooManyBytesForInline: an answer whose TwiML could pass
-// Twilio's 64 kB response limit goes out through the sender, as above.
-func TestHandleTooManyBytesForInline(t *testing.T) {
+// TestHandleTooMuchForInline: Twilio sends at most 10 <Message> replies to
+// one incoming message, and refuses a TwiML response over 64 kB; an answer
+// over either limit goes out through the sender, every part in order, and
+// Handle returns an empty Reply without waiting for the inline deadline.
+func TestHandleTooMuchForInline(t *testing.T) {
 	long := strings.Repeat("Twenty chars here. ", 10) // 190 bytes: 5 parts of 40, 185 bytes once trimmed and cut
 	want := strings.TrimSpace(long)
 
-	h := newHarness(t, func(d *MessagesDeps) { d.MaxLen, d.MaxInlineBytes, d.InlineTimeout = 40, 185, time.Hour })
-	h.asst.QueueReplies(long)
-	assert.Len(t, handle(t, h.svc, msg("SM1", "five parts")).Messages, 5, "as many bytes as allowed: inline")
+	for name, limit := range map[string]func(d *MessagesDeps, n int){
+		"parts": func(d *MessagesDeps, n int) { d.MaxInlineParts = 5 + n },
+		"bytes": func(d *MessagesDeps, n int) { d.MaxInlineBytes = 185 + n },
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, func(d *MessagesDeps) { d.MaxLen, d.InlineTimeout = 40, time.Hour; limit(d, 0) })
+			h.asst.QueueReplies(long)
+			assert.Len(t, handle(t, h.svc, msg("SM1", "five parts")).Messages, 5, "as much as allowed: inline")
 
-	h = newHarness(t, func(d *MessagesDeps) { d.MaxLen, d.MaxInlineBytes, d.InlineTimeout = 40, 184, time.Hour })
-	h.asst.QueueReplies(long)
-	assert.Empty(t, handle(t, h.svc, msg("SM1", "five parts")).Messages, "one byte too many: nothing inline, no wait")
-	assert.Equal(t, want, strings.Join(bodies(waitSent(t, h.sender, 5)), " "), "every part sent, in order")
+			h = newHarness(t, func(d *MessagesDeps) { d.MaxLen, d.InlineTimeout = 40, time.Hour; limit(d, -1) })
+			h.asst.QueueReplies(long)
+			assert.Empty(t, handle(t, h.svc, msg("SM1", "five parts")).Messages, "one too many: nothing inline, no wait")
+			assert.Equal(t, want, strings.Join(bodies(waitSent(t, h.sender, 5)), " "), "every part sent, in order")
+		})
+	}
 }
 
 func TestHandleUnusualInput(t *testing.T) {
