@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -25,6 +24,7 @@ import (
 	"github.com/convgateway/gateway/adapters/store/storetest"
 	"github.com/convgateway/gateway/ports"
 	"github.com/convgateway/gateway/ports/porttest"
+	"github.com/convgateway/gateway/test/testlog"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -434,8 +434,8 @@ func TestOpenLazyWhileDown(t *testing.T) {
 	withPassword, err := url.Parse(storetest.WithHost(t, rawURL, proxy.Addr()))
 	require.NoError(t, err)
 	withPassword.User = url.UserPassword(u.User.Username(), "s3cret-pw") // trust auth ignores it
-	var logs strings.Builder
-	log := slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, nil))
+	var logs testlog.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
 
 	s, err := postgres.OpenLazy(withPassword.String(), log, postgres.WithSchema(schema))
 	require.NoError(t, err, "nothing is dialled before first use")
@@ -525,16 +525,4 @@ func TestOpenLazyBadSettings(t *testing.T) {
 	require.NotContains(t, err.Error(), "s3cret-pw")
 	_, err = postgres.OpenLazy("postgres://postgres:s3cret-pw@127.0.0.1:5432/test", discard, postgres.WithSchema("Bad-Name"))
 	require.ErrorIs(t, err, ports.ErrInvalidInput)
-}
-
-// syncWriter serializes writes to w.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
 }
