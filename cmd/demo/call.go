@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/convgateway/gateway/ports/porttest"
 	"github.com/convgateway/gateway/test/sim/mediasim"
 	"github.com/convgateway/gateway/test/sim/mulaw"
 )
@@ -259,7 +260,7 @@ func num(v any) int {
 // idle reports whether the caller has played everything it was sent: every
 // mark the gateway sent has come back.
 func idle(c *mediasim.Caller) bool {
-	return countKind(c.Received(), "mark") == len(c.Marks())
+	return porttest.CountKind(c.Received(), "mark") == len(c.Marks())
 }
 
 // lastMark is when the caller echoed its latest mark (the zero time if

@@ -146,13 +146,3 @@ func checkCall(r callRecord) (callReport, error) {
 	}
 	return rep, errors.Join(problems...)
 }
-
-func countKind(out []porttest.Outbound, kind string) int {
-	n := 0
-	for _, f := range out {
-		if f.Kind == kind {
-			n++
-		}
-	}
-	return n
-}

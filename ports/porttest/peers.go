@@ -83,6 +83,18 @@ type Outbound struct {
 	Mark  string // name for "mark"
 }
 
+// CountKind returns how many of out are of kind ("media", "mark" or
+// "clear").
+func CountKind(out []Outbound, kind string) int {
+	n := 0
+	for _, f := range out {
+		if f.Kind == kind {
+			n++
+		}
+	}
+	return n
+}
+
 // ChatHarness is a ChatAssistant under test. The implementation must be set
 // up so that its reply to a message contains the message text (the fakes
 // and the REST simulator echo by default).

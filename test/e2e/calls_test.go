@@ -154,7 +154,7 @@ func TestCallBargeIn(t *testing.T) {
 				tt.want.ItemID[5:]+`","item_id":"`+tt.want.ItemID+`","output_index":0,"content_index":0,"delta":"`+string(late[0])+`"}`)))
 			fresh, _ := chunks(1, 40)
 			require.NoError(t, sess.Say(e.ctx, "resp_9", "item_9", "Yes?", fresh...))
-			e.until("the new response", func() bool { return countKind(caller.Received(), "media") == total+1 })
+			e.until("the new response", func() bool { return porttest.CountKind(caller.Received(), "media") == total+1 })
 			assert.Equal(t, fresh[0], lastMedia(caller.Received()), "only the new response's audio followed the clear")
 			assert.Empty(t, e.events.Errors(), "the truncation was within the item's audio")
 			assert.Zero(t, sess.Cancels(), "no response.cancel")
@@ -162,16 +162,6 @@ func TestCallBargeIn(t *testing.T) {
 			ended(e, sess)
 		})
 	}
-}
-
-func countKind(out []porttest.Outbound, kind string) int {
-	n := 0
-	for _, f := range out {
-		if f.Kind == kind {
-			n++
-		}
-	}
-	return n
 }
 
 func lastMedia(out []porttest.Outbound) []byte {
@@ -452,7 +442,7 @@ func TestCallMetrics(t *testing.T) {
 	require.NoError(t, caller.Speak(e.ctx, mulaw.Tone(300, 100), false))
 	deltas, _ := chunks(3, 100)
 	require.NoError(t, sess.Say(e.ctx, "resp_1", "item_1", "Hi.", deltas...))
-	e.until("the audio at the caller", func() bool { return countKind(caller.Received(), "mark") == 3 })
+	e.until("the audio at the caller", func() bool { return porttest.CountKind(caller.Received(), "mark") == 3 })
 	// The clear answers speech that came after response.done: the call's
 	// usage is known when it arrives.
 	require.NoError(t, sess.StartSpeech(e.ctx, "item_c", 0))
