@@ -224,6 +224,14 @@ func TestValidate(t *testing.T) {
 		{"redis scheme", func(c *Config) { c.RedisURL = "http://127.0.0.1:6379" }, []string{"REDIS_URL must be a redis://"}},
 		{"database url empty", func(c *Config) { c.DatabaseURL = "" }, []string{"DATABASE_URL must not be empty"}},
 		{"postgres url syntax", func(c *Config) { c.DatabaseURL = "postgres://gw:pw@[::1/gw" }, []string{"DATABASE_URL must be a postgres://"}},
+		{"database url with a misspelt scheme", func(c *Config) { c.DatabaseURL = "postgress://gw:Secret@db:5432/gw" },
+			[]string{`DATABASE_URL has the unknown scheme "postgress"`}},
+		{"database url of another database", func(c *Config) { c.DatabaseURL = "mysql://gw:Secret@db/gw" },
+			[]string{`DATABASE_URL has the unknown scheme "mysql"`}},
+		{"database url of no kind", func(c *Config) { c.DatabaseURL = "garbage" },
+			[]string{"DATABASE_URL must be a postgres:// URL or a SQLite file path ending in .db, .sqlite or .sqlite3"}},
+		{"database url with credentials and no scheme", func(c *Config) { c.DatabaseURL = "gw:Secret@db:5432/gw.db" },
+			[]string{"DATABASE_URL looks like a URL with credentials but has no postgres:// scheme"}},
 		{"schema with sqlite", func(c *Config) { c.DatabaseSchema = "gateway" }, []string{"DATABASE_SCHEMA applies only to PostgreSQL"}},
 		{"schema identifier", func(c *Config) { c.DatabaseURL, c.DatabaseSchema = "postgres://db/gw", `Gateway"; DROP` }, []string{"DATABASE_SCHEMA must be a lower-case SQL identifier"}},
 	}
@@ -236,6 +244,7 @@ func TestValidate(t *testing.T) {
 			var p *Problems
 			require.True(t, errors.As(err, &p))
 			assert.Len(t, p.List, len(tt.want), err.Error())
+			assert.NotContains(t, err.Error(), "Secret", "a credential in a setting is never quoted")
 			for _, w := range tt.want {
 				assert.Contains(t, err.Error(), w)
 			}
@@ -252,6 +261,9 @@ func TestValidate(t *testing.T) {
 		func(c *Config) { c.DatabaseURL, c.DatabaseSchema = "postgres://gw@db.internal:5432/gw", "gateway_prod" },
 		func(c *Config) { c.DatabaseURL = "postgres:///gw?host=/var/run/postgresql" }, // a Unix socket
 		func(c *Config) { c.RedisKeyPrefix = "" },
+		func(c *Config) { c.DatabaseURL = "/var/lib/gateway/gateway.sqlite3" },
+		func(c *Config) { c.DatabaseURL = "gateway.sqlite" },
+		func(c *Config) { c.DatabaseURL = "data/gateway.DB" },
 	}
 	for i, change := range ok {
 		c := base

@@ -139,13 +139,8 @@ func (c Config) problems(purpose Purpose) []problem {
 	if c.ShutdownDrain <= 0 {
 		add("%s must be positive (got %s)", keyShutdownDrain, c.ShutdownDrain)
 	}
-	if c.DatabaseURL == "" {
-		add("%s must not be empty (a SQLite file path or a postgres:// URL)", keyDatabaseURL)
-	}
-	if c.Postgres() {
-		if _, err := url.Parse(c.DatabaseURL); err != nil {
-			add("%s must be a postgres://user:password@host:port/database URL", keyDatabaseURL) // it may hold a password: not quoted
-		}
+	if msg := checkDatabaseURL(c.DatabaseURL); msg != "" {
+		add("%s "+msg, keyDatabaseURL)
 	}
 	if c.DatabaseSchema != "" {
 		switch {
@@ -168,7 +163,46 @@ func (c Config) problems(purpose Purpose) []problem {
 	return list
 }
 
-// checkPublicURL returns what is wrong with a PUBLIC_URL, or "".
+// sqliteExtensions are the endings a SQLite DATABASE_URL may have: a
+// value without one is a mistake (a mistyped URL, a stray word), not a
+// file the operator meant to create.
+var sqliteExtensions = []string{".db", ".sqlite", ".sqlite3"}
+
+// urlScheme matches the scheme of a value that looks like a URL.
+var urlScheme = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9+.-]*)://`)
+
+// checkDatabaseURL says what is wrong with a DATABASE_URL, or "". The
+// value may hold a password, so the message never quotes it; it quotes a
+// scheme at most.
+func checkDatabaseURL(s string) string {
+	if s == "" {
+		return "must not be empty (a SQLite file path or a postgres:// URL)"
+	}
+	if m := urlScheme.FindStringSubmatch(s); m != nil {
+		switch m[1] {
+		case "postgres", "postgresql": // as Config.Postgres and pgx spell them
+			if _, err := url.Parse(s); err != nil {
+				return "must be a postgres://user:password@host:port/database URL"
+			}
+			return ""
+		}
+		return fmt.Sprintf("has the unknown scheme %q: use postgres:// (or postgresql://) for PostgreSQL, "+
+			"or a file path for the embedded SQLite database", m[1])
+	}
+	if strings.Contains(s, "@") {
+		return "looks like a URL with credentials but has no postgres:// scheme"
+	}
+	lower := strings.ToLower(s)
+	for _, ext := range sqliteExtensions {
+		if strings.HasSuffix(lower, ext) && len(lower) > len(ext) && !strings.HasSuffix(lower, "/"+ext) {
+			return ""
+		}
+	}
+	return "must be a postgres:// URL or a SQLite file path ending in " +
+		strings.Join(sqliteExtensions[:len(sqliteExtensions)-1], ", ") + " or " + sqliteExtensions[len(sqliteExtensions)-1] +
+		" (such as ./data/gateway.db)"
+}
+
 // checkListenAddr says what is wrong with addr as a listening address
 // ("host:port", host optional) beside the main server's port, or "".
 func checkListenAddr(addr string, port int) string {
@@ -186,6 +220,7 @@ func checkListenAddr(addr string, port int) string {
 	return ""
 }
 
+// checkPublicURL returns what is wrong with a PUBLIC_URL, or "".
 func checkPublicURL(s string) string {
 	u, err := url.Parse(s)
 	if err != nil || u.Host == "" {

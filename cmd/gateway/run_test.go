@@ -207,6 +207,32 @@ func TestRunNamesEveryMissingSetting(t *testing.T) {
 	assert.Contains(t, err.Error(), "TWILIO_AUTH_TOKEN is required")
 }
 
+// A mistyped DATABASE_URL stops the start with a clear error: it does not
+// become a SQLite file named after the URL, and its password appears
+// nowhere (neither in the error nor in the log nor on disk).
+func TestRunRejectsADatabaseURLOfUnknownScheme(t *testing.T) {
+	for _, url := range []string{"postgress://gw:Secret-pw@db:5432/gw", "mysql://gw:Secret-pw@db/gw", "garbage"} {
+		t.Run(url, func(t *testing.T) {
+			dir := t.TempDir()
+			t.Chdir(dir)
+			env := validEnv()
+			env["DATABASE_URL"] = url
+			// A gateway that starts all the same serves until the guard
+			// ends it, and returns nil.
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			var out strings.Builder
+			err := run(ctx, []string{"gateway"}, getenv(env), &out)
+			require.Error(t, err, "the gateway must not start")
+			assert.Contains(t, err.Error(), "DATABASE_URL")
+			assert.NotContains(t, err.Error()+out.String(), "Secret-pw")
+			entries, err := os.ReadDir(dir)
+			require.NoError(t, err)
+			assert.Empty(t, entries, "no file or directory is created")
+		})
+	}
+}
+
 func TestRunRejectsUnknownCommand(t *testing.T) {
 	err := run(context.Background(), []string{"gateway", "serv"}, getenv(nil), io.Discard)
 	require.Error(t, err)

@@ -2,7 +2,8 @@
 // (modernc.org/sqlite, pure Go, no cgo): the gateway's default store, which
 // keeps each user's conversation thread across restarts.
 //
-// The database file and its parent directory are created on first start. The
+// The database file, and its directory when the directory's parent exists,
+// are created on first start. The
 // schema is versioned: the numbered files in migrations/ are applied in
 // order, each in its own transaction, and recorded in schema_migrations, so
 // opening an up-to-date database changes nothing.

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/url"
 	"os"
@@ -41,10 +42,13 @@ type Store struct {
 	lastPrune atomic.Int64 // unix ms of the last pruning
 }
 
-// Open opens (creating it and its directory if needed) the SQLite database
-// at path, in WAL mode, and applies pending schema migrations. It blocks for
-// the migrations and fails with an error wrapping ports.ErrUnavailable when
-// the file cannot be created or opened. Close the Store when done.
+// Open opens the SQLite database at path, in WAL mode, and applies pending
+// schema migrations. It creates the file, and the directory that holds it
+// when that directory's own parent exists (./data of the default), never a
+// chain of missing directories: a path into a directory that does not exist
+// fails with an error wrapping ports.ErrInvalidInput. It blocks for the
+// migrations and fails with an error wrapping ports.ErrUnavailable when the
+// file cannot be created or opened. Close the Store when done.
 func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 	return open(ctx, path, log, time.Now)
 }
@@ -53,8 +57,8 @@ func open(ctx context.Context, path string, log *slog.Logger, now func() time.Ti
 	if path == "" {
 		return nil, fmt.Errorf("sqlite: open: empty path: %w", ports.ErrInvalidInput)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return nil, fmt.Errorf("sqlite: open: create directory: %w: %w", ports.ErrUnavailable, err)
+	if err := makeDir(filepath.Dir(path)); err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
@@ -82,6 +86,19 @@ func open(ctx context.Context, path string, log *slog.Logger, now func() time.Ti
 		return nil, fmt.Errorf("sqlite: open %s: %w: %w", path, ports.ErrUnavailable, err)
 	}
 	return s, nil
+}
+
+// makeDir creates dir unless it exists; its parent must exist.
+func makeDir(dir string) error {
+	err := os.Mkdir(dir, 0o750)
+	switch {
+	case err == nil, errors.Is(err, fs.ErrExist):
+		return nil
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("the directory %s does not exist (only the database file's own directory is created): %w",
+			filepath.Dir(dir), ports.ErrInvalidInput)
+	}
+	return fmt.Errorf("create directory: %w: %w", ports.ErrUnavailable, err)
 }
 
 // Close closes the database. Calls made after Close fail.

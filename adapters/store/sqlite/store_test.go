@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"testing"
 	"testing/fstest"
@@ -39,7 +40,7 @@ func TestConformance(t *testing.T) {
 }
 
 func TestOpenCreatesDirectoryAndFile(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "nested", "data", "gateway.db")
+	path := filepath.Join(t.TempDir(), "data", "gateway.db")
 	s := openStore(t, path)
 	require.FileExists(t, path)
 	require.NoError(t, s.Ping(t.Context()))
@@ -47,6 +48,18 @@ func TestOpenCreatesDirectoryAndFile(t *testing.T) {
 	var mode string
 	require.NoError(t, s.db.QueryRowContext(t.Context(), `PRAGMA journal_mode`).Scan(&mode))
 	assert.Equal(t, "wal", mode)
+}
+
+// Open creates the file's own directory (./data of the default) but not a
+// chain of them: a mistyped path must not create directories anywhere.
+func TestOpenCreatesOnlyTheFilesOwnDirectory(t *testing.T) {
+	root := t.TempDir()
+	_, err := Open(t.Context(), filepath.Join(root, "mistyped", "data", "gateway.db"), discard())
+	require.ErrorIs(t, err, ports.ErrInvalidInput)
+	assert.Contains(t, err.Error(), "does not exist")
+	entries, err := os.ReadDir(root)
+	require.NoError(t, err)
+	assert.Empty(t, entries, "nothing is created")
 }
 
 func TestOpenRejectsEmptyPath(t *testing.T) {
