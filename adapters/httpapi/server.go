@@ -137,5 +137,5 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.log.Warn("httpapi: live calls cancelled at the drain deadline", "calls", n)
 		err = fmt.Errorf("httpapi: shutdown: %d live calls cancelled: %w", n, err)
 	}
-	return errors.Join(httpErr, err)
+	return ports.JoinErrors(httpErr, err)
 }

@@ -11,7 +11,6 @@ package wire
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -135,7 +134,7 @@ func Build(ctx context.Context, cfg configs.Config, log *slog.Logger, opts ...Op
 	}
 	g := &Gateway{}
 	if err := g.openStores(ctx, cfg, log, &p); err != nil {
-		return nil, errors.Join(err, g.Close())
+		return nil, ports.JoinErrors(err, g.Close())
 	}
 
 	if p.speech == nil {
@@ -149,7 +148,7 @@ func Build(ctx context.Context, cfg configs.Config, log *slog.Logger, opts ...Op
 	if p.assistant == nil {
 		a, err := newAssistant(cfg, log, p.httpClient)
 		if err != nil {
-			return nil, errors.Join(err, g.Close())
+			return nil, ports.JoinErrors(err, g.Close())
 		}
 		p.assistant = a
 	}
@@ -402,7 +401,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	for _, drain := range g.drains {
 		errs = append(errs, drain(ctx))
 	}
-	return errors.Join(errs...)
+	return ports.JoinErrors(errs...)
 }
 
 // Close releases the stores Build opened. Call it after Shutdown; it is
@@ -413,5 +412,5 @@ func (g *Gateway) Close() error {
 		errs = append(errs, g.closers[i]())
 	}
 	g.closers = nil
-	return errors.Join(errs...)
+	return ports.JoinErrors(errs...)
 }

@@ -190,7 +190,7 @@ func (s *Stream[E]) Finish(reason string, code int) (first bool) {
 func (s *Stream[E]) Err() error {
 	select {
 	case <-s.ended:
-		return errors.Join(ports.ErrClosed, s.end)
+		return fmt.Errorf("%w: %w", ports.ErrClosed, s.end)
 	default:
 		return nil
 	}

@@ -252,6 +252,7 @@ func TestOpenErrors(t *testing.T) {
 		_, err := realtime.New(realtime.Options{URL: url, APIKey: apiKey}).Open(t.Context(), ports.SpeechConfig{})
 		require.ErrorIs(t, err, ports.ErrUnavailable)
 		assert.NotContains(t, err.Error(), apiKey)
+		assert.NotContains(t, err.Error(), "\n", "the error goes into a log line")
 	})
 	t.Run("server error", func(t *testing.T) {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusBadGateway) }))
