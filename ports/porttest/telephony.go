@@ -40,7 +40,7 @@ func TelephonyChannel(t *testing.T, newHarness func(t *testing.T) TelephonyHarne
 		t.Parallel()
 		h := startedTelephony(t, newHarness)
 		const frames = 100
-		payload := func(i int) []byte { return fmt.Appendf(nil, "chunk-%03d-f39/fw==", i) }
+		payload := func(i int) []byte { return fmt.Appendf(nil, "chunk%03df39/fw==", i) } // base64, as audio is
 		done := peerAsync(t, func(ctx context.Context) error {
 			for i := range frames {
 				if err := h.Peer.Media(ctx, int64(i*20), payload(i)); err != nil {
