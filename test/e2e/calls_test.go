@@ -394,13 +394,15 @@ func TestCallMalformedFrames(t *testing.T) {
 	deltas, _ := chunks(1, 20)
 	require.NoError(t, sess.Say(e.ctx, "resp_1", "item_1", "Fine.", deltas...))
 	e.until("audio after bad events", func() bool { _, ok := caller.FirstAudio(); return ok })
-	assert.Contains(t, e.logs.String(), `"msg":"skipped frame"`)
+	assert.Contains(t, e.logs.String(), `"msg":"skipped frames"`)
 
 	callSid := e.logged(`"msg":"call answered"`)["call_sid"].(string)
 	require.NoError(t, caller.Raw(e.ctx, bytes.Repeat([]byte("x"), 70<<10)))
 	assert.Equal(t, int(websocket.StatusMessageTooBig), closed(e, caller))
 	ended(e, sess)
-	assert.Equal(t, "stream_frame_too_big", e.summary(callSid)["end_reason"])
+	s := e.summary(callSid)
+	assert.Equal(t, "stream_frame_too_big", s["end_reason"])
+	assert.EqualValues(t, 5, s["frames_skipped"], "the caller's bad frames are counted")
 }
 
 // TestCallShutdownEndsCalls: a gateway that stops closes its live calls
