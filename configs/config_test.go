@@ -95,6 +95,7 @@ func TestLoadReadsEverySettingFromEachSource(t *testing.T) {
 		"DATABASE_URL": "postgres://u@127.0.0.1/db", "REDIS_URL": "redis://127.0.0.1:6379/0",
 		"DATABASE_SCHEMA": "gw_prod", "REDIS_KEY_PREFIX": "gw-prod:",
 		"LOG_LEVEL": "warn", "DEBUG": "false", "OPENAI_REALTIME_URL": "ws://127.0.0.1:7/realtime?model=x",
+		"STREAM_SIGNATURE_REQUIRED": "false",
 	}
 	require.Len(t, values, len(settings), "the test must cover every setting")
 	want := Config{

@@ -182,6 +182,7 @@ func parse(get func(name string) (any, bool)) (Config, []problem) {
 		RedisKeyPrefix:           p.str(keyRedisKeyPrefix),
 		LogLevel:                 strings.ToLower(p.str(keyLogLevel)),
 		Debug:                    p.boolean(keyDebug),
+		StreamSignatureRequired:  p.boolean(keyStreamSignatureRequired),
 	}
 	if cfg.OpenAIRealtimeURL == "" {
 		cfg.OpenAIRealtimeURL = RealtimeURL(cfg.OpenAIBaseURL, cfg.OpenAIRealtimeModel)

@@ -73,6 +73,7 @@ const (
 	keyRedisKeyPrefix           = "REDIS_KEY_PREFIX"
 	keyLogLevel                 = "LOG_LEVEL"
 	keyDebug                    = "DEBUG"
+	keyStreamSignatureRequired  = "STREAM_SIGNATURE_REQUIRED"
 )
 
 // settings lists every key Load knows, with its default.
@@ -109,6 +110,7 @@ var settings = []setting{
 	{name: keyRedisKeyPrefix, def: DefaultRedisKeyPrefix},
 	{name: keyLogLevel, def: "info"},
 	{name: keyDebug, def: "false"},
+	{name: keyStreamSignatureRequired, def: "true"},
 }
 
 // TwilioWebhookLimit is how long Twilio waits for a webhook's answer;

@@ -5,7 +5,7 @@
 //	GET  /health          liveness: 200 {"status":"ok"}
 //	GET  /ready           readiness: 200 when every check pings, else 503
 //	POST /incoming-call   voice webhook (signed): TwiML <Connect><Stream> or <Reject/>
-//	GET  /media-stream    Twilio Media Stream WebSocket (signature checked when sent)
+//	GET  /media-stream    Twilio Media Stream WebSocket (signed)
 //	POST /webhook         WhatsApp/SMS webhook (signed): TwiML <Message>s
 //
 // routes.go lists every route. Errors are mapped to status codes in one

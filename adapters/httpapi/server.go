@@ -38,6 +38,12 @@ type Deps struct {
 	// BodyLimit is the largest request body in bytes (default
 	// DefaultBodyLimit); larger bodies get 413.
 	BodyLimit int64
+	// AllowUnsignedStreams accepts a media-stream upgrade without
+	// X-Twilio-Signature (a wrong signature is still refused). Twilio
+	// signs every upgrade, so the default refuses unsigned ones with 403;
+	// this is for a proxy that strips the header (STREAM_SIGNATURE_REQUIRED
+	// =false), where the stream token alone guards the stream.
+	AllowUnsignedStreams bool
 
 	// Metrics, when set, is served at GET /metrics (the Prometheus text
 	// format).

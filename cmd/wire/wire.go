@@ -175,6 +175,9 @@ func Build(ctx context.Context, cfg configs.Config, log *slog.Logger, opts ...Op
 		g.drains = append(g.drains, d.Shutdown)
 	}
 
+	if !cfg.StreamSignatureRequired {
+		log.Warn("STREAM_SIGNATURE_REQUIRED=false: media-stream upgrades without X-Twilio-Signature are accepted; only the single-use stream token guards them")
+	}
 	if cfg.PublicURL == "" {
 		log.Warn("PUBLIC_URL is not set: webhook signatures are checked against each request's Host and X-Forwarded-Proto, which is right only when no proxy or tunnel rewrites them")
 	}
@@ -189,6 +192,8 @@ func Build(ctx context.Context, cfg configs.Config, log *slog.Logger, opts ...Op
 		Messages:  messages,
 		Validator: signature.New(string(cfg.TwilioAuthToken), cfg.PublicURL),
 		Checks:    g.checks,
+
+		AllowUnsignedStreams: !cfg.StreamSignatureRequired,
 
 		Metrics:        public,
 		ObserveRequest: m.Request,
