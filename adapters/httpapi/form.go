@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 
 	"github.com/labstack/echo/v4"
 
@@ -14,7 +15,8 @@ import (
 // signedForm parses the request's form and checks its Twilio signature. It
 // returns the form (query and body parameters) or an error the error
 // handler turns into 403 (missing or invalid signature, logged here with
-// the reason), 413 (body over the limit) or 400 (malformed form).
+// the reason), 413 (body over the limit), 408 (body not read within the
+// server's read timeout) or 400 (malformed form).
 func signedForm(c echo.Context, v *signature.Validator) (url.Values, error) {
 	r := c.Request()
 	if r.Header.Get(signature.Header) == "" {
@@ -24,6 +26,9 @@ func signedForm(c echo.Context, v *signature.Validator) (url.Values, error) {
 		var he *echo.HTTPError // the body limit's 413
 		if errors.As(err, &he) {
 			return nil, he
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, echo.NewHTTPError(http.StatusRequestTimeout, "request body too slow").SetInternal(err)
 		}
 		return nil, echo.NewHTTPError(http.StatusBadRequest, "malformed form").SetInternal(err)
 	}

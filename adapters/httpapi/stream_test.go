@@ -143,10 +143,11 @@ func TestMediaStreamRefusesBadSignature(t *testing.T) {
 }
 
 // serving runs a server on a loopback listener with Serve, as the gateway
-// does, so Shutdown can be exercised.
-func serving(t *testing.T) (*env, func(ctx context.Context) error) {
+// does, so Shutdown (and the http.Server's settings) can be exercised.
+// edit may change the dependencies first.
+func serving(t *testing.T, edit ...func(*httpapi.Deps)) (*env, func(ctx context.Context) error) {
 	t.Helper()
-	e := newEnv(t)
+	e := newEnv(t, edit...)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	served := make(chan error, 1)
