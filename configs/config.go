@@ -106,6 +106,11 @@ type Config struct {
 	// upgrade; false is for a proxy that strips the header, and leaves the
 	// single-use stream token as the stream's only guard.
 	StreamSignatureRequired bool
+	// TwilioWebhookSharedKey (TWILIO_WEBHOOK_SHARED_KEY) is the secret of
+	// the shared key a Twilio Webhooks Rule signs with; requests carrying
+	// X-Twilio-Webhooks-Signature-Settings are checked with it. Empty:
+	// such requests are refused (403).
+	TwilioWebhookSharedKey Secret
 }
 
 // Postgres reports whether DatabaseURL selects PostgreSQL rather than the
@@ -159,6 +164,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("redis_key_prefix", c.RedisKeyPrefix),
 		slog.String("log_level", c.LogLevel),
 		slog.Bool("stream_signature_required", c.StreamSignatureRequired),
+		slog.Any("twilio_webhook_shared_key", c.TwilioWebhookSharedKey),
 	)
 }
 

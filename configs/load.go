@@ -183,6 +183,7 @@ func parse(get func(name string) (any, bool)) (Config, []problem) {
 		LogLevel:                 strings.ToLower(p.str(keyLogLevel)),
 		Debug:                    p.boolean(keyDebug),
 		StreamSignatureRequired:  p.boolean(keyStreamSignatureRequired),
+		TwilioWebhookSharedKey:   Secret(p.str(keyTwilioWebhookSharedKey)),
 	}
 	if cfg.OpenAIRealtimeURL == "" {
 		cfg.OpenAIRealtimeURL = RealtimeURL(cfg.OpenAIBaseURL, cfg.OpenAIRealtimeModel)

@@ -74,6 +74,7 @@ const (
 	keyLogLevel                 = "LOG_LEVEL"
 	keyDebug                    = "DEBUG"
 	keyStreamSignatureRequired  = "STREAM_SIGNATURE_REQUIRED"
+	keyTwilioWebhookSharedKey   = "TWILIO_WEBHOOK_SHARED_KEY"
 )
 
 // settings lists every key Load knows, with its default.
@@ -111,6 +112,7 @@ var settings = []setting{
 	{name: keyLogLevel, def: "info"},
 	{name: keyDebug, def: "false"},
 	{name: keyStreamSignatureRequired, def: "true"},
+	{name: keyTwilioWebhookSharedKey, secret: true},
 }
 
 // TwilioWebhookLimit is how long Twilio waits for a webhook's answer;

@@ -190,7 +190,7 @@ func Build(ctx context.Context, cfg configs.Config, log *slog.Logger, opts ...Op
 		Logger:    log.With("adapter", "httpapi"),
 		Calls:     p.calls,
 		Messages:  messages,
-		Validator: signature.New(string(cfg.TwilioAuthToken), cfg.PublicURL),
+		Validator: signature.New(string(cfg.TwilioAuthToken), cfg.PublicURL, signature.WithSharedKey(string(cfg.TwilioWebhookSharedKey))),
 		Checks:    g.checks,
 
 		AllowUnsignedStreams: !cfg.StreamSignatureRequired,

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/convgateway/gateway/adapters/twilio/signature"
 	"github.com/convgateway/gateway/configs"
 	"github.com/convgateway/gateway/test/sim/mediasim"
 	"github.com/convgateway/gateway/test/sim/realtimesim"
@@ -250,4 +252,74 @@ func TestEdgeLoggedErrorsAreOneLine(t *testing.T) {
 			assert.NotContains(t, line, `\n`, "no logged error has a newline: %s", line)
 		}
 	}
+}
+
+// sharedKey is the secret of a Webhooks Rule's shared key in the tests.
+const sharedKey = "e2e-webhooks-shared-key-secret"
+
+// postSigned POSTs form to the gateway's path, signed as a Webhooks Rule
+// signs with settings (its X-Twilio-Webhooks-Signature-Settings) and key,
+// and returns the status.
+func postSigned(t *testing.T, e *callEnv, path string, form url.Values, settings, algorithm, key string) int {
+	t.Helper()
+	sig, err := signature.SignWithKey(algorithm, key, e.base+path, form)
+	require.NoError(t, err)
+	req, err := http.NewRequestWithContext(e.ctx, http.MethodPost, e.base+path, strings.NewReader(form.Encode()))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set(signature.Header, sig)
+	req.Header.Set(signature.SettingsHeader, settings)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestEdgeWebhooksRuleSignatures: with TWILIO_WEBHOOK_SHARED_KEY, requests
+// signed under a Webhooks Rule (HMAC-SHA256 with the shared key) are
+// served: the voice webhook, its media stream's upgrade and the messaging
+// webhook. A wrong key or an unknown algorithm gets 403 and a log line
+// that says why, never the key.
+func TestEdgeWebhooksRuleSignatures(t *testing.T) {
+	e := newCallEnv(t, realtimesim.Options{}, func(c *configs.Config) { c.TwilioWebhookSharedKey = sharedKey })
+	const settings = "key=webhooks_sharedkey_e2e,algorithm=HMAC_SHA256"
+	call := url.Values{"CallSid": {"CA00000000000000000000000000000077"}, "AccountSid": {"AC1"}, "From": {callFrom}, "To": {callTo}}
+	msg := url.Values{"MessageSid": {"SM00000000000000000000000000000077"}, "AccountSid": {"AC1"}, "From": {"whatsapp:" + callFrom},
+		"To": {"whatsapp:" + callTo}, "Body": {"Olá! a+b=c & d"}, "NumMedia": {"0"}}
+
+	assert.Equal(t, http.StatusOK, postSigned(t, e, "/incoming-call", call, settings, signature.AlgorithmSHA256, sharedKey))
+	assert.Equal(t, http.StatusOK, postSigned(t, e, "/webhook", msg, settings, signature.AlgorithmSHA256, sharedKey))
+	assert.Equal(t, http.StatusOK, postSigned(t, e, "/webhook", msg, "key=webhooks_sharedkey_e2e", signature.AlgorithmSHA1, sharedKey),
+		"a header without an algorithm means HMAC-SHA1")
+
+	// The stream of the call, its upgrade signed with the shared key.
+	_, a := e.placeCall(callFrom)
+	sig, err := signature.SignWithKey(signature.AlgorithmSHA256, sharedKey, a.StreamURL, nil)
+	require.NoError(t, err)
+	h := http.Header{}
+	h.Set(signature.Header, sig)
+	h.Set(signature.SettingsHeader, settings)
+	conn, _, err := websocket.Dial(e.ctx, a.StreamURL, &websocket.DialOptions{HTTPHeader: h})
+	require.NoError(t, err, "the upgrade signed with the shared key is accepted")
+	_ = conn.CloseNow()
+
+	assert.Equal(t, http.StatusForbidden, postSigned(t, e, "/webhook", msg, settings, signature.AlgorithmSHA256, "not-the-shared-key"))
+	assert.Equal(t, http.StatusForbidden, postSigned(t, e, "/webhook", msg, settings, signature.AlgorithmSHA256, callAuthToken),
+		"the auth token does not sign for a Webhooks Rule")
+	assert.Equal(t, http.StatusForbidden, postSigned(t, e, "/webhook", msg, "key=k,algorithm=HMAC_MD5", signature.AlgorithmSHA256, sharedKey))
+	e.logged(`"msg":"httpapi: twilio signature refused"`, `unsupported algorithm`, `HMAC_MD5`)
+	assert.NotContains(t, e.logs.String(), sharedKey)
+}
+
+// TestEdgeWebhooksRuleWithoutKey: without TWILIO_WEBHOOK_SHARED_KEY a
+// request signed under a Webhooks Rule gets 403, and the log names the
+// setting to set.
+func TestEdgeWebhooksRuleWithoutKey(t *testing.T) {
+	e := newCallEnv(t, realtimesim.Options{}, nil)
+	call := url.Values{"CallSid": {"CA00000000000000000000000000000078"}, "From": {callFrom}, "To": {callTo}}
+	assert.Equal(t, http.StatusForbidden,
+		postSigned(t, e, "/incoming-call", call, "key=k,algorithm=HMAC_SHA256", signature.AlgorithmSHA256, sharedKey))
+	e.logged(`"msg":"httpapi: twilio signature refused"`, `TWILIO_WEBHOOK_SHARED_KEY`)
+	assert.NotContains(t, e.logs.String(), sharedKey)
 }
