@@ -93,7 +93,7 @@ func (d *decoder) decode(b []byte) (ports.CallEvent, error) {
 	case "stop":
 		ev.Type = ports.CallStop
 	default:
-		return ports.CallEvent{}, fmt.Errorf("%w %q", errUnknownEvent, event)
+		return ports.CallEvent{}, fmt.Errorf("%w %q", errUnknownEvent, event[:min(len(event), 32)]) // the peer's text: bounded
 	}
 	if err != nil {
 		return ports.CallEvent{}, fmt.Errorf("%s: %w", event, err)

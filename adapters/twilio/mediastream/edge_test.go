@@ -180,6 +180,20 @@ func TestBadMediaPayloadIsSkipped(t *testing.T) {
 	})
 }
 
+// TestSkippedFrameLogIsBounded: what a skipped frame's log line quotes of
+// the frame (an unknown event's name) is cut short.
+func TestSkippedFrameLogIsBounded(t *testing.T) {
+	p := newPair(t)
+	p.started(t)
+	long := strings.Repeat("E", 60_000)
+	p.send(t, `{"event":"`+long+`","streamSid":"MZ1"}`)
+	p.send(t, `{"event":"dtmf","streamSid":"MZ1","dtmf":{"digit":"1"}}`)
+	assert.Equal(t, "1", p.recv(t).Digit)
+	assert.Equal(t, 1, p.ch.Skipped())
+	assert.Contains(t, p.logs.String(), `unknown event \"EEEE`)
+	assert.Less(t, len(p.logs.String()), 2000, "the log does not carry the frame")
+}
+
 func TestCloseReasonIsCutAtARuneBoundary(t *testing.T) {
 	p := newPair(t)
 	closed := clientClose(t, p)
