@@ -10,7 +10,10 @@
 //
 // routes.go lists every route. Errors are mapped to status codes in one
 // place (errors.go); only internal failures are logged as errors and no
-// internal text or stack trace reaches a client.
+// internal text or stack trace reaches a client. What a client controls is
+// bounded: a request must arrive whole within Deps.ReadTimeout, its body
+// within Deps.BodyLimit, and its X-Request-Id is adopted only when it is a
+// short token.
 //
 // echo's Shutdown does not wait for hijacked connections, so the Server
 // tracks live calls itself: Shutdown stops accepting, lets in-flight webhooks
