@@ -156,6 +156,7 @@ func (c *call) finish(end *ending) {
 	c.sum.Turns = c.conv.Turns()
 	c.sum.BargeIns = c.conv.BargeIns()
 	c.sum.Digits = c.conv.Digits()
+	c.sum.FramesSkipped = c.ch.Skipped()
 
 	attrs := []any{
 		"end_reason", end.reason,
@@ -170,6 +171,7 @@ func (c *call) finish(end *ending) {
 		"frames_in", c.sum.FramesIn,
 		"frames_out", c.sum.FramesOut,
 		"frames_dropped", c.sum.FramesDropped,
+		"frames_skipped", c.sum.FramesSkipped,
 		"model_errors", c.sum.ModelErrors,
 	}
 	if end.normal {

@@ -106,6 +106,9 @@ type CallSummary struct {
 	// chunks refused because the caller had interrupted their response.
 	FramesIn, FramesOut, FramesDropped int
 	ModelErrors                        int
+	// FramesSkipped counts the caller's frames the telephony channel
+	// skipped (malformed, unknown, unusable audio).
+	FramesSkipped int
 }
 
 // CallsService implements ports.Calls: the phone-call use case.

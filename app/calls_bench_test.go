@@ -57,6 +57,8 @@ func (l *benchLine) SendMark(_ context.Context, name string) error {
 
 func (l *benchLine) Clear(context.Context) error { return nil }
 
+func (l *benchLine) Skipped() int { return 0 }
+
 func (l *benchLine) Close(string, bool) error {
 	if l.once.CompareAndSwap(false, true) {
 		close(l.closed)

@@ -100,6 +100,17 @@ type Config struct {
 
 	LogLevel string // LOG_LEVEL: debug, info, warn or error
 	Debug    bool   // DEBUG: forces LogLevel "debug"
+
+	// StreamSignatureRequired (STREAM_SIGNATURE_REQUIRED) refuses a
+	// media-stream upgrade without X-Twilio-Signature. Twilio signs every
+	// upgrade; false is for a proxy that strips the header, and leaves the
+	// single-use stream token as the stream's only guard.
+	StreamSignatureRequired bool
+	// TwilioWebhookSharedKey (TWILIO_WEBHOOK_SHARED_KEY) is the secret of
+	// the shared key a Twilio Webhooks Rule signs with; requests carrying
+	// X-Twilio-Webhooks-Signature-Settings are checked with it. Empty:
+	// such requests are refused (403).
+	TwilioWebhookSharedKey Secret
 }
 
 // Postgres reports whether DatabaseURL selects PostgreSQL rather than the
@@ -152,6 +163,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("redis_url", redactURL(c.RedisURL)),
 		slog.String("redis_key_prefix", c.RedisKeyPrefix),
 		slog.String("log_level", c.LogLevel),
+		slog.Bool("stream_signature_required", c.StreamSignatureRequired),
+		slog.Any("twilio_webhook_shared_key", c.TwilioWebhookSharedKey),
 	)
 }
 

@@ -95,6 +95,7 @@ func TestLoadReadsEverySettingFromEachSource(t *testing.T) {
 		"DATABASE_URL": "postgres://u@127.0.0.1/db", "REDIS_URL": "redis://127.0.0.1:6379/0",
 		"DATABASE_SCHEMA": "gw_prod", "REDIS_KEY_PREFIX": "gw-prod:",
 		"LOG_LEVEL": "warn", "DEBUG": "false", "OPENAI_REALTIME_URL": "ws://127.0.0.1:7/realtime?model=x",
+		"STREAM_SIGNATURE_REQUIRED": "false", "TWILIO_WEBHOOK_SHARED_KEY": "whk-secret",
 	}
 	require.Len(t, values, len(settings), "the test must cover every setting")
 	want := Config{
@@ -108,6 +109,7 @@ func TestLoadReadsEverySettingFromEachSource(t *testing.T) {
 		WSTokenTTL: 30 * time.Second, ReplyInlineTimeout: 5 * time.Second, ShutdownDrain: time.Minute,
 		DatabaseURL: "postgres://u@127.0.0.1/db", RedisURL: "redis://127.0.0.1:6379/0", LogLevel: "warn",
 		DatabaseSchema: "gw_prod", RedisKeyPrefix: "gw-prod:",
+		TwilioWebhookSharedKey: "whk-secret",
 	}
 
 	var yaml, dotenv strings.Builder
@@ -315,13 +317,14 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		authToken = "SECRET-auth-token"
 		dbPass    = "SECRETdbpass"
 		redisPass = "SECRETredispass"
+		sharedKey = "SECRET-webhook-shared-key"
 	)
 	e := env{
-		"OPENAI_API_KEY": apiKey, "TWILIO_AUTH_TOKEN": authToken,
+		"OPENAI_API_KEY": apiKey, "TWILIO_AUTH_TOKEN": authToken, "TWILIO_WEBHOOK_SHARED_KEY": sharedKey,
 		"DATABASE_URL": "postgres://app:" + dbPass + "@db.internal/gw",
 		"REDIS_URL":    "redis://:" + redisPass + "@cache.internal:6379/0",
 	}
-	secrets := []string{apiKey, authToken, dbPass, redisPass}
+	secrets := []string{apiKey, authToken, dbPass, redisPass, sharedKey}
 
 	cfg, err := Load(LoadOptions{Dir: t.TempDir(), Getenv: e.get})
 	require.NoError(t, err)

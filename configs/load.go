@@ -182,6 +182,8 @@ func parse(get func(name string) (any, bool)) (Config, []problem) {
 		RedisKeyPrefix:           p.str(keyRedisKeyPrefix),
 		LogLevel:                 strings.ToLower(p.str(keyLogLevel)),
 		Debug:                    p.boolean(keyDebug),
+		StreamSignatureRequired:  p.boolean(keyStreamSignatureRequired),
+		TwilioWebhookSharedKey:   Secret(p.str(keyTwilioWebhookSharedKey)),
 	}
 	if cfg.OpenAIRealtimeURL == "" {
 		cfg.OpenAIRealtimeURL = RealtimeURL(cfg.OpenAIBaseURL, cfg.OpenAIRealtimeModel)

@@ -73,6 +73,8 @@ const (
 	keyRedisKeyPrefix           = "REDIS_KEY_PREFIX"
 	keyLogLevel                 = "LOG_LEVEL"
 	keyDebug                    = "DEBUG"
+	keyStreamSignatureRequired  = "STREAM_SIGNATURE_REQUIRED"
+	keyTwilioWebhookSharedKey   = "TWILIO_WEBHOOK_SHARED_KEY"
 )
 
 // settings lists every key Load knows, with its default.
@@ -109,6 +111,8 @@ var settings = []setting{
 	{name: keyRedisKeyPrefix, def: DefaultRedisKeyPrefix},
 	{name: keyLogLevel, def: "info"},
 	{name: keyDebug, def: "false"},
+	{name: keyStreamSignatureRequired, def: "true"},
+	{name: keyTwilioWebhookSharedKey, secret: true},
 }
 
 // TwilioWebhookLimit is how long Twilio waits for a webhook's answer;

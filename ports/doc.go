@@ -17,5 +17,6 @@
 //   - Errors are wrapped with %w; callers test them with errors.Is against the
 //     Err* values of this package.
 //   - Error messages never contain secrets (API keys, auth tokens, stream
-//     tokens).
+//     tokens), and they are one line: they end up in log lines (join errors
+//     with JoinErrors or fmt.Errorf, never errors.Join).
 package ports

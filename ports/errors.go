@@ -1,6 +1,9 @@
 package ports
 
-import "errors"
+import (
+	"errors"
+	"strings"
+)
 
 // The error vocabulary shared by every port. Adapters wrap these with %w so
 // that callers can use errors.Is; the HTTP adapter maps them to status codes.
@@ -39,3 +42,40 @@ var (
 	// malformed.
 	ErrInvalidInput = errors.New("invalid input")
 )
+
+// JoinErrors returns an error that wraps every non-nil one of errs (nil
+// when there is none; the error itself when there is one). Unlike
+// errors.Join, its text is one line, the errors' texts separated by "; ",
+// so that it can go into a log line. errors.Is and errors.As see every
+// error it wraps.
+func JoinErrors(errs ...error) error {
+	var list joinedErrors
+	for _, err := range errs {
+		if err != nil {
+			list = append(list, err)
+		}
+	}
+	switch len(list) {
+	case 0:
+		return nil
+	case 1:
+		return list[0]
+	}
+	return list
+}
+
+// joinedErrors is the error of JoinErrors: two or more errors.
+type joinedErrors []error
+
+func (e joinedErrors) Error() string {
+	var b strings.Builder
+	for i, err := range e {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(err.Error())
+	}
+	return b.String()
+}
+
+func (e joinedErrors) Unwrap() []error { return e }

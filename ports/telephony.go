@@ -35,6 +35,13 @@ type TelephonyChannel interface {
 	// is safe to call more than once and from any goroutine; it makes a
 	// blocked Recv return.
 	Close(reason string, policy bool) error
+
+	// Skipped returns how many frames from the telephony side Recv has
+	// skipped so far (malformed, unknown, or media that is not usable
+	// audio). It never blocks, is safe to call from any goroutine, and
+	// keeps its value after the stream has ended, so that a call's summary
+	// can read it after Close.
+	Skipped() int
 }
 
 // CallEventType tells the kinds of CallEvent apart.

@@ -40,6 +40,7 @@ type TelephonyPeer struct {
 	echoMarks bool
 	pending   []string // marks sent and not yet echoed
 	sendErr   error
+	skipped   int // frames the channel skipped (SendMalformed)
 	changed   changes
 }
 
@@ -106,6 +107,15 @@ func (c *Telephony) Clear(ctx context.Context) error {
 	return c.send(ctx, "clear", porttest.Outbound{Kind: "clear"})
 }
 
+// Skipped returns how many malformed frames the peer sent
+// (SendMalformed): the fake skips every one.
+func (c *Telephony) Skipped() int {
+	p := c.peer
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.skipped
+}
+
 // Close ends the stream; the peer records reason and the close code (1000,
 // or 1008 when policy is set). Only the first call counts.
 func (c *Telephony) Close(reason string, policy bool) error {
@@ -168,6 +178,22 @@ func (p *TelephonyPeer) DTMF(ctx context.Context, digit string) error {
 // played.
 func (p *TelephonyPeer) Mark(ctx context.Context, name string) error {
 	return p.emit(ctx, ports.CallEvent{Type: ports.CallMark, Mark: name})
+}
+
+// SendMalformed stands for a frame the channel cannot decode: nothing
+// reaches Recv, and Skipped counts it. It fails with ports.ErrClosed once
+// the stream ended.
+func (p *TelephonyPeer) SendMalformed(ctx context.Context) error {
+	if err := errCheck(ctx, "send malformed"); err != nil {
+		return err
+	}
+	if err := p.ch.st.alive("send malformed"); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.skipped++
+	p.mu.Unlock()
+	return nil
 }
 
 // Stop sends the stop event (the caller hung up) and ends the stream with

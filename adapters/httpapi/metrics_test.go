@@ -3,7 +3,6 @@ package httpapi_test
 import (
 	"context"
 	"net/http"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -58,7 +57,7 @@ func TestMetricsRouteAndRequestObserver(t *testing.T) {
 	// A media stream is not a request to time: it lasts a call.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, _, err := websocket.Dial(ctx, strings.Replace(e.url, "http", "ws", 1)+"/media-stream", nil)
+	conn, _, err := dialStream(t, e.url, wssSig)
 	require.NoError(t, err)
 	require.NoError(t, conn.Close(websocket.StatusNormalClosure, ""))
 	require.NoError(t, e.calls.WaitServed(ctx, 1))

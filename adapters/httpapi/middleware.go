@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/rand"
 	"log/slog"
 	"net/http"
 	"time"
@@ -27,16 +28,45 @@ func logFrom(c echo.Context) *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-// requestID takes the X-Request-Id header or makes one, echoes it in the
-// response and puts a logger carrying it on the request's context.
+// maxRequestID is the longest X-Request-Id the server adopts.
+const maxRequestID = 64
+
+// requestID takes the X-Request-Id header when it is a short token (see
+// validRequestID) or makes one, sets it on the request (where the request
+// log reads it) and the response, and puts a logger carrying it on the
+// request's context. A client's id of any other length or content is
+// neither echoed nor logged.
 func requestID(log *slog.Logger) echo.MiddlewareFunc {
-	return middleware.RequestIDWithConfig(middleware.RequestIDConfig{
-		RequestIDHandler: func(c echo.Context, id string) {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
 			r := c.Request()
+			id := r.Header.Get(echo.HeaderXRequestID)
+			if !validRequestID(id) {
+				id = rand.Text() // 26 characters of base32
+			}
+			r.Header.Set(echo.HeaderXRequestID, id)
+			c.Response().Header().Set(echo.HeaderXRequestID, id)
 			ctx := context.WithValue(r.Context(), loggerKey{}, log.With("request_id", id))
 			c.SetRequest(r.WithContext(ctx))
-		},
-	})
+			return next(c)
+		}
+	}
+}
+
+// validRequestID reports whether id is 1 to maxRequestID characters of
+// [A-Za-z0-9._-]: safe to echo and to log as it is.
+func validRequestID(id string) bool {
+	if id == "" || len(id) > maxRequestID {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // requestLogger logs one structured line per request: method, path, status,

@@ -21,7 +21,7 @@ func addRoutes(e *echo.Echo, d Deps, live *liveCalls) {
 	// Twilio calls the voice webhook with POST by default, GET when so
 	// configured (the seed accepted both).
 	e.Match([]string{http.MethodGet, http.MethodPost}, pathIncomingCall, handleIncomingCall(d.Calls, d.Validator))
-	e.GET(pathMediaStream, handleMediaStream(d.Calls, d.Validator, live))
+	e.GET(pathMediaStream, handleMediaStream(d.Calls, d.Validator, !d.AllowUnsignedStreams, live))
 	e.POST(pathWebhook, handleWebhook(d.Messages, d.Validator))
 	if d.Metrics != nil {
 		e.GET("/metrics", echo.WrapHandler(d.Metrics))

@@ -21,7 +21,14 @@ import (
 const (
 	DefaultBodyLimit    = 64 << 10 // Twilio's webhook forms are a few KiB
 	DefaultReadyTimeout = 2 * time.Second
+	// DefaultReadTimeout bounds reading a whole request, headers and body:
+	// Twilio gives up on a webhook after 15 s, so a request still arriving
+	// then is nobody's.
+	DefaultReadTimeout = 15 * time.Second
 )
+
+// readHeaderTimeout bounds reading a request's headers.
+const readHeaderTimeout = 10 * time.Second
 
 // Deps is what the server needs. Logger, Calls, Messages and Validator are
 // required.
@@ -38,6 +45,17 @@ type Deps struct {
 	// BodyLimit is the largest request body in bytes (default
 	// DefaultBodyLimit); larger bodies get 413.
 	BodyLimit int64
+	// ReadTimeout bounds reading a whole request, headers and body, on
+	// every route (default DefaultReadTimeout). A body not read by then
+	// gets 408 (or the connection is closed). It does not bound a media stream: the
+	// deadline is lifted when the connection becomes a WebSocket.
+	ReadTimeout time.Duration
+	// AllowUnsignedStreams accepts a media-stream upgrade without
+	// X-Twilio-Signature (a wrong signature is still refused). Twilio
+	// signs every upgrade, so the default refuses unsigned ones with 403;
+	// this is for a proxy that strips the header (STREAM_SIGNATURE_REQUIRED
+	// =false), where the stream token alone guards the stream.
+	AllowUnsignedStreams bool
 
 	// Metrics, when set, is served at GET /metrics (the Prometheus text
 	// format).
@@ -75,6 +93,9 @@ func New(d Deps) *Server {
 	if d.BodyLimit <= 0 {
 		d.BodyLimit = DefaultBodyLimit
 	}
+	if d.ReadTimeout <= 0 {
+		d.ReadTimeout = DefaultReadTimeout
+	}
 
 	e := echo.New()
 	e.HideBanner = true
@@ -89,9 +110,16 @@ func New(d Deps) *Server {
 	}
 	s.requests, s.stopRequests = context.WithCancel(context.Background())
 	s.http = &http.Server{
-		Handler:           e,
-		BaseContext:       func(net.Listener) context.Context { return s.requests },
-		ReadHeaderTimeout: 10 * time.Second,
+		Handler:     e,
+		BaseContext: func(net.Listener) context.Context { return s.requests },
+		// ReadTimeout is a deadline on the connection from the start of a
+		// request. net/http lifts it once the body has been read and when
+		// the handler hijacks the connection (Go 1.26 server.go,
+		// connReader.startBackgroundRead and conn.hijackLocked), and
+		// coder/websocket sets no deadline of its own, so a media stream
+		// lives as long as its call.
+		ReadTimeout:       d.ReadTimeout,
+		ReadHeaderTimeout: min(readHeaderTimeout, d.ReadTimeout),
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(d.Logger.Handler(), slog.LevelWarn),
 	}
@@ -137,5 +165,5 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.log.Warn("httpapi: live calls cancelled at the drain deadline", "calls", n)
 		err = fmt.Errorf("httpapi: shutdown: %d live calls cancelled: %w", n, err)
 	}
-	return errors.Join(httpErr, err)
+	return ports.JoinErrors(httpErr, err)
 }

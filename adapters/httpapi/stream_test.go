@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/convgateway/gateway/adapters/httpapi"
 	"github.com/convgateway/gateway/adapters/twilio/signature"
 	"github.com/convgateway/gateway/ports"
 )
@@ -58,9 +60,17 @@ func firstStart(ctx context.Context, ch ports.TelephonyChannel) (ports.CallEvent
 }
 
 func TestMediaStreamServesCall(t *testing.T) {
-	for name, sig := range map[string]string{"signed": wssSig, "unsigned": ""} {
+	for name, tt := range map[string]struct {
+		sig           string
+		allowUnsigned bool
+	}{
+		"signed":                             {sig: wssSig},
+		"signed, unsigned allowed":           {sig: wssSig, allowUnsigned: true},
+		"unsigned with AllowUnsignedStreams": {allowUnsigned: true},
+	} {
 		t.Run(name, func(t *testing.T) {
-			e := newEnv(t)
+			sig := tt.sig
+			e := newEnv(t, func(d *httpapi.Deps) { d.AllowUnsignedStreams = tt.allowUnsigned })
 			gotToken := make(chan string, 1)
 			e.calls.SetServe(func(ctx context.Context, ch ports.TelephonyChannel) error {
 				defer ch.Close("test done", false)
@@ -97,37 +107,47 @@ func TestMediaStreamServesCall(t *testing.T) {
 	}
 }
 
+// TestMediaStreamRefusesBadSignature: a wrongly signed upgrade is refused
+// with 403, and so is an unsigned one (Twilio signs every upgrade) unless
+// AllowUnsignedStreams says a proxy strips the header.
 func TestMediaStreamRefusesBadSignature(t *testing.T) {
-	e := newEnv(t)
-	var served atomic.Int32
-	e.calls.SetServe(func(_ context.Context, ch ports.TelephonyChannel) error {
-		served.Add(1)
-		return ch.Close("unexpected", false)
-	})
-	for name, sig := range map[string]string{
-		"garbage":       "bm90IGEgc2lnbmF0dXJl",
-		"signed https":  signature.Sign(authToken, "https://gw.example.com/media-stream", nil),
-		"other account": signature.Sign("other-token", "wss://gw.example.com/media-stream", nil),
-	} {
-		t.Run(name, func(t *testing.T) {
-			conn, resp, err := dialStream(t, e.url, sig)
-			require.Error(t, err)
-			if conn != nil {
-				conn.CloseNow()
-			}
-			require.NotNil(t, resp)
-			assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+	for _, allowUnsigned := range []bool{false, true} {
+		e := newEnv(t, func(d *httpapi.Deps) { d.AllowUnsignedStreams = allowUnsigned })
+		var served atomic.Int32
+		e.calls.SetServe(func(_ context.Context, ch ports.TelephonyChannel) error {
+			served.Add(1)
+			return ch.Close("unexpected", false)
 		})
+		sigs := map[string]string{
+			"garbage":       "bm90IGEgc2lnbmF0dXJl",
+			"signed https":  signature.Sign(authToken, "https://gw.example.com/media-stream", nil),
+			"other account": signature.Sign("other-token", "wss://gw.example.com/media-stream", nil),
+		}
+		if !allowUnsigned {
+			sigs["unsigned"] = ""
+		}
+		for name, sig := range sigs {
+			t.Run(fmt.Sprintf("%s, AllowUnsignedStreams %v", name, allowUnsigned), func(t *testing.T) {
+				conn, resp, err := dialStream(t, e.url, sig)
+				require.Error(t, err)
+				if conn != nil {
+					conn.CloseNow()
+				}
+				require.NotNil(t, resp)
+				assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+			})
+		}
+		assert.Zero(t, served.Load(), "no call is served")
+		assert.Equal(t, 0, e.srv.ActiveCalls())
 	}
-	assert.Zero(t, served.Load(), "no call is served")
-	assert.Equal(t, 0, e.srv.ActiveCalls())
 }
 
 // serving runs a server on a loopback listener with Serve, as the gateway
-// does, so Shutdown can be exercised.
-func serving(t *testing.T) (*env, func(ctx context.Context) error) {
+// does, so Shutdown (and the http.Server's settings) can be exercised.
+// edit may change the dependencies first.
+func serving(t *testing.T, edit ...func(*httpapi.Deps)) (*env, func(ctx context.Context) error) {
 	t.Helper()
-	e := newEnv(t)
+	e := newEnv(t, edit...)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	served := make(chan error, 1)

@@ -76,14 +76,15 @@ func handleIncomingCall(calls ports.Calls, v *signature.Validator) echo.HandlerF
 }
 
 // handleMediaStream accepts Twilio's Media Stream WebSocket and serves the
-// call until it ends. A signature on the upgrade is checked when present
-// (403 when wrong); the stream token in the start event is the use case's
-// check. The call runs under the server's call tracking, not the request's
+// call until it ends. The upgrade's signature is checked: a wrong one gets
+// 403, and so does a missing one when signed is set (Twilio signs every
+// upgrade); the stream token in the start event is the use case's check.
+// The call runs under the server's call tracking, not the request's
 // lifetime, so Shutdown can drain it.
-func handleMediaStream(calls ports.Calls, v *signature.Validator, live *liveCalls) echo.HandlerFunc {
+func handleMediaStream(calls ports.Calls, v *signature.Validator, signed bool, live *liveCalls) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
-		if err := v.ValidateUpgrade(r); err != nil && !errors.Is(err, signature.ErrMissing) {
+		if err := v.ValidateUpgrade(r); err != nil && (signed || !errors.Is(err, signature.ErrMissing)) {
 			return forbidden(c, err)
 		}
 		ctx, end, ok := live.begin(r.Context())

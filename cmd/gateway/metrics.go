@@ -33,6 +33,7 @@ func startMetrics(addr string, h http.Handler, log *slog.Logger) (*metricsServer
 		srv: &http.Server{
 			Handler:           mux,
 			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       15 * time.Second, // as on PORT (httpapi.DefaultReadTimeout)
 			WriteTimeout:      30 * time.Second,
 			IdleTimeout:       2 * time.Minute,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),

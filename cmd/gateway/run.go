@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -14,6 +13,7 @@ import (
 	"github.com/convgateway/gateway/adapters/store/redisstore"
 	"github.com/convgateway/gateway/cmd/wire"
 	"github.com/convgateway/gateway/configs"
+	"github.com/convgateway/gateway/ports"
 )
 
 const usage = `usage:
@@ -84,7 +84,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	abort := func(err error) error {
 		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownDrain)
 		defer cancel()
-		return errors.Join(err, gw.Shutdown(stopCtx), gw.Close())
+		return ports.JoinErrors(err, gw.Shutdown(stopCtx), gw.Close())
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.Port)))
 	if err != nil {
@@ -94,7 +94,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	var metrics *metricsServer
 	if cfg.MetricsAddr != "" {
 		if metrics, err = startMetrics(cfg.MetricsAddr, gw.MetricsHandler(), log); err != nil {
-			return abort(errors.Join(err, ln.Close()))
+			return abort(ports.JoinErrors(err, ln.Close()))
 		}
 	}
 
@@ -120,9 +120,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	if metrics != nil {
 		// Stopped last, so that the drain can be watched.
-		serveErr = errors.Join(serveErr, metrics.stop())
+		serveErr = ports.JoinErrors(serveErr, metrics.stop())
 	}
-	if err := errors.Join(serveErr, gw.Close()); err != nil {
+	if err := ports.JoinErrors(serveErr, gw.Close()); err != nil {
 		return err
 	}
 	log.Info("gateway: stopped")

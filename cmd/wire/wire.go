@@ -11,7 +11,6 @@ package wire
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -135,7 +134,7 @@ func Build(ctx context.Context, cfg configs.Config, log *slog.Logger, opts ...Op
 	}
 	g := &Gateway{}
 	if err := g.openStores(ctx, cfg, log, &p); err != nil {
-		return nil, errors.Join(err, g.Close())
+		return nil, ports.JoinErrors(err, g.Close())
 	}
 
 	if p.speech == nil {
@@ -149,7 +148,7 @@ func Build(ctx context.Context, cfg configs.Config, log *slog.Logger, opts ...Op
 	if p.assistant == nil {
 		a, err := newAssistant(cfg, log, p.httpClient)
 		if err != nil {
-			return nil, errors.Join(err, g.Close())
+			return nil, ports.JoinErrors(err, g.Close())
 		}
 		p.assistant = a
 	}
@@ -176,6 +175,9 @@ func Build(ctx context.Context, cfg configs.Config, log *slog.Logger, opts ...Op
 		g.drains = append(g.drains, d.Shutdown)
 	}
 
+	if !cfg.StreamSignatureRequired {
+		log.Warn("STREAM_SIGNATURE_REQUIRED=false: media-stream upgrades without X-Twilio-Signature are accepted; only the single-use stream token guards them")
+	}
 	if cfg.PublicURL == "" {
 		log.Warn("PUBLIC_URL is not set: webhook signatures are checked against each request's Host and X-Forwarded-Proto, which is right only when no proxy or tunnel rewrites them")
 	}
@@ -188,8 +190,10 @@ func Build(ctx context.Context, cfg configs.Config, log *slog.Logger, opts ...Op
 		Logger:    log.With("adapter", "httpapi"),
 		Calls:     p.calls,
 		Messages:  messages,
-		Validator: signature.New(string(cfg.TwilioAuthToken), cfg.PublicURL),
+		Validator: signature.New(string(cfg.TwilioAuthToken), cfg.PublicURL, signature.WithSharedKey(string(cfg.TwilioWebhookSharedKey))),
 		Checks:    g.checks,
+
+		AllowUnsignedStreams: !cfg.StreamSignatureRequired,
 
 		Metrics:        public,
 		ObserveRequest: m.Request,
@@ -402,7 +406,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	for _, drain := range g.drains {
 		errs = append(errs, drain(ctx))
 	}
-	return errors.Join(errs...)
+	return ports.JoinErrors(errs...)
 }
 
 // Close releases the stores Build opened. Call it after Shutdown; it is
@@ -413,5 +417,5 @@ func (g *Gateway) Close() error {
 		errs = append(errs, g.closers[i]())
 	}
 	g.closers = nil
-	return errors.Join(errs...)
+	return ports.JoinErrors(errs...)
 }

@@ -67,6 +67,9 @@ type TelephonyPeer interface {
 	Media(ctx context.Context, timestampMs int64, payload []byte) error
 	// DTMF sends a key press.
 	DTMF(ctx context.Context, digit string) error
+	// SendMalformed sends a frame the channel cannot decode, which it
+	// must skip and count (TelephonyChannel.Skipped).
+	SendMalformed(ctx context.Context) error
 	// Stop sends the stop event (the caller hung up) and closes the stream.
 	Stop(ctx context.Context) error
 	// Received returns what the channel sent, in order.

@@ -40,7 +40,7 @@ func TelephonyChannel(t *testing.T, newHarness func(t *testing.T) TelephonyHarne
 		t.Parallel()
 		h := startedTelephony(t, newHarness)
 		const frames = 100
-		payload := func(i int) []byte { return fmt.Appendf(nil, "chunk-%03d-f39/fw==", i) }
+		payload := func(i int) []byte { return fmt.Appendf(nil, "chunk%03df39/fw==", i) } // base64, as audio is
 		done := peerAsync(t, func(ctx context.Context) error {
 			for i := range frames {
 				if err := h.Peer.Media(ctx, int64(i*20), payload(i)); err != nil {
@@ -96,6 +96,25 @@ func TelephonyChannel(t *testing.T, newHarness func(t *testing.T) TelephonyHarne
 			}
 		}
 		assert.Equal(t, want, got)
+	})
+
+	t.Run("SkipsMalformed", func(t *testing.T) {
+		t.Parallel()
+		h := startedTelephony(t, newHarness)
+		assert.Zero(t, h.Channel.Skipped(), "nothing skipped yet")
+		done := peerAsync(t, func(ctx context.Context) error {
+			for range 3 {
+				if err := h.Peer.SendMalformed(ctx); err != nil {
+					return err
+				}
+			}
+			return h.Peer.DTMF(ctx, "4")
+		})
+		assert.Equal(t, "4", recvCallType(t, h.Channel, ports.CallDTMF).Digit, "the stream goes on")
+		require.NoError(t, awaitPeer(t, done))
+		assert.Equal(t, 3, h.Channel.Skipped())
+		require.NoError(t, h.Channel.Close("done", false))
+		assert.Equal(t, 3, h.Channel.Skipped(), "the count stays after Close")
 	})
 
 	t.Run("StopEndsStream", func(t *testing.T) {

@@ -260,8 +260,8 @@ func TestCallTokenFailures(t *testing.T) {
 }
 
 // TestCallSignatures: an unsigned or wrongly signed voice webhook gets 403
-// and starts nothing; a wrongly signed stream upgrade is refused, an
-// unsigned one is let through to the token check.
+// and starts nothing; a wrongly signed or unsigned stream upgrade is
+// refused, a signed one goes on to the token check.
 func TestCallSignatures(t *testing.T) {
 	e := newCallEnv(t, realtimesim.Options{}, nil)
 	for name, req := range map[string]mediasim.CallRequest{
@@ -282,13 +282,15 @@ func TestCallSignatures(t *testing.T) {
 	require.Error(t, err, "a wrongly signed upgrade is refused")
 	assert.Contains(t, err.Error(), "403")
 
-	unsigned, err := mediasim.Dial(e.ctx, mediasim.Options{URL: a.StreamURL})
-	require.NoError(t, err, "an unsigned upgrade goes on to the token check")
-	defer unsigned.Close()
-	require.NoError(t, unsigned.Start(e.ctx, sid, "MZ1", a.Params))
+	_, err = mediasim.Dial(e.ctx, mediasim.Options{URL: a.StreamURL})
+	require.Error(t, err, "an unsigned upgrade is refused")
+	assert.Contains(t, err.Error(), "403")
+
+	signed := e.dial(a, mediasim.Faster(20))
+	require.NoError(t, signed.Start(e.ctx, sid, "MZ1", a.Params))
 	s, err := e.rt.Latest(e.ctx)
 	require.NoError(t, err)
-	require.NoError(t, unsigned.Stop(e.ctx))
+	require.NoError(t, signed.Stop(e.ctx))
 	ended(e, s)
 }
 
@@ -394,13 +396,15 @@ func TestCallMalformedFrames(t *testing.T) {
 	deltas, _ := chunks(1, 20)
 	require.NoError(t, sess.Say(e.ctx, "resp_1", "item_1", "Fine.", deltas...))
 	e.until("audio after bad events", func() bool { _, ok := caller.FirstAudio(); return ok })
-	assert.Contains(t, e.logs.String(), `"msg":"skipped frame"`)
+	assert.Contains(t, e.logs.String(), `"msg":"skipped frames"`)
 
 	callSid := e.logged(`"msg":"call answered"`)["call_sid"].(string)
 	require.NoError(t, caller.Raw(e.ctx, bytes.Repeat([]byte("x"), 70<<10)))
 	assert.Equal(t, int(websocket.StatusMessageTooBig), closed(e, caller))
 	ended(e, sess)
-	assert.Equal(t, "stream_frame_too_big", e.summary(callSid)["end_reason"])
+	s := e.summary(callSid)
+	assert.Equal(t, "stream_frame_too_big", s["end_reason"])
+	assert.EqualValues(t, 5, s["frames_skipped"], "the caller's bad frames are counted")
 }
 
 // TestCallShutdownEndsCalls: a gateway that stops closes its live calls

@@ -15,6 +15,13 @@
 //     the goroutine reads with a context that never ends and hands events
 //     over one at a time, and Recv waits on the caller's context, which may
 //     end without ending the stream. The Stream stays in this mode.
+//
+// Frames that do not decode into an event are skipped and counted. The
+// peer decides how many there are, so they are logged at a bounded rate:
+// one line for the first, then at most one every SkipLogEvery, carrying
+// how many were skipped since the line before. A stream whose peer has not
+// yet proved itself (Config.Opens) may skip only Config.MaxEarlySkips
+// frames: the next one closes it with 1008 (policy violation).
 package wsstream
 
 import (
@@ -25,7 +32,9 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 
@@ -33,18 +42,48 @@ import (
 )
 
 // ErrIgnore, returned by a Config.Decode, drops a frame quietly (logged at
-// debug level): a well-formed event the adapter does not use.
+// debug level): a well-formed event the adapter does not use. It is not
+// counted as skipped.
 var ErrIgnore = errors.New("ignored event")
+
+// SkipLogEvery is the shortest time between two log lines about skipped
+// frames of one stream.
+const SkipLogEvery = 5 * time.Second
+
+// The end of a stream closed for too many bad frames before Opens: its
+// reason, and the close frame's text.
+const (
+	reasonBadFrames    = "bad_frames_before_start"
+	closeTextBadFrames = "too many bad frames before the start event"
+)
+
+// errBinary is why a binary frame is skipped.
+var errBinary = errors.New("binary frame")
+
+// maxCloseReason is the longest reason a close frame carries (RFC 6455:
+// a control frame's 125 bytes, less the 2 of the code).
+const maxCloseReason = 123
 
 // Config describes a Stream.
 type Config[E any] struct {
 	Conn *websocket.Conn
 	Log  *slog.Logger
 	// Decode turns a text frame into an event. The event may alias frame,
-	// which stays unchanged until the next Recv. Errors other than
-	// ErrIgnore are logged as skipped frames. It runs on one goroutine at a
-	// time: Recv's, or the reader goroutine's.
+	// which stays unchanged until the next Recv. An error other than
+	// ErrIgnore skips the frame: it is counted (Skipped) and logged at a
+	// bounded rate. It runs on one goroutine at a time: Recv's, or the
+	// reader goroutine's.
 	Decode func(frame []byte) (E, error)
+	// MaxEarlySkips, when positive, is how many frames (binary ones
+	// included) may be skipped before the first event for which Opens
+	// reports true: one more finishes the stream with reason
+	// "bad_frames_before_start" and closes it with 1008 (policy
+	// violation). Zero means no limit.
+	MaxEarlySkips int
+	// Opens reports whether ev proves the peer (Twilio's start event). It
+	// runs where Decode runs. Nil: MaxEarlySkips holds for the stream's
+	// whole life.
+	Opens func(ev E) bool
 	// Reason names the end of a stream the peer closed with code, or -1
 	// when the connection broke without a close frame. It runs where
 	// Decode runs, after every Decode. Nil means "remote_closed" and
@@ -59,6 +98,15 @@ type Stream[E any] struct {
 	decode  func([]byte) (E, error)
 	reason  func(int) string
 	started time.Time
+
+	// Skipped frames. skipped is read from any goroutine; the rest belongs
+	// to the goroutine that reads (one at a time).
+	skipped    atomic.Int64
+	maxEarly   int
+	opens      func(E) bool
+	opened     bool
+	sinceLog   int       // skipped since the last line about them
+	loggedSkip time.Time // when that line was written; zero before the first
 
 	ctx    context.Context // ends when Close has closed the connection
 	cancel context.CancelFunc
@@ -100,6 +148,8 @@ func Start[E any](cfg Config[E]) *Stream[E] {
 		log:        cfg.Log,
 		decode:     cfg.Decode,
 		reason:     reason,
+		maxEarly:   cfg.MaxEarlySkips,
+		opens:      cfg.Opens,
 		started:    time.Now(),
 		ctx:        ctx,
 		cancel:     cancel,
@@ -148,9 +198,13 @@ func (s *Stream[E]) read() {
 			s.readFailed(err)
 			return
 		}
-		ev, ok := s.decodeFrame(typ, buf.Bytes())
-		if !ok {
+		ev, res := s.decodeFrame(typ, buf.Bytes())
+		switch res {
+		case skipped:
 			continue
+		case refused:
+			s.refuseEarly()
+			return
 		}
 		select {
 		case s.events <- ev:
@@ -180,17 +234,22 @@ func (s *Stream[E]) Finish(reason string, code int) (first bool) {
 		first = true
 		s.end = &ports.SessionEnded{Reason: reason, Code: code, After: time.Since(s.started)}
 		close(s.ended)
-		s.log.Info("stream ended", "reason", reason, "code", code, "after", s.end.After)
+		s.log.Info("stream ended", "reason", reason, "code", code, "after", s.end.After, "skipped", s.Skipped())
 	})
 	return first
 }
+
+// Skipped returns how many frames were skipped so far: binary frames and
+// frames Decode refused (ErrIgnore excepted). It keeps its value after the
+// stream has ended. Safe for concurrent use.
+func (s *Stream[E]) Skipped() int { return int(s.skipped.Load()) }
 
 // Err returns nil while the stream is open and, once it has ended, an
 // error wrapping ports.ErrClosed and the *ports.SessionEnded.
 func (s *Stream[E]) Err() error {
 	select {
 	case <-s.ended:
-		return errors.Join(ports.ErrClosed, s.end)
+		return fmt.Errorf("%w: %w", ports.ErrClosed, s.end)
 	default:
 		return nil
 	}
@@ -239,29 +298,62 @@ func (s *Stream[E]) recvInline() (E, error) {
 			s.readFailed(err)
 			return zero, s.Err()
 		}
-		if ev, ok := s.decodeFrame(typ, s.inbuf.Bytes()); ok {
+		switch ev, res := s.decodeFrame(typ, s.inbuf.Bytes()); res {
+		case decoded:
 			return ev, nil
+		case refused:
+			s.refuseEarly()
+			return zero, s.Err()
 		}
 	}
 }
 
-// decodeFrame decodes one frame, logging and skipping what is not an event.
-func (s *Stream[E]) decodeFrame(typ websocket.MessageType, frame []byte) (E, bool) {
+// frameResult is what became of a frame.
+type frameResult uint8
+
+const (
+	decoded frameResult = iota // an event
+	skipped                    // dropped, the stream goes on
+	refused                    // one bad frame too many before Opens: end the stream
+)
+
+// decodeFrame decodes one frame; what is not an event is skipped, counted
+// and logged at a bounded rate. It runs on the reading goroutine.
+func (s *Stream[E]) decodeFrame(typ websocket.MessageType, frame []byte) (E, frameResult) {
+	var (
+		ev  E
+		err error
+	)
 	if typ != websocket.MessageText {
-		s.log.Warn("skipped binary frame", "bytes", len(frame))
-		var zero E
-		return zero, false
-	}
-	ev, err := s.decode(frame)
-	if err != nil {
-		level := slog.LevelWarn
-		if errors.Is(err, ErrIgnore) {
-			level = slog.LevelDebug
+		err = errBinary
+	} else if ev, err = s.decode(frame); err == nil {
+		if !s.opened && s.opens != nil && s.opens(ev) {
+			s.opened = true
 		}
-		s.log.Log(s.ctx, level, "skipped frame", "err", err, "bytes", len(frame))
-		return ev, false
+		return ev, decoded
 	}
-	return ev, true
+	if errors.Is(err, ErrIgnore) {
+		s.log.Debug("ignored frame", "err", err, "bytes", len(frame))
+		return ev, skipped
+	}
+	n := s.skipped.Add(1)
+	if s.maxEarly > 0 && !s.opened && n > int64(s.maxEarly) {
+		s.log.Warn(closeTextBadFrames+": closing the stream", "skipped", n, "err", err, "bytes", len(frame))
+		return ev, refused
+	}
+	s.sinceLog++
+	if now := time.Now(); s.loggedSkip.IsZero() || now.Sub(s.loggedSkip) >= SkipLogEvery {
+		s.log.Warn("skipped frames", "skipped", s.sinceLog, "skipped_total", n, "err", err, "bytes", len(frame))
+		s.sinceLog, s.loggedSkip = 0, now
+	}
+	return ev, skipped
+}
+
+// refuseEarly ends a stream that skipped too many frames before Opens: it
+// finishes it and closes the connection with 1008. It runs on the reading
+// goroutine, which then returns.
+func (s *Stream[E]) refuseEarly() {
+	_ = s.closeConn(websocket.StatusPolicyViolation, reasonBadFrames, closeTextBadFrames)
 }
 
 // closedErr is Err once Close has begun (it finishes the stream first).
@@ -291,32 +383,52 @@ func (s *Stream[E]) Write(ctx context.Context, build func(b []byte) []byte) erro
 }
 
 // Close finishes the stream with reason (unless it had already ended) and
-// closes the connection with code and reason (cut to fit a close frame). It
-// blocks until the close handshake is done, at most a few seconds when the
-// peer does not answer, and the reader goroutine has returned. Only the first
-// call has an effect. Safe for concurrent use.
+// closes the connection with code and reason (cut, at a character
+// boundary, to fit a close frame). It blocks until the close handshake is
+// done, at most a few seconds when the peer does not answer, and the reader
+// goroutine has returned. Only the first call has an effect. Safe for
+// concurrent use.
 func (s *Stream[E]) Close(code websocket.StatusCode, reason string) error {
+	err := s.closeConn(code, reason, reason)
+	s.modeMu.Lock()
+	reading := s.reading // closing is set: no reader starts any more
+	s.modeMu.Unlock()
+	if reading {
+		<-s.readerDone
+	}
+	return err
+}
+
+// closeConn is Close without the wait for the reader goroutine, so that
+// the reader may call it: the stream ends with reason and the peer gets
+// code and text.
+func (s *Stream[E]) closeConn(code websocket.StatusCode, reason, text string) error {
 	var err error
 	s.closeOnce.Do(func() {
 		first := s.Finish(reason, int(code))
-		if len(reason) > 120 {
-			reason = reason[:120]
-		}
 		s.modeMu.Lock()
 		s.closing = true
-		reading := s.reading
 		s.modeMu.Unlock()
-		err = s.conn.Close(code, reason)
+		err = s.conn.Close(code, cutUTF8(text, maxCloseReason))
 		if !first || errors.Is(err, net.ErrClosed) || websocket.CloseStatus(err) >= 0 {
 			err = nil // the peer (or the read limit) closed the connection first
 		}
 		s.cancel()
-		if reading {
-			<-s.readerDone
-		}
 	})
 	if err != nil {
 		return fmt.Errorf("close: %w", err)
 	}
 	return nil
+}
+
+// cutUTF8 returns s cut to at most n bytes, never inside a UTF-8 encoded
+// character.
+func cutUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

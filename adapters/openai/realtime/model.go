@@ -2,7 +2,6 @@ package realtime
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -88,5 +87,5 @@ func dialError(resp *http.Response, err error) error {
 			return fmt.Errorf("%w: status %d", ports.ErrRejected, resp.StatusCode)
 		}
 	}
-	return errors.Join(ports.ErrUnavailable, err)
+	return fmt.Errorf("%w: %w", ports.ErrUnavailable, err)
 }

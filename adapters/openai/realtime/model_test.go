@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -252,6 +253,7 @@ func TestOpenErrors(t *testing.T) {
 		_, err := realtime.New(realtime.Options{URL: url, APIKey: apiKey}).Open(t.Context(), ports.SpeechConfig{})
 		require.ErrorIs(t, err, ports.ErrUnavailable)
 		assert.NotContains(t, err.Error(), apiKey)
+		assert.NotContains(t, err.Error(), "\n", "the error goes into a log line")
 	})
 	t.Run("server error", func(t *testing.T) {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusBadGateway) }))
@@ -284,7 +286,11 @@ func TestBetaHeaderIsRefusedBySimulator(t *testing.T) {
 	assert.Equal(t, websocket.StatusCode(4000), websocket.CloseStatus(err))
 }
 
+// TestMalformedEventsAreSkipped: malformed events are skipped and logged
+// at a bounded rate (a line when they begin, then at most one every few
+// seconds), not one line each; the session goes on.
 func TestMalformedEventsAreSkipped(t *testing.T) {
+	const flood = 5000
 	// A hand-written server: configure, then garbage, then a good event.
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		conn, err := websocket.Accept(w, r, nil)
@@ -301,8 +307,17 @@ func TestMalformedEventsAreSkipped(t *testing.T) {
 			`not json`, `{"type":`, `[]`, `{"no_type":1}`, `{"type":"response.output_audio.delta","delta":5}`,
 			`{"type":"rate_limits.updated","event_id":"e2","rate_limits":[]}`,
 			`{"type":"response.done","event_id":"e3","response":{"id":7}}`,
+			strings.Repeat("garbage\n", flood),
 			`{"type":"input_audio_buffer.speech_started","event_id":"e4","item_id":"i","audio_start_ms":9}`,
 		} {
+			if strings.HasPrefix(e, "garbage") {
+				for _, g := range strings.Split(strings.TrimSpace(e), "\n") {
+					if conn.Write(ctx, websocket.MessageText, []byte(g)) != nil {
+						return
+					}
+				}
+				continue
+			}
 			if conn.Write(ctx, websocket.MessageText, []byte(e)) != nil {
 				return
 			}
@@ -313,13 +328,22 @@ func TestMalformedEventsAreSkipped(t *testing.T) {
 	var logs testlog.Buffer
 	model := realtime.New(realtime.Options{URL: "ws" + strings.TrimPrefix(srv.URL, "http"), APIKey: apiKey,
 		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	began := time.Now()
 	s, err := model.Open(t.Context(), ports.SpeechConfig{})
 	require.NoError(t, err)
 	defer s.Close()
 	ev, err := s.Recv(t.Context())
 	require.NoError(t, err)
+	took := time.Since(began)
 	assert.Equal(t, ports.SpeechEvent{Type: ports.SpeechStarted, ItemID: "i", AudioStartMs: 9}, ev)
-	assert.Equal(t, 7, strings.Count(logs.String(), "skipped frame"), logs.String())
+	lines := strings.Count(logs.String(), "skipped frames")
+	t.Logf("%d malformed events in %v: %d log lines", flood+6, took, lines)
+	assert.Positive(t, lines)
+	assert.LessOrEqual(t, lines, 1+int(took/(5*time.Second)), "at most one line every few seconds")
+	assert.Contains(t, logs.String(), "skipped_total=1 ", "the first is logged at once")
+	assert.Equal(t, 1, strings.Count(logs.String(), "ignored frame"), "an event the gateway does not use is not skipped")
+	require.NoError(t, s.Close())
+	assert.Contains(t, logs.String(), fmt.Sprintf("skipped=%d", flood+6), "the end of the session says how many were skipped")
 	assert.NotContains(t, logs.String(), apiKey)
 }
 

@@ -3,7 +3,6 @@ package realtime
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 
@@ -53,7 +52,7 @@ func (s *session) endReason(code int) string {
 // reads stay inline (wsstream) for the rest of its life.
 func (s *session) configure(ctx context.Context, cfg ports.SpeechConfig) error {
 	if err := s.sendEvent(ctx, "session update", sessionUpdate(cfg)); err != nil {
-		return errors.Join(err, ports.ErrUnavailable)
+		return fmt.Errorf("%w: %w", err, ports.ErrUnavailable)
 	}
 	stop := context.AfterFunc(ctx, func() { _ = s.stream.Close(websocket.StatusNormalClosure, "open cancelled") })
 	err := s.awaitUpdated()
@@ -68,7 +67,7 @@ func (s *session) awaitUpdated() error {
 		ev, err := s.stream.Recv(context.Background())
 		switch {
 		case err != nil:
-			return fmt.Errorf("realtime: open: %w", errors.Join(ports.ErrUnavailable, err))
+			return fmt.Errorf("realtime: open: %w: %w", ports.ErrUnavailable, err)
 		case ev.Type == ports.SpeechError:
 			return fmt.Errorf("realtime: open: %w: %w", ports.ErrRejected, ev.Err)
 		case ev.Type == ports.SpeechSessionUpdated:

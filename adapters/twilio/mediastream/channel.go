@@ -28,41 +28,67 @@ const ReadLimit = 64 << 10
 type Channel struct {
 	stream    *wsstream.Stream[ports.CallEvent]
 	dec       decoder                // used by whichever goroutine reads (one at a time)
+	started   bool                   // the start event was decoded; as dec
 	streamSid atomic.Pointer[string] // learned from start
 }
+
+// MaxBadFramesBeforeStart is how many frames a stream may send before its
+// start event that are not Twilio's connected, start or stop (malformed,
+// unknown, binary or any other event): the next one closes the stream with
+// 1008 (policy violation). Twilio sends connected then start at once, so a
+// stream that does otherwise is not Twilio, and it has not shown a token.
+const MaxBadFramesBeforeStart = 5
 
 var _ ports.TelephonyChannel = (*Channel)(nil)
 
 // New wraps an accepted WebSocket connection; Recv reads it. It sets
-// the connection's read limit to ReadLimit. log receives skipped frames and
-// the end of the stream; it never receives audio or custom parameters
-// (which carry the stream token).
+// the connection's read limit to ReadLimit. log receives skipped frames (at
+// most one line every wsstream.SkipLogEvery) and the end of the stream; it
+// never receives audio or custom parameters (which carry the stream token).
 func New(conn *websocket.Conn, log *slog.Logger) *Channel {
 	conn.SetReadLimit(ReadLimit)
 	c := &Channel{}
 	c.stream = wsstream.Start(wsstream.Config[ports.CallEvent]{
-		Conn:   conn,
-		Log:    log.With("component", "mediastream"),
-		Decode: c.decode,
+		Conn:          conn,
+		Log:           log.With("component", "mediastream"),
+		Decode:        c.decode,
+		MaxEarlySkips: MaxBadFramesBeforeStart,
+		Opens:         func(ev ports.CallEvent) bool { return ev.Type == ports.CallStart },
 	})
 	return c
 }
 
+// decode decodes a frame; before the start event only connected, start
+// and stop are events, anything else is a bad frame.
 func (c *Channel) decode(frame []byte) (ports.CallEvent, error) {
 	ev, err := c.dec.decode(frame)
-	if err == nil && ev.Type == ports.CallStart {
+	switch {
+	case err != nil:
+		return ev, err
+	case ev.Type == ports.CallStart:
+		c.started = true
 		sid := ev.StreamSid
 		c.streamSid.Store(&sid)
+	case !c.started && ev.Type != ports.CallConnected && ev.Type != ports.CallStop:
+		return ports.CallEvent{}, fmt.Errorf("%w: %s before the start event", ports.ErrInvalidInput, ev.Type)
 	}
-	return ev, err
+	return ev, nil
 }
+
+// Skipped implements ports.TelephonyChannel: the frames skipped so far,
+// malformed, unknown, binary, before the start event or media whose
+// payload is not audio (see the package comment). Safe for concurrent use.
+func (c *Channel) Skipped() int { return c.stream.Skipped() }
 
 // Recv returns the next event. It blocks until an event arrives, ctx is
 // done (the error wraps ctx.Err(); the stream goes on) or the stream ends
 // (the error wraps ports.ErrClosed and a *ports.SessionEnded). A stop event
 // is returned as CallStop, and the stream ends with it (reason
-// "caller_hangup"). Malformed and unknown frames are logged and skipped; an
-// oversized one ends the stream (reason "message_too_big", code 1009). The
+// "caller_hangup"). Malformed and unknown frames are skipped, counted
+// (Skipped) and logged at a bounded rate; more than MaxBadFramesBeforeStart
+// of them before the start event end the stream (reason
+// "bad_frames_before_start", code 1008), and an oversized frame ends it
+// (reason "message_too_big", code 1009). The
 // event's Payload is valid until the next call. Recv must not be called
 // concurrently with itself. With a context that cannot end
 // (context.Background()) it reads the connection itself, which is

@@ -187,6 +187,7 @@ func TestOutboundMatchesTwilioSamples(t *testing.T) {
 
 func TestSkipsBadFrames(t *testing.T) {
 	p := newPair(t)
+	p.started(t)
 	for _, frame := range []string{
 		`not json`,
 		`{"event":"media"`,
@@ -205,13 +206,15 @@ func TestSkipsBadFrames(t *testing.T) {
 	ev := p.recv(t)
 	assert.Equal(t, ports.CallDTMF, ev.Type, "bad frames are skipped, the good one arrives")
 	assert.Equal(t, "#", ev.Digit)
-	assert.Equal(t, 9, strings.Count(p.logs.String(), "skipped"), "every bad frame is logged")
+	assert.Equal(t, 9, p.ch.Skipped(), "every bad frame is counted")
+	assert.Equal(t, 1, strings.Count(p.logs.String(), "skipped frames"), "a burst of bad frames is logged once")
 }
 
 func TestEscapedPayloadIsUnescaped(t *testing.T) {
 	p := newPair(t)
-	p.send(t, `{"event":"media","sequenceNumber":"2","media":{"timestamp":"20","payload":"AB\/CD=="},"streamSid":"MZ1"}`)
-	assert.Equal(t, "AB/CD==", string(p.recv(t).Payload))
+	p.started(t)
+	p.send(t, `{"event":"media","sequenceNumber":"2","media":{"timestamp":"20","payload":"AB\/CD\/=="},"streamSid":"MZ1"}`)
+	assert.Equal(t, "AB/CD/==", string(p.recv(t).Payload))
 }
 
 func TestOversizedFrameClosesWith1009(t *testing.T) {
@@ -332,8 +335,14 @@ func BenchmarkRecvMedia(b *testing.B) {
 		_ = client.CloseNow()
 		_ = ch.Close("bench_end", false)
 	})
-	frame := []byte(samples(b, "twilio-media-streams-inbound.jsonl")[2])
+	lines := samples(b, "twilio-media-streams-inbound.jsonl")
+	// Start with a context that cannot end: Recv then reads inline, as in
+	// a call.
 	ctx := context.Background()
+	require.NoError(b, client.Write(ctx, websocket.MessageText, []byte(lines[1])))
+	_, err = ch.Recv(ctx)
+	require.NoError(b, err)
+	frame := []byte(lines[2])
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := client.Write(ctx, websocket.MessageText, frame); err != nil {
@@ -347,6 +356,7 @@ func BenchmarkRecvMedia(b *testing.B) {
 
 func TestCloseWithUnreadEvents(t *testing.T) {
 	p := newPair(t)
+	p.started(t)
 	for range 3 {
 		p.send(t, `{"event":"dtmf","streamSid":"MZ1","sequenceNumber":"1","dtmf":{"digit":"1"}}`)
 	}

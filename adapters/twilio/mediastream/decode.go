@@ -9,6 +9,13 @@ import (
 	"github.com/convgateway/gateway/ports"
 )
 
+// MaxMediaPayload is the longest media payload the channel passes on: the
+// base64 of one second of 8 kHz mu-law (8,000 bytes, 10,668 characters).
+// Twilio sends 20 ms (160 bytes, 216 characters) per frame; a longer
+// payload is not a frame of a call, and the speech model would get seconds
+// of audio at once. Such a frame is skipped like a malformed one.
+const MaxMediaPayload = (8000 + 2) / 3 * 4
+
 // errUnknownEvent marks a well-formed frame whose event the channel does not
 // handle; it is skipped like a malformed one but logged more quietly.
 var errUnknownEvent = errors.New("unknown event")
@@ -86,7 +93,7 @@ func (d *decoder) decode(b []byte) (ports.CallEvent, error) {
 	case "stop":
 		ev.Type = ports.CallStop
 	default:
-		return ports.CallEvent{}, fmt.Errorf("%w %q", errUnknownEvent, event)
+		return ports.CallEvent{}, fmt.Errorf("%w %q", errUnknownEvent, event[:min(len(event), 32)]) // the peer's text: bounded
 	}
 	if err != nil {
 		return ports.CallEvent{}, fmt.Errorf("%s: %w", event, err)
@@ -119,12 +126,49 @@ func decodeMedia(v []byte, ev *ports.CallEvent) error {
 	if ev.Payload, ok = jsonscan.String(payload); !ok {
 		return fmt.Errorf("%w: no payload", ports.ErrInvalidInput)
 	}
+	switch n := len(ev.Payload); {
+	case n > MaxMediaPayload:
+		return fmt.Errorf("%w: payload of %d characters, over a second of audio", ports.ErrInvalidInput, n)
+	case !isBase64(ev.Payload):
+		return fmt.Errorf("%w: payload is not padded base64 audio", ports.ErrInvalidInput)
+	}
 	if ts != nil {
 		if ev.TimestampMs, ok = jsonscan.Int(ts); !ok {
 			return fmt.Errorf("%w: bad timestamp", ports.ErrInvalidInput)
 		}
 	}
 	return nil
+}
+
+// base64Alphabet marks the characters of standard base64, padding aside.
+var base64Alphabet = func() (t [256]bool) {
+	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") {
+		t[c] = true
+	}
+	return t
+}()
+
+// isBase64 reports whether p is non-empty padded standard base64, as
+// Twilio sends audio: whole 4-character quanta of the standard alphabet,
+// with at most two "=" at the very end. It scans p without decoding it and
+// allocates nothing.
+func isBase64(p []byte) bool {
+	n := len(p)
+	if n == 0 || n%4 != 0 {
+		return false
+	}
+	if p[n-1] == '=' {
+		n--
+		if p[n-1] == '=' {
+			n--
+		}
+	}
+	for _, c := range p[:n] {
+		if !base64Alphabet[c] {
+			return false
+		}
+	}
+	return true
 }
 
 // memberString returns the string member name of the object v.

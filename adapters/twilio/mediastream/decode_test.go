@@ -3,6 +3,7 @@ package mediastream
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"os"
 	"testing"
@@ -62,6 +63,9 @@ func FuzzDecode(f *testing.F) {
 		case ports.CallMedia:
 			require.NotNil(t, ref.Media.Payload)
 			assert.Equal(t, *ref.Media.Payload, string(ev.Payload))
+			audio, err := base64.StdEncoding.DecodeString(string(ev.Payload))
+			assert.NoError(t, err, "accepted media is base64")
+			assert.LessOrEqual(t, len(audio), 8000, "of at most a second")
 		case ports.CallMark:
 			assert.Equal(t, ref.Mark.Name, ev.Mark)
 		case ports.CallDTMF:
@@ -84,6 +88,17 @@ func comparable(b []byte) bool {
 		}
 	}
 	return true
+}
+
+func TestIsBase64(t *testing.T) {
+	for _, s := range []string{"AAAA", "AA==", "AAA=", "+/+/", "chunk000f39/fw==", "/////w=="} {
+		assert.True(t, isBase64([]byte(s)), "%q", s)
+		_, err := base64.StdEncoding.DecodeString(s)
+		assert.NoError(t, err, "%q: encoding/base64 agrees", s)
+	}
+	for _, s := range []string{"", "A", "AAA", "AAAAA", "A===", "====", "AA=A", "=AAA", "AA-_", "AA\nA", "AA AA", "AA\u0041", "AAA\x00", "AAAA\r\n"} {
+		assert.False(t, isBase64([]byte(s)), "%q", s)
+	}
 }
 
 func BenchmarkDecodeMedia(b *testing.B) {

@@ -8,5 +8,9 @@
 // request's Host header and X-Forwarded-Proto are used instead.
 //
 // The HMAC itself is checked by twilio-go's client.RequestValidator, which
-// accepts the URL with and without its default port.
+// accepts the URL with and without its default port. A request signed under
+// a Twilio Webhooks Rule carries X-Twilio-Webhooks-Signature-Settings and is
+// signed with the rule's shared key, HMAC-SHA1 or HMAC-SHA256; twilio-go
+// checks only SHA-1 with the auth token, so that case follows Twilio's Node
+// library (validateRequest), whose results the tests replay.
 package signature

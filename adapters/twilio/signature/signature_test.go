@@ -72,15 +72,15 @@ func TestValidateFormTwilioVector(t *testing.T) {
 	// The gateway listens elsewhere (behind a tunnel): only the path and
 	// query string of the request count.
 	r := formRequest("http://127.0.0.1:5050"+u.RequestURI(), form, vec.Signature)
-	require.NoError(t, v.ValidateForm(r, form))
+	require.NoError(t, v.ValidateForm(r, form, []byte(form.Encode())))
 
 	tampered := values(vec.Params)
 	tampered.Set("Digits", "9999")
 	r = formRequest("http://127.0.0.1:5050"+u.RequestURI(), tampered, vec.Signature)
-	assert.ErrorIs(t, v.ValidateForm(r, tampered), signature.ErrInvalid)
+	assert.ErrorIs(t, v.ValidateForm(r, tampered, []byte(tampered.Encode())), signature.ErrInvalid)
 
 	r = formRequest("http://127.0.0.1:5050"+u.Path, form, vec.Signature) // query dropped
-	assert.ErrorIs(t, v.ValidateForm(r, form), signature.ErrInvalid)
+	assert.ErrorIs(t, v.ValidateForm(r, form, []byte(form.Encode())), signature.ErrInvalid)
 }
 
 func TestValidateForm(t *testing.T) {
@@ -143,7 +143,7 @@ func TestValidateForm(t *testing.T) {
 			if tt.header != nil {
 				tt.header(r)
 			}
-			err := signature.New(token, tt.publicURL).ValidateForm(r, form)
+			err := signature.New(token, tt.publicURL).ValidateForm(r, form, []byte(form.Encode()))
 			if tt.want == nil {
 				require.NoError(t, err)
 				return

@@ -239,6 +239,10 @@ func (c *Caller) Stop(ctx context.Context) error {
 // unusual frames.
 func (c *Caller) Raw(ctx context.Context, frame []byte) error { return c.write(ctx, frame) }
 
+// SendMalformed sends a text frame that is not JSON, which the gateway must
+// skip.
+func (c *Caller) SendMalformed(ctx context.Context) error { return c.write(ctx, []byte("not json")) }
+
 // Received returns the frames the gateway sent, in order.
 func (c *Caller) Received() []porttest.Outbound {
 	c.mu.Lock()

@@ -1,0 +1,223 @@
+package mediastream_test
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/coder/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/convgateway/gateway/ports"
+)
+
+// startFrame is a valid start event.
+const startFrame = `{"event":"start","sequenceNumber":"1","start":{"accountSid":"AC1","streamSid":"MZ1","callSid":"CA1",` +
+	`"tracks":["inbound"],"customParameters":{"token":"t"},"mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}},` +
+	`"streamSid":"MZ1"}`
+
+// started sends the start event and receives it.
+func (p *pair) started(t *testing.T) {
+	t.Helper()
+	p.send(t, startFrame)
+	require.Equal(t, ports.CallStart, p.recv(t).Type)
+}
+
+func mediaFrame(payload string) string {
+	return `{"event":"media","sequenceNumber":"2","media":{"track":"inbound","chunk":"1","timestamp":"20","payload":"` +
+		payload + `"},"streamSid":"MZ1"}`
+}
+
+// recvEnd receives until the stream ends and returns why.
+func recvEnd(t *testing.T, p *pair) *ports.SessionEnded {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	for {
+		_, err := p.ch.Recv(ctx)
+		if err == nil {
+			continue
+		}
+		require.ErrorIs(t, err, ports.ErrClosed)
+		var ended *ports.SessionEnded
+		require.ErrorAs(t, err, &ended)
+		return ended
+	}
+}
+
+// clientClose reads the client end until the channel closes it.
+func clientClose(t *testing.T, p *pair) <-chan websocket.CloseError {
+	t.Helper()
+	out := make(chan websocket.CloseError, 1)
+	go func() {
+		for {
+			if _, _, err := p.client.Read(context.Background()); err != nil {
+				var ce websocket.CloseError
+				if !errors.As(err, &ce) {
+					ce.Code = -1
+				}
+				out <- ce
+				return
+			}
+		}
+	}()
+	return out
+}
+
+func TestBadFramesBeforeStartCloseTheStream(t *testing.T) {
+	p := newPair(t)
+	closed := clientClose(t, p)
+	for _, f := range []string{"x", `{"event":"media"`, `{"event":"mark","mark":{"name":"m"}}`, "[]", `{"event":"dtmf","dtmf":{"digit":"1"}}`} {
+		p.send(t, f)
+	}
+	require.NoError(t, p.client.Write(t.Context(), websocket.MessageBinary, []byte{1}))
+	p.send(t, startFrame) // too late: the sixth bad frame has closed the stream
+
+	ended := recvEnd(t, p)
+	assert.Equal(t, "bad_frames_before_start", ended.Reason)
+	assert.Equal(t, int(websocket.StatusPolicyViolation), ended.Code)
+	ce := <-closed
+	assert.Equal(t, websocket.StatusPolicyViolation, ce.Code)
+	assert.Equal(t, "too many bad frames before the start event", ce.Reason)
+	assert.Contains(t, p.logs.String(), "too many bad frames before the start event")
+	assert.Equal(t, 6, p.ch.Skipped())
+}
+
+// TestFloodIsCountedAndLoggedAtABoundedRate: thousands of bad frames after
+// the start are all counted; the log gets a line when they begin and then
+// at most one every wsstream.SkipLogEvery, and the stream's end line
+// carries the count.
+func TestFloodIsCountedAndLoggedAtABoundedRate(t *testing.T) {
+	p := newPair(t)
+	p.started(t)
+	const flood = 5000
+	began := time.Now()
+	go func() { // the channel reads while the peer writes
+		for i := range flood {
+			typ, frame := websocket.MessageText, []byte("not json")
+			switch i % 3 {
+			case 1:
+				typ, frame = websocket.MessageBinary, []byte{0xff}
+			case 2:
+				frame = []byte(mediaFrame("@@@@"))
+			}
+			if p.client.Write(context.Background(), typ, frame) != nil {
+				return
+			}
+		}
+		_ = p.client.Write(context.Background(), websocket.MessageText, []byte(`{"event":"dtmf","streamSid":"MZ1","dtmf":{"digit":"9"}}`))
+	}()
+	ev := p.recv(t)
+	took := time.Since(began)
+	assert.Equal(t, "9", ev.Digit, "the stream goes on")
+	assert.Equal(t, flood, p.ch.Skipped())
+
+	lines := strings.Count(p.logs.String(), "skipped frames")
+	bound := 1 + int(took/(5*time.Second))
+	t.Logf("%d bad frames in %v: %d log lines", flood, took, lines)
+	assert.Positive(t, lines)
+	assert.LessOrEqual(t, lines, bound)
+
+	closed := clientClose(t, p)
+	require.NoError(t, p.ch.Close("done", false))
+	<-closed
+	assert.Contains(t, p.logs.String(), "skipped=5000", "the end of the stream says how many were skipped")
+	assert.Equal(t, flood, p.ch.Skipped(), "the count stays after the close")
+}
+
+func TestAFewBadFramesBeforeStartAreTolerated(t *testing.T) {
+	p := newPair(t)
+	p.send(t, `{"event":"connected","protocol":"Call","version":"1.0.0"}`)
+	for range 5 {
+		p.send(t, "not json")
+	}
+	p.send(t, startFrame)
+	assert.Equal(t, ports.CallConnected, p.recv(t).Type)
+	assert.Equal(t, ports.CallStart, p.recv(t).Type)
+	for range 20 { // after the start, bad frames no longer end the stream
+		p.send(t, "not json")
+	}
+	p.send(t, `{"event":"dtmf","streamSid":"MZ1","dtmf":{"digit":"7"}}`)
+	assert.Equal(t, "7", p.recv(t).Digit)
+}
+
+func TestBadMediaPayloadIsSkipped(t *testing.T) {
+	good := base64.StdEncoding.EncodeToString([]byte{1, 2, 3, 4, 5})
+	max := base64.StdEncoding.EncodeToString(make([]byte, 8000)) // a second of audio: the most accepted
+	for name, payload := range map[string]string{
+		"outside the alphabet":  "AB-_",
+		"not whole quanta":      "AAAAA",
+		"padding inside":        "AA==AAAA",
+		"three padding":         "A===",
+		"line feed":             `AAAA\nAAAA`,
+		"empty":                 "",
+		"over a second":         max + "AAAA",
+		"url-safe alphabet":     "____",
+		"not ASCII":             "AAA\u00e9",
+		"padding alone":         "====",
+		"padding after padding": "AA=A",
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := newPair(t)
+			p.started(t)
+			p.send(t, mediaFrame(payload))
+			p.send(t, mediaFrame(good))
+			ev := p.recv(t)
+			assert.Equal(t, good, string(ev.Payload), "the bad frame is skipped, the good one arrives")
+			assert.Equal(t, 1, p.ch.Skipped(), "and counted")
+		})
+	}
+	t.Run("a second of audio", func(t *testing.T) {
+		p := newPair(t)
+		p.started(t)
+		p.send(t, mediaFrame(max))
+		assert.Equal(t, max, string(p.recv(t).Payload))
+	})
+}
+
+// TestSkippedFrameLogIsBounded: what a skipped frame's log line quotes of
+// the frame (an unknown event's name) is cut short.
+func TestSkippedFrameLogIsBounded(t *testing.T) {
+	p := newPair(t)
+	p.started(t)
+	long := strings.Repeat("E", 60_000)
+	p.send(t, `{"event":"`+long+`","streamSid":"MZ1"}`)
+	p.send(t, `{"event":"dtmf","streamSid":"MZ1","dtmf":{"digit":"1"}}`)
+	assert.Equal(t, "1", p.recv(t).Digit)
+	assert.Equal(t, 1, p.ch.Skipped())
+	assert.Contains(t, p.logs.String(), `unknown event \"EEEE`)
+	assert.Less(t, len(p.logs.String()), 2000, "the log does not carry the frame")
+}
+
+func TestCloseReasonIsCutAtARuneBoundary(t *testing.T) {
+	p := newPair(t)
+	closed := clientClose(t, p)
+	reason := "x" + strings.Repeat("€", 60) // 181 bytes; a cut at 120 or 123 falls inside a "€"
+	require.NoError(t, p.ch.Close(reason, true))
+	ce := <-closed
+	assert.True(t, utf8.ValidString(ce.Reason), "the close reason is valid UTF-8: %q", ce.Reason)
+	assert.True(t, strings.HasPrefix(reason, ce.Reason), "it is a prefix of the reason: %q", ce.Reason)
+	assert.LessOrEqual(t, len(ce.Reason), 123, "it fits a close frame")
+	assert.GreaterOrEqual(t, len(ce.Reason), 120, "it is cut as late as it can be")
+}
+
+func TestClosedStreamErrorIsOneLine(t *testing.T) {
+	p := newPair(t)
+	p.started(t)
+	closed := clientClose(t, p)
+	require.NoError(t, p.ch.Close("done", false))
+	<-closed
+	_, err := p.ch.Recv(t.Context())
+	require.ErrorIs(t, err, ports.ErrClosed)
+	var ended *ports.SessionEnded
+	require.ErrorAs(t, err, &ended)
+	assert.NotContains(t, err.Error(), "\n")
+	err = p.ch.SendAudio(t.Context(), []byte("AAAA"))
+	require.ErrorIs(t, err, ports.ErrClosed)
+	assert.NotContains(t, err.Error(), "\n")
+}
