@@ -144,8 +144,9 @@ type MessagesDeps struct {
 //
 //   - No answer lost silently: a delivery recorded as new is marked
 //     answered (ThreadStore.Delivered) once its answer or a polite text is
-//     handed to the webhook or sent, or once sending it failed (that is
-//     logged with the MessageSid already). A goroutine of the service asks
+//     handed to the webhook or sent, or once sending it failed or its
+//     outcome became unknown (that is logged with the MessageSid
+//     already). A goroutine of the service asks
 //     the store every AbandonedEvery for deliveries taken more than
 //     AbandonedAfter ago and never marked (ThreadStore.Abandoned: each is
 //     returned to one process once) and logs each at error level with its
@@ -570,14 +571,18 @@ func (s *MessagesService) thread(ctx context.Context, user string) (string, erro
 // them through the MessageSender in order (Handle is then told to answer
 // the webhook with nothing, so that all parts go one way). A part that
 // cannot be sent is logged with what remains undelivered; the later parts
-// are not sent, so that the user never receives an answer with a hole. A
-// failed send is not retried: when its response was lost the message may
-// have gone out, and a repeated answer is worse than a logged one.
+// are not sent, so that the user never receives an answer with a hole.
+// The sender retries what Twilio did not take (rate limited,
+// unreachable); a send that failed otherwise is not retried: when its
+// outcome is unknown (ports.ErrOutcomeUnknown) the message may have gone
+// out, and a repeated answer is worse than a logged one. That case is
+// logged as such, not as an answer not delivered.
 //
 // deliver reports whether the delivery is done with: the answer handed
-// over or sent, or a send failed (logged here with the MessageSid, so that
-// marking the delivery answered spares the log a second, misleading "the
-// gateway stopped" report). It reports false when ctx ended first.
+// over or sent, or a send failed or ended unknown (logged here with the
+// MessageSid, so that marking the delivery answered spares the log a
+// second, misleading "the gateway stopped" report). It reports false when
+// ctx ended first.
 func (s *MessagesService) deliver(ctx context.Context, j *job, parts []string) bool {
 	inline := parts
 	if len(parts) > s.maxInline || size(parts) > s.maxInlineBytes {
@@ -595,15 +600,21 @@ func (s *MessagesService) deliver(ctx context.Context, j *job, parts []string) b
 	}
 	for i, p := range parts {
 		_, err := s.sender.Send(ctx, ports.OutboundMessage{To: j.msg.From, From: j.msg.To, Body: p})
-		if err != nil {
-			if ctx.Err() != nil {
-				s.dropped(j, chars(parts[i:]), err)
-				return false
-			}
+		switch {
+		case err == nil:
+			continue
+		case ctx.Err() != nil:
+			s.dropped(j, chars(parts[i:]), err)
+			return false
+		case errors.Is(err, ports.ErrOutcomeUnknown):
+			j.log.Error("answer may or may not have been delivered: the send's outcome is unknown",
+				"outcome", "unknown", "part", i+1, "parts", len(parts),
+				"unknown_chars", chars(parts[i:i+1]), "undelivered_chars", chars(parts[i+1:]), "err", err)
+		default:
 			j.log.Error("answer not delivered: send failed",
-				"part", i+1, "parts", len(parts), "undelivered_chars", chars(parts[i:]), "err", err)
-			return true
+				"outcome", "failed", "part", i+1, "parts", len(parts), "undelivered_chars", chars(parts[i:]), "err", err)
 		}
+		return true
 	}
 	j.log.Info("answer sent later", "parts", len(parts))
 	return true

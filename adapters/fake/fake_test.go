@@ -36,7 +36,7 @@ func TestChatAssistantConformance(t *testing.T) {
 func TestMessageSenderConformance(t *testing.T) {
 	porttest.MessageSender(t, func(*testing.T) porttest.SenderHarness {
 		s := fake.NewMessageSender()
-		return porttest.SenderHarness{Sender: s, Sent: s.Sent, RejectNext: s.RejectNext}
+		return porttest.SenderHarness{Sender: s, Sent: s.Sent, RejectNext: s.RejectNext, RateLimitNext: s.RateLimitNext, LoseNext: s.LoseNext}
 	})
 }
 

@@ -154,7 +154,7 @@ func Build(ctx context.Context, cfg configs.Config, log *slog.Logger, opts ...Op
 		p.assistant = a
 	}
 	if p.sender == nil {
-		p.sender = NewSender(cfg, p.httpClient)
+		p.sender = newSender(cfg, p.httpClient, log.With("adapter", "twilio"))
 	}
 	m := metrics.New()
 	if p.calls == nil {
@@ -356,6 +356,11 @@ func newAssistant(cfg configs.Config, log *slog.Logger, hc *http.Client) (ports.
 // default sender: a Messaging Service when it is an "MG..." SID, else a
 // number.
 func NewSender(cfg configs.Config, hc *http.Client) *messaging.Sender {
+	return newSender(cfg, hc, nil)
+}
+
+// newSender is NewSender with the sender's retries logged to log.
+func newSender(cfg configs.Config, hc *http.Client, log *slog.Logger) *messaging.Sender {
 	if hc != nil && hc.Timeout == 0 {
 		// A send must not hang: it holds the user's turn. (The shared
 		// client itself has no timeout: it also dials the Realtime
@@ -369,6 +374,7 @@ func NewSender(cfg configs.Config, hc *http.Client) *messaging.Sender {
 		AuthToken:  string(cfg.TwilioAuthToken),
 		BaseURL:    cfg.TwilioAPIBaseURL,
 		HTTPClient: hc,
+		Logger:     log,
 	}
 	if strings.HasPrefix(cfg.TwilioFrom, "MG") {
 		opts.MessagingServiceSID = cfg.TwilioFrom

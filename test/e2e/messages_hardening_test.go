@@ -1,0 +1,124 @@
+package e2e_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/convgateway/gateway/cmd/wire"
+	"github.com/convgateway/gateway/configs"
+	"github.com/convgateway/gateway/test/sim/twiliorest"
+)
+
+// The WhatsApp/SMS path when its dependencies misbehave: Twilio refusing
+// a send for a while (rate limited, unreachable), and Twilio failing in a
+// way that leaves the send's outcome unknown.
+
+// msgLogLines returns the gateway's log lines with message msg, decoded.
+func (e *msgEnv) msgLogLines(msg string) []map[string]any {
+	e.tb.Helper()
+	var out []map[string]any
+	for line := range strings.Lines(e.logs.String()) {
+		var entry map[string]any
+		require.NoError(e.tb, json.Unmarshal([]byte(line), &entry), line)
+		if entry["msg"] == msg {
+			out = append(out, entry)
+		}
+	}
+	return out
+}
+
+// TestMessagesRateLimitedSendRetried: Twilio refuses an answer sent later
+// with 429 (error 20429, which Twilio documents as never processed and safe
+// to retry) and a Retry-After header: the gateway waits as asked and sends
+// it again; the user gets the answer once.
+func TestMessagesRateLimitedSendRetried(t *testing.T) {
+	e := newMessagingEnv(t, configs.BackendResponses, msgShortInlineTimeout)
+	e.twilio.FailNext(twiliorest.Failure{Status: http.StatusTooManyRequests, Code: 20429, RetryAfter: time.Second})
+	gw := e.newMessagingGateway()
+	release := e.replies.hold("busy hour")
+	assert.Empty(t, gw.post(msgInbound{Sid: "SMbusy", Body: "busy hour"}))
+	release()
+
+	e.waitSent(1)
+	gw.stop()
+	assert.Equal(t, []string{"echo: busy hour"}, e.sentBodies(), "delivered once")
+	attempts := e.twilio.Attempts()
+	require.Len(t, attempts, 2, "refused once, then accepted")
+	assert.Equal(t, []int{http.StatusTooManyRequests, http.StatusCreated}, []int{attempts[0].Status, attempts[1].Status})
+	assert.GreaterOrEqual(t, attempts[1].At.Sub(attempts[0].At), 900*time.Millisecond,
+		"the retry waited for Retry-After (1 s)")
+}
+
+// TestMessagesSendOutcomeUnknown: when Twilio may have accepted an answer
+// but the gateway cannot know (a 5xx, or the connection closed after the
+// request was sent), the send is not repeated (a repeated answer is worse
+// than a logged one) and the log says the outcome is unknown, with the
+// MessageSid, not that the answer was not delivered.
+func TestMessagesSendOutcomeUnknown(t *testing.T) {
+	for name, c := range map[string]struct {
+		failure  twiliorest.Failure
+		accepted int // messages the simulator accepted
+	}{
+		"5xx":    {twiliorest.Failure{Status: http.StatusInternalServerError, Code: 20500}, 0},
+		"hangup": {twiliorest.Failure{Hangup: true}, 1},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			e := newMessagingEnv(t, configs.BackendResponses, msgShortInlineTimeout)
+			e.twilio.FailNext(c.failure)
+			gw := e.newMessagingGateway()
+			release := e.replies.hold("did you get this?")
+			assert.Empty(t, gw.post(msgInbound{Sid: "SMunknown", Body: "did you get this?"}))
+			release()
+			require.Eventually(t, func() bool { return len(e.msgLogLines(msgOutcomeUnknown)) > 0 }, msgWait, 5*time.Millisecond,
+				"waiting for the unknown outcome to be logged")
+			gw.stop()
+
+			assert.Len(t, e.twilio.Attempts(), 1, "not retried")
+			assert.Len(t, e.twilio.Messages(), c.accepted)
+			entry := e.msgLogLines(msgOutcomeUnknown)[0]
+			assert.Equal(t, "SMunknown", entry["message_sid"])
+			assert.Equal(t, "ERROR", entry["level"])
+			assert.Empty(t, e.msgLogLines(msgSendFailed), "not reported as not delivered")
+		})
+	}
+}
+
+// The log messages of a later send that did not go well (app's texts).
+const (
+	msgOutcomeUnknown = "answer may or may not have been delivered: the send's outcome is unknown"
+	msgSendFailed     = "answer not delivered: send failed"
+)
+
+// TestMessagesSendTimeoutNamesBaseURL: a send that times out is logged
+// with the URL it was sent to, TWILIO_API_BASE_URL, not Twilio's default
+// host, and without credentials.
+func TestMessagesSendTimeoutNamesBaseURL(t *testing.T) {
+	e := newMessagingEnv(t, configs.BackendResponses, msgShortInlineTimeout)
+	e.twilio.SetDelay(time.Minute)
+	gw := e.newMessagingGatewayWith(e.log, wire.WithHTTPClient(&http.Client{Timeout: 300 * time.Millisecond}))
+	release := e.replies.hold("slow twilio")
+	assert.Empty(t, gw.post(msgInbound{Sid: "SMtimeout", Body: "slow twilio"}))
+	release()
+	var line string
+	require.Eventually(t, func() bool {
+		for l := range strings.Lines(e.logs.String()) {
+			if strings.Contains(l, `"message_sid":"SMtimeout"`) && strings.Contains(l, `"err":`) {
+				line = l
+				return true
+			}
+		}
+		return false
+	}, msgWait, 5*time.Millisecond, "waiting for the send's error to be logged")
+	gw.stop()
+
+	assert.Contains(t, line, e.twilio.URL()+"/2010-04-01/Accounts/", "the URL the request went to")
+	assert.NotContains(t, line, "api.twilio.com")
+	assert.NotContains(t, line, e.twilio.AuthToken())
+}
