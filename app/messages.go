@@ -38,6 +38,16 @@ const (
 	// DefaultAbandonedEvery is how often the service looks for deliveries
 	// never answered.
 	DefaultAbandonedEvery = time.Minute
+	// DefaultPartInterval is the least time between the sends of two parts
+	// of one answer through the REST API. Twilio queues what a sender
+	// cannot send at once (a US long code sends one SMS segment a second,
+	// a WhatsApp sender 10 text messages a second by default: Twilio's
+	// docs on error 30001, "Queue overflow", and its WhatsApp "Best
+	// Practices and FAQs", "MPS limit"), and does not promise that
+	// messages sent in quick succession arrive in order. One part a second
+	// keeps a long answer from being a burst of requests for one sender
+	// and lets each part get ahead of the next.
+	DefaultPartInterval = time.Second
 )
 
 // Bounds of the service's own store calls.
@@ -126,7 +136,11 @@ type MessagesDeps struct {
 	// deliveries, the first time shortly after NewMessages. Zero means
 	// DefaultAbandonedEvery.
 	AbandonedEvery time.Duration
-	Hooks          MessagesHooks
+	// PartInterval is the least time between the starts of the sends of
+	// two parts of one answer through Sender. Zero means
+	// DefaultPartInterval; a negative value sends them back to back.
+	PartInterval time.Duration
+	Hooks        MessagesHooks
 }
 
 // MessagesService implements ports.Messages: the WhatsApp/SMS use case.
@@ -162,6 +176,10 @@ type MessagesDeps struct {
 //     ends); one still on its way in another process after AbandonedAfter
 //     is.
 //
+//   - Answers sent later go out part after part, PartInterval apart. A
+//     send whose outcome is unknown (ports.ErrOutcomeUnknown: Twilio may
+//     have sent it) is not repeated, and is logged as such.
+//
 // The work on a message runs in a goroutine owned by the service, not by the
 // request, so that an answer that misses the inline deadline is still
 // delivered. Shutdown drains these goroutines; shut the HTTP server down
@@ -186,6 +204,7 @@ type MessagesService struct {
 	maxInlineBytes int
 	abandonedAfter time.Duration
 	abandonedEvery time.Duration
+	partInterval   time.Duration
 	hooks          MessagesHooks
 
 	ctx    context.Context // the service's lifetime; cancelled by Shutdown
@@ -233,6 +252,9 @@ func NewMessages(d MessagesDeps) *MessagesService {
 	if d.AbandonedEvery <= 0 {
 		d.AbandonedEvery = DefaultAbandonedEvery
 	}
+	if d.PartInterval == 0 {
+		d.PartInterval = DefaultPartInterval
+	}
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -248,6 +270,7 @@ func NewMessages(d MessagesDeps) *MessagesService {
 		maxInlineBytes: d.MaxInlineBytes,
 		abandonedAfter: d.AbandonedAfter,
 		abandonedEvery: d.AbandonedEvery,
+		partInterval:   d.PartInterval,
 		hooks:          d.Hooks,
 		ctx:            ctx,
 		cancel:         cancel,
@@ -568,15 +591,15 @@ func (s *MessagesService) thread(ctx context.Context, user string) (string, erro
 
 // deliver hands parts to the waiting Handle, or, when Handle stopped
 // waiting or the answer is more than an inline reply may carry, sends
-// them through the MessageSender in order (Handle is then told to answer
-// the webhook with nothing, so that all parts go one way). A part that
-// cannot be sent is logged with what remains undelivered; the later parts
-// are not sent, so that the user never receives an answer with a hole.
-// The sender retries what Twilio did not take (rate limited,
-// unreachable); a send that failed otherwise is not retried: when its
-// outcome is unknown (ports.ErrOutcomeUnknown) the message may have gone
-// out, and a repeated answer is worse than a logged one. That case is
-// logged as such, not as an answer not delivered.
+// them through the MessageSender in order, PartInterval apart (Handle is
+// then told to answer the webhook with nothing, so that all parts go one
+// way). A part that cannot be sent is logged with what remains
+// undelivered; the later parts are not sent, so that the user never
+// receives an answer with a hole. The sender retries what Twilio did not
+// take (rate limited, unreachable); a send that failed otherwise is not
+// retried: when its outcome is unknown (ports.ErrOutcomeUnknown) the
+// message may have gone out, and a repeated answer is worse than a logged
+// one. That case is logged as such, not as an answer not delivered.
 //
 // deliver reports whether the delivery is done with: the answer handed
 // over or sent, or a send failed or ended unknown (logged here with the
@@ -598,7 +621,15 @@ func (s *MessagesService) deliver(ctx context.Context, j *job, parts []string) b
 		s.dropped(j, chars(parts), ctx.Err())
 		return false
 	}
+	var sent time.Time
 	for i, p := range parts {
+		if i > 0 && s.partInterval > 0 {
+			if err := pause(ctx, time.Until(sent.Add(s.partInterval))); err != nil {
+				s.dropped(j, chars(parts[i:]), err)
+				return false
+			}
+		}
+		sent = time.Now()
 		_, err := s.sender.Send(ctx, ports.OutboundMessage{To: j.msg.From, From: j.msg.To, Body: p})
 		switch {
 		case err == nil:
@@ -618,6 +649,21 @@ func (s *MessagesService) deliver(ctx context.Context, j *job, parts []string) b
 	}
 	j.log.Info("answer sent later", "parts", len(parts))
 	return true
+}
+
+// pause waits d, or until ctx is done (then it returns ctx's error).
+func pause(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // dropped logs an answer abandoned because the service stopped: the

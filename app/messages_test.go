@@ -127,6 +127,8 @@ func newHarness(t *testing.T, edit func(*MessagesDeps)) *harness {
 		Assistant: fake.NewChatAssistant(),
 		Sender:    fake.NewMessageSender(),
 		Logger:    slog.New(slog.NewTextHandler(h.logs, nil)),
+		// Parts back to back, unless a test is about the pause.
+		PartInterval: -1,
 	}
 	if edit != nil {
 		edit(&d)

@@ -55,6 +55,9 @@ type parts struct {
 	// abandonedAfter and abandonedEvery tune the report of WhatsApp/SMS
 	// deliveries never answered (zero: the app's defaults).
 	abandonedAfter, abandonedEvery time.Duration
+	// partInterval paces the parts of an answer sent later (zero: the
+	// app's default).
+	partInterval time.Duration
 }
 
 // WithHTTPClient makes every outbound HTTP and WebSocket connection (OpenAI,
@@ -89,6 +92,10 @@ func WithCalls(c ports.Calls) Option { return func(p *parts) { p.calls = c } }
 func WithAbandonedReports(after, every time.Duration) Option {
 	return func(p *parts) { p.abandonedAfter, p.abandonedEvery = after, every }
 }
+
+// WithPartInterval makes the WhatsApp/SMS use case pause d between the
+// parts of an answer sent later, instead of app.DefaultPartInterval.
+func WithPartInterval(d time.Duration) Option { return func(p *parts) { p.partInterval = d } }
 
 // Gateway is a built gateway: the HTTP server, the use cases behind it and
 // the stores it opened. Serve it, then Shutdown, then Close.
@@ -169,6 +176,7 @@ func Build(ctx context.Context, cfg configs.Config, log *slog.Logger, opts ...Op
 		InlineTimeout:  cfg.ReplyInlineTimeout,
 		AbandonedAfter: p.abandonedAfter,
 		AbandonedEvery: p.abandonedEvery,
+		PartInterval:   p.partInterval,
 		Hooks:          messagesHooks(m),
 	})
 	g.drains = append(g.drains, messages.Shutdown)

@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -53,6 +54,49 @@ func TestMessagesRateLimitedSendRetried(t *testing.T) {
 	assert.Equal(t, []int{http.StatusTooManyRequests, http.StatusCreated}, []int{attempts[0].Status, attempts[1].Status})
 	assert.GreaterOrEqual(t, attempts[1].At.Sub(attempts[0].At), 900*time.Millisecond,
 		"the retry waited for Retry-After (1 s)")
+}
+
+// msgPartsAnswer is an answer that the gateway splits into n messages: n
+// numbered sentences ("Part 01: ..."), each too long to share a message
+// with another.
+func msgPartsAnswer(n int) string {
+	filler := strings.Repeat("all work and no play makes Jack a dull boy, ", 22) // 968 characters
+	var b strings.Builder
+	for i := 1; i <= n; i++ {
+		if i > 1 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "Part %02d: %s.", i, strings.TrimSuffix(filler, ", "))
+	}
+	return b.String()
+}
+
+// TestMessagesLongAnswerPaced: an answer of 25 messages goes out through
+// the REST API one part at a time, in order, with a pause between parts
+// (so that one answer is not a burst of 25 requests for one sender). The
+// pause is shortened from app.DefaultPartInterval (a second) to keep the
+// test short; the gaps are checked against half of it, a bound a busy
+// machine can only make longer.
+func TestMessagesLongAnswerPaced(t *testing.T) {
+	const parts = 25
+	const interval = 100 * time.Millisecond
+	e := newMessagingEnv(t, configs.BackendResponses, nil)
+	e.replies.setAnswer(func(string) string { return msgPartsAnswer(parts) })
+	gw := e.newMessagingGatewayWith(e.log, wire.WithPartInterval(interval))
+	assert.Empty(t, gw.post(msgInbound{Sid: "SMtwentyfive", Body: "everything, please"}), "too many parts for an inline reply")
+	e.waitSent(parts)
+	gw.stop()
+
+	attempts := e.twilio.Attempts()
+	require.Len(t, attempts, parts, "one request per part, none repeated")
+	for i, a := range attempts {
+		assert.Equal(t, http.StatusCreated, a.Status)
+		assert.True(t, strings.HasPrefix(a.Body, fmt.Sprintf("Part %02d: ", i+1)), "request %d carries part %d: %.10q", i+1, i+1, a.Body)
+		if i > 0 {
+			gap := a.At.Sub(attempts[i-1].At)
+			assert.GreaterOrEqual(t, gap, interval/2, "pause between parts %d and %d", i, i+1)
+		}
+	}
 }
 
 // TestMessagesSendOutcomeUnknown: when Twilio may have accepted an answer
