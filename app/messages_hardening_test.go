@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,158 @@ import (
 	"github.com/convgateway/gateway/adapters/fake"
 	"github.com/convgateway/gateway/ports"
 )
+
+// withLease gives the service an instance whose lease lasts ttl, shut
+// down after the service.
+func withLease(t *testing.T, ttl time.Duration) func(*MessagesDeps) {
+	return func(d *MessagesDeps) {
+		inst := NewInstance(InstanceDeps{Leases: d.Store, TTL: ttl})
+		t.Cleanup(func() { _ = inst.Shutdown(context.Background()) })
+		d.Instance = inst
+	}
+}
+
+// sharing makes the service use h's store and assistant, as a second
+// gateway process on the same database does.
+func sharing(h *harness) func(*MessagesDeps) {
+	return func(d *MessagesDeps) { d.Store, d.Assistant = h.store, h.asst }
+}
+
+// takenBy records the delivery of m as taken by the instance owner, as a
+// gateway that then stopped did.
+func takenBy(t *testing.T, store ports.ThreadStore, m ports.InboundMessage, owner string) {
+	t.Helper()
+	for _, key := range allKeys(m) {
+		first, err := store.FirstSeen(context.Background(), key, owner)
+		require.NoError(t, err)
+		require.True(t, first)
+	}
+}
+
+// A repeat of a delivery whose gateway stopped before answering it is
+// taken over and answered, inline, once; the delivery is then marked
+// under both its keys (nothing is reported).
+func TestHandleRepeatOfStoppedGatewayAnswered(t *testing.T) {
+	h := newHarness(t, nil)
+	m := msg("SM-orphan", "are you there?")
+	m.IdempotencyKey = "tok-orphan"
+	takenBy(t, h.store, m, "gw-crashed") // it never held a lease: it stopped
+
+	assert.Equal(t, []string{"echo: are you there?"}, handle(t, h.svc, m).Messages)
+	assert.Empty(t, handle(t, h.svc, m).Messages, "answered once")
+	assert.Regexp(t, `level=WARN msg="message taken over: the gateway that took it stopped before answering it" message_sid=SM-orphan .*key=sid`, h.logs.String())
+	assert.Empty(t, unanswered(t, h), "both keys marked")
+}
+
+// Several gateways get the repeat at once: exactly one takes the delivery
+// over and answers it.
+func TestHandleRepeatTakenOverOnce(t *testing.T) {
+	first := newHarness(t, nil)
+	m := msg("SM-orphan", "hello?")
+	takenBy(t, first.store, m, "gw-crashed")
+	svcs := []*MessagesService{first.svc}
+	for range 4 {
+		svcs = append(svcs, newHarness(t, sharing(first)).svc)
+	}
+	var answered sync.Map
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i, svc := range svcs {
+		for range 3 {
+			wg.Go(func() {
+				<-start
+				if r := handle(t, svc, m); len(r.Messages) > 0 {
+					answered.Store(fmt.Sprint(i, r.Messages), true)
+				}
+			})
+		}
+	}
+	close(start)
+	wg.Wait()
+	n := 0
+	answered.Range(func(any, any) bool { n++; return true })
+	assert.Equal(t, 1, n, "one answer among all the repeats")
+	assert.Equal(t, []string{"hello?"}, first.asst.Texts(firstThread), "one assistant call")
+}
+
+// A repeat that comes while the owner's lease is still live (a restart
+// faster than the lease's ttl) waits: the owner's lease expires, the
+// delivery is taken over and answered inline.
+func TestHandleRepeatWaitsForOwnerLeaseToExpire(t *testing.T) {
+	const ttl = 300 * time.Millisecond
+	h := newHarness(t, withLease(t, ttl))
+	m := msg("SM-restart", "still there?")
+	require.NoError(t, h.store.Renew(context.Background(), "gw-just-died", ttl)) // its last renewal
+	takenBy(t, h.store, m, "gw-just-died")
+
+	start := time.Now()
+	assert.Equal(t, []string{"echo: still there?"}, handle(t, h.svc, m).Messages)
+	assert.GreaterOrEqual(t, time.Since(start), ttl/2, "it waited for the lease to expire")
+	logs := h.logs.String()
+	assert.Contains(t, logs, `msg="repeat of a message another gateway took: waiting for it to answer, or to stop without answering"`)
+	assert.Contains(t, logs, `msg="message taken over`)
+	assert.Empty(t, unanswered(t, h))
+}
+
+// When the takeover comes after the inline timeout, the answer goes out
+// through the sender.
+func TestHandleRepeatTakenOverLater(t *testing.T) {
+	const ttl = 300 * time.Millisecond
+	h := newHarness(t, func(d *MessagesDeps) { later(d); withLease(t, ttl)(d) })
+	m := msg("SM-restart", "still there?")
+	require.NoError(t, h.store.Renew(context.Background(), "gw-just-died", ttl))
+	takenBy(t, h.store, m, "gw-just-died")
+
+	assert.Empty(t, handle(t, h.svc, m).Messages)
+	assert.Equal(t, []string{"echo: still there?"}, bodies(waitSent(t, h.sender, 1)))
+}
+
+// A repeat of a delivery whose owner is alive and answering it is not
+// answered a second time: the repeat ends as a duplicate as soon as the
+// owner has answered, whether the owner takes longer than the inline
+// timeout or not.
+func TestHandleRepeatWhileOwnerAnswers(t *testing.T) {
+	owner := newHarness(t, later)
+	other := newHarness(t, sharing(owner))
+	release := owner.asst.Hold()
+	m := msg("SM-slow", "a slow one")
+	require.Empty(t, handle(t, owner.svc, m).Messages, "the owner answers later")
+	waitCtx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	_, err := owner.asst.WaitTexts(waitCtx, firstThread, 1)
+	require.NoError(t, err)
+
+	repeat := make(chan ports.Reply, 1)
+	go func() { repeat <- handle(t, other.svc, m) }()
+	require.Eventually(t, func() bool { return strings.Contains(other.logs.String(), "waiting for it to answer") }, wait, time.Millisecond)
+	release()
+	assert.Empty(t, (<-repeat).Messages)
+	assert.Regexp(t, `msg="duplicate delivery ignored" message_sid=SM-slow`, other.logs.String())
+	assert.Equal(t, []string{"echo: a slow one"}, bodies(waitSent(t, owner.sender, 1)))
+	require.NoError(t, other.svc.Shutdown(context.Background()))
+	assert.Empty(t, other.sender.Sent(), "answered by its owner only")
+	assert.Equal(t, []string{"a slow one"}, owner.asst.Texts(firstThread))
+}
+
+// A repeat of a delivery whose owner keeps its lease alive for longer than
+// a lease's ttl without answering is the owner's to answer: the repeat
+// gives up and is a duplicate.
+func TestHandleRepeatGivesUpOnLiveOwner(t *testing.T) {
+	owner := newHarness(t, later)
+	const ttl = 200 * time.Millisecond
+	other := newHarness(t, func(d *MessagesDeps) { sharing(owner)(d); withLease(t, ttl)(d) })
+	release := owner.asst.Hold()
+	m := msg("SM-slower", "a slower one")
+	require.Empty(t, handle(t, owner.svc, m).Messages)
+
+	start := time.Now()
+	assert.Empty(t, handle(t, other.svc, m).Messages)
+	assert.GreaterOrEqual(t, time.Since(start), ttl, "it watched for a whole ttl")
+	assert.Contains(t, other.logs.String(), `msg="the gateway that took this message is alive: it answers it"`)
+	release()
+	assert.Equal(t, []string{"echo: a slower one"}, bodies(waitSent(t, owner.sender, 1)))
+	assert.Empty(t, other.sender.Sent())
+}
 
 // timedSender records when each Send started.
 type timedSender struct {

@@ -44,6 +44,10 @@ func TestThreadStoreConformance(t *testing.T) {
 	porttest.ThreadStore(t, func(*testing.T) ports.ThreadStore { return fake.NewThreadStore() })
 }
 
+func TestLeasesConformance(t *testing.T) {
+	porttest.Leases(t, func(*testing.T) ports.Leases { return fake.NewThreadStore() })
+}
+
 func TestTokenStoreConformance(t *testing.T) {
 	porttest.TokenStore(t, func(*testing.T) ports.TokenStore { return fake.NewTokenStore() })
 }

@@ -91,7 +91,7 @@ func TestStoresDown(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []fake.IssuedToken{{Token: tok, CallSid: "CA1", TTL: time.Minute}}, tokens.Issued())
 	for _, key := range []string{"sid:SM-taken", "sid:SM-answered"} {
-		first, err := threads.FirstSeen(ctx, key)
+		first, err := threads.FirstSeen(ctx, key, "gw-stopped")
 		require.NoError(t, err)
 		require.True(t, first)
 	}
@@ -103,6 +103,9 @@ func TestStoresDown(t *testing.T) {
 	require.ErrorIs(t, err, ports.ErrUnavailable)
 	require.ErrorIs(t, tokens.Consume(ctx, tok, "CA1"), ports.ErrUnavailable)
 	require.ErrorIs(t, threads.Delivered(ctx, "sid:SM-answered"), ports.ErrUnavailable)
+	require.ErrorIs(t, threads.Renew(ctx, "gw-1", time.Minute), ports.ErrUnavailable)
+	_, err = threads.TakeOver(ctx, "sid:SM-taken", "gw-1")
+	require.ErrorIs(t, err, ports.ErrUnavailable)
 	keys, err := threads.Abandoned(ctx, 0)
 	require.ErrorIs(t, err, ports.ErrUnavailable)
 	assert.Empty(t, keys)

@@ -55,6 +55,10 @@ type parts struct {
 	// abandonedAfter and abandonedEvery tune the report of WhatsApp/SMS
 	// deliveries never answered (zero: the app's defaults).
 	abandonedAfter, abandonedEvery time.Duration
+	// leases keep the instance's lease (nil: the thread store); leaseTTL
+	// is its ttl (zero: app.DefaultLeaseTTL).
+	leases   ports.Leases
+	leaseTTL time.Duration
 	// partInterval paces the parts of an answer sent later (zero: the
 	// app's default).
 	partInterval time.Duration
@@ -92,6 +96,17 @@ func WithCalls(c ports.Calls) Option { return func(p *parts) { p.calls = c } }
 func WithAbandonedReports(after, every time.Duration) Option {
 	return func(p *parts) { p.abandonedAfter, p.abandonedEvery = after, every }
 }
+
+// WithLeases makes the gateway hold its instance lease in l instead of the
+// thread store. l must share the thread store's database (takeovers check
+// the lease there); tests wrap the store's own Leases to stop renewing a
+// lease, as a crashed gateway does. Build does not close it.
+func WithLeases(l ports.Leases) Option { return func(p *parts) { p.leases = l } }
+
+// WithLeaseTTL makes the instance lease last ttl instead of
+// app.DefaultLeaseTTL. Every instance sharing a store should use the same
+// ttl; tests that simulate a crash use a short one.
+func WithLeaseTTL(ttl time.Duration) Option { return func(p *parts) { p.leaseTTL = ttl } }
 
 // WithPartInterval makes the WhatsApp/SMS use case pause d between the
 // parts of an answer sent later, instead of app.DefaultPartInterval.
@@ -168,6 +183,10 @@ func Build(ctx context.Context, cfg configs.Config, log *slog.Logger, opts ...Op
 		p.calls = newCalls(cfg, log, p, callsHooks(m))
 	}
 
+	if p.leases == nil {
+		p.leases = p.threads
+	}
+	instance := app.NewInstance(app.InstanceDeps{Leases: p.leases, Logger: log, TTL: p.leaseTTL})
 	messages := app.NewMessages(app.MessagesDeps{
 		Store:          p.threads,
 		Assistant:      p.assistant,
@@ -177,12 +196,14 @@ func Build(ctx context.Context, cfg configs.Config, log *slog.Logger, opts ...Op
 		AbandonedAfter: p.abandonedAfter,
 		AbandonedEvery: p.abandonedEvery,
 		PartInterval:   p.partInterval,
+		Instance:       instance,
 		Hooks:          messagesHooks(m),
 	})
 	g.drains = append(g.drains, messages.Shutdown)
 	if d, ok := p.calls.(drainer); ok {
 		g.drains = append(g.drains, d.Shutdown)
 	}
+	g.drains = append(g.drains, instance.Shutdown) // last: once nothing is left to answer
 
 	if cfg.PublicURL == "" {
 		log.Warn("PUBLIC_URL is not set: webhook signatures are checked against each request's Host and X-Forwarded-Proto, which is right only when no proxy or tunnel rewrites them")

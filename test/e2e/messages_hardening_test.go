@@ -1,10 +1,12 @@
 package e2e_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,8 +19,9 @@ import (
 )
 
 // The WhatsApp/SMS path when its dependencies misbehave: Twilio refusing
-// a send for a while (rate limited, unreachable), and Twilio failing in a
-// way that leaves the send's outcome unknown.
+// a send for a while (rate limited, unreachable), Twilio failing in a way
+// that leaves the send's outcome unknown, a gateway dying while it
+// prepares an answer, and a user's thread gone at OpenAI.
 
 // msgLogLines returns the gateway's log lines with message msg, decoded.
 func (e *msgEnv) msgLogLines(msg string) []map[string]any {
@@ -165,4 +168,64 @@ func TestMessagesSendTimeoutNamesBaseURL(t *testing.T) {
 	assert.Contains(t, line, e.twilio.URL()+"/2010-04-01/Accounts/", "the URL the request went to")
 	assert.NotContains(t, line, "api.twilio.com")
 	assert.NotContains(t, line, e.twilio.AuthToken())
+}
+
+// msgHoldFirst makes the assistant's first reply to text wait until the
+// test ends (the gateway that asked never gets it, as if it had died), and
+// every later reply to it answer at once. It replaces the echo answer.
+func (e *msgEnv) msgHoldFirst(text string) {
+	var asked atomic.Bool
+	e.replies.setAnswer(func(got string) string {
+		if got == text && asked.CompareAndSwap(false, true) {
+			<-e.replies.closed
+		}
+		return "echo: " + got
+	})
+}
+
+// postCut posts in, signed, and cuts the request off once until has
+// returned, as Twilio's request to a gateway that dies is: the answer is
+// never read.
+func (mg *msgGateway) postCut(in msgInbound, until func()) {
+	mg.env.tb.Helper()
+	form := in.form()
+	req, err := mg.request(form, in.IdempotencyToken, mg.env.sign(form))
+	require.NoError(mg.env.tb, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = mg.env.do(req.WithContext(ctx))
+	}()
+	until()
+	cancel()
+	<-done
+}
+
+// TestMessagesRetryAfterCrashAnswered: a gateway takes a message and dies
+// while the assistant prepares the answer (see messages_crash_test.go); a
+// gateway started on the same database (a restart, faster than the dead
+// one's lease) gets Twilio's retry of the message: it waits for the dead
+// gateway's lease to expire, takes the message over and answers it,
+// inline, once.
+func TestMessagesRetryAfterCrashAnswered(t *testing.T) {
+	e := newMessagingEnv(t, configs.BackendResponses, nil)
+	const text = "answer me after the crash"
+	e.msgHoldFirst(text)
+	in := msgInbound{Sid: "SMcrashretry", Body: text, IdempotencyToken: "tok-crashretry"}
+
+	lease, opts := e.msgCrashable()
+	crashed := e.newMessagingGatewayWith(e.log, opts...)
+	crashed.postCut(in, func() { e.waitAsked(text) })
+	lease.crash()
+
+	next := e.newMessagingGatewayWith(e.log, wire.WithLeaseTTL(msgCrashTTL))
+	assert.Equal(t, []string{"echo: " + text}, next.post(in), "Twilio's retry is answered")
+	assert.Empty(t, next.post(in), "and only once")
+	assert.Len(t, e.msgLogLines("message taken over: the gateway that took it stopped before answering it"), 1)
+
+	crashed.dispose()
+	next.stop()
+	assert.Empty(t, e.sentBodies(), "nothing sent through the REST API")
+	assert.Equal(t, 2, e.assistantCalls(), "asked by the crashed gateway, then by the next")
 }

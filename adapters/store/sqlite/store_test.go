@@ -38,6 +38,12 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+func TestLeasesConformance(t *testing.T) {
+	porttest.Leases(t, func(t *testing.T) ports.Leases {
+		return openStore(t, filepath.Join(t.TempDir(), "gateway.db"))
+	})
+}
+
 func TestOpenCreatesDirectoryAndFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "nested", "data", "gateway.db")
 	s := openStore(t, path)
@@ -61,7 +67,7 @@ func TestThreadsSurviveReopen(t *testing.T) {
 	got, err := s.SaveThread(t.Context(), "whatsapp:+15551234567", "conv_1")
 	require.NoError(t, err)
 	require.Equal(t, "conv_1", got)
-	first, err := s.FirstSeen(t.Context(), "MM1")
+	first, err := s.FirstSeen(t.Context(), "MM1", "gw-1")
 	require.NoError(t, err)
 	require.True(t, first)
 	require.NoError(t, s.Close())
@@ -73,7 +79,7 @@ func TestThreadsSurviveReopen(t *testing.T) {
 	got, err = s.SaveThread(t.Context(), "whatsapp:+15551234567", "conv_2")
 	require.NoError(t, err)
 	assert.Equal(t, "conv_1", got, "the thread saved before the restart wins")
-	first, err = s.FirstSeen(t.Context(), "MM1")
+	first, err = s.FirstSeen(t.Context(), "MM1", "gw-1")
 	require.NoError(t, err)
 	assert.False(t, first, "a delivery seen before the restart is remembered")
 }
@@ -160,17 +166,17 @@ func TestFirstSeenForgetsAfterTTL(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Close() })
 
-	first, err := s.FirstSeen(t.Context(), "old")
+	first, err := s.FirstSeen(t.Context(), "old", "gw-1")
 	require.NoError(t, err)
 	require.True(t, first)
 
 	now = now.Add(SeenTTL - time.Minute)
-	first, err = s.FirstSeen(t.Context(), "old")
+	first, err = s.FirstSeen(t.Context(), "old", "gw-1")
 	require.NoError(t, err)
 	assert.False(t, first, "remembered within the TTL")
 
 	now = now.Add(2 * time.Minute) // past the TTL and past pruneEvery
-	_, err = s.FirstSeen(t.Context(), "trigger")
+	_, err = s.FirstSeen(t.Context(), "trigger", "gw-1")
 	require.NoError(t, err)
 	var n int
 	require.NoError(t, s.db.QueryRowContext(t.Context(), `SELECT count(*) FROM deliveries WHERE key = 'old'`).Scan(&n))
@@ -195,7 +201,7 @@ func TestAbandonedAge(t *testing.T) {
 	}
 	seen := func(key string) {
 		t.Helper()
-		first, err := s.FirstSeen(ctx, key)
+		first, err := s.FirstSeen(ctx, key, "gw-1")
 		require.NoError(t, err)
 		require.True(t, first)
 	}
@@ -237,10 +243,10 @@ func TestUpgradeDoesNotReportOldDeliveries(t *testing.T) {
 	got, err := s.Abandoned(ctx, 0)
 	require.NoError(t, err)
 	assert.Empty(t, got, "deliveries recorded before the upgrade are not reported")
-	first, err := s.FirstSeen(ctx, "sid:before-upgrade")
+	first, err := s.FirstSeen(ctx, "sid:before-upgrade", "gw-1")
 	require.NoError(t, err)
 	assert.False(t, first, "and still remembered")
-	first, err = s.FirstSeen(ctx, "sid:after-upgrade")
+	first, err = s.FirstSeen(ctx, "sid:after-upgrade", "gw-1")
 	require.NoError(t, err)
 	require.True(t, first)
 	got, err = s.Abandoned(ctx, 0)
@@ -253,7 +259,7 @@ func TestClosedStoreIsUnavailable(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, s.Close())
 	require.ErrorIs(t, s.Ping(t.Context()), ports.ErrUnavailable)
-	_, err = s.FirstSeen(t.Context(), "k")
+	_, err = s.FirstSeen(t.Context(), "k", "gw-1")
 	require.ErrorIs(t, err, ports.ErrUnavailable)
 	require.ErrorIs(t, s.Delivered(t.Context(), "k"), ports.ErrUnavailable)
 	_, err = s.Abandoned(t.Context(), 0)
@@ -262,7 +268,7 @@ func TestClosedStoreIsUnavailable(t *testing.T) {
 
 func TestCancelledContext(t *testing.T) {
 	s := openStore(t, filepath.Join(t.TempDir(), "gateway.db"))
-	first, err := s.FirstSeen(t.Context(), "sid:pending")
+	first, err := s.FirstSeen(t.Context(), "sid:pending", "gw-1")
 	require.NoError(t, err)
 	require.True(t, first)
 
@@ -276,4 +282,80 @@ func TestCancelledContext(t *testing.T) {
 	got, err := s.Abandoned(t.Context(), 0)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"sid:pending"}, got, "a cancelled Abandoned claimed nothing")
+}
+
+// A database of the second schema version has pending deliveries without
+// an owner: after the upgrade they count as left behind by a stopped
+// gateway, so a retry takes them over and the sweep reports them.
+func TestUpgradeLeavesOwnerlessDeliveriesToTakeOver(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gateway.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	require.NoError(t, err)
+	fsys := fstest.MapFS{}
+	for _, name := range []string{"0001_init.sql", "0002_delivery_reports.sql"} {
+		body, err := fs.ReadFile(migrationFiles, "migrations/"+name)
+		require.NoError(t, err)
+		fsys["migrations/"+name] = &fstest.MapFile{Data: body}
+	}
+	ms, err := loadMigrations(fsys)
+	require.NoError(t, err)
+	_, err = migrate(t.Context(), db, ms, time.Now().UnixMilli())
+	require.NoError(t, err)
+	for _, key := range []string{"sid:retried", "sid:lost"} {
+		_, err = db.ExecContext(t.Context(), `INSERT INTO deliveries (key, seen_at) VALUES (?, ?)`, key, time.Now().UnixMilli())
+		require.NoError(t, err)
+	}
+	require.NoError(t, db.Close())
+
+	s := openStore(t, path) // applies 0003
+	ctx := t.Context()
+	require.NoError(t, s.Renew(ctx, "gw-new", time.Minute))
+	claim, err := s.TakeOver(ctx, "sid:retried", "gw-new")
+	require.NoError(t, err)
+	assert.Equal(t, ports.ClaimTaken, claim)
+	got, err := s.Abandoned(ctx, 0)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"sid:lost"}, got, "the one taken over by a live gateway is not reported")
+}
+
+// Leases expire by the store's clock, and leases expired for longer than
+// SeenTTL are pruned with the deliveries.
+func TestLeaseExpiryAndPruning(t *testing.T) {
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	s, err := open(t.Context(), filepath.Join(t.TempDir(), "gateway.db"), discard(), clock)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	ctx := t.Context()
+	require.NoError(t, s.Renew(ctx, "gw-a", 15*time.Second))
+	require.NoError(t, s.Renew(ctx, "gw-b", time.Hour))
+	first, err := s.FirstSeen(ctx, "sid:SM1", "gw-a")
+	require.NoError(t, err)
+	require.True(t, first)
+
+	now = now.Add(15*time.Second - time.Millisecond)
+	claim, err := s.TakeOver(ctx, "sid:SM1", "gw-b")
+	require.NoError(t, err)
+	assert.Equal(t, ports.ClaimBusy, claim, "alive until its ttl has passed")
+	now = now.Add(time.Millisecond)
+	alive, err := s.Alive(ctx, "gw-a")
+	require.NoError(t, err)
+	assert.False(t, alive)
+	claim, err = s.TakeOver(ctx, "sid:SM1", "gw-b")
+	require.NoError(t, err)
+	assert.Equal(t, ports.ClaimTaken, claim)
+
+	now = now.Add(SeenTTL + pruneEvery)
+	_, err = s.FirstSeen(ctx, "sid:trigger", "gw-b") // prunes
+	require.NoError(t, err)
+	var ids []string
+	rows, err := s.db.QueryContext(ctx, `SELECT id FROM instances`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var id string
+		require.NoError(t, rows.Scan(&id))
+		ids = append(ids, id)
+	}
+	require.NoError(t, rows.Err())
+	assert.Equal(t, []string{"gw-b"}, ids, "the lease expired over a day ago is pruned, the other one kept")
 }
