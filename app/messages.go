@@ -204,6 +204,11 @@ type MessagesDeps struct {
 //     send whose outcome is unknown (ports.ErrOutcomeUnknown: Twilio may
 //     have sent it) is not repeated, and is logged as such.
 //
+//   - A thread the assistant no longer knows (ports.ErrNotFound: deleted,
+//     or expired) is replaced by a new one (ThreadStore.ReplaceThread: by
+//     one process only), on which the message is answered; the user's
+//     next messages use it.
+//
 // The work on a message runs in a goroutine owned by the service, not by the
 // request, so that an answer that misses the inline deadline is still
 // delivered. Shutdown drains these goroutines; shut the HTTP server down
@@ -728,10 +733,13 @@ func (s *MessagesService) answer(ctx context.Context, j *job) ([]string, error) 
 		}
 		return []string{textApology}, nil
 	}
-	start := time.Now()
-	text, err := s.assistant.Reply(ctx, thread, j.msg.Body)
-	if s.hooks.AssistantReplied != nil {
-		s.hooks.AssistantReplied(time.Since(start), err)
+	text, err := s.reply(ctx, thread, j.msg.Body)
+	if errors.Is(err, ports.ErrNotFound) && ctx.Err() == nil {
+		j.log.Warn("the assistant no longer knows the user's thread: starting a new one", "thread", thread)
+		thread, err = s.replaceThread(ctx, j.msg.From, thread)
+		if err == nil {
+			text, err = s.reply(ctx, thread, j.msg.Body)
+		}
 	}
 	if err != nil {
 		if ctx.Err() != nil {
@@ -746,6 +754,28 @@ func (s *MessagesService) answer(ctx context.Context, j *job) ([]string, error) 
 		return []string{textApology}, nil
 	}
 	return parts, nil
+}
+
+// reply asks the assistant for its answer to text on thread, and tells
+// the hook.
+func (s *MessagesService) reply(ctx context.Context, thread, text string) (string, error) {
+	start := time.Now()
+	answer, err := s.assistant.Reply(ctx, thread, text)
+	if s.hooks.AssistantReplied != nil {
+		s.hooks.AssistantReplied(time.Since(start), err)
+	}
+	return answer, err
+}
+
+// replaceThread gives user a new thread in place of old, which the
+// assistant no longer knows, and returns the user's thread: the new one,
+// or the one a concurrent caller (in any process) replaced old with first.
+func (s *MessagesService) replaceThread(ctx context.Context, user, old string) (string, error) {
+	id, err := s.assistant.NewThread(ctx)
+	if err != nil {
+		return "", err
+	}
+	return s.store.ReplaceThread(ctx, user, old, id)
 }
 
 // thread returns the user's thread, creating it on first use. The store

@@ -167,6 +167,35 @@ func TestHandleRepeatGivesUpOnLiveOwner(t *testing.T) {
 	assert.Empty(t, other.sender.Sent())
 }
 
+// The user's thread gone at the assistant: a new thread replaces it, the
+// message is answered on it, and so are the next ones.
+func TestHandleStaleThreadReplaced(t *testing.T) {
+	h := newHarness(t, nil)
+	assert.Equal(t, []string{"echo: first"}, handle(t, h.svc, msg("SM1", "first")).Messages)
+	h.asst.DeleteThread(firstThread)
+
+	assert.Equal(t, []string{"echo: second"}, handle(t, h.svc, msg("SM2", "second")).Messages)
+	assert.Equal(t, []string{"echo: third"}, handle(t, h.svc, msg("SM3", "third")).Messages)
+	threads := h.asst.Threads()
+	require.Len(t, threads, 1, "one new thread")
+	assert.Equal(t, []string{"second", "third"}, h.asst.Texts(threads[0]))
+	id, err := h.store.Thread(context.Background(), "whatsapp:+15551234567")
+	require.NoError(t, err)
+	assert.Equal(t, threads[0], id, "stored for the user")
+	assert.Regexp(t, `level=WARN msg="the assistant no longer knows the user's thread: starting a new one" message_sid=SM2 .*thread=`+firstThread, h.logs.String())
+}
+
+// A new thread that cannot be made, or that fails too, gives the usual
+// apology.
+func TestHandleStaleThreadNotReplaced(t *testing.T) {
+	h := newHarness(t, nil)
+	handle(t, h.svc, msg("SM1", "first"))
+	h.asst.DeleteThread(firstThread)
+	h.asst.FailNewThread(fmt.Errorf("conversations: create: %w", ports.ErrUnavailable))
+	assert.Equal(t, []string{textApology}, handle(t, h.svc, msg("SM2", "second")).Messages)
+	assert.Equal(t, []string{"echo: third"}, handle(t, h.svc, msg("SM3", "third")).Messages, "the next message tries again")
+}
+
 // timedSender records when each Send started.
 type timedSender struct {
 	*fake.MessageSender

@@ -43,6 +43,14 @@ type ThreadStore interface {
 	// Concurrent calls for one user all return the same id.
 	SaveThread(ctx context.Context, user, threadID string) (string, error)
 
+	// ReplaceThread stores threadID for user in place of old, a thread
+	// found to be gone (the assistant no longer knows it), and returns the
+	// thread that is stored after the call: threadID if user's thread was
+	// old (or user had none), else the thread that is stored (another
+	// caller replaced old first). It is a compare-and-swap on old:
+	// concurrent calls replacing one old thread all return the same id.
+	ReplaceThread(ctx context.Context, user, old, threadID string) (string, error)
+
 	// FirstSeen records key (an idempotency token or a MessageSid) as
 	// taken by owner (an instance id, see Leases) and reports whether this
 	// is the first time it was recorded. Among concurrent calls with one

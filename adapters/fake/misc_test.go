@@ -36,6 +36,14 @@ func TestChatAssistantScript(t *testing.T) {
 	_, err = a.NewThread(ctx)
 	require.ErrorIs(t, err, ports.ErrRejected)
 	assert.Equal(t, []string{id}, a.Threads())
+
+	a.DeleteThread(id)
+	_, err = a.Reply(ctx, id, "four")
+	require.ErrorIs(t, err, ports.ErrNotFound, "a deleted thread is unknown")
+	fresh, err := a.NewThread(ctx)
+	require.NoError(t, err)
+	assert.NotEqual(t, id, fresh, "a new thread never reuses a deleted one's id")
+	assert.Equal(t, []string{fresh}, a.Threads())
 }
 
 func TestChatAssistantHoldAndOverlaps(t *testing.T) {

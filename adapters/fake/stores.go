@@ -67,6 +67,14 @@ func (s *ThreadStore) SaveThread(ctx context.Context, user, threadID string) (st
 	return s.store.SaveThread(ctx, user, threadID)
 }
 
+// ReplaceThread replaces user's stale thread (see ports.ThreadStore).
+func (s *ThreadStore) ReplaceThread(ctx context.Context, user, old, threadID string) (string, error) {
+	if err := s.down.check("replace thread"); err != nil {
+		return "", err
+	}
+	return s.store.ReplaceThread(ctx, user, old, threadID)
+}
+
 // FirstSeen records key, taken by owner (see ports.ThreadStore).
 func (s *ThreadStore) FirstSeen(ctx context.Context, key, owner string) (bool, error) {
 	if err := s.down.check("first seen"); err != nil {

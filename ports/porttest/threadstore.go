@@ -231,6 +231,52 @@ func ThreadStore(t *testing.T, newStore func(t *testing.T) ports.ThreadStore) {
 		assert.Empty(t, abandoned(t, s, 0), "nothing left after the race")
 	})
 
+	t.Run("ReplaceThread", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		user, other := unique("user"), unique("user")
+		stale, fresh, late := unique("thread"), unique("thread"), unique("thread")
+		saveThread(t, s, user, stale)
+		assert.Equal(t, fresh, replaceThread(t, s, user, stale, fresh), "the stale thread is replaced")
+		assert.Equal(t, fresh, thread(t, s, user))
+		assert.Equal(t, fresh, replaceThread(t, s, user, stale, late), "a caller late with the same stale thread gets the new one")
+		assert.Equal(t, fresh, thread(t, s, user))
+		assert.Equal(t, late, replaceThread(t, s, other, unique("thread"), late), "a user without a thread gets one")
+		assert.Equal(t, late, thread(t, s, other))
+	})
+
+	t.Run("ReplaceThreadConcurrent", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		user, stale := unique("user"), unique("thread")
+		saveThread(t, s, user, stale)
+		ctx := stepCtx(t)
+		candidates := make(map[string]bool, concurrency)
+		threads := make([]string, concurrency)
+		for i := range threads {
+			threads[i] = unique("thread")
+			candidates[threads[i]] = true
+		}
+		results := make([]string, concurrency)
+		errs := make([]error, concurrency)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range concurrency {
+			wg.Go(func() {
+				<-start
+				results[i], errs[i] = s.ReplaceThread(ctx, user, stale, threads[i])
+			})
+		}
+		close(start)
+		waitGroup(t, "ReplaceThread", &wg)
+		for i := range concurrency {
+			require.NoError(t, errs[i], "ReplaceThread %d", i)
+			assert.Equal(t, results[0], results[i], "ReplaceThread %d returned another thread", i)
+		}
+		assert.True(t, candidates[results[0]], "the stored thread is one of the new ones")
+		assert.Equal(t, results[0], thread(t, s, user))
+	})
+
 	t.Run("TakeOverLiveOwner", func(t *testing.T) {
 		t.Parallel()
 		s := newStore(t)
@@ -577,6 +623,15 @@ func takeOver(t *testing.T, s ports.ThreadStore, key, owner string) ports.Claim 
 	})
 	require.NoError(t, err)
 	return c
+}
+
+func replaceThread(t *testing.T, s ports.ThreadStore, user, old, id string) string {
+	t.Helper()
+	got, err := within(t, "ReplaceThread", func(ctx context.Context) (string, error) {
+		return s.ReplaceThread(ctx, user, old, id)
+	})
+	require.NoError(t, err)
+	return got
 }
 
 func delivered(t *testing.T, s ports.ThreadStore, key string) {

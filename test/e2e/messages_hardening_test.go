@@ -170,6 +170,31 @@ func TestMessagesSendTimeoutNamesBaseURL(t *testing.T) {
 	assert.NotContains(t, line, e.twilio.AuthToken())
 }
 
+// TestMessagesStaleThreadReplaced: when the user's thread no longer exists
+// at OpenAI (deleted, or expired), the gateway starts a new thread for the
+// user and answers the message on it, and the next messages use the new
+// thread: the user is not apologised to forever.
+func TestMessagesStaleThreadReplaced(t *testing.T) {
+	for _, b := range msgBackends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			e := newMessagingEnv(t, b.name, nil)
+			gw := e.newMessagingGateway()
+			assert.Equal(t, []string{"echo: first"}, gw.post(msgInbound{Sid: "SMstale1", Body: "first"}))
+			old := e.replies.threadOf("first")
+			require.True(t, e.openai.Delete(old))
+
+			assert.Equal(t, []string{"echo: second"}, gw.post(msgInbound{Sid: "SMstale2", Body: "second"}),
+				"answered on a new thread")
+			assert.Equal(t, []string{"echo: third"}, gw.post(msgInbound{Sid: "SMstale3", Body: "third"}))
+			assert.Equal(t, 2, e.threadsCreated(), "one new thread, made once")
+			fresh := e.replies.threadOf("second")
+			assert.NotEqual(t, old, fresh)
+			assert.Equal(t, msgHistory("second", "third"), e.openai.History(fresh))
+		})
+	}
+}
+
 // msgHoldFirst makes the assistant's first reply to text wait until the
 // test ends (the gateway that asked never gets it, as if it had died), and
 // every later reply to it answer at once. It replaces the echo answer.

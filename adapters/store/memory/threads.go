@@ -85,6 +85,19 @@ func (s *ThreadStore) SaveThread(_ context.Context, user, threadID string) (stri
 	return threadID, nil
 }
 
+// ReplaceThread stores threadID for user if user's thread is old or user
+// has none, and returns the stored thread. It does not block and never
+// fails.
+func (s *ThreadStore) ReplaceThread(_ context.Context, user, old, threadID string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id, ok := s.threads[user]; ok && id != old {
+		return id, nil
+	}
+	s.threads[user] = threadID
+	return threadID, nil
+}
+
 // FirstSeen records key for SeenTTL, taken by owner, and reports whether
 // it was new; a new key is pending until Delivered. Expired keys are swept
 // as the table grows, so memory stays proportional to the keys seen within

@@ -234,6 +234,28 @@ func (s *Store) SaveThread(ctx context.Context, user, threadID string) (string, 
 	return id, nil
 }
 
+// ReplaceThread stores threadID for user if user's thread is old or user
+// has none, and returns the stored thread. The upsert's condition is
+// checked on the row it locks, so that among concurrent callers replacing
+// one old thread, in every process, one replaces it and all get its
+// thread. It blocks for two queries or until ctx is done.
+func (s *Store) ReplaceThread(ctx context.Context, user, old, threadID string) (string, error) {
+	if err := s.ready(ctx); err != nil {
+		return "", err
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO threads (user_id, thread_id) VALUES ($1, $2)
+ON CONFLICT (user_id) DO UPDATE SET thread_id = EXCLUDED.thread_id, created_at = now()
+WHERE threads.thread_id = $3`, user, threadID, old)
+	if err != nil {
+		return "", classify(ctx, "replace thread", err)
+	}
+	var id string
+	if err := s.pool.QueryRow(ctx, "SELECT thread_id FROM threads WHERE user_id = $1", user).Scan(&id); err != nil {
+		return "", classify(ctx, "replace thread: read back", err)
+	}
+	return id, nil
+}
+
 // FirstSeen records key, taken by owner, and reports whether no caller in
 // any process recorded it within Retention before. Among concurrent
 // callers exactly one gets true. A new key is pending until Delivered. At

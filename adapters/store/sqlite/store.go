@@ -127,6 +127,24 @@ func (s *Store) SaveThread(ctx context.Context, user, threadID string) (string, 
 	return id, nil
 }
 
+// ReplaceThread stores threadID for user if user's thread is old or user
+// has none, in one statement, and returns the stored thread. It blocks for
+// at most the busy timeout while another connection writes; failures wrap
+// ports.ErrUnavailable.
+func (s *Store) ReplaceThread(ctx context.Context, user, old, threadID string) (string, error) {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO threads (user, thread_id, created_at) VALUES (?, ?, ?)
+		ON CONFLICT (user) DO UPDATE SET thread_id = excluded.thread_id, created_at = excluded.created_at
+		WHERE threads.thread_id = ?`, user, threadID, s.now().UnixMilli(), old)
+	if err != nil {
+		return "", dbErr(ctx, "replace thread", err)
+	}
+	var id string
+	if err := s.db.QueryRowContext(ctx, `SELECT thread_id FROM threads WHERE user = ?`, user).Scan(&id); err != nil {
+		return "", dbErr(ctx, "replace thread", err)
+	}
+	return id, nil
+}
+
 // FirstSeen records key, taken by owner, and reports whether it was new;
 // exactly one of concurrent callers with one key gets true. A new key is
 // pending until Delivered. Keys older than SeenTTL are pruned now and
