@@ -92,7 +92,7 @@ func NewInstance(d InstanceDeps) *Instance {
 		cancel: cancel,
 		done:   make(chan struct{}),
 	}
-	i.log = d.Logger.With("instance", i.id)
+	i.log = d.Logger.With("instance_id", i.id)
 	first := make(chan struct{})
 	go i.renewLoop(first)
 	select {

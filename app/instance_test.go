@@ -77,5 +77,5 @@ func TestInstanceLogsLapsedLease(t *testing.T) {
 	out := logs.String()
 	assert.Equal(t, 1, strings.Count(out, `msg="instance lease not renewed: trying again"`), "one warning per outage:\n%s", out)
 	assert.Equal(t, 1, strings.Count(out, "instance lease lapsed"), "one error per outage:\n%s", out)
-	assert.Contains(t, out, "instance="+inst.ID())
+	assert.Contains(t, out, "instance_id="+inst.ID())
 }

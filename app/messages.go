@@ -422,7 +422,7 @@ func (s *MessagesService) handle(ctx context.Context, msg ports.InboundMessage) 
 		keys = allKeys(msg)
 	}
 	if text, ok := notice(msg); ok {
-		log.Info("message answered with a notice", "num_media", msg.NumMedia)
+		logNotice(log, msg)
 		s.markLater(log, msg.MessageSid, keys)
 		return textReply(text), OutcomeUnsupported, nil
 	}
@@ -462,6 +462,15 @@ func notice(msg ports.InboundMessage) (string, bool) {
 		return textEmpty, true
 	}
 	return "", false
+}
+
+// logNotice logs that msg was answered with its notice.
+func logNotice(log *slog.Logger, msg ports.InboundMessage) {
+	if msg.NumMedia > 0 {
+		log.Info("media message answered with a notice", "num_media", msg.NumMedia)
+		return
+	}
+	log.Info("empty message answered with a prompt")
 }
 
 // keyKind names the kind of a recorded key, for logs ("sid" or "idem"),
@@ -632,6 +641,7 @@ func (s *MessagesService) run(j *job) {
 		}
 		s.enqueue(j)
 		if text, ok := notice(j.msg); ok {
+			logNotice(j.log, j.msg)
 			if s.deliver(ctx, j, []string{text}) {
 				s.markDelivered(j.log, j.keys)
 			}
@@ -679,6 +689,7 @@ func (s *MessagesService) await(ctx context.Context, j *job) bool {
 	deadline := time.Now().Add(s.instance.TTL() + s.watchEvery)
 	t := time.NewTimer(s.watchEvery)
 	defer t.Stop()
+	failed := false // a store failure is logged once
 	for {
 		select {
 		case <-ctx.Done():
@@ -689,8 +700,10 @@ func (s *MessagesService) await(ctx context.Context, j *job) bool {
 		switch {
 		case err != nil && ctx.Err() != nil:
 			return false
-		case err != nil:
+		case err != nil && !failed:
 			j.log.Warn("could not look at a repeated message another gateway took: trying again", "err", err)
+			failed = true
+		case err != nil:
 		case claim == ports.ClaimTaken:
 			j.log.Warn("message taken over: the gateway that took it stopped before answering it", "key", keyKind(j.watch))
 			j.keys = allKeys(j.msg)
