@@ -59,6 +59,33 @@ func TestMessagesRateLimitedSendRetried(t *testing.T) {
 		"the retry waited for Retry-After (1 s)")
 }
 
+// TestMessagesUnreachableTwilioRetried: Twilio cannot be reached at all
+// (nothing listens: the request never left) when an answer is sent later;
+// the gateway retries it, and once Twilio listens again the user gets the
+// answer, once.
+func TestMessagesUnreachableTwilioRetried(t *testing.T) {
+	e := newMessagingEnv(t, configs.BackendResponses, msgShortInlineTimeout)
+	gw := e.newMessagingGateway()
+	release := e.replies.hold("anyone there?")
+	assert.Empty(t, gw.post(msgInbound{Sid: "SMunreachable", Body: "anyone there?"}))
+	e.twilio.Refuse()
+	release()
+	require.Eventually(t, func() bool {
+		for _, entry := range e.msgLogLines("twilio did not take the message: retrying") {
+			if entry["reason"] == "unreachable" {
+				return true
+			}
+		}
+		return false
+	}, msgWait, 5*time.Millisecond, "waiting for a refused send to be retried")
+	require.NoError(t, e.twilio.Listen())
+
+	e.waitSent(1)
+	gw.stop()
+	assert.Equal(t, []string{"echo: anyone there?"}, e.sentBodies(), "delivered once")
+	assert.Len(t, e.twilio.Attempts(), 1, "the refused attempts never reached Twilio")
+}
+
 // msgPartsAnswer is an answer that the gateway splits into n messages: n
 // numbered sentences ("Part 01: ..."), each too long to share a message
 // with another.
