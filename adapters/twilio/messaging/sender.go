@@ -199,7 +199,7 @@ func (s *Sender) attempt(ctx context.Context, params *api.CreateMessageParams) (
 		return "", t.retry(ctx, err), t.sendErr(ctx, err)
 	}
 	if resp.Sid == nil || *resp.Sid == "" {
-		return "", retry{}, fmt.Errorf("Twilio returned no message sid: %w: %w", ports.ErrUnavailable, ports.ErrOutcomeUnknown)
+		return "", retry{}, fmt.Errorf("no message sid in the answer: %w: %w", ports.ErrUnavailable, ports.ErrOutcomeUnknown)
 	}
 	return *resp.Sid, retry{}, nil
 }
