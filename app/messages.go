@@ -841,8 +841,10 @@ func (s *MessagesService) deliver(ctx context.Context, j *job, parts []string) b
 	var sent time.Time
 	for i, p := range parts {
 		if i > 0 && s.partInterval > 0 {
-			if err := pause(ctx, time.Until(sent.Add(s.partInterval))); err != nil {
-				s.dropped(j, chars(parts[i:]), err)
+			select {
+			case <-time.After(time.Until(sent.Add(s.partInterval))):
+			case <-ctx.Done():
+				s.dropped(j, chars(parts[i:]), ctx.Err())
 				return false
 			}
 		}
@@ -866,21 +868,6 @@ func (s *MessagesService) deliver(ctx context.Context, j *job, parts []string) b
 	}
 	j.log.Info("answer sent later", "parts", len(parts))
 	return true
-}
-
-// pause waits d, or until ctx is done (then it returns ctx's error).
-func pause(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // dropped logs an answer abandoned because the service stopped: the

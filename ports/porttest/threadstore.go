@@ -70,31 +70,9 @@ func ThreadStore(t *testing.T, newStore func(t *testing.T) ports.ThreadStore) {
 		t.Parallel()
 		s := newStore(t)
 		user := unique("user")
-		ctx := stepCtx(t)
-		results := make([]string, concurrency)
-		errs := make([]error, concurrency)
-		candidates := make(map[string]bool, concurrency)
-		threads := make([]string, concurrency)
-		for i := range threads {
-			threads[i] = unique("thread")
-			candidates[threads[i]] = true
-		}
-		release := make(chan struct{})
-		var wg sync.WaitGroup
-		for i := range concurrency {
-			wg.Go(func() {
-				<-release
-				results[i], errs[i] = s.SaveThread(ctx, user, threads[i])
-			})
-		}
-		close(release)
-		waitGroup(t, "SaveThread", &wg)
-		for i := range concurrency {
-			require.NoError(t, errs[i], "SaveThread %d", i)
-			assert.Equal(t, results[0], results[i], "SaveThread %d returned another thread", i)
-		}
-		assert.True(t, candidates[results[0]], "the stored thread is one of those saved")
-		assert.Equal(t, results[0], thread(t, s, user))
+		threadRace(t, s, user, "SaveThread", func(ctx context.Context, id string) (string, error) {
+			return s.SaveThread(ctx, user, id)
+		})
 	})
 
 	t.Run("IndependentUsers", func(t *testing.T) {
@@ -250,31 +228,9 @@ func ThreadStore(t *testing.T, newStore func(t *testing.T) ports.ThreadStore) {
 		s := newStore(t)
 		user, stale := unique("user"), unique("thread")
 		saveThread(t, s, user, stale)
-		ctx := stepCtx(t)
-		candidates := make(map[string]bool, concurrency)
-		threads := make([]string, concurrency)
-		for i := range threads {
-			threads[i] = unique("thread")
-			candidates[threads[i]] = true
-		}
-		results := make([]string, concurrency)
-		errs := make([]error, concurrency)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for i := range concurrency {
-			wg.Go(func() {
-				<-start
-				results[i], errs[i] = s.ReplaceThread(ctx, user, stale, threads[i])
-			})
-		}
-		close(start)
-		waitGroup(t, "ReplaceThread", &wg)
-		for i := range concurrency {
-			require.NoError(t, errs[i], "ReplaceThread %d", i)
-			assert.Equal(t, results[0], results[i], "ReplaceThread %d returned another thread", i)
-		}
-		assert.True(t, candidates[results[0]], "the stored thread is one of the new ones")
-		assert.Equal(t, results[0], thread(t, s, user))
+		threadRace(t, s, user, "ReplaceThread", func(ctx context.Context, id string) (string, error) {
+			return s.ReplaceThread(ctx, user, stale, id)
+		})
 	})
 
 	t.Run("TakeOverLiveOwner", func(t *testing.T) {
@@ -598,6 +554,38 @@ func saveThread(t *testing.T, s ports.ThreadStore, user, id string) string {
 	})
 	require.NoError(t, err)
 	return got
+}
+
+// threadRace calls store concurrency times at once, each with a thread id
+// of its own, and checks that every call returned the same thread, one of
+// those ids, which is then user's thread.
+func threadRace(t *testing.T, s ports.ThreadStore, user, what string, store func(ctx context.Context, id string) (string, error)) {
+	t.Helper()
+	ctx := stepCtx(t)
+	results := make([]string, concurrency)
+	errs := make([]error, concurrency)
+	candidates := make(map[string]bool, concurrency)
+	threads := make([]string, concurrency)
+	for i := range threads {
+		threads[i] = unique("thread")
+		candidates[threads[i]] = true
+	}
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range concurrency {
+		wg.Go(func() {
+			<-start
+			results[i], errs[i] = store(ctx, threads[i])
+		})
+	}
+	close(start)
+	waitGroup(t, what, &wg)
+	for i := range concurrency {
+		require.NoError(t, errs[i], "%s %d", what, i)
+		assert.Equal(t, results[0], results[i], "%s %d returned another thread", what, i)
+	}
+	assert.True(t, candidates[results[0]], "the stored thread is one of those given")
+	assert.Equal(t, results[0], thread(t, s, user))
 }
 
 // firstSeen records key as taken by an instance that holds no lease (one

@@ -31,6 +31,15 @@ func openStore(t *testing.T, path string) *Store {
 	return s
 }
 
+// openAt opens a store in a new file whose clock reads *now.
+func openAt(t *testing.T, now *time.Time) *Store {
+	t.Helper()
+	s, err := open(t.Context(), filepath.Join(t.TempDir(), "gateway.db"), discard(), func() time.Time { return *now })
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
 func TestConformance(t *testing.T) {
 	// A file per subtest: the suite needs state of its own for each.
 	porttest.ThreadStore(t, func(t *testing.T) ports.ThreadStore {
@@ -161,10 +170,7 @@ func TestLoadMigrationsRejectsBadNames(t *testing.T) {
 
 func TestFirstSeenForgetsAfterTTL(t *testing.T) {
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
-	clock := func() time.Time { return now }
-	s, err := open(t.Context(), filepath.Join(t.TempDir(), "gateway.db"), discard(), clock)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = s.Close() })
+	s := openAt(t, &now)
 
 	first, err := s.FirstSeen(t.Context(), "old", "gw-1")
 	require.NoError(t, err)
@@ -188,10 +194,7 @@ func TestFirstSeenForgetsAfterTTL(t *testing.T) {
 // forgotten).
 func TestAbandonedAge(t *testing.T) {
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
-	clock := func() time.Time { return now }
-	s, err := open(t.Context(), filepath.Join(t.TempDir(), "gateway.db"), discard(), clock)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = s.Close() })
+	s := openAt(t, &now)
 	ctx := t.Context()
 	abandoned := func(olderThan time.Duration) []string {
 		t.Helper()
@@ -322,10 +325,7 @@ func TestUpgradeLeavesOwnerlessDeliveriesToTakeOver(t *testing.T) {
 // SeenTTL are pruned with the deliveries.
 func TestLeaseExpiryAndPruning(t *testing.T) {
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
-	clock := func() time.Time { return now }
-	s, err := open(t.Context(), filepath.Join(t.TempDir(), "gateway.db"), discard(), clock)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = s.Close() })
+	s := openAt(t, &now)
 	ctx := t.Context()
 	require.NoError(t, s.Renew(ctx, "gw-a", 15*time.Second))
 	require.NoError(t, s.Renew(ctx, "gw-b", time.Hour))

@@ -171,8 +171,10 @@ func (s *Sender) Send(ctx context.Context, msg ports.OutboundMessage) (string, e
 			return "", fmt.Errorf("messaging: send: gave up after %d attempts within %v: %w", attempt, s.retryWithin, err)
 		}
 		s.log.Warn("twilio did not take the message: retrying", "reason", retry.reason, "attempt", attempt, "retry_in", wait.String(), "err", err)
-		if err := sleep(ctx, wait); err != nil {
-			return "", fmt.Errorf("messaging: send: waiting to retry: %w", err)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return "", fmt.Errorf("messaging: send: waiting to retry: %w", ctx.Err())
 		}
 	}
 }
@@ -202,18 +204,6 @@ func (s *Sender) attempt(ctx context.Context, params *api.CreateMessageParams) (
 		return "", retry{}, fmt.Errorf("no message sid in the answer: %w: %w", ports.ErrUnavailable, ports.ErrOutcomeUnknown)
 	}
 	return *resp.Sid, retry{}, nil
-}
-
-// sleep waits d, or until ctx is done (then it returns ctx's error).
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // params checks msg and turns it into the API's parameters.
