@@ -146,7 +146,9 @@ type drainer interface {
 // store and never a password, only for what waiting cannot fix: a
 // DATABASE_URL or REDIS_URL that does not parse (ports.ErrInvalidInput),
 // or a SQLite file that cannot be opened. Nothing stays open then. It
-// starts no goroutine that outlives Shutdown and Close.
+// takes the process's instance lease in the thread store (app.Instance,
+// waiting a moment at most for a store that does not answer). It starts
+// no goroutine that outlives Shutdown and Close.
 func Build(ctx context.Context, cfg configs.Config, log *slog.Logger, opts ...Option) (*Gateway, error) {
 	var p parts
 	for _, o := range opts {
@@ -430,8 +432,10 @@ func (g *Gateway) Serve(ln net.Listener) error { return g.server.Serve(ln) }
 // Shutdown stops the gateway gracefully within ctx (the drain deadline):
 // the HTTP server stops accepting, lets in-flight webhooks finish and gives
 // live calls until ctx is done; then the use cases drain their own
-// goroutines (replies still being prepared are sent). It blocks until then
-// and returns what did not finish in time.
+// goroutines (replies still being prepared are sent), and the instance
+// lease is released, so that other gateways take over at once what was
+// left unanswered. It blocks until then and returns what did not finish in
+// time.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	errs := []error{g.server.Shutdown(ctx)}
 	for _, drain := range g.drains {

@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,24 +58,28 @@ func TestMultiRetryAfterCrashAnswered(t *testing.T) {
 
 // TestMultiRetryWhileOwnerAnswers: a retry that reaches B while A, alive,
 // is still preparing the answer is not answered twice, whether A answers
-// while B looks (B's retry is then a duplicate at once), or A takes longer
-// than B looks (a lease's ttl: B gives up).
+// while B looks (B's retry is then a duplicate as soon as A has answered),
+// or A takes longer than B looks (a lease's ttl: B gives up, since A kept
+// its lease alive all that time).
 func TestMultiRetryWhileOwnerAnswers(t *testing.T) {
-	for name, hold := range map[string]time.Duration{
-		"owner answers while the retry waits": msgCrashTTL / 2,
-		"owner takes longer than a lease ttl": 3 * msgCrashTTL,
+	for name, c := range map[string]struct {
+		ttl, hold time.Duration
+		gaveUp    bool // B stopped looking before A answered
+	}{
+		"owner answers while the retry waits": {ttl: 5 * time.Second, hold: 200 * time.Millisecond},
+		"owner takes longer than a lease ttl": {ttl: msgCrashTTL, hold: 3 * msgCrashTTL, gaveUp: true},
 	} {
 		t.Run(name, func(t *testing.T) {
 			m := newMultiEnv(t, 0, nil)
-			a := m.start("A", wire.WithLeaseTTL(msgCrashTTL))
-			b := m.start("B", wire.WithLeaseTTL(msgCrashTTL))
-			text := fmt.Sprintf("held for %v", hold)
+			a := m.start("A", wire.WithLeaseTTL(c.ttl))
+			b := m.start("B", wire.WithLeaseTTL(c.ttl))
+			text := fmt.Sprintf("held for %v", c.hold)
 			release := m.replies.hold(text)
 			in := msgInbound{Sid: "SMalive", Body: text}
 			first := make(chan []string, 1)
 			go func() { first <- a.post(in) }()
 			m.waitAsked(text)
-			time.AfterFunc(hold, release)
+			time.AfterFunc(c.hold, release)
 
 			assert.Empty(t, b.post(in), "the retry on B")
 			assert.Equal(t, []string{"echo: " + text}, <-first, "A answers, inline")
@@ -83,6 +88,8 @@ func TestMultiRetryWhileOwnerAnswers(t *testing.T) {
 			assert.Equal(t, 1, m.assistantCalls(), "one assistant call")
 			assert.Empty(t, m.sentBodies(), "nothing sent through the REST API")
 			require.NotEmpty(t, m.logged(b, `"msg":"duplicate delivery ignored"`, `"message_sid":"SMalive"`))
+			assert.Equal(t, c.gaveUp, strings.Contains(b.logs.String(), "the gateway that took this message is alive"),
+				"whether B gave up looking before A answered")
 		})
 	}
 }
