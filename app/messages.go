@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -342,6 +343,8 @@ type job struct {
 	// duplicate is closed when the watched delivery turned out to be
 	// another's to answer.
 	duplicate chan struct{}
+	// taken is set once the watched delivery was taken over.
+	taken atomic.Bool
 }
 
 // Handle implements ports.Messages. It blocks for at most the inline
@@ -448,6 +451,10 @@ func (s *MessagesService) wait(ctx context.Context, log *slog.Logger, j *job) (p
 	case <-ctx.Done():
 	}
 	close(j.gaveUp)
+	if j.watch != "" && !j.taken.Load() {
+		log.Info("repeat still waiting for the gateway that took the message: it is answered later if that gateway stopped")
+		return ports.Reply{}, OutcomeLater, nil
+	}
 	log.Info("answer not ready in time: it will be sent later")
 	return ports.Reply{}, OutcomeLater, nil
 }
@@ -707,6 +714,7 @@ func (s *MessagesService) await(ctx context.Context, j *job) bool {
 		case claim == ports.ClaimTaken:
 			j.log.Warn("message taken over: the gateway that took it stopped before answering it", "key", keyKind(j.watch))
 			j.keys = allKeys(j.msg)
+			j.taken.Store(true)
 			return true
 		case claim != ports.ClaimBusy:
 			return false

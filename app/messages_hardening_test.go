@@ -117,6 +117,7 @@ func TestHandleRepeatTakenOverLater(t *testing.T) {
 	takenBy(t, h.store, m, "gw-just-died")
 
 	assert.Empty(t, handle(t, h.svc, m).Messages)
+	assert.Contains(t, h.logs.String(), `msg="repeat still waiting for the gateway that took the message: it is answered later if that gateway stopped"`)
 	assert.Equal(t, []string{"echo: still there?"}, bodies(waitSent(t, h.sender, 1)))
 }
 
