@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -38,6 +39,16 @@ const (
 	// DefaultAbandonedEvery is how often the service looks for deliveries
 	// never answered.
 	DefaultAbandonedEvery = time.Minute
+	// DefaultPartInterval is the least time between the sends of two parts
+	// of one answer through the REST API. Twilio queues what a sender
+	// cannot send at once (a US long code sends one SMS segment a second,
+	// a WhatsApp sender 10 text messages a second by default: Twilio's
+	// docs on error 30001, "Queue overflow", and its WhatsApp "Best
+	// Practices and FAQs", "MPS limit"), and does not promise that
+	// messages sent in quick succession arrive in order. One part a second
+	// keeps a long answer from being a burst of requests for one sender
+	// and lets each part get ahead of the next.
+	DefaultPartInterval = time.Second
 )
 
 // Bounds of the service's own store calls.
@@ -49,6 +60,10 @@ const (
 	// firstSweepAfter is the most the first look waits after NewMessages,
 	// so that a restart after a crash reports it promptly.
 	firstSweepAfter = 5 * time.Second
+	// maxWatchEvery bounds how long a repeat of a delivery another
+	// gateway owns waits between two looks at it (TakeOver): a tenth of
+	// the lease's ttl, at most this.
+	maxWatchEvery = 500 * time.Millisecond
 )
 
 // The namespaces of the keys the service records in ThreadStore.FirstSeen.
@@ -126,7 +141,16 @@ type MessagesDeps struct {
 	// deliveries, the first time shortly after NewMessages. Zero means
 	// DefaultAbandonedEvery.
 	AbandonedEvery time.Duration
-	Hooks          MessagesHooks
+	// PartInterval is the least time between the starts of the sends of
+	// two parts of one answer through Sender. Zero means
+	// DefaultPartInterval; a negative value sends them back to back.
+	PartInterval time.Duration
+	// Instance is the process's lease, whose id owns the deliveries the
+	// service takes. Nil: the service makes one on Store (NewInstance,
+	// DefaultLeaseTTL) and shuts it down in Shutdown; a shared one is
+	// shut down by its owner, after the service.
+	Instance *Instance
+	Hooks    MessagesHooks
 }
 
 // MessagesService implements ports.Messages: the WhatsApp/SMS use case.
@@ -134,7 +158,21 @@ type MessagesDeps struct {
 // Guarantees, which hold across gateway processes sharing one ThreadStore:
 //
 //   - One reply per delivery: a delivery whose MessageSid or idempotency
-//     token was already recorded (ThreadStore.FirstSeen) is ignored.
+//     token was already recorded (ThreadStore.FirstSeen) is a repeat (Twilio
+//     retries a webhook whose answer it did not get). A repeat is ignored
+//     when the delivery was answered, or when this process or another
+//     gateway alive (it holds its lease, see Instance) owns it: that one
+//     answers it. A repeat of a delivery whose owner stopped before
+//     answering it (crashed, killed, or shut down without finishing it)
+//     is taken over (ThreadStore.TakeOver: by one gateway only) and
+//     answered. When the owner's lease is still live, the repeat may
+//     have come after a crash faster than the lease's ttl (a restart):
+//     the service then looks at the delivery again every tenth of the
+//     ttl, for as long as the ttl, and takes it over if its owner's lease
+//     expires meanwhile without it being answered; it answers inline when
+//     that happens within the inline timeout, else later through the
+//     MessageSender. An owner that renews its lease all that time is
+//     alive, and the repeat is ignored.
 //
 //   - One thread per user, and one assistant exchange at a time per user:
 //     the work on a message runs under ThreadStore.LockUser, from looking up
@@ -144,22 +182,33 @@ type MessagesDeps struct {
 //
 //   - No answer lost silently: a delivery recorded as new is marked
 //     answered (ThreadStore.Delivered) once its answer or a polite text is
-//     handed to the webhook or sent, or once sending it failed (that is
-//     logged with the MessageSid already). A goroutine of the service asks
-//     the store every AbandonedEvery for deliveries taken more than
-//     AbandonedAfter ago and never marked (ThreadStore.Abandoned: each is
+//     handed to the webhook or sent, or once sending it failed or its
+//     outcome became unknown (that is logged with the MessageSid already).
+//     A goroutine of the service asks the store every AbandonedEvery for
+//     deliveries taken more than AbandonedAfter ago, never marked, and
+//     whose owner's lease has ended (ThreadStore.Abandoned: each is
 //     returned to one process once) and logs each at error level with its
 //     MessageSid: the process that took it died before answering (a
-//     crash, a kill, a Shutdown that gave up on it). Both keys a delivery
+//     crash, a kill, a Shutdown that gave up on it), and no repeat came
+//     that another gateway took over. Both keys a delivery
 //     may be recorded under, its MessageSid and its idempotency token, are
 //     marked; only MessageSid keys are reported, so a delivery is reported
 //     at most once and a delivery marked answered never is, even if the
 //     process died between marking the two. A crash after an answer was
 //     handed over and before it was marked reports an answer that may have
-//     gone out: the report errs on the side of saying so. An answer this
-//     process is still working on is not reported (it is logged when it
-//     ends); one still on its way in another process after AbandonedAfter
-//     is.
+//     gone out: the report errs on the side of saying so; so does a
+//     takeover, which may answer a delivery twice. An answer still on its
+//     way in a process whose lease is live is not reported (it is logged
+//     when it ends).
+//
+//   - Answers sent later go out part after part, PartInterval apart. A
+//     send whose outcome is unknown (ports.ErrOutcomeUnknown: Twilio may
+//     have sent it) is not repeated, and is logged as such.
+//
+//   - A thread the assistant no longer knows (ports.ErrNotFound: deleted,
+//     or expired) is replaced by a new one (ThreadStore.ReplaceThread: by
+//     one process only), on which the message is answered; the user's
+//     next messages use it.
 //
 // The work on a message runs in a goroutine owned by the service, not by the
 // request, so that an answer that misses the inline deadline is still
@@ -185,6 +234,10 @@ type MessagesService struct {
 	maxInlineBytes int
 	abandonedAfter time.Duration
 	abandonedEvery time.Duration
+	partInterval   time.Duration
+	instance       *Instance
+	ownInstance    bool // made by NewMessages: shut down by Shutdown
+	watchEvery     time.Duration
 	hooks          MessagesHooks
 
 	ctx    context.Context // the service's lifetime; cancelled by Shutdown
@@ -211,8 +264,9 @@ type MessagesService struct {
 var _ ports.Messages = (*MessagesService)(nil)
 
 // NewMessages returns a MessagesService ready to Handle messages, and
-// starts its goroutine that reports deliveries never answered. Call
-// Shutdown when done with it: it stops that goroutine too.
+// starts its goroutine that reports deliveries never answered (and its
+// Instance's, when it makes its own). Call Shutdown when done with it: it
+// stops those goroutines too.
 func NewMessages(d MessagesDeps) *MessagesService {
 	if d.InlineTimeout <= 0 {
 		d.InlineTimeout = DefaultInlineTimeout
@@ -232,8 +286,15 @@ func NewMessages(d MessagesDeps) *MessagesService {
 	if d.AbandonedEvery <= 0 {
 		d.AbandonedEvery = DefaultAbandonedEvery
 	}
+	if d.PartInterval == 0 {
+		d.PartInterval = DefaultPartInterval
+	}
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	own := d.Instance == nil
+	if own {
+		d.Instance = NewInstance(InstanceDeps{Leases: d.Store, Logger: d.Logger})
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &MessagesService{
@@ -247,6 +308,10 @@ func NewMessages(d MessagesDeps) *MessagesService {
 		maxInlineBytes: d.MaxInlineBytes,
 		abandonedAfter: d.AbandonedAfter,
 		abandonedEvery: d.AbandonedEvery,
+		partInterval:   d.PartInterval,
+		instance:       d.Instance,
+		ownInstance:    own,
+		watchEvery:     min(d.Instance.TTL()/10, maxWatchEvery),
 		hooks:          d.Hooks,
 		ctx:            ctx,
 		cancel:         cancel,
@@ -262,7 +327,7 @@ func NewMessages(d MessagesDeps) *MessagesService {
 type job struct {
 	msg  ports.InboundMessage
 	log  *slog.Logger
-	keys []string        // recorded by firstSeen: marked Delivered once answered
+	keys []string        // marked Delivered once answered
 	prev <-chan struct{} // closed when the user's previous message is done
 	done chan struct{}   // closed when this message is done
 	// answer hands the answer to the waiting Handle (unbuffered: the
@@ -271,6 +336,15 @@ type job struct {
 	answer chan []string
 	// gaveUp is closed by Handle when it stops waiting.
 	gaveUp chan struct{}
+	// watch, when set, is the key of a repeated delivery that another
+	// gateway alive owned when the repeat came: the job first waits to
+	// take it over (await), and is a duplicate if it does not.
+	watch string
+	// duplicate is closed when the watched delivery turned out to be
+	// another's to answer.
+	duplicate chan struct{}
+	// taken is set once the watched delivery was taken over.
+	taken atomic.Bool
 }
 
 // Handle implements ports.Messages. It blocks for at most the inline
@@ -282,6 +356,13 @@ type job struct {
 //
 // Replies and errors:
 //   - a duplicate delivery: an empty Reply;
+//   - a repeat of a delivery whose owner stopped: the delivery is taken
+//     over and answered as a new one;
+//   - a repeat of a delivery another gateway alive owns: the answer if
+//     the delivery is taken over (its owner's lease expired) in time, an
+//     empty Reply otherwise (as soon as the owner has answered it, or at
+//     the inline timeout: then this process goes on watching it for the
+//     rest of the lease's ttl, and sends the answer if it takes it over);
 //   - media or an empty body: a polite text, no assistant call;
 //   - the store down: a polite "temporarily unavailable" text, error logged;
 //   - after Shutdown has begun: a polite "send it again" text, and the
@@ -315,10 +396,15 @@ func (s *MessagesService) handle(ctx context.Context, msg ports.InboundMessage) 
 	// a duplicate) marks the keys firstSeen recorded, off the webhook's
 	// path, and then stops tracking it; a message's goroutine does both
 	// for its message. A delivery whose request ended while it was being
-	// recorded is answered by nobody (its retry is a duplicate): its keys
-	// stay unmarked, so the sweep reports it.
+	// recorded is answered by nobody (its repeat finds it owned by this
+	// process, alive): its keys stay unmarked, so the sweep reports it
+	// once this process has stopped.
 	s.track(msg.MessageSid)
-	first, keys, err := s.firstSeen(ctx, msg)
+	first, keys, repeat, err := s.firstSeen(ctx, msg)
+	claim := ports.ClaimTaken
+	if err == nil && !first {
+		claim, err = s.takeOver(ctx, repeat)
+	}
 	switch {
 	case err != nil && ctx.Err() != nil:
 		s.untrack(msg.MessageSid)
@@ -327,21 +413,28 @@ func (s *MessagesService) handle(ctx context.Context, msg ports.InboundMessage) 
 		log.Error("message not processed: idempotency store failed", "err", err)
 		s.markLater(log, msg.MessageSid, keys)
 		return textReply(textUnavailable), OutcomeUnavailable, nil
-	case !first:
+	case claim == ports.ClaimSettled || claim == ports.ClaimOwned:
 		log.Info("duplicate delivery ignored")
 		s.markLater(log, msg.MessageSid, keys)
 		return ports.Reply{}, OutcomeDuplicate, nil
-	case msg.NumMedia > 0:
-		log.Info("media message answered with a notice", "num_media", msg.NumMedia)
-		s.markLater(log, msg.MessageSid, keys)
-		return textReply(textMedia), OutcomeUnsupported, nil
-	case strings.TrimSpace(msg.Body) == "":
-		log.Info("empty message answered with a prompt")
-		s.markLater(log, msg.MessageSid, keys)
-		return textReply(textEmpty), OutcomeUnsupported, nil
+	case claim == ports.ClaimBusy:
+		log.Info("repeat of a message another gateway took: waiting for it to answer, or to stop without answering", "key", keyKind(repeat))
+		return s.wait(ctx, log, s.start(msg, log, keys, repeat))
+	case !first:
+		log.Warn("message taken over: the gateway that took it stopped before answering it", "key", keyKind(repeat))
+		keys = allKeys(msg)
 	}
+	if text, ok := notice(msg); ok {
+		logNotice(log, msg)
+		s.markLater(log, msg.MessageSid, keys)
+		return textReply(text), OutcomeUnsupported, nil
+	}
+	return s.wait(ctx, log, s.start(msg, log, keys, ""))
+}
 
-	j := s.start(msg, log, keys)
+// wait waits for j's answer, for at most the inline timeout or until ctx
+// is done, and makes Handle's result of it.
+func (s *MessagesService) wait(ctx context.Context, log *slog.Logger, j *job) (ports.Reply, Outcome, error) {
 	timer := time.NewTimer(s.inlineTimeout)
 	defer timer.Stop()
 	select {
@@ -351,12 +444,47 @@ func (s *MessagesService) handle(ctx context.Context, msg ports.InboundMessage) 
 			return ports.Reply{}, OutcomeLater, nil
 		}
 		return ports.Reply{Messages: parts}, OutcomeInline, nil
+	case <-j.duplicate:
+		log.Info("duplicate delivery ignored")
+		return ports.Reply{}, OutcomeDuplicate, nil
 	case <-timer.C:
 	case <-ctx.Done():
 	}
 	close(j.gaveUp)
+	if j.watch != "" && !j.taken.Load() {
+		log.Info("repeat still waiting for the gateway that took the message: it is answered later if that gateway stopped")
+		return ports.Reply{}, OutcomeLater, nil
+	}
 	log.Info("answer not ready in time: it will be sent later")
 	return ports.Reply{}, OutcomeLater, nil
+}
+
+// notice returns the polite text that answers msg without the assistant:
+// for media, or an empty body.
+func notice(msg ports.InboundMessage) (string, bool) {
+	switch {
+	case msg.NumMedia > 0:
+		return textMedia, true
+	case strings.TrimSpace(msg.Body) == "":
+		return textEmpty, true
+	}
+	return "", false
+}
+
+// logNotice logs that msg was answered with its notice.
+func logNotice(log *slog.Logger, msg ports.InboundMessage) {
+	if msg.NumMedia > 0 {
+		log.Info("media message answered with a notice", "num_media", msg.NumMedia)
+		return
+	}
+	log.Info("empty message answered with a prompt")
+}
+
+// keyKind names the kind of a recorded key, for logs ("sid" or "idem"),
+// without the idempotency token itself.
+func keyKind(key string) string {
+	kind, _, _ := strings.Cut(key, ":")
+	return kind
 }
 
 // enter counts a Handle call in, unless the service is shutting down.
@@ -370,30 +498,47 @@ func (s *MessagesService) enter() bool {
 	return true
 }
 
-// firstSeen records the delivery under its MessageSid and, when Twilio sent
-// one, its idempotency token, and reports whether neither was seen before.
-// The MessageSid is always recorded so that a retry that lacks the header
-// is still caught; the token catches a retry whatever else it carries. The
-// keys are namespaced so that the two kinds never collide. It also returns
-// the keys it recorded as new, whatever the outcome (a delivery new by its
-// MessageSid may be a duplicate by its token): the caller marks them
-// Delivered once the delivery is answered.
-func (s *MessagesService) firstSeen(ctx context.Context, msg ports.InboundMessage) (first bool, recorded []string, err error) {
+// firstSeen records the delivery, owned by this instance, under its
+// MessageSid and, when Twilio sent one, its idempotency token, and reports
+// whether neither was seen before. The MessageSid is always recorded so
+// that a retry that lacks the header is still caught; the token catches a
+// retry whatever else it carries. The keys are namespaced so that the two
+// kinds never collide. It also returns the keys it recorded as new,
+// whatever the outcome (a delivery new by its MessageSid may be a
+// duplicate by its token): the caller marks them Delivered once the
+// delivery is answered; and, for a repeat, the key already recorded.
+func (s *MessagesService) firstSeen(ctx context.Context, msg ports.InboundMessage) (first bool, recorded []string, repeat string, err error) {
+	owner := s.instance.ID()
 	sid := sidPrefix + msg.MessageSid
-	first, err = s.store.FirstSeen(ctx, sid)
+	first, err = s.store.FirstSeen(ctx, sid, owner)
 	if err != nil || !first {
-		return false, nil, err
+		return false, nil, sid, err
 	}
 	recorded = []string{sid}
 	if msg.IdempotencyKey == "" {
-		return true, recorded, nil
+		return true, recorded, "", nil
 	}
 	idem := idemPrefix + msg.IdempotencyKey
-	first, err = s.store.FirstSeen(ctx, idem)
-	if err == nil && first {
+	first, err = s.store.FirstSeen(ctx, idem, owner)
+	switch {
+	case err != nil:
+	case first:
 		recorded = append(recorded, idem)
+	default:
+		repeat = idem
 	}
-	return first, recorded, err
+	return first, recorded, repeat, err
+}
+
+// allKeys are the keys msg's delivery may be recorded under. A delivery
+// taken over marks all of them: those the stopped gateway recorded, and
+// those this one did (Delivered of a key never recorded does nothing).
+func allKeys(msg ports.InboundMessage) []string {
+	keys := []string{sidPrefix + msg.MessageSid}
+	if msg.IdempotencyKey != "" {
+		keys = append(keys, idemPrefix+msg.IdempotencyKey)
+	}
+	return keys
 }
 
 // markLater marks keys Delivered in a goroutine of the service, so that
@@ -444,24 +589,35 @@ func (s *MessagesService) markDelivered(log *slog.Logger, keys []string) {
 	}
 }
 
-// start queues msg behind the user's previous message in this process and
-// starts its goroutine, which untracks msg when it is done. The caller
-// must hold a count in s.wg and have tracked msg.
-func (s *MessagesService) start(msg ports.InboundMessage, log *slog.Logger, keys []string) *job {
+// start starts msg's goroutine, which untracks msg when it is done, and
+// queues msg behind the user's previous message in this process; a job
+// that watches a repeat (watch set) is queued only once it took the
+// delivery over. The caller must hold a count in s.wg and have tracked
+// msg.
+func (s *MessagesService) start(msg ports.InboundMessage, log *slog.Logger, keys []string, watch string) *job {
 	j := &job{
-		msg:    msg,
-		log:    log,
-		keys:   keys,
-		done:   make(chan struct{}),
-		answer: make(chan []string),
-		gaveUp: make(chan struct{}),
+		msg:       msg,
+		log:       log,
+		keys:      keys,
+		done:      make(chan struct{}),
+		answer:    make(chan []string),
+		gaveUp:    make(chan struct{}),
+		watch:     watch,
+		duplicate: make(chan struct{}),
 	}
-	s.mu.Lock()
-	j.prev = s.last[msg.From]
-	s.last[msg.From] = j.done
-	s.mu.Unlock()
+	if watch == "" {
+		s.enqueue(j)
+	}
 	s.wg.Go(func() { s.run(j) })
 	return j
+}
+
+// enqueue puts j behind the user's previous message in this process.
+func (s *MessagesService) enqueue(j *job) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j.prev = s.last[j.msg.From]
+	s.last[j.msg.From] = j.done
 }
 
 // finish marks j done, letting the user's next message go, and untracks
@@ -484,6 +640,21 @@ func (s *MessagesService) finish(j *job) {
 func (s *MessagesService) run(j *job) {
 	defer s.finish(j)
 	ctx := s.ctx
+	if j.watch != "" {
+		if !s.await(ctx, j) {
+			close(j.duplicate)
+			s.markDelivered(j.log, j.keys)
+			return
+		}
+		s.enqueue(j)
+		if text, ok := notice(j.msg); ok {
+			logNotice(j.log, j.msg)
+			if s.deliver(ctx, j, []string{text}) {
+				s.markDelivered(j.log, j.keys)
+			}
+			return
+		}
+	}
 	if j.prev != nil {
 		select {
 		case <-j.prev:
@@ -515,6 +686,59 @@ func (s *MessagesService) run(j *job) {
 	}
 }
 
+// await looks at the delivery j watches every watchEvery, for as long as
+// this instance's lease ttl, and takes it over if its owner stops
+// meanwhile without answering it. It reports whether j took it (j.keys
+// are then all the delivery's keys); it gives up when the delivery is
+// answered (or reported), when its owner kept its lease alive all that
+// time, or when ctx ends. A failing store is retried until then.
+func (s *MessagesService) await(ctx context.Context, j *job) bool {
+	deadline := time.Now().Add(s.instance.TTL() + s.watchEvery)
+	t := time.NewTimer(s.watchEvery)
+	defer t.Stop()
+	failed := false // a store failure is logged once
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+		claim, err := s.takeOver(ctx, j.watch)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return false
+		case err != nil && !failed:
+			j.log.Warn("could not look at a repeated message another gateway took: trying again", "err", err)
+			failed = true
+		case err != nil:
+		case claim == ports.ClaimTaken:
+			j.log.Warn("message taken over: the gateway that took it stopped before answering it", "key", keyKind(j.watch))
+			j.keys = allKeys(j.msg)
+			j.taken.Store(true)
+			return true
+		case claim != ports.ClaimBusy:
+			return false
+		}
+		if time.Now().After(deadline) {
+			j.log.Info("the gateway that took this message is alive: it answers it")
+			return false
+		}
+		t.Reset(s.watchEvery)
+	}
+}
+
+// takeOver takes over the delivery recorded under key if its owner
+// stopped (ThreadStore.TakeOver). While this instance does not hold its
+// lease (at start, before the store answered; or after it lapsed) it
+// takes nothing and reports the delivery busy: what it took would count as
+// unowned, and another gateway could take it over in turn.
+func (s *MessagesService) takeOver(ctx context.Context, key string) (ports.Claim, error) {
+	if !s.instance.Held() {
+		return ports.ClaimBusy, nil
+	}
+	return s.store.TakeOver(ctx, key, s.instance.ID())
+}
+
 // answer gets the assistant's answer to j, split into message parts, or the
 // polite text that replaces it. It returns an error only when ctx ended
 // (the service is being stopped), leaving nothing to deliver.
@@ -530,10 +754,13 @@ func (s *MessagesService) answer(ctx context.Context, j *job) ([]string, error) 
 		}
 		return []string{textApology}, nil
 	}
-	start := time.Now()
-	text, err := s.assistant.Reply(ctx, thread, j.msg.Body)
-	if s.hooks.AssistantReplied != nil {
-		s.hooks.AssistantReplied(time.Since(start), err)
+	text, err := s.reply(ctx, thread, j.msg.Body)
+	if errors.Is(err, ports.ErrNotFound) && ctx.Err() == nil {
+		j.log.Warn("the assistant no longer knows the user's thread: starting a new one", "thread", thread)
+		thread, err = s.replaceThread(ctx, j.msg.From, thread)
+		if err == nil {
+			text, err = s.reply(ctx, thread, j.msg.Body)
+		}
 	}
 	if err != nil {
 		if ctx.Err() != nil {
@@ -548,6 +775,28 @@ func (s *MessagesService) answer(ctx context.Context, j *job) ([]string, error) 
 		return []string{textApology}, nil
 	}
 	return parts, nil
+}
+
+// reply asks the assistant for its answer to text on thread, and tells
+// the hook.
+func (s *MessagesService) reply(ctx context.Context, thread, text string) (string, error) {
+	start := time.Now()
+	answer, err := s.assistant.Reply(ctx, thread, text)
+	if s.hooks.AssistantReplied != nil {
+		s.hooks.AssistantReplied(time.Since(start), err)
+	}
+	return answer, err
+}
+
+// replaceThread gives user a new thread in place of old, which the
+// assistant no longer knows, and returns the user's thread: the new one,
+// or the one a concurrent caller (in any process) replaced old with first.
+func (s *MessagesService) replaceThread(ctx context.Context, user, old string) (string, error) {
+	id, err := s.assistant.NewThread(ctx)
+	if err != nil {
+		return "", err
+	}
+	return s.store.ReplaceThread(ctx, user, old, id)
 }
 
 // thread returns the user's thread, creating it on first use. The store
@@ -567,17 +816,21 @@ func (s *MessagesService) thread(ctx context.Context, user string) (string, erro
 
 // deliver hands parts to the waiting Handle, or, when Handle stopped
 // waiting or the answer is more than an inline reply may carry, sends
-// them through the MessageSender in order (Handle is then told to answer
-// the webhook with nothing, so that all parts go one way). A part that
-// cannot be sent is logged with what remains undelivered; the later parts
-// are not sent, so that the user never receives an answer with a hole. A
-// failed send is not retried: when its response was lost the message may
-// have gone out, and a repeated answer is worse than a logged one.
+// them through the MessageSender in order, PartInterval apart (Handle is
+// then told to answer the webhook with nothing, so that all parts go one
+// way). A part that cannot be sent is logged with what remains
+// undelivered; the later parts are not sent, so that the user never
+// receives an answer with a hole. The sender retries what Twilio did not
+// take (rate limited, unreachable); a send that failed otherwise is not
+// retried: when its outcome is unknown (ports.ErrOutcomeUnknown) the
+// message may have gone out, and a repeated answer is worse than a logged
+// one. That case is logged as such, not as an answer not delivered.
 //
 // deliver reports whether the delivery is done with: the answer handed
-// over or sent, or a send failed (logged here with the MessageSid, so that
-// marking the delivery answered spares the log a second, misleading "the
-// gateway stopped" report). It reports false when ctx ended first.
+// over or sent, or a send failed or ended unknown (logged here with the
+// MessageSid, so that marking the delivery answered spares the log a
+// second, misleading "the gateway stopped" report). It reports false when
+// ctx ended first.
 func (s *MessagesService) deliver(ctx context.Context, j *job, parts []string) bool {
 	inline := parts
 	if len(parts) > s.maxInline || size(parts) > s.maxInlineBytes {
@@ -593,17 +846,33 @@ func (s *MessagesService) deliver(ctx context.Context, j *job, parts []string) b
 		s.dropped(j, chars(parts), ctx.Err())
 		return false
 	}
+	var sent time.Time
 	for i, p := range parts {
-		_, err := s.sender.Send(ctx, ports.OutboundMessage{To: j.msg.From, From: j.msg.To, Body: p})
-		if err != nil {
-			if ctx.Err() != nil {
-				s.dropped(j, chars(parts[i:]), err)
+		if i > 0 && s.partInterval > 0 {
+			select {
+			case <-time.After(time.Until(sent.Add(s.partInterval))):
+			case <-ctx.Done():
+				s.dropped(j, chars(parts[i:]), ctx.Err())
 				return false
 			}
-			j.log.Error("answer not delivered: send failed",
-				"part", i+1, "parts", len(parts), "undelivered_chars", chars(parts[i:]), "err", err)
-			return true
 		}
+		sent = time.Now()
+		_, err := s.sender.Send(ctx, ports.OutboundMessage{To: j.msg.From, From: j.msg.To, Body: p})
+		switch {
+		case err == nil:
+			continue
+		case ctx.Err() != nil:
+			s.dropped(j, chars(parts[i:]), err)
+			return false
+		case errors.Is(err, ports.ErrOutcomeUnknown):
+			j.log.Error("answer may or may not have been delivered: the send's outcome is unknown",
+				"outcome", "unknown", "part", i+1, "parts", len(parts),
+				"unknown_chars", chars(parts[i:i+1]), "undelivered_chars", chars(parts[i+1:]), "err", err)
+		default:
+			j.log.Error("answer not delivered: send failed",
+				"outcome", "failed", "part", i+1, "parts", len(parts), "undelivered_chars", chars(parts[i:]), "err", err)
+		}
+		return true
 	}
 	j.log.Info("answer sent later", "parts", len(parts))
 	return true
@@ -677,16 +946,22 @@ func (s *MessagesService) working(sid string) bool {
 // delivered. When ctx ends first it cancels the remaining work, which logs
 // each undelivered answer with its MessageSid (the next start's sweep
 // reports those again, since they were never answered), waits for it to
-// stop, and returns an error wrapping ctx.Err(). No goroutine of the
-// service outlives Shutdown. Safe to call more than once and concurrently
-// with Handle.
+// stop, and returns an error wrapping ctx.Err(). It then releases the
+// service's own Instance, if it made one, so that another gateway may take
+// over at once what it left unanswered. No goroutine of the service
+// outlives Shutdown. Safe to call more than once and concurrently with
+// Handle.
 func (s *MessagesService) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
 	s.mu.Unlock()
 	s.stopOnce.Do(func() { close(s.stopSweep) })
 	defer s.cancel()
-	if err := drain(ctx, &s.wg, s.cancel); err != nil {
+	err := drain(ctx, &s.wg, s.cancel)
+	if s.ownInstance {
+		_ = s.instance.Shutdown(ctx) // never fails (a failed release is logged)
+	}
+	if err != nil {
 		return fmt.Errorf("messages: shutdown: %w", err)
 	}
 	return nil

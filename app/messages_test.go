@@ -55,11 +55,11 @@ func (d downStore) LockUser(ctx context.Context, user string) (func(), error) {
 	return d.ThreadStore.LockUser(ctx, user)
 }
 
-func (d downStore) FirstSeen(ctx context.Context, key string) (bool, error) {
+func (d downStore) FirstSeen(ctx context.Context, key, owner string) (bool, error) {
 	if d.firstSeen || d.firstSeenIdem && strings.HasPrefix(key, idemPrefix) {
 		return false, fmt.Errorf("db: first seen: %w", ports.ErrUnavailable)
 	}
-	return d.ThreadStore.FirstSeen(ctx, key)
+	return d.ThreadStore.FirstSeen(ctx, key, owner)
 }
 
 func (d downStore) Thread(ctx context.Context, user string) (string, error) {
@@ -127,6 +127,8 @@ func newHarness(t *testing.T, edit func(*MessagesDeps)) *harness {
 		Assistant: fake.NewChatAssistant(),
 		Sender:    fake.NewMessageSender(),
 		Logger:    slog.New(slog.NewTextHandler(h.logs, nil)),
+		// Parts back to back, unless a test is about the pause.
+		PartInterval: -1,
 	}
 	if edit != nil {
 		edit(&d)
@@ -511,7 +513,7 @@ func TestShutdownDrainsInFlightReply(t *testing.T) {
 	require.NoError(t, <-shut)
 	assert.Equal(t, []string{"echo: q"}, bodies(h.sender.Sent()), "delivered before Shutdown returned")
 
-	first, err := h.store.FirstSeen(context.Background(), "sid:SM2")
+	first, err := h.store.FirstSeen(context.Background(), "sid:SM2", "gw-other")
 	require.NoError(t, err)
 	assert.True(t, first, "a message refused while closing is not recorded, so its retry is processed")
 }
@@ -613,11 +615,11 @@ func TestAnsweredDeliveriesAreMarked(t *testing.T) {
 // fails with its context's error when that is done, as a database would.
 type cancelledStore struct{ ports.ThreadStore }
 
-func (c cancelledStore) FirstSeen(ctx context.Context, key string) (bool, error) {
+func (c cancelledStore) FirstSeen(ctx context.Context, key, owner string) (bool, error) {
 	if strings.HasPrefix(key, idemPrefix) && ctx.Err() != nil {
 		return false, ctx.Err()
 	}
-	return c.ThreadStore.FirstSeen(ctx, key)
+	return c.ThreadStore.FirstSeen(ctx, key, owner)
 }
 
 // An answer dropped at the Shutdown deadline, while the assistant prepares
@@ -699,7 +701,7 @@ func TestSweepReportsAbandonedDeliveryOnce(t *testing.T) {
 	store := memory.NewThreadStore()
 	ctx := context.Background()
 	for _, k := range []string{"sid:SM-crashed", "idem:tok-crashed", "sid:SM-answered"} {
-		first, err := store.FirstSeen(ctx, k)
+		first, err := store.FirstSeen(ctx, k, "gw-crashed")
 		require.NoError(t, err)
 		require.True(t, first)
 	}
@@ -718,11 +720,29 @@ func TestSweepReportsAbandonedDeliveryOnce(t *testing.T) {
 	assert.NotContains(t, logs, "tok-crashed")
 }
 
+// unrenewed is a ThreadStore whose leases are never taken or renewed: the
+// lease of an instance on it has lapsed (the store was unreachable for
+// longer than the ttl, say).
+type unrenewed struct{ ports.ThreadStore }
+
+func (unrenewed) Renew(context.Context, string, time.Duration) error { return nil }
+
+// lapsedLease gives the service an instance whose lease has lapsed.
+func lapsedLease(t *testing.T) func(*MessagesDeps) {
+	return func(d *MessagesDeps) {
+		inst := NewInstance(InstanceDeps{Leases: unrenewed{d.Store}})
+		t.Cleanup(func() { _ = inst.Shutdown(context.Background()) })
+		d.Instance = inst
+	}
+}
+
 // The sweep does not report a message this process is still working on,
-// however long it takes; it warns instead, and the answer is delivered.
+// however long it takes, even when its lease lapsed (so that the store
+// reports the delivery as left behind); it warns instead, and the answer
+// is delivered.
 func TestSweepSkipsAnswerInProgress(t *testing.T) {
 	sweeps := &sweepStore{}
-	h := newHarness(t, func(d *MessagesDeps) { later(d); sweeping(sweeps)(d) })
+	h := newHarness(t, func(d *MessagesDeps) { later(d); sweeping(sweeps)(d); lapsedLease(t)(d) })
 	release := h.asst.Hold()
 	require.Empty(t, handle(t, h.svc, msg("SM-slow", "hi")).Messages)
 	require.Eventually(t, func() bool {
@@ -738,7 +758,7 @@ func TestSweepSkipsAnswerInProgress(t *testing.T) {
 // again: the abandoned delivery is reported once the store is back.
 func TestSweepRetriesAfterStoreFailure(t *testing.T) {
 	store := fake.NewThreadStore()
-	first, err := store.FirstSeen(context.Background(), "sid:SM-crashed")
+	first, err := store.FirstSeen(context.Background(), "sid:SM-crashed", "gw-crashed")
 	require.NoError(t, err)
 	require.True(t, first)
 	store.Down(ports.ErrUnavailable)

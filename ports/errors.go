@@ -41,6 +41,12 @@ var (
 	// ErrInvalidInput: input from a peer (a frame, a form, a setting) is
 	// malformed.
 	ErrInvalidInput = errors.New("invalid input")
+
+	// ErrOutcomeUnknown: a request reached a remote API, which may or may
+	// not have acted on it, and its answer was lost (a server error, a
+	// timeout or a connection cut after the request was sent). Repeating
+	// it may do the thing twice. It comes together with ErrUnavailable.
+	ErrOutcomeUnknown = errors.New("outcome unknown")
 )
 
 // JoinErrors returns an error that wraps every non-nil one of errs (nil

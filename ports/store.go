@@ -10,13 +10,19 @@ import (
 )
 
 // ThreadStore keeps one conversation thread per user, records which webhook
-// deliveries were already processed, and serializes work per user.
+// deliveries were already processed and by which gateway instance, and
+// serializes work per user.
 //
 // The store also tells deliveries that were taken but never answered: the
-// gateway records a delivery with FirstSeen, marks it Delivered once it is
-// answered, and asks for the Abandoned ones, so that a delivery whose
-// process died in between (a crash, a kill) is found by another process
-// or by the next start.
+// gateway records a delivery with FirstSeen under the id of the instance
+// that takes it (its owner), marks it Delivered once it is answered, and
+// asks for the Abandoned ones, so that a delivery whose process died in
+// between (a crash, a kill) is found by another process or by the next
+// start. A repeat of such a delivery (Twilio retries a webhook whose
+// answer it never got) is taken over with TakeOver by the instance it
+// reaches, once the owner is known to have stopped: the store keeps the
+// instances' leases (Leases) beside the deliveries, so that the owner's
+// lease and the delivery are checked in one atomic step.
 //
 // Implementations are safe for concurrent use, and the guarantees below hold
 // across several gateway processes sharing one database when the
@@ -24,6 +30,9 @@ import (
 // in-memory store is one process). Every method may return ErrUnavailable
 // when the backing store cannot be reached.
 type ThreadStore interface {
+	// Leases are the leases of the instances that own deliveries.
+	Leases
+
 	// Thread returns the thread id stored for user, or an error wrapping
 	// ErrNotFound.
 	Thread(ctx context.Context, user string) (string, error)
@@ -34,29 +43,53 @@ type ThreadStore interface {
 	// Concurrent calls for one user all return the same id.
 	SaveThread(ctx context.Context, user, threadID string) (string, error)
 
-	// FirstSeen records key (an idempotency token or a MessageSid) and
-	// reports whether this is the first time it was recorded. Among
-	// concurrent calls with one key exactly one returns true. Keys are
-	// remembered for at least 24 hours. A key recorded as new is pending
-	// until Delivered(key): see Abandoned.
-	FirstSeen(ctx context.Context, key string) (bool, error)
+	// ReplaceThread stores threadID for user in place of old, a thread
+	// found to be gone (the assistant no longer knows it), and returns the
+	// thread that is stored after the call: threadID if user's thread was
+	// old (or user had none), else the thread that is stored (another
+	// caller replaced old first). It is a compare-and-swap on old:
+	// concurrent calls replacing one old thread all return the same id.
+	ReplaceThread(ctx context.Context, user, old, threadID string) (string, error)
+
+	// FirstSeen records key (an idempotency token or a MessageSid) as
+	// taken by owner (an instance id, see Leases) and reports whether this
+	// is the first time it was recorded. Among concurrent calls with one
+	// key exactly one returns true. Keys are remembered for at least 24
+	// hours. A key recorded as new is pending until Delivered(key): see
+	// TakeOver and Abandoned.
+	FirstSeen(ctx context.Context, key, owner string) (bool, error)
+
+	// TakeOver makes owner the owner of the pending delivery recorded
+	// under key if its owner holds no live lease (the owner stopped before
+	// answering it), and reports what it found (see Claim): ClaimTaken
+	// when owner took it, ClaimOwned when it was owner's already,
+	// ClaimBusy when another instance alive owns it, ClaimSettled when
+	// there is nothing to take (answered, reported, or unknown). The
+	// check and the change are atomic: among concurrent calls for one
+	// key, in every process sharing the store, at most one gets
+	// ClaimTaken, and only while no owner alive holds the key. When
+	// owner's own lease has expired, a later caller may take the delivery
+	// from owner in turn. It blocks for one transaction on the store or
+	// until ctx is done.
+	TakeOver(ctx context.Context, key, owner string) (Claim, error)
 
 	// Delivered records that the delivery whose key FirstSeen recorded was
 	// answered (handed over, sent, or deliberately answered otherwise), so
-	// that Abandoned never returns key. Marking a key twice, or a key
-	// Abandoned already returned, is harmless; an unknown (or forgotten)
-	// key is not an error and nothing is recorded for it, so a later
-	// FirstSeen of that key is new and pending as usual. It blocks for one
-	// write to the store or until ctx is done (then the key may or may not
-	// be marked). Safe for concurrent use.
+	// that Abandoned never returns key and TakeOver never takes it. Marking
+	// a key twice, or a key Abandoned already returned, is harmless; an
+	// unknown (or forgotten) key is not an error and nothing is recorded for
+	// it, so a later FirstSeen of that key is new and pending as usual. It
+	// blocks for one write to the store or until ctx is done (then the key
+	// may or may not be marked). Safe for concurrent use.
 	Delivered(ctx context.Context, key string) error
 
 	// Abandoned claims and returns, in no particular order, the keys that
 	// FirstSeen recorded at least olderThan ago (olderThan <= 0: every one
-	// recorded before the call) and that were neither marked Delivered nor
-	// returned by an earlier Abandoned call. The claim is atomic: among
-	// concurrent calls, in every process sharing the store, each such key
-	// is returned by exactly one call, once. Keys are forgotten with the
+	// recorded before the call), that were neither marked Delivered nor
+	// returned by an earlier Abandoned call, and whose owner holds no live
+	// lease (an owner alive may still answer them). The claim is atomic:
+	// among concurrent calls, in every process sharing the store, each such
+	// key is returned by exactly one call, once. Keys are forgotten with the
 	// retention of FirstSeen (at least 24 hours); a key older than that may
 	// never be returned. Nothing to claim is an empty result, not an
 	// error. It blocks for one transaction on the store or until ctx is

@@ -95,9 +95,21 @@ type CallEvent struct {
 type MessageSender interface {
 	// Send delivers msg and returns the provider's message id (a Twilio
 	// MessageSid). It blocks until the provider accepted or refused the
-	// message. Errors: ErrRejected (bad number, outside the 24-hour window
-	// without a template, body too long), ErrUnavailable (network, 5xx, rate
-	// limited).
+	// message, or ctx is done. A refusal the provider asks to be retried
+	// (rate limited) and a failure to reach it at all (no connection: the
+	// request never left) are retried with a backoff, within a bound the
+	// implementation documents; a request that may have been acted on is
+	// never repeated.
+	//
+	// Errors, and whether the message was sent:
+	//   - ErrRejected (bad number, outside the 24-hour window without a
+	//     template, body too long): not sent;
+	//   - ErrUnavailable alone (rate limited, or unreachable, until the
+	//     retries gave up): not sent;
+	//   - ErrUnavailable with ErrOutcomeUnknown (a server error, a timeout
+	//     or a connection cut after the request was sent, an answer that
+	//     cannot be read): the message may or may not have been sent;
+	//   - ctx's error: the message may or may not have been sent.
 	Send(ctx context.Context, msg OutboundMessage) (string, error)
 }
 

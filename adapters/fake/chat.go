@@ -31,6 +31,7 @@ type ChatAssistant struct {
 	gate       chan struct{} // non-nil while replies are held
 	active     map[string]int
 	overlaps   int
+	deleted    int // threads deleted, so that new ids stay new
 	changed    changes
 }
 
@@ -50,7 +51,7 @@ func (a *ChatAssistant) NewThread(ctx context.Context) (string, error) {
 	if err, ok := a.threadErrs.pop(); ok {
 		return "", fmt.Errorf("fake: new thread: %w", err)
 	}
-	id := fmt.Sprintf("conv_fake_%d", len(a.threads)+1)
+	id := fmt.Sprintf("conv_fake_%d", len(a.threads)+a.deleted+1)
 	a.threads[id] = nil
 	a.changed.notify()
 	return id, nil
@@ -157,7 +158,16 @@ func (a *ChatAssistant) Hold() (release func()) {
 	}
 }
 
-// Threads returns the ids of the threads created so far, sorted.
+// DeleteThread forgets a thread, as if it had been deleted (or had
+// expired): Reply on it fails with ports.ErrNotFound from now on.
+func (a *ChatAssistant) DeleteThread(threadID string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.threads, threadID)
+	a.deleted++
+}
+
+// Threads returns the ids of the live threads created so far, sorted.
 func (a *ChatAssistant) Threads() []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()

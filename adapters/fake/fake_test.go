@@ -36,12 +36,16 @@ func TestChatAssistantConformance(t *testing.T) {
 func TestMessageSenderConformance(t *testing.T) {
 	porttest.MessageSender(t, func(*testing.T) porttest.SenderHarness {
 		s := fake.NewMessageSender()
-		return porttest.SenderHarness{Sender: s, Sent: s.Sent, RejectNext: s.RejectNext}
+		return porttest.SenderHarness{Sender: s, Sent: s.Sent, RejectNext: s.RejectNext, RateLimitNext: s.RateLimitNext, LoseNext: s.LoseNext}
 	})
 }
 
 func TestThreadStoreConformance(t *testing.T) {
 	porttest.ThreadStore(t, func(*testing.T) ports.ThreadStore { return fake.NewThreadStore() })
+}
+
+func TestLeasesConformance(t *testing.T) {
+	porttest.Leases(t, func(*testing.T) ports.Leases { return fake.NewThreadStore() })
 }
 
 func TestTokenStoreConformance(t *testing.T) {

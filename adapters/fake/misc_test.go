@@ -36,6 +36,14 @@ func TestChatAssistantScript(t *testing.T) {
 	_, err = a.NewThread(ctx)
 	require.ErrorIs(t, err, ports.ErrRejected)
 	assert.Equal(t, []string{id}, a.Threads())
+
+	a.DeleteThread(id)
+	_, err = a.Reply(ctx, id, "four")
+	require.ErrorIs(t, err, ports.ErrNotFound, "a deleted thread is unknown")
+	fresh, err := a.NewThread(ctx)
+	require.NoError(t, err)
+	assert.NotEqual(t, id, fresh, "a new thread never reuses a deleted one's id")
+	assert.Equal(t, []string{fresh}, a.Threads())
 }
 
 func TestChatAssistantHoldAndOverlaps(t *testing.T) {
@@ -91,7 +99,7 @@ func TestStoresDown(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []fake.IssuedToken{{Token: tok, CallSid: "CA1", TTL: time.Minute}}, tokens.Issued())
 	for _, key := range []string{"sid:SM-taken", "sid:SM-answered"} {
-		first, err := threads.FirstSeen(ctx, key)
+		first, err := threads.FirstSeen(ctx, key, "gw-stopped")
 		require.NoError(t, err)
 		require.True(t, first)
 	}
@@ -103,6 +111,9 @@ func TestStoresDown(t *testing.T) {
 	require.ErrorIs(t, err, ports.ErrUnavailable)
 	require.ErrorIs(t, tokens.Consume(ctx, tok, "CA1"), ports.ErrUnavailable)
 	require.ErrorIs(t, threads.Delivered(ctx, "sid:SM-answered"), ports.ErrUnavailable)
+	require.ErrorIs(t, threads.Renew(ctx, "gw-1", time.Minute), ports.ErrUnavailable)
+	_, err = threads.TakeOver(ctx, "sid:SM-taken", "gw-1")
+	require.ErrorIs(t, err, ports.ErrUnavailable)
 	keys, err := threads.Abandoned(ctx, 0)
 	require.ErrorIs(t, err, ports.ErrUnavailable)
 	assert.Empty(t, keys)

@@ -16,11 +16,14 @@ var _ ports.MessageSender = (*MessageSender)(nil)
 // MessageSender is a fake ports.MessageSender that records what it accepts.
 // Create one with NewMessageSender.
 type MessageSender struct {
-	mu      sync.Mutex
-	sent    []ports.OutboundMessage
-	errs    queue[error]
-	delay   time.Duration
-	changed changes
+	mu       sync.Mutex
+	sent     []ports.OutboundMessage
+	errs     queue[error]
+	limited  int // next Sends rate limited once (then retried)
+	lost     int // next Sends accepted with their answer lost
+	attempts int
+	delay    time.Duration
+	changed  changes
 }
 
 // NewMessageSender returns a sender that accepts every well-formed message
@@ -29,8 +32,11 @@ func NewMessageSender() *MessageSender { return &MessageSender{} }
 
 // Send records msg and returns a message id ("SM" + 32 hex digits). It
 // fails with ports.ErrRejected when msg has no recipient or not exactly one
-// of Body and ContentSID, and with the next error queued by FailNext. It
-// waits for the delay set with SetDelay, until ctx is done.
+// of Body and ContentSID, and with the next error queued by FailNext. A
+// Send rate limited by RateLimitNext counts two attempts and succeeds (as
+// the real sender retries); one lost by LoseNext records msg and fails
+// with ports.ErrUnavailable and ports.ErrOutcomeUnknown. It waits for the
+// delay set with SetDelay, until ctx is done.
 func (s *MessageSender) Send(ctx context.Context, msg ports.OutboundMessage) (string, error) {
 	s.mu.Lock()
 	delay := s.delay
@@ -45,16 +51,51 @@ func (s *MessageSender) Send(ctx context.Context, msg ports.OutboundMessage) (st
 		return "", fmt.Errorf("fake: send message: need a recipient and one of body and template: %w", ports.ErrRejected)
 	}
 	s.mu.Lock()
+	s.attempts++
 	if err, ok := s.errs.pop(); ok {
 		s.mu.Unlock()
 		return "", fmt.Errorf("fake: send message: %w", err)
 	}
+	if s.limited > 0 {
+		s.limited--
+		s.attempts++
+	}
 	msg.ContentVariables = maps.Clone(msg.ContentVariables)
 	s.sent = append(s.sent, msg)
 	id := fmt.Sprintf("SM%032x", len(s.sent))
+	lost := s.lost > 0
+	if lost {
+		s.lost--
+	}
 	s.mu.Unlock()
 	s.changed.notify()
+	if lost {
+		return "", fmt.Errorf("fake: send message: answer lost: %w: %w", ports.ErrUnavailable, ports.ErrOutcomeUnknown)
+	}
 	return id, nil
+}
+
+// RateLimitNext makes the next Send meet a rate limit once, which it
+// retries: it counts one attempt more and succeeds.
+func (s *MessageSender) RateLimitNext() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.limited++
+}
+
+// LoseNext makes the next Send record its message (the provider took it)
+// and fail as if the answer had been lost.
+func (s *MessageSender) LoseNext() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lost++
+}
+
+// Attempts counts the requests made to the provider, retries included.
+func (s *MessageSender) Attempts() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.attempts
 }
 
 // RejectNext makes the next Send fail with ports.ErrRejected.

@@ -67,12 +67,28 @@ func (s *ThreadStore) SaveThread(ctx context.Context, user, threadID string) (st
 	return s.store.SaveThread(ctx, user, threadID)
 }
 
-// FirstSeen records key (see ports.ThreadStore).
-func (s *ThreadStore) FirstSeen(ctx context.Context, key string) (bool, error) {
+// ReplaceThread replaces user's stale thread (see ports.ThreadStore).
+func (s *ThreadStore) ReplaceThread(ctx context.Context, user, old, threadID string) (string, error) {
+	if err := s.down.check("replace thread"); err != nil {
+		return "", err
+	}
+	return s.store.ReplaceThread(ctx, user, old, threadID)
+}
+
+// FirstSeen records key, taken by owner (see ports.ThreadStore).
+func (s *ThreadStore) FirstSeen(ctx context.Context, key, owner string) (bool, error) {
 	if err := s.down.check("first seen"); err != nil {
 		return false, err
 	}
-	return s.store.FirstSeen(ctx, key)
+	return s.store.FirstSeen(ctx, key, owner)
+}
+
+// TakeOver takes a delivery whose owner stopped (see ports.ThreadStore).
+func (s *ThreadStore) TakeOver(ctx context.Context, key, owner string) (ports.Claim, error) {
+	if err := s.down.check("take over"); err != nil {
+		return ports.ClaimSettled, err
+	}
+	return s.store.TakeOver(ctx, key, owner)
 }
 
 // Delivered marks key answered (see ports.ThreadStore).
@@ -90,6 +106,30 @@ func (s *ThreadStore) Abandoned(ctx context.Context, olderThan time.Duration) ([
 		return nil, err
 	}
 	return s.store.Abandoned(ctx, olderThan)
+}
+
+// Renew takes or extends an instance's lease (see ports.Leases).
+func (s *ThreadStore) Renew(ctx context.Context, instance string, ttl time.Duration) error {
+	if err := s.down.check("renew lease"); err != nil {
+		return err
+	}
+	return s.store.Renew(ctx, instance, ttl)
+}
+
+// Release ends an instance's lease (see ports.Leases).
+func (s *ThreadStore) Release(ctx context.Context, instance string) error {
+	if err := s.down.check("release lease"); err != nil {
+		return err
+	}
+	return s.store.Release(ctx, instance)
+}
+
+// Alive reports whether an instance holds a live lease (see ports.Leases).
+func (s *ThreadStore) Alive(ctx context.Context, instance string) (bool, error) {
+	if err := s.down.check("alive"); err != nil {
+		return false, err
+	}
+	return s.store.Alive(ctx, instance)
 }
 
 // LockUser takes user's lock, first come first served (see ports.ThreadStore).

@@ -54,6 +54,13 @@ type parts struct {
 	// abandonedAfter and abandonedEvery tune the report of WhatsApp/SMS
 	// deliveries never answered (zero: the app's defaults).
 	abandonedAfter, abandonedEvery time.Duration
+	// leases keep the instance's lease (nil: the thread store); leaseTTL
+	// is its ttl (zero: app.DefaultLeaseTTL).
+	leases   ports.Leases
+	leaseTTL time.Duration
+	// partInterval paces the parts of an answer sent later (zero: the
+	// app's default).
+	partInterval time.Duration
 }
 
 // WithHTTPClient makes every outbound HTTP and WebSocket connection (OpenAI,
@@ -89,6 +96,21 @@ func WithAbandonedReports(after, every time.Duration) Option {
 	return func(p *parts) { p.abandonedAfter, p.abandonedEvery = after, every }
 }
 
+// WithLeases makes the gateway hold its instance lease in l instead of the
+// thread store. l must share the thread store's database (takeovers check
+// the lease there); tests wrap the store's own Leases to stop renewing a
+// lease, as a crashed gateway does. Build does not close it.
+func WithLeases(l ports.Leases) Option { return func(p *parts) { p.leases = l } }
+
+// WithLeaseTTL makes the instance lease last ttl instead of
+// app.DefaultLeaseTTL. Every instance sharing a store should use the same
+// ttl; tests that simulate a crash use a short one.
+func WithLeaseTTL(ttl time.Duration) Option { return func(p *parts) { p.leaseTTL = ttl } }
+
+// WithPartInterval makes the WhatsApp/SMS use case pause d between the
+// parts of an answer sent later, instead of app.DefaultPartInterval.
+func WithPartInterval(d time.Duration) Option { return func(p *parts) { p.partInterval = d } }
+
 // Gateway is a built gateway: the HTTP server, the use cases behind it and
 // the stores it opened. Serve it, then Shutdown, then Close.
 type Gateway struct {
@@ -123,7 +145,9 @@ type drainer interface {
 // store and never a password, only for what waiting cannot fix: a
 // DATABASE_URL or REDIS_URL that does not parse (ports.ErrInvalidInput),
 // or a SQLite file that cannot be opened. Nothing stays open then. It
-// starts no goroutine that outlives Shutdown and Close.
+// takes the process's instance lease in the thread store (app.Instance,
+// waiting a moment at most for a store that does not answer). It starts
+// no goroutine that outlives Shutdown and Close.
 func Build(ctx context.Context, cfg configs.Config, log *slog.Logger, opts ...Option) (*Gateway, error) {
 	var p parts
 	for _, o := range opts {
@@ -153,13 +177,17 @@ func Build(ctx context.Context, cfg configs.Config, log *slog.Logger, opts ...Op
 		p.assistant = a
 	}
 	if p.sender == nil {
-		p.sender = NewSender(cfg, p.httpClient)
+		p.sender = newSender(cfg, p.httpClient, log.With("adapter", "twilio"))
 	}
 	m := metrics.New()
 	if p.calls == nil {
 		p.calls = newCalls(cfg, log, p, callsHooks(m))
 	}
 
+	if p.leases == nil {
+		p.leases = p.threads
+	}
+	instance := app.NewInstance(app.InstanceDeps{Leases: p.leases, Logger: log, TTL: p.leaseTTL})
 	messages := app.NewMessages(app.MessagesDeps{
 		Store:          p.threads,
 		Assistant:      p.assistant,
@@ -168,12 +196,15 @@ func Build(ctx context.Context, cfg configs.Config, log *slog.Logger, opts ...Op
 		InlineTimeout:  cfg.ReplyInlineTimeout,
 		AbandonedAfter: p.abandonedAfter,
 		AbandonedEvery: p.abandonedEvery,
+		PartInterval:   p.partInterval,
+		Instance:       instance,
 		Hooks:          messagesHooks(m),
 	})
 	g.drains = append(g.drains, messages.Shutdown)
 	if d, ok := p.calls.(drainer); ok {
 		g.drains = append(g.drains, d.Shutdown)
 	}
+	g.drains = append(g.drains, instance.Shutdown) // last: once nothing is left to answer
 
 	if !cfg.StreamSignatureRequired {
 		log.Warn("STREAM_SIGNATURE_REQUIRED=false: media-stream upgrades without X-Twilio-Signature are accepted; only the single-use stream token guards them")
@@ -360,6 +391,11 @@ func newAssistant(cfg configs.Config, log *slog.Logger, hc *http.Client) (ports.
 // default sender: a Messaging Service when it is an "MG..." SID, else a
 // number.
 func NewSender(cfg configs.Config, hc *http.Client) *messaging.Sender {
+	return newSender(cfg, hc, nil)
+}
+
+// newSender is NewSender with the sender's retries logged to log.
+func newSender(cfg configs.Config, hc *http.Client, log *slog.Logger) *messaging.Sender {
 	if hc != nil && hc.Timeout == 0 {
 		// A send must not hang: it holds the user's turn. (The shared
 		// client itself has no timeout: it also dials the Realtime
@@ -373,6 +409,7 @@ func NewSender(cfg configs.Config, hc *http.Client) *messaging.Sender {
 		AuthToken:  string(cfg.TwilioAuthToken),
 		BaseURL:    cfg.TwilioAPIBaseURL,
 		HTTPClient: hc,
+		Logger:     log,
 	}
 	if strings.HasPrefix(cfg.TwilioFrom, "MG") {
 		opts.MessagingServiceSID = cfg.TwilioFrom
@@ -399,8 +436,10 @@ func (g *Gateway) Serve(ln net.Listener) error { return g.server.Serve(ln) }
 // Shutdown stops the gateway gracefully within ctx (the drain deadline):
 // the HTTP server stops accepting, lets in-flight webhooks finish and gives
 // live calls until ctx is done; then the use cases drain their own
-// goroutines (replies still being prepared are sent). It blocks until then
-// and returns what did not finish in time.
+// goroutines (replies still being prepared are sent), and the instance
+// lease is released, so that other gateways take over at once what was
+// left unanswered. It blocks until then and returns what did not finish in
+// time.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	errs := []error{g.server.Shutdown(ctx)}
 	for _, drain := range g.drains {

@@ -6,13 +6,14 @@
 //		porttest.ThreadStore(t, func(t *testing.T) ports.ThreadStore { return memory.NewThreadStore() })
 //	}
 //
-// The suites are ThreadStore, TokenStore, SpeechModel, TelephonyChannel,
-// ChatAssistant and MessageSender. Each takes a factory so that every
-// subtest gets fresh state, runs its subtests in parallel, and bounds every
-// blocking step with a deadline so that a hung implementation fails instead
-// of stalling. The store suites use random user ids, keys and call sids, so
-// that the stores of one run may share a database or cache server (each
-// ThreadStore subtest still needs state of its own: see ThreadStore).
+// The suites are ThreadStore, Leases, TokenStore, SpeechModel,
+// TelephonyChannel, ChatAssistant and MessageSender. Each takes a factory
+// so that every subtest gets fresh state, runs its subtests in parallel,
+// and bounds every blocking step with a deadline so that a hung
+// implementation fails instead of stalling. The store suites use random
+// user ids, keys, instance ids and call sids, so that the stores of one run
+// may share a database or cache server (each ThreadStore subtest still
+// needs state of its own: see ThreadStore).
 //
 // Ports whose behaviour depends on a remote peer (a speech model, a
 // telephony stream, an assistant, a message provider) are tested together

@@ -116,4 +116,11 @@ type SenderHarness struct {
 	Sent func() []ports.OutboundMessage
 	// RejectNext makes the provider refuse the next message (a 4xx).
 	RejectNext func()
+	// RateLimitNext makes the provider refuse the next request as rate
+	// limited, asking for a retry (a 429): the sender retries it.
+	RateLimitNext func()
+	// LoseNext makes the provider accept the next message and its answer
+	// get lost (the connection cut after the request was sent): the
+	// sender cannot know, and must not send it again.
+	LoseNext func()
 }

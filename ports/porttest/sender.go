@@ -13,7 +13,8 @@ import (
 )
 
 // MessageSender runs the conformance suite of ports.MessageSender.
-// newHarness is called once per subtest; subtests run in parallel.
+// newHarness is called once per subtest; subtests run in parallel. Every
+// hook of the harness must be set.
 func MessageSender(t *testing.T, newHarness func(t *testing.T) SenderHarness) {
 	t.Run("Body", func(t *testing.T) {
 		t.Parallel()
@@ -58,6 +59,29 @@ func MessageSender(t *testing.T, newHarness func(t *testing.T) SenderHarness) {
 		_, err = send(t, h.Sender, msg)
 		require.NoError(t, err, "only the next message is refused")
 		requireSent(t, h, msg)
+	})
+
+	t.Run("RateLimitedIsRetried", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t)
+		h.RateLimitNext()
+		msg := ports.OutboundMessage{To: "whatsapp:+15551234567", Body: unique("busy hour")}
+		id, err := send(t, h.Sender, msg)
+		require.NoError(t, err, "a rate limit is retried")
+		assert.NotEmpty(t, id)
+		requireSent(t, h, msg)
+		assert.Len(t, h.Sent(), 1, "sent once")
+	})
+
+	t.Run("OutcomeUnknownIsNotRepeated", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t)
+		h.LoseNext()
+		msg := ports.OutboundMessage{To: "whatsapp:+15551234567", Body: unique("lost answer")}
+		_, err := send(t, h.Sender, msg)
+		require.ErrorIs(t, err, ports.ErrOutcomeUnknown)
+		require.ErrorIs(t, err, ports.ErrUnavailable)
+		assert.Len(t, h.Sent(), 1, "accepted once, never repeated")
 	})
 
 	t.Run("Concurrent", func(t *testing.T) {

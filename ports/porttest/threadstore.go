@@ -39,7 +39,11 @@ const concurrency = 24
 // The suite does not control the store's clock: it checks Abandoned's
 // olderThan with a bound far in the past (an hour: nothing recorded during
 // the test is that old) and with zero (everything recorded before the
-// call), never with sleeps.
+// call), never with sleeps. Deliveries are recorded by owners that hold no
+// lease (stopped instances) unless a subtest is about owners; the one
+// subtest about an owner's lease expiring sleeps past a short ttl, as the
+// Leases suite does. The store's Leases are checked by the Leases suite;
+// run both.
 func ThreadStore(t *testing.T, newStore func(t *testing.T) ports.ThreadStore) {
 	t.Run("ThreadNotFound", func(t *testing.T) {
 		t.Parallel()
@@ -66,31 +70,9 @@ func ThreadStore(t *testing.T, newStore func(t *testing.T) ports.ThreadStore) {
 		t.Parallel()
 		s := newStore(t)
 		user := unique("user")
-		ctx := stepCtx(t)
-		results := make([]string, concurrency)
-		errs := make([]error, concurrency)
-		candidates := make(map[string]bool, concurrency)
-		threads := make([]string, concurrency)
-		for i := range threads {
-			threads[i] = unique("thread")
-			candidates[threads[i]] = true
-		}
-		release := make(chan struct{})
-		var wg sync.WaitGroup
-		for i := range concurrency {
-			wg.Go(func() {
-				<-release
-				results[i], errs[i] = s.SaveThread(ctx, user, threads[i])
-			})
-		}
-		close(release)
-		waitGroup(t, "SaveThread", &wg)
-		for i := range concurrency {
-			require.NoError(t, errs[i], "SaveThread %d", i)
-			assert.Equal(t, results[0], results[i], "SaveThread %d returned another thread", i)
-		}
-		assert.True(t, candidates[results[0]], "the stored thread is one of those saved")
-		assert.Equal(t, results[0], thread(t, s, user))
+		threadRace(t, s, user, "SaveThread", func(ctx context.Context, id string) (string, error) {
+			return s.SaveThread(ctx, user, id)
+		})
 	})
 
 	t.Run("IndependentUsers", func(t *testing.T) {
@@ -124,7 +106,7 @@ func ThreadStore(t *testing.T, newStore func(t *testing.T) ports.ThreadStore) {
 		for range concurrency {
 			wg.Go(func() {
 				<-release
-				first, err := s.FirstSeen(ctx, key)
+				first, err := s.FirstSeen(ctx, key, unique("gw"))
 				if err != nil {
 					fails.Add(1)
 					t.Errorf("FirstSeen: %v", err)
@@ -225,6 +207,150 @@ func ThreadStore(t *testing.T, newStore func(t *testing.T) ports.ThreadStore) {
 		}
 		assert.Len(t, times, keys, "only the keys recorded")
 		assert.Empty(t, abandoned(t, s, 0), "nothing left after the race")
+	})
+
+	t.Run("ReplaceThread", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		user, other := unique("user"), unique("user")
+		stale, fresh, late := unique("thread"), unique("thread"), unique("thread")
+		saveThread(t, s, user, stale)
+		assert.Equal(t, fresh, replaceThread(t, s, user, stale, fresh), "the stale thread is replaced")
+		assert.Equal(t, fresh, thread(t, s, user))
+		assert.Equal(t, fresh, replaceThread(t, s, user, stale, late), "a caller late with the same stale thread gets the new one")
+		assert.Equal(t, fresh, thread(t, s, user))
+		assert.Equal(t, late, replaceThread(t, s, other, unique("thread"), late), "a user without a thread gets one")
+		assert.Equal(t, late, thread(t, s, other))
+	})
+
+	t.Run("ReplaceThreadConcurrent", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		user, stale := unique("user"), unique("thread")
+		saveThread(t, s, user, stale)
+		threadRace(t, s, user, "ReplaceThread", func(ctx context.Context, id string) (string, error) {
+			return s.ReplaceThread(ctx, user, stale, id)
+		})
+	})
+
+	t.Run("TakeOverLiveOwner", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		owner, other := unique("gw"), unique("gw")
+		renew(t, s, owner, leaseTTL)
+		renew(t, s, other, leaseTTL)
+		key := unique("sid")
+		require.True(t, firstSeenBy(t, s, key, owner))
+		assert.Equal(t, ports.ClaimOwned, takeOver(t, s, key, owner), "the owner's own repeat")
+		assert.Equal(t, ports.ClaimBusy, takeOver(t, s, key, other), "a live owner's delivery is not taken")
+		assert.Empty(t, abandoned(t, s, 0), "nor reported")
+		delivered(t, s, key)
+		assert.Equal(t, ports.ClaimSettled, takeOver(t, s, key, other), "an answered delivery is settled")
+		assert.Equal(t, ports.ClaimSettled, takeOver(t, s, key, owner))
+	})
+
+	t.Run("TakeOverStoppedOwner", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		released, expired, never, heir, third := unique("gw"), unique("gw"), unique("gw"), unique("gw"), unique("gw")
+		renew(t, s, released, leaseTTL)
+		renew(t, s, expired, shortTTL)
+		renew(t, s, heir, leaseTTL)
+		renew(t, s, third, leaseTTL)
+		keys := map[string]string{unique("sid"): released, unique("sid"): expired, unique("sid"): never}
+		for key, owner := range keys {
+			require.True(t, firstSeenBy(t, s, key, owner))
+		}
+		release(t, s, released)
+		time.Sleep(expiryWait)
+		for key, owner := range keys {
+			assert.Equal(t, ports.ClaimTaken, takeOver(t, s, key, heir), "from %s", owner)
+			assert.Equal(t, ports.ClaimOwned, takeOver(t, s, key, heir), "taken once")
+			assert.Equal(t, ports.ClaimBusy, takeOver(t, s, key, third), "the heir is alive")
+			assert.Equal(t, ports.ClaimBusy, takeOver(t, s, key, owner), "the stopped owner does not get it back")
+		}
+		assert.Empty(t, abandoned(t, s, 0), "deliveries taken over by a live instance are not reported")
+		release(t, s, heir)
+		assert.Len(t, abandoned(t, s, 0), len(keys), "reported once the heir stops too")
+	})
+
+	t.Run("TakeOverSettled", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		heir := unique("gw")
+		renew(t, s, heir, leaseTTL)
+		answered, reported := unique("sid"), unique("sid")
+		require.True(t, firstSeen(t, s, answered))
+		delivered(t, s, answered)
+		require.True(t, firstSeen(t, s, reported))
+		assert.Equal(t, []string{reported}, abandoned(t, s, 0))
+		for name, key := range map[string]string{"unknown": unique("sid"), "answered": answered, "reported": reported} {
+			assert.Equal(t, ports.ClaimSettled, takeOver(t, s, key, heir), name)
+		}
+		assert.True(t, firstSeen(t, s, unique("sid")), "TakeOver of an unknown key records nothing")
+	})
+
+	t.Run("TakeOverConcurrent", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		const claimers = 20
+		live, dead := unique("sid"), unique("sid")
+		owner := unique("gw")
+		renew(t, s, owner, leaseTTL)
+		require.True(t, firstSeenBy(t, s, live, owner))
+		require.True(t, firstSeen(t, s, dead))
+		ids := make([]string, claimers)
+		for i := range ids {
+			ids[i] = unique("gw")
+			renew(t, s, ids[i], leaseTTL)
+		}
+		ctx := stepCtx(t)
+		claims := make(map[string][]ports.Claim)
+		var mu sync.Mutex
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for _, id := range ids {
+			for _, key := range []string{live, dead} {
+				wg.Go(func() {
+					<-start
+					c, err := s.TakeOver(ctx, key, id)
+					if err != nil {
+						t.Errorf("TakeOver: %v", err)
+						return
+					}
+					mu.Lock()
+					claims[key] = append(claims[key], c)
+					mu.Unlock()
+				})
+			}
+		}
+		close(start)
+		waitGroup(t, "TakeOver", &wg)
+		count := func(key string, want ports.Claim) int {
+			n := 0
+			for _, c := range claims[key] {
+				if c == want {
+					n++
+				}
+			}
+			return n
+		}
+		assert.Equal(t, 1, count(dead, ports.ClaimTaken), "exactly one claimer takes a stopped owner's delivery: %v", claims[dead])
+		assert.Equal(t, claimers-1, count(dead, ports.ClaimBusy), "the others find it owned by the winner, alive")
+		assert.Equal(t, claimers, count(live, ports.ClaimBusy), "nobody takes a live owner's delivery: %v", claims[live])
+	})
+
+	t.Run("AbandonedSkipsLiveOwners", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		owner := unique("gw")
+		renew(t, s, owner, leaseTTL)
+		working, lost := unique("sid"), unique("sid")
+		require.True(t, firstSeenBy(t, s, working, owner))
+		require.True(t, firstSeen(t, s, lost))
+		assert.Equal(t, []string{lost}, abandoned(t, s, 0), "only the delivery whose owner stopped")
+		release(t, s, owner)
+		assert.Equal(t, []string{working}, abandoned(t, s, 0), "the other once its owner stopped")
 	})
 
 	t.Run("LockMutualExclusion", func(t *testing.T) {
@@ -430,13 +556,70 @@ func saveThread(t *testing.T, s ports.ThreadStore, user, id string) string {
 	return got
 }
 
+// threadRace calls store concurrency times at once, each with a thread id
+// of its own, and checks that every call returned the same thread, one of
+// those ids, which is then user's thread.
+func threadRace(t *testing.T, s ports.ThreadStore, user, what string, store func(ctx context.Context, id string) (string, error)) {
+	t.Helper()
+	ctx := stepCtx(t)
+	results := make([]string, concurrency)
+	errs := make([]error, concurrency)
+	candidates := make(map[string]bool, concurrency)
+	threads := make([]string, concurrency)
+	for i := range threads {
+		threads[i] = unique("thread")
+		candidates[threads[i]] = true
+	}
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range concurrency {
+		wg.Go(func() {
+			<-start
+			results[i], errs[i] = store(ctx, threads[i])
+		})
+	}
+	close(start)
+	waitGroup(t, what, &wg)
+	for i := range concurrency {
+		require.NoError(t, errs[i], "%s %d", what, i)
+		assert.Equal(t, results[0], results[i], "%s %d returned another thread", what, i)
+	}
+	assert.True(t, candidates[results[0]], "the stored thread is one of those given")
+	assert.Equal(t, results[0], thread(t, s, user))
+}
+
+// firstSeen records key as taken by an instance that holds no lease (one
+// that stopped).
 func firstSeen(t *testing.T, s ports.ThreadStore, key string) bool {
 	t.Helper()
+	return firstSeenBy(t, s, key, unique("gw-stopped"))
+}
+
+func firstSeenBy(t *testing.T, s ports.ThreadStore, key, owner string) bool {
+	t.Helper()
 	first, err := within(t, "FirstSeen", func(ctx context.Context) (bool, error) {
-		return s.FirstSeen(ctx, key)
+		return s.FirstSeen(ctx, key, owner)
 	})
 	require.NoError(t, err)
 	return first
+}
+
+func takeOver(t *testing.T, s ports.ThreadStore, key, owner string) ports.Claim {
+	t.Helper()
+	c, err := within(t, "TakeOver", func(ctx context.Context) (ports.Claim, error) {
+		return s.TakeOver(ctx, key, owner)
+	})
+	require.NoError(t, err)
+	return c
+}
+
+func replaceThread(t *testing.T, s ports.ThreadStore, user, old, id string) string {
+	t.Helper()
+	got, err := within(t, "ReplaceThread", func(ctx context.Context) (string, error) {
+		return s.ReplaceThread(ctx, user, old, id)
+	})
+	require.NoError(t, err)
+	return got
 }
 
 func delivered(t *testing.T, s ports.ThreadStore, key string) {

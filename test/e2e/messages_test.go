@@ -18,6 +18,7 @@ import (
 
 	"github.com/convgateway/gateway/adapters/twilio/signature"
 	"github.com/convgateway/gateway/app"
+	"github.com/convgateway/gateway/cmd/wire"
 	"github.com/convgateway/gateway/configs"
 	"github.com/convgateway/gateway/test/sim/openairest"
 	"github.com/convgateway/gateway/test/sim/openairest/contract"
@@ -41,6 +42,11 @@ import (
 const msgLaterTimeout = 100 * time.Millisecond
 
 func msgShortInlineTimeout(c *configs.Config) { c.ReplyInlineTimeout = msgLaterTimeout }
+
+// msgQuickParts shortens the pause between the parts of an answer sent
+// later (a second by default), for tests of answers of many parts that
+// are not about the pause.
+var msgQuickParts = wire.WithPartInterval(10 * time.Millisecond)
 
 // TestMessagesThreadReuse: each user gets one thread, created on the first
 // message and used for every later one, so the assistant sees the whole
@@ -478,7 +484,7 @@ func TestMessagesTooManyPartsForInline(t *testing.T) {
 	require.Greater(t, utf8.RuneCountInString(huge), 10*twiliorest.MaxBody)
 	e := newMessagingEnv(t, configs.BackendResponses, nil)
 	e.replies.setAnswer(func(string) string { return huge })
-	gw := e.newMessagingGateway()
+	gw := e.newMessagingGatewayWith(e.log, msgQuickParts) // eleven parts
 
 	got := gw.post(msgInbound{Sid: "SMhuge", Body: "tell me absolutely everything"})
 	assert.LessOrEqual(t, len(got), 10, "Twilio sends at most 10 <Message> replies")
@@ -504,7 +510,7 @@ func TestMessagesInlineTwiMLWithinTwilioLimit(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			e := newMessagingEnv(t, configs.BackendResponses, nil)
 			e.replies.setAnswer(func(string) string { return c.answer })
-			gw := e.newMessagingGateway()
+			gw := e.newMessagingGatewayWith(e.log, msgQuickParts) // eight parts when sent later
 
 			a, err := gw.postAnswer(msgInbound{Sid: "SMamp", Body: "ampersands please"})
 			require.NoError(t, err)

@@ -122,9 +122,9 @@ func newMultiEnv(tb testing.TB, n int, edit func(*configs.Config)) *multiEnv {
 }
 
 // start builds an instance from the shared Config with a Realtime
-// simulator of its own, and serves it on a loopback port until the test
-// ends.
-func (m *multiEnv) start(name string) *multiGateway {
+// simulator of its own, and opts, and serves it on a loopback port until
+// the test ends.
+func (m *multiEnv) start(name string, opts ...wire.Option) *multiGateway {
 	tb := m.tb
 	tb.Helper()
 	rt := realtimesim.New(realtimesim.Options{APIKey: string(m.cfg.OpenAIAPIKey)})
@@ -134,7 +134,7 @@ func (m *multiEnv) start(name string) *multiGateway {
 	require.NoError(tb, cfg.Validate())
 	logs := &testlog.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})).With("instance", name)
-	gw, err := wire.Build(m.ctx, cfg, log)
+	gw, err := wire.Build(m.ctx, cfg, log, opts...)
 	require.NoError(tb, err, "instance %s", name)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -50,15 +50,28 @@ func (e *expiring) put(key, value string, expires, now time.Time) {
 	e.m[key] = entry{value: value, expires: expires}
 }
 
+// set replaces the value of key's live entry (at now), keeping its expiry;
+// it reports whether there was such an entry.
+func (e *expiring) set(key, value string, now time.Time) bool {
+	en, ok := e.m[key]
+	if !ok || !now.Before(en.expires) {
+		return false
+	}
+	en.value = value
+	e.m[key] = en
+	return true
+}
+
 // takeBy removes and returns the keys of the live entries (at now) that
-// expire at or before by, and drops the expired entries on the way.
-func (e *expiring) takeBy(by, now time.Time) []string {
+// expire at or before by and whose value skip does not keep, and drops the
+// expired entries on the way.
+func (e *expiring) takeBy(by, now time.Time, skip func(value string) bool) []string {
 	var keys []string
 	for k, en := range e.m {
 		switch {
 		case !now.Before(en.expires):
 			delete(e.m, k)
-		case !en.expires.After(by):
+		case !en.expires.After(by) && !skip(en.value):
 			keys = append(keys, k)
 			delete(e.m, k)
 		}

@@ -20,6 +20,10 @@ func TestThreadStoreConformance(t *testing.T) {
 	porttest.ThreadStore(t, func(*testing.T) ports.ThreadStore { return NewThreadStore() })
 }
 
+func TestLeasesConformance(t *testing.T) {
+	porttest.Leases(t, func(*testing.T) ports.Leases { return NewThreadStore() })
+}
+
 func TestTokenStoreConformance(t *testing.T) {
 	porttest.TokenStore(t, func(*testing.T) ports.TokenStore { return NewTokenStore(nil) })
 }
@@ -47,17 +51,17 @@ func newClock() *clock { return &clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, ti
 func TestFirstSeenExpiresAfterTTL(t *testing.T) {
 	c := newClock()
 	s := newThreadStore(c.Now)
-	first, err := s.FirstSeen(t.Context(), "MM1")
+	first, err := s.FirstSeen(t.Context(), "MM1", "gw-1")
 	require.NoError(t, err)
 	require.True(t, first)
 
 	c.Advance(SeenTTL - time.Second)
-	first, err = s.FirstSeen(t.Context(), "MM1")
+	first, err = s.FirstSeen(t.Context(), "MM1", "gw-1")
 	require.NoError(t, err)
 	assert.False(t, first, "still remembered just before the TTL")
 
 	c.Advance(time.Second)
-	first, err = s.FirstSeen(t.Context(), "MM1")
+	first, err = s.FirstSeen(t.Context(), "MM1", "gw-1")
 	require.NoError(t, err)
 	assert.True(t, first, "forgotten once the TTL has passed")
 }
@@ -77,7 +81,7 @@ func TestAbandonedAge(t *testing.T) {
 	}
 	seen := func(key string) {
 		t.Helper()
-		first, err := s.FirstSeen(ctx, key)
+		first, err := s.FirstSeen(ctx, key, "gw-1")
 		require.NoError(t, err)
 		require.True(t, first)
 	}
@@ -106,7 +110,7 @@ func TestFirstSeenGrowthIsBounded(t *testing.T) {
 	const perDay = 3 * minPrune
 	for day := range 5 {
 		for i := range perDay {
-			first, err := s.FirstSeen(t.Context(), fmt.Sprintf("MM-%d-%d", day, i))
+			first, err := s.FirstSeen(t.Context(), fmt.Sprintf("MM-%d-%d", day, i), "gw-1")
 			require.NoError(t, err)
 			require.True(t, first)
 		}
@@ -175,4 +179,30 @@ func TestLockStateIsFreed(t *testing.T) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	assert.Empty(t, s.locks, "a free lock leaves nothing behind")
+}
+
+// Leases expire by the store's clock: a delivery's owner counts as alive
+// until its ttl has passed since its last renewal, and then its delivery
+// may be taken over.
+func TestTakeOverAfterLeaseExpiry(t *testing.T) {
+	c := newClock()
+	s := newThreadStore(c.Now)
+	ctx := t.Context()
+	require.NoError(t, s.Renew(ctx, "gw-a", 15*time.Second))
+	require.NoError(t, s.Renew(ctx, "gw-b", time.Hour))
+	first, err := s.FirstSeen(ctx, "sid:SM1", "gw-a")
+	require.NoError(t, err)
+	require.True(t, first)
+
+	c.Advance(10 * time.Second)
+	require.NoError(t, s.Renew(ctx, "gw-a", 15*time.Second))
+	c.Advance(15*time.Second - time.Nanosecond)
+	claim, err := s.TakeOver(ctx, "sid:SM1", "gw-b")
+	require.NoError(t, err)
+	assert.Equal(t, ports.ClaimBusy, claim, "alive until the ttl has passed since the last renewal")
+
+	c.Advance(time.Nanosecond)
+	claim, err = s.TakeOver(ctx, "sid:SM1", "gw-b")
+	require.NoError(t, err)
+	assert.Equal(t, ports.ClaimTaken, claim)
 }

@@ -15,9 +15,13 @@ const SeenTTL = 24 * time.Hour
 // minPrune is the table size below which expired entries are not swept.
 const minPrune = 1024
 
-var _ ports.ThreadStore = (*ThreadStore)(nil)
+var (
+	_ ports.ThreadStore = (*ThreadStore)(nil)
+	_ ports.Leases      = (*ThreadStore)(nil)
+)
 
-// ThreadStore is an in-memory ports.ThreadStore. The zero value is not
+// ThreadStore is an in-memory ports.ThreadStore, with the instance leases
+// (ports.Leases) its deliveries' owners hold. The zero value is not
 // usable; create one with NewThreadStore. It is safe for concurrent use.
 type ThreadStore struct {
 	now func() time.Time
@@ -26,9 +30,11 @@ type ThreadStore struct {
 	threads map[string]string
 	seen    expiring
 	// pending holds the keys FirstSeen recorded that were neither marked
-	// Delivered nor claimed by Abandoned, expiring with them; an entry's
-	// expiry minus SeenTTL is when its key was first seen.
+	// Delivered nor claimed by Abandoned, expiring with them, each with
+	// its owner's instance id; an entry's expiry minus SeenTTL is when its
+	// key was first seen.
 	pending expiring
+	leases  expiring             // instance id -> "", until the lease expires
 	locks   map[string]*userLock // only users with a holder
 }
 
@@ -50,6 +56,7 @@ func newThreadStore(now func() time.Time) *ThreadStore {
 		threads: make(map[string]string),
 		seen:    newExpiring(),
 		pending: newExpiring(),
+		leases:  newExpiring(),
 		locks:   make(map[string]*userLock),
 	}
 }
@@ -78,11 +85,24 @@ func (s *ThreadStore) SaveThread(_ context.Context, user, threadID string) (stri
 	return threadID, nil
 }
 
-// FirstSeen records key for SeenTTL and reports whether it was new; a new
-// key is pending until Delivered. Expired keys are swept as the table
-// grows, so memory stays proportional to the keys seen within SeenTTL. It
-// does not block and never fails.
-func (s *ThreadStore) FirstSeen(_ context.Context, key string) (bool, error) {
+// ReplaceThread stores threadID for user if user's thread is old or user
+// has none, and returns the stored thread. It does not block and never
+// fails.
+func (s *ThreadStore) ReplaceThread(_ context.Context, user, old, threadID string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id, ok := s.threads[user]; ok && id != old {
+		return id, nil
+	}
+	s.threads[user] = threadID
+	return threadID, nil
+}
+
+// FirstSeen records key for SeenTTL, taken by owner, and reports whether
+// it was new; a new key is pending until Delivered. Expired keys are swept
+// as the table grows, so memory stays proportional to the keys seen within
+// SeenTTL. It does not block and never fails.
+func (s *ThreadStore) FirstSeen(_ context.Context, key, owner string) (bool, error) {
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -90,8 +110,28 @@ func (s *ThreadStore) FirstSeen(_ context.Context, key string) (bool, error) {
 		return false, nil
 	}
 	s.seen.put(key, "", now.Add(SeenTTL), now)
-	s.pending.put(key, "", now.Add(SeenTTL), now)
+	s.pending.put(key, owner, now.Add(SeenTTL), now)
 	return true, nil
+}
+
+// TakeOver makes owner the owner of key's pending delivery if its owner
+// holds no live lease, under the store's mutex (see ports.ThreadStore). It
+// does not block and never fails.
+func (s *ThreadStore) TakeOver(_ context.Context, key, owner string) (ports.Claim, error) {
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, pending := s.pending.get(key, now)
+	switch {
+	case !pending:
+		return ports.ClaimSettled, nil
+	case cur == owner:
+		return ports.ClaimOwned, nil
+	case s.aliveLocked(cur, now):
+		return ports.ClaimBusy, nil
+	}
+	s.pending.set(key, owner, now)
+	return ports.ClaimTaken, nil
 }
 
 // Delivered marks key answered: Abandoned will not return it. An unknown
@@ -104,15 +144,56 @@ func (s *ThreadStore) Delivered(_ context.Context, key string) error {
 }
 
 // Abandoned returns the keys first seen at least olderThan ago that are
-// neither Delivered nor returned before, and forgets them as pending: each
-// is returned once. It scans the pending keys (those of at most SeenTTL)
-// under the store's mutex, so concurrent callers never share a key. It does
-// not block and never fails.
+// neither Delivered nor returned before and whose owner holds no live
+// lease, and forgets them as pending: each is returned once. It scans the
+// pending keys (those of at most SeenTTL) under the store's mutex, so
+// concurrent callers never share a key. It does not block and never fails.
 func (s *ThreadStore) Abandoned(_ context.Context, olderThan time.Duration) ([]string, error) {
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.pending.takeBy(now.Add(-max(olderThan, 0)).Add(SeenTTL), now), nil
+	alive := func(owner string) bool { return s.aliveLocked(owner, now) }
+	return s.pending.takeBy(now.Add(-max(olderThan, 0)).Add(SeenTTL), now, alive), nil
+}
+
+// Renew takes or extends instance's lease until ttl from now (see
+// ports.Leases). Expired leases are swept as the table grows. It does not
+// block; it fails only for an empty instance or a ttl that is not
+// positive (ports.ErrInvalidInput).
+func (s *ThreadStore) Renew(_ context.Context, instance string, ttl time.Duration) error {
+	if instance == "" || ttl <= 0 {
+		return fmt.Errorf("memory: renew lease: instance %q, ttl %v: %w", instance, ttl, ports.ErrInvalidInput)
+	}
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.leases.put(instance, "", now.Add(ttl), now)
+	return nil
+}
+
+// Release ends instance's lease (see ports.Leases). It does not block and
+// never fails.
+func (s *ThreadStore) Release(_ context.Context, instance string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.leases.take(instance)
+	return nil
+}
+
+// Alive reports whether instance holds a live lease. It does not block
+// and never fails.
+func (s *ThreadStore) Alive(_ context.Context, instance string) (bool, error) {
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.aliveLocked(instance, now), nil
+}
+
+// aliveLocked reports whether instance holds a live lease at now. s.mu
+// must be held.
+func (s *ThreadStore) aliveLocked(instance string, now time.Time) bool {
+	_, ok := s.leases.get(instance, now)
+	return ok
 }
 
 // LockUser blocks until the caller holds user's lock or ctx is done; waiters

@@ -1,6 +1,7 @@
-// Package postgres implements ports.ThreadStore on PostgreSQL (pgx v5 and
-// pgxpool), so that several gateway instances sharing one database keep its
-// guarantees: the database does the coordinating.
+// Package postgres implements ports.ThreadStore (with its ports.Leases) on
+// PostgreSQL (pgx v5 and pgxpool), so that several gateway instances
+// sharing one database keep its guarantees: the database does the
+// coordinating.
 //
 //   - One thread per user: threads.user_id is the primary key and SaveThread
 //     inserts with ON CONFLICT DO NOTHING, then reads what is stored.
@@ -8,9 +9,16 @@
 //     CONFLICT DO NOTHING; only the insert that affected a row is first.
 //     Keys older than 24 hours are pruned, at most once an hour per Store.
 //   - Abandoned deliveries reported once: Delivered sets delivered_at;
-//     Abandoned sets reported_at on the old rows that have neither, chosen
-//     with FOR UPDATE SKIP LOCKED, and returns their keys, so concurrent
-//     callers on every instance claim disjoint keys.
+//     Abandoned sets reported_at on the old rows that have neither and
+//     whose owner holds no live lease, chosen with FOR UPDATE SKIP LOCKED,
+//     and returns their keys, so concurrent callers on every instance claim
+//     disjoint keys.
+//   - Instance leases and takeovers: each instance's lease is a row of
+//     instances whose expires_at the database's clock sets and judges.
+//     TakeOver locks the delivery's row (FOR UPDATE), checks its owner's
+//     lease and changes the owner in one transaction, so that concurrent
+//     takers on every instance wait for one another and at most one takes
+//     a delivery whose owner stopped.
 //   - Per-user order: LockUser takes a session-level advisory lock
 //     (pg_advisory_lock) keyed by a hash of the user, on a connection of a
 //     separate lock pool that it holds until unlock. Every waiter queues in

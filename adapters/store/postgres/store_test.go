@@ -78,6 +78,12 @@ func TestConformance(t *testing.T) {
 	porttest.ThreadStore(t, func(t *testing.T) ports.ThreadStore { return open(t, rawURL, newSchema(t, rawURL)) })
 }
 
+func TestLeasesConformance(t *testing.T) {
+	rawURL := serverURL(t)
+	schema := newSchema(t, rawURL) // leases of random ids: the subtests may share it
+	porttest.Leases(t, func(t *testing.T) ports.Leases { return open(t, rawURL, schema) })
+}
+
 // Two Stores on one schema stand for two gateway instances.
 func TestTwoInstances(t *testing.T) {
 	rawURL := serverURL(t)
@@ -118,7 +124,7 @@ func TestTwoInstances(t *testing.T) {
 		for i := range n {
 			wg.Go(func() {
 				<-start
-				ok, err := stores[i%2].FirstSeen(ctx, "SM-retried")
+				ok, err := stores[i%2].FirstSeen(ctx, "SM-retried", "gw-1")
 				assert.NoError(t, err)
 				if ok {
 					first.Add(1)
@@ -134,7 +140,7 @@ func TestTwoInstances(t *testing.T) {
 		keys := make([]string, n)
 		for i := range keys {
 			keys[i] = fmt.Sprintf("sid:SM-two-%d", i)
-			ok, err := stores[i%2].FirstSeen(ctx, keys[i])
+			ok, err := stores[i%2].FirstSeen(ctx, keys[i], "gw-1")
 			require.NoError(t, err)
 			require.True(t, ok)
 		}
@@ -161,6 +167,36 @@ func TestTwoInstances(t *testing.T) {
 		for _, k := range keys[1:] {
 			assert.Equal(t, 1, times[k], "%s is reported by exactly one call of one instance", k)
 		}
+	})
+
+	t.Run("TakeOverOnce", func(t *testing.T) {
+		require.NoError(t, a.Renew(ctx, "gw-crashed", time.Hour))
+		ok, err := a.FirstSeen(ctx, "sid:SM-crashed", "gw-crashed")
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.NoError(t, a.Release(ctx, "gw-crashed")) // as if its lease had expired
+		var taken, busy atomic.Int32
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range n {
+			id := fmt.Sprintf("gw-heir-%d", i)
+			require.NoError(t, stores[i%2].Renew(ctx, id, time.Hour))
+			wg.Go(func() {
+				<-start
+				claim, err := stores[i%2].TakeOver(ctx, "sid:SM-crashed", id)
+				assert.NoError(t, err)
+				switch claim {
+				case ports.ClaimTaken:
+					taken.Add(1)
+				case ports.ClaimBusy:
+					busy.Add(1)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		assert.Equal(t, int32(1), taken.Load(), "one instance takes the delivery over")
+		assert.Equal(t, int32(n-1), busy.Load(), "the others find it owned by the winner")
 	})
 
 	t.Run("LockMutualExclusion", func(t *testing.T) {
@@ -285,16 +321,16 @@ func TestPrunesOldDeliveries(t *testing.T) {
 	rawURL := serverURL(t)
 	schema := newSchema(t, rawURL)
 	s := open(t, rawURL, schema)
-	ok, err := s.FirstSeen(t.Context(), "fresh") // prunes nothing, records a key
+	ok, err := s.FirstSeen(t.Context(), "fresh", "gw-1") // prunes nothing, records a key
 	require.NoError(t, err)
 	require.True(t, ok)
 
 	exec(t, rawURL, "INSERT INTO "+pgx.Identifier{schema, "deliveries"}.Sanitize()+" (key, seen_at) VALUES ('old', now() - interval '25 hours'), ('recent', now() - interval '23 hours')")
 	s2 := open(t, rawURL, schema) // a new Store prunes on its first FirstSeen
-	ok, err = s2.FirstSeen(t.Context(), "old")
+	ok, err = s2.FirstSeen(t.Context(), "old", "gw-1")
 	require.NoError(t, err)
 	require.True(t, ok, "a key older than 24 hours was forgotten")
-	ok, err = s2.FirstSeen(t.Context(), "recent")
+	ok, err = s2.FirstSeen(t.Context(), "recent", "gw-1")
 	require.NoError(t, err)
 	require.False(t, ok, "a key younger than 24 hours is remembered")
 }
@@ -335,10 +371,10 @@ func TestUpgradeDoesNotReportOldDeliveries(t *testing.T) {
 	got, err := s.Abandoned(t.Context(), 0)
 	require.NoError(t, err)
 	assert.Empty(t, got, "deliveries recorded before the upgrade are not reported")
-	ok, err := s.FirstSeen(t.Context(), "sid:before-upgrade")
+	ok, err := s.FirstSeen(t.Context(), "sid:before-upgrade", "gw-1")
 	require.NoError(t, err)
 	assert.False(t, ok, "and still remembered")
-	ok, err = s.FirstSeen(t.Context(), "sid:after-upgrade")
+	ok, err = s.FirstSeen(t.Context(), "sid:after-upgrade", "gw-1")
 	require.NoError(t, err)
 	require.True(t, ok)
 	got, err = s.Abandoned(t.Context(), 0)
@@ -389,7 +425,7 @@ func TestRecovers(t *testing.T) {
 	require.ErrorIs(t, s.Ping(ctx), ports.ErrUnavailable)
 	_, err = s.Thread(ctx, "user")
 	require.ErrorIs(t, err, ports.ErrUnavailable)
-	_, err = s.FirstSeen(ctx, "SM1")
+	_, err = s.FirstSeen(ctx, "SM1", "gw-1")
 	require.ErrorIs(t, err, ports.ErrUnavailable)
 	_, err = s.LockUser(ctx, "other")
 	require.ErrorIs(t, err, ports.ErrUnavailable)
@@ -447,7 +483,7 @@ func TestOpenLazyWhileDown(t *testing.T) {
 	errs = append(errs, err)
 	_, err = s.SaveThread(ctx, "user", "thread-1")
 	errs = append(errs, err)
-	_, err = s.FirstSeen(ctx, "SM1")
+	_, err = s.FirstSeen(ctx, "SM1", "gw-1")
 	errs = append(errs, err)
 	_, err = s.LockUser(ctx, "user")
 	errs = append(errs, err)
@@ -469,11 +505,11 @@ func TestOpenLazyWhileDown(t *testing.T) {
 	proxy.Start()
 	require.NoError(t, s.Ping(ctx), "the first operation after the server is back migrates")
 	require.NoError(t, conn.QueryRow(ctx, "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1", schema).Scan(&tables))
-	require.Equal(t, 3, tables, "threads, deliveries, schema_migrations")
+	require.Equal(t, 4, tables, "threads, deliveries, instances, schema_migrations")
 	id, err := s.SaveThread(ctx, "user", "thread-1")
 	require.NoError(t, err)
 	require.Equal(t, "thread-1", id)
-	first, err := s.FirstSeen(ctx, "SM1")
+	first, err := s.FirstSeen(ctx, "SM1", "gw-1")
 	require.NoError(t, err)
 	require.True(t, first)
 	unlock, err := s.LockUser(ctx, "user")

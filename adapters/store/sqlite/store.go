@@ -29,9 +29,12 @@ const pruneEvery = time.Minute
 // lock before failing with SQLITE_BUSY.
 const busyTimeout = 5 * time.Second
 
-var _ ports.ThreadStore = (*Store)(nil)
+var (
+	_ ports.ThreadStore = (*Store)(nil)
+	_ ports.Leases      = (*Store)(nil)
+)
 
-// Store is a ports.ThreadStore in one SQLite file. It is safe for concurrent
+// Store is a ports.ThreadStore, with its ports.Leases, in one SQLite file. It is safe for concurrent
 // use within one process; see the package comment for why only one process
 // may use a file.
 type Store struct {
@@ -141,13 +144,32 @@ func (s *Store) SaveThread(ctx context.Context, user, threadID string) (string, 
 	return id, nil
 }
 
-// FirstSeen records key and reports whether it was new; exactly one of
-// concurrent callers with one key gets true. A new key is pending until
-// Delivered. Keys older than SeenTTL are pruned now and then. Failures
-// wrap ports.ErrUnavailable.
-func (s *Store) FirstSeen(ctx context.Context, key string) (bool, error) {
+// ReplaceThread stores threadID for user if user's thread is old or user
+// has none, in one statement, and returns the stored thread. It blocks for
+// at most the busy timeout while another connection writes; failures wrap
+// ports.ErrUnavailable.
+func (s *Store) ReplaceThread(ctx context.Context, user, old, threadID string) (string, error) {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO threads (user, thread_id, created_at) VALUES (?, ?, ?)
+		ON CONFLICT (user) DO UPDATE SET thread_id = excluded.thread_id, created_at = excluded.created_at
+		WHERE threads.thread_id = ?`, user, threadID, s.now().UnixMilli(), old)
+	if err != nil {
+		return "", dbErr(ctx, "replace thread", err)
+	}
+	var id string
+	if err := s.db.QueryRowContext(ctx, `SELECT thread_id FROM threads WHERE user = ?`, user).Scan(&id); err != nil {
+		return "", dbErr(ctx, "replace thread", err)
+	}
+	return id, nil
+}
+
+// FirstSeen records key, taken by owner, and reports whether it was new;
+// exactly one of concurrent callers with one key gets true. A new key is
+// pending until Delivered. Keys older than SeenTTL are pruned now and
+// then, with the leases that expired that long ago. Failures wrap
+// ports.ErrUnavailable.
+func (s *Store) FirstSeen(ctx context.Context, key, owner string) (bool, error) {
 	now := s.now()
-	res, err := s.db.ExecContext(ctx, `INSERT OR IGNORE INTO deliveries (key, seen_at) VALUES (?, ?)`, key, now.UnixMilli())
+	res, err := s.db.ExecContext(ctx, `INSERT OR IGNORE INTO deliveries (key, seen_at, owner) VALUES (?, ?, ?)`, key, now.UnixMilli(), owner)
 	if err != nil {
 		return false, dbErr(ctx, "first seen", err)
 	}
@@ -161,6 +183,49 @@ func (s *Store) FirstSeen(ctx context.Context, key string) (bool, error) {
 		}
 	}
 	return n == 1, nil
+}
+
+// TakeOver makes owner the owner of key's pending delivery if its owner
+// holds no live lease. It reads the delivery, checks its owner's lease and
+// changes the owner in one immediate transaction, so that concurrent
+// callers take turns and at most one takes the delivery. It blocks for
+// that transaction (at most the busy timeout while another connection
+// writes); failures wrap ports.ErrUnavailable (or ctx.Err()).
+func (s *Store) TakeOver(ctx context.Context, key, owner string) (ports.Claim, error) {
+	claim, err := s.takeOver(ctx, key, owner, s.now().UnixMilli())
+	if err != nil {
+		return ports.ClaimSettled, dbErr(ctx, "take over", err)
+	}
+	return claim, nil
+}
+
+func (s *Store) takeOver(ctx context.Context, key, owner string, nowMs int64) (ports.Claim, error) {
+	tx, err := s.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE (_txlock): one writer at a time
+	if err != nil {
+		return ports.ClaimSettled, err
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	var cur sql.NullString
+	var settled, alive bool
+	err = tx.QueryRowContext(ctx, `SELECT owner, delivered_at IS NOT NULL OR reported_at IS NOT NULL,
+		EXISTS (SELECT 1 FROM instances WHERE id = deliveries.owner AND expires_at > ?)
+		FROM deliveries WHERE key = ?`, nowMs, key).Scan(&cur, &settled, &alive)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return ports.ClaimSettled, nil
+	case err != nil:
+		return ports.ClaimSettled, err
+	case settled:
+		return ports.ClaimSettled, nil
+	case cur.Valid && cur.String == owner:
+		return ports.ClaimOwned, nil
+	case alive:
+		return ports.ClaimBusy, nil
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET owner = ? WHERE key = ?`, owner, key); err != nil {
+		return ports.ClaimSettled, err
+	}
+	return ports.ClaimTaken, tx.Commit()
 }
 
 // Delivered marks key answered, so that Abandoned never returns it. An
@@ -177,7 +242,8 @@ func (s *Store) Delivered(ctx context.Context, key string) error {
 }
 
 // Abandoned claims the keys first seen at least olderThan ago, within
-// SeenTTL, that are neither delivered nor reported: it marks them reported
+// SeenTTL, that are neither delivered nor reported and whose owner holds
+// no live lease: it marks them reported
 // and returns them, in one immediate transaction, so that no other caller
 // returns them again. It blocks for that transaction (at most the busy
 // timeout while another connection writes). On failure, ctx's end
@@ -198,8 +264,9 @@ func (s *Store) claimAbandoned(ctx context.Context, nowMs, seenBy, seenAfter int
 		return nil, err
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	rows, err := tx.QueryContext(ctx, `UPDATE deliveries SET reported_at = ?
-		WHERE delivered_at IS NULL AND reported_at IS NULL AND seen_at <= ? AND seen_at > ?
+	rows, err := tx.QueryContext(ctx, `UPDATE deliveries SET reported_at = ?1
+		WHERE delivered_at IS NULL AND reported_at IS NULL AND seen_at <= ?2 AND seen_at > ?3
+		  AND NOT EXISTS (SELECT 1 FROM instances WHERE id = deliveries.owner AND expires_at > ?1)
 		RETURNING key`, nowMs, seenBy, seenAfter)
 	if err != nil {
 		return nil, err
@@ -222,12 +289,55 @@ func (s *Store) claimAbandoned(ctx context.Context, nowMs, seenBy, seenAfter int
 	return keys, tx.Commit()
 }
 
-// prune deletes delivery keys older than SeenTTL.
+// prune deletes delivery keys older than SeenTTL, and the leases that
+// expired that long ago (no delivery they owned is left).
 func (s *Store) prune(ctx context.Context) error {
 	now := s.now()
 	s.lastPrune.Store(now.UnixMilli())
-	_, err := s.db.ExecContext(ctx, `DELETE FROM deliveries WHERE seen_at < ?`, now.Add(-SeenTTL).UnixMilli())
+	cutoff := now.Add(-SeenTTL).UnixMilli()
+	_, err := s.db.ExecContext(ctx, `DELETE FROM deliveries WHERE seen_at < ?`, cutoff)
+	if err == nil {
+		_, err = s.db.ExecContext(ctx, `DELETE FROM instances WHERE expires_at < ?`, cutoff)
+	}
 	return err
+}
+
+// Renew takes or extends instance's lease until ttl from now (see
+// ports.Leases). It blocks for one write (at most the busy timeout while
+// another connection writes); failures wrap ports.ErrUnavailable, and
+// ports.ErrInvalidInput for an empty instance or a ttl that is not
+// positive.
+func (s *Store) Renew(ctx context.Context, instance string, ttl time.Duration) error {
+	if instance == "" || ttl <= 0 {
+		return fmt.Errorf("sqlite: renew lease: instance %q, ttl %v: %w", instance, ttl, ports.ErrInvalidInput)
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO instances (id, expires_at) VALUES (?, ?)
+		ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at`, instance, s.now().Add(ttl).UnixMilli())
+	if err != nil {
+		return dbErr(ctx, "renew lease", err)
+	}
+	return nil
+}
+
+// Release ends instance's lease (see ports.Leases). It blocks for one
+// write; failures wrap ports.ErrUnavailable.
+func (s *Store) Release(ctx context.Context, instance string) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM instances WHERE id = ?`, instance); err != nil {
+		return dbErr(ctx, "release lease", err)
+	}
+	return nil
+}
+
+// Alive reports whether instance holds a live lease (see ports.Leases). It
+// blocks for one query; failures wrap ports.ErrUnavailable.
+func (s *Store) Alive(ctx context.Context, instance string) (bool, error) {
+	var alive bool
+	err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM instances WHERE id = ? AND expires_at > ?)`,
+		instance, s.now().UnixMilli()).Scan(&alive)
+	if err != nil {
+		return false, dbErr(ctx, "alive", err)
+	}
+	return alive, nil
 }
 
 // LockUser blocks until the caller holds user's lock or ctx is done; waiters

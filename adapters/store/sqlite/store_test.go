@@ -32,9 +32,24 @@ func openStore(t *testing.T, path string) *Store {
 	return s
 }
 
+// openAt opens a store in a new file whose clock reads *now.
+func openAt(t *testing.T, now *time.Time) *Store {
+	t.Helper()
+	s, err := open(t.Context(), filepath.Join(t.TempDir(), "gateway.db"), discard(), func() time.Time { return *now })
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
 func TestConformance(t *testing.T) {
 	// A file per subtest: the suite needs state of its own for each.
 	porttest.ThreadStore(t, func(t *testing.T) ports.ThreadStore {
+		return openStore(t, filepath.Join(t.TempDir(), "gateway.db"))
+	})
+}
+
+func TestLeasesConformance(t *testing.T) {
+	porttest.Leases(t, func(t *testing.T) ports.Leases {
 		return openStore(t, filepath.Join(t.TempDir(), "gateway.db"))
 	})
 }
@@ -74,7 +89,7 @@ func TestThreadsSurviveReopen(t *testing.T) {
 	got, err := s.SaveThread(t.Context(), "whatsapp:+15551234567", "conv_1")
 	require.NoError(t, err)
 	require.Equal(t, "conv_1", got)
-	first, err := s.FirstSeen(t.Context(), "MM1")
+	first, err := s.FirstSeen(t.Context(), "MM1", "gw-1")
 	require.NoError(t, err)
 	require.True(t, first)
 	require.NoError(t, s.Close())
@@ -86,7 +101,7 @@ func TestThreadsSurviveReopen(t *testing.T) {
 	got, err = s.SaveThread(t.Context(), "whatsapp:+15551234567", "conv_2")
 	require.NoError(t, err)
 	assert.Equal(t, "conv_1", got, "the thread saved before the restart wins")
-	first, err = s.FirstSeen(t.Context(), "MM1")
+	first, err = s.FirstSeen(t.Context(), "MM1", "gw-1")
 	require.NoError(t, err)
 	assert.False(t, first, "a delivery seen before the restart is remembered")
 }
@@ -168,22 +183,19 @@ func TestLoadMigrationsRejectsBadNames(t *testing.T) {
 
 func TestFirstSeenForgetsAfterTTL(t *testing.T) {
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
-	clock := func() time.Time { return now }
-	s, err := open(t.Context(), filepath.Join(t.TempDir(), "gateway.db"), discard(), clock)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = s.Close() })
+	s := openAt(t, &now)
 
-	first, err := s.FirstSeen(t.Context(), "old")
+	first, err := s.FirstSeen(t.Context(), "old", "gw-1")
 	require.NoError(t, err)
 	require.True(t, first)
 
 	now = now.Add(SeenTTL - time.Minute)
-	first, err = s.FirstSeen(t.Context(), "old")
+	first, err = s.FirstSeen(t.Context(), "old", "gw-1")
 	require.NoError(t, err)
 	assert.False(t, first, "remembered within the TTL")
 
 	now = now.Add(2 * time.Minute) // past the TTL and past pruneEvery
-	_, err = s.FirstSeen(t.Context(), "trigger")
+	_, err = s.FirstSeen(t.Context(), "trigger", "gw-1")
 	require.NoError(t, err)
 	var n int
 	require.NoError(t, s.db.QueryRowContext(t.Context(), `SELECT count(*) FROM deliveries WHERE key = 'old'`).Scan(&n))
@@ -195,10 +207,7 @@ func TestFirstSeenForgetsAfterTTL(t *testing.T) {
 // forgotten).
 func TestAbandonedAge(t *testing.T) {
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
-	clock := func() time.Time { return now }
-	s, err := open(t.Context(), filepath.Join(t.TempDir(), "gateway.db"), discard(), clock)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = s.Close() })
+	s := openAt(t, &now)
 	ctx := t.Context()
 	abandoned := func(olderThan time.Duration) []string {
 		t.Helper()
@@ -208,7 +217,7 @@ func TestAbandonedAge(t *testing.T) {
 	}
 	seen := func(key string) {
 		t.Helper()
-		first, err := s.FirstSeen(ctx, key)
+		first, err := s.FirstSeen(ctx, key, "gw-1")
 		require.NoError(t, err)
 		require.True(t, first)
 	}
@@ -250,10 +259,10 @@ func TestUpgradeDoesNotReportOldDeliveries(t *testing.T) {
 	got, err := s.Abandoned(ctx, 0)
 	require.NoError(t, err)
 	assert.Empty(t, got, "deliveries recorded before the upgrade are not reported")
-	first, err := s.FirstSeen(ctx, "sid:before-upgrade")
+	first, err := s.FirstSeen(ctx, "sid:before-upgrade", "gw-1")
 	require.NoError(t, err)
 	assert.False(t, first, "and still remembered")
-	first, err = s.FirstSeen(ctx, "sid:after-upgrade")
+	first, err = s.FirstSeen(ctx, "sid:after-upgrade", "gw-1")
 	require.NoError(t, err)
 	require.True(t, first)
 	got, err = s.Abandoned(ctx, 0)
@@ -266,7 +275,7 @@ func TestClosedStoreIsUnavailable(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, s.Close())
 	require.ErrorIs(t, s.Ping(t.Context()), ports.ErrUnavailable)
-	_, err = s.FirstSeen(t.Context(), "k")
+	_, err = s.FirstSeen(t.Context(), "k", "gw-1")
 	require.ErrorIs(t, err, ports.ErrUnavailable)
 	require.ErrorIs(t, s.Delivered(t.Context(), "k"), ports.ErrUnavailable)
 	_, err = s.Abandoned(t.Context(), 0)
@@ -275,7 +284,7 @@ func TestClosedStoreIsUnavailable(t *testing.T) {
 
 func TestCancelledContext(t *testing.T) {
 	s := openStore(t, filepath.Join(t.TempDir(), "gateway.db"))
-	first, err := s.FirstSeen(t.Context(), "sid:pending")
+	first, err := s.FirstSeen(t.Context(), "sid:pending", "gw-1")
 	require.NoError(t, err)
 	require.True(t, first)
 
@@ -289,4 +298,77 @@ func TestCancelledContext(t *testing.T) {
 	got, err := s.Abandoned(t.Context(), 0)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"sid:pending"}, got, "a cancelled Abandoned claimed nothing")
+}
+
+// A database of the second schema version has pending deliveries without
+// an owner: after the upgrade they count as left behind by a stopped
+// gateway, so a retry takes them over and the sweep reports them.
+func TestUpgradeLeavesOwnerlessDeliveriesToTakeOver(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gateway.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	require.NoError(t, err)
+	fsys := fstest.MapFS{}
+	for _, name := range []string{"0001_init.sql", "0002_delivery_reports.sql"} {
+		body, err := fs.ReadFile(migrationFiles, "migrations/"+name)
+		require.NoError(t, err)
+		fsys["migrations/"+name] = &fstest.MapFile{Data: body}
+	}
+	ms, err := loadMigrations(fsys)
+	require.NoError(t, err)
+	_, err = migrate(t.Context(), db, ms, time.Now().UnixMilli())
+	require.NoError(t, err)
+	for _, key := range []string{"sid:retried", "sid:lost"} {
+		_, err = db.ExecContext(t.Context(), `INSERT INTO deliveries (key, seen_at) VALUES (?, ?)`, key, time.Now().UnixMilli())
+		require.NoError(t, err)
+	}
+	require.NoError(t, db.Close())
+
+	s := openStore(t, path) // applies 0003
+	ctx := t.Context()
+	require.NoError(t, s.Renew(ctx, "gw-new", time.Minute))
+	claim, err := s.TakeOver(ctx, "sid:retried", "gw-new")
+	require.NoError(t, err)
+	assert.Equal(t, ports.ClaimTaken, claim)
+	got, err := s.Abandoned(ctx, 0)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"sid:lost"}, got, "the one taken over by a live gateway is not reported")
+}
+
+// Leases expire by the store's clock, and leases expired for longer than
+// SeenTTL are pruned with the deliveries.
+func TestLeaseExpiryAndPruning(t *testing.T) {
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	s := openAt(t, &now)
+	ctx := t.Context()
+	require.NoError(t, s.Renew(ctx, "gw-a", 15*time.Second))
+	require.NoError(t, s.Renew(ctx, "gw-b", time.Hour))
+	first, err := s.FirstSeen(ctx, "sid:SM1", "gw-a")
+	require.NoError(t, err)
+	require.True(t, first)
+
+	now = now.Add(15*time.Second - time.Millisecond)
+	claim, err := s.TakeOver(ctx, "sid:SM1", "gw-b")
+	require.NoError(t, err)
+	assert.Equal(t, ports.ClaimBusy, claim, "alive until its ttl has passed")
+	now = now.Add(time.Millisecond)
+	alive, err := s.Alive(ctx, "gw-a")
+	require.NoError(t, err)
+	assert.False(t, alive)
+	claim, err = s.TakeOver(ctx, "sid:SM1", "gw-b")
+	require.NoError(t, err)
+	assert.Equal(t, ports.ClaimTaken, claim)
+
+	now = now.Add(SeenTTL + pruneEvery)
+	_, err = s.FirstSeen(ctx, "sid:trigger", "gw-b") // prunes
+	require.NoError(t, err)
+	var ids []string
+	rows, err := s.db.QueryContext(ctx, `SELECT id FROM instances`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var id string
+		require.NoError(t, rows.Scan(&id))
+		ids = append(ids, id)
+	}
+	require.NoError(t, rows.Err())
+	assert.Equal(t, []string{"gw-b"}, ids, "the lease expired over a day ago is pruned, the other one kept")
 }

@@ -3,8 +3,15 @@
 // approved templates (ContentSid and ContentVariables).
 //
 // twilio-go's REST client has a fixed base URL and takes no context. The
-// Sender therefore builds a light client per message whose HTTP transport
+// Sender therefore builds a light client per request whose HTTP transport
 // sends the request to the configured base URL (TWILIO_API_BASE_URL, for
 // simulators and proxies) and binds it to the message's context, so that
-// cancelling the context aborts the request.
+// cancelling the context aborts the request; errors name that URL, not
+// the one twilio-go built.
+//
+// The transport also notes what the Sender needs to tell a request Twilio
+// did not take (a 429, or no connection at all: retried with a backoff,
+// within a bound) from one Twilio may have acted on (a 5xx, or a failure
+// after the request was sent: never repeated, reported as an unknown
+// outcome, ports.ErrOutcomeUnknown).
 package messaging

@@ -7,9 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"math/rand/v2"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/twilio/twilio-go/client"
@@ -23,6 +28,28 @@ const DefaultBaseURL = "https://api.twilio.com"
 
 // DefaultTimeout bounds one request when Options.HTTPClient is nil.
 const DefaultTimeout = 10 * time.Second
+
+// Retries of the requests Twilio did not take: a 429 (error 20429, "Too
+// many requests": Twilio documents that such a request is never processed
+// and is safe to retry after backing off), and a request that never left
+// because no connection could be made (refused, unreachable). A request
+// Twilio may have acted on (a 5xx, a timeout or a connection cut after it
+// was sent, an answer that cannot be read) is never repeated: a repeated
+// message is worse than a logged one.
+const (
+	// DefaultRetryWithin bounds the time one Send spends waiting to retry,
+	// counted from its first request; a retry whose wait would end later
+	// is not made.
+	DefaultRetryWithin = 30 * time.Second
+	// DefaultRetryBase is the first backoff. It doubles with each retry,
+	// up to maxBackoff; each wait is drawn at random between half of it
+	// and all of it, so that senders refused together do not come back
+	// together. A Retry-After header (seconds or a date) sets the wait
+	// instead.
+	DefaultRetryBase = 500 * time.Millisecond
+	// maxBackoff caps the backoff.
+	maxBackoff = 8 * time.Second
+)
 
 // Options configure a Sender.
 type Options struct {
@@ -43,6 +70,16 @@ type Options struct {
 	// MessagingServiceSID sends messages that have no From, and when From
 	// is empty, through a Messaging Service ("MG...", optional).
 	MessagingServiceSID string
+	// RetryWithin bounds the time one Send spends waiting to retry a
+	// request Twilio did not take. Zero means DefaultRetryWithin; a
+	// negative value turns retries off.
+	RetryWithin time.Duration
+	// RetryBase is the first backoff between retries. Zero means
+	// DefaultRetryBase.
+	RetryBase time.Duration
+	// Logger receives a warning for each retry (nil discards them). It
+	// never gets a message's text or recipient.
+	Logger *slog.Logger
 }
 
 var _ ports.MessageSender = (*Sender)(nil)
@@ -50,11 +87,13 @@ var _ ports.MessageSender = (*Sender)(nil)
 // Sender is a ports.MessageSender on Twilio's Messages API. It is safe for
 // concurrent use.
 type Sender struct {
-	accountSID, authToken string
-	base                  *url.URL
-	hc                    *http.Client
-	timeout               time.Duration // per message; 0 for none
-	from, serviceSID      string
+	accountSID, authToken  string
+	base                   *url.URL
+	hc                     *http.Client
+	timeout                time.Duration // per request; 0 for none
+	from, serviceSID       string
+	retryWithin, retryBase time.Duration
+	log                    *slog.Logger
 }
 
 // NewSender returns a Sender. It does not contact Twilio. A BaseURL that
@@ -73,40 +112,98 @@ func NewSender(opts Options) *Sender {
 	if hc == nil {
 		hc = &http.Client{Timeout: DefaultTimeout}
 	}
+	if opts.RetryWithin == 0 {
+		opts.RetryWithin = DefaultRetryWithin
+	}
+	if opts.RetryBase <= 0 {
+		opts.RetryBase = DefaultRetryBase
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
 	return &Sender{
 		accountSID: opts.AccountSID, authToken: opts.AuthToken,
 		base: base, hc: hc, timeout: hc.Timeout,
 		from: opts.From, serviceSID: opts.MessagingServiceSID,
+		retryWithin: opts.RetryWithin, retryBase: opts.RetryBase,
+		log: opts.Logger,
 	}
 }
 
 // Send delivers msg and returns its MessageSid. It blocks until Twilio
 // accepted or refused the message, or ctx is done (the request is then
-// aborted and Send returns ctx.Err()) or the client's timeout has passed
-// (ports.ErrUnavailable). Errors: ports.ErrRejected (a 4xx
-// from Twilio, with its error code, e.g. 63016 outside the WhatsApp 24-hour
-// window or 21211 for a bad number; or a message that cannot be sent: no
-// recipient, no sender, neither or both of Body and ContentSID),
-// ports.ErrUnavailable (network, 5xx, 429).
+// aborted and Send returns ctx.Err()), each request bounded by the
+// client's timeout. A request Twilio did not take (429, or no connection)
+// is retried with a backoff for at most RetryWithin (see
+// DefaultRetryWithin); every retry is logged at warn level.
+//
+// Errors: ports.ErrRejected (a 4xx other than 429 from Twilio, with its
+// error code, e.g. 63016 outside the WhatsApp 24-hour window or 21211 for
+// a bad number; or a message that cannot be sent: no recipient, no sender,
+// neither or both of Body and ContentSID): not sent;
+// ports.ErrUnavailable alone (rate limited or unreachable until the
+// retries gave up): not sent; ports.ErrUnavailable with
+// ports.ErrOutcomeUnknown (a 5xx, a timeout or a connection cut after the
+// request was sent, an answer without a message sid): Twilio may or may
+// not have sent the message, and the request is not repeated. Errors name
+// the URL the request went to (TWILIO_API_BASE_URL), never the auth token.
 func (s *Sender) Send(ctx context.Context, msg ports.OutboundMessage) (string, error) {
 	params, err := s.params(msg)
 	if err != nil {
 		return "", fmt.Errorf("messaging: send: %w", err)
 	}
+	deadline := time.Now().Add(s.retryWithin)
+	backoff := s.retryBase
+	for attempt := 1; ; attempt++ {
+		sid, retry, err := s.attempt(ctx, params)
+		if err == nil {
+			return sid, nil
+		}
+		if !retry.ok || s.retryWithin < 0 {
+			return "", fmt.Errorf("messaging: send: %w", err)
+		}
+		wait := retry.after
+		if wait <= 0 {
+			wait = backoff/2 + rand.N(backoff/2+1)
+			backoff = min(2*backoff, maxBackoff)
+		}
+		if time.Now().Add(wait).After(deadline) {
+			return "", fmt.Errorf("messaging: send: gave up after %d attempts within %v: %w", attempt, s.retryWithin, err)
+		}
+		s.log.Warn("twilio did not take the message: retrying", "reason", retry.reason, "attempt", attempt, "retry_in", wait.String(), "err", err)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return "", fmt.Errorf("messaging: send: waiting to retry: %w", ctx.Err())
+		}
+	}
+}
+
+// retry says whether and when a failed request may be made again.
+type retry struct {
+	ok     bool
+	reason string        // "rate limited", "unreachable"
+	after  time.Duration // Twilio's Retry-After; 0: the backoff decides
+}
+
+// attempt makes one request for params. On failure it says whether the
+// request may be retried (Twilio did not take it).
+func (s *Sender) attempt(ctx context.Context, params *api.CreateMessageParams) (string, retry, error) {
 	reqCtx := ctx
 	if s.timeout > 0 {
 		var cancel context.CancelFunc
 		reqCtx, cancel = context.WithTimeout(ctx, s.timeout)
 		defer cancel()
 	}
-	resp, err := s.api(reqCtx).CreateMessage(params)
+	t := &transport{ctx: reqCtx, base: s.base, next: s.hc.Transport}
+	resp, err := s.api(t).CreateMessage(params)
 	if err != nil {
-		return "", fmt.Errorf("messaging: send: %w", sendErr(ctx, err))
+		return "", t.retry(ctx, err), t.sendErr(ctx, err)
 	}
 	if resp.Sid == nil || *resp.Sid == "" {
-		return "", fmt.Errorf("messaging: send: Twilio returned no message sid: %w", ports.ErrUnavailable)
+		return "", retry{}, fmt.Errorf("no message sid in the answer: %w: %w", ports.ErrUnavailable, ports.ErrOutcomeUnknown)
 	}
-	return *resp.Sid, nil
+	return *resp.Sid, retry{}, nil
 }
 
 // params checks msg and turns it into the API's parameters.
@@ -145,20 +242,16 @@ func (s *Sender) params(msg ports.OutboundMessage) (*api.CreateMessageParams, er
 	return p, nil
 }
 
-// api returns a Messages API client whose requests go to s.base and end
-// with ctx. Its http.Client has no Timeout (ctx carries it), so that no
-// timer goroutine outlives a request whose body twilio-go leaves open.
-func (s *Sender) api(ctx context.Context) *api.ApiService {
-	next := s.hc.Transport
-	if next == nil {
-		next = http.DefaultTransport
+// api returns a Messages API client whose requests go through t. Its
+// http.Client has no Timeout (t's context carries it), so that no timer
+// goroutine outlives a request whose body twilio-go leaves open.
+func (s *Sender) api(t *transport) *api.ApiService {
+	if t.next == nil {
+		t.next = http.DefaultTransport
 	}
 	c := &client.Client{
 		Credentials: client.NewCredentials(s.accountSID, s.authToken),
-		HTTPClient: &http.Client{
-			Transport:     &transport{ctx: ctx, base: s.base, next: next},
-			CheckRedirect: s.hc.CheckRedirect,
-		},
+		HTTPClient:  &http.Client{Transport: t, CheckRedirect: s.hc.CheckRedirect},
 	}
 	c.SetAccountSid(s.accountSID)
 	return api.NewApiService(client.NewRequestHandler(c))
@@ -167,26 +260,38 @@ func (s *Sender) api(ctx context.Context) *api.ApiService {
 // maxErrorBody bounds the error bodies read from Twilio.
 const maxErrorBody = 64 << 10
 
-// transport sends each request to base instead of the host twilio-go chose,
-// under ctx. It reads error bodies into memory and closes them, because
-// twilio-go does not close the body of an error response.
+// transport makes one request: it sends it to base instead of the host
+// twilio-go chose, under ctx, and notes what the caller needs to know of
+// it: the URL it went to, whether a connection was made (else nothing was
+// sent), and the status and Retry-After header of an error response. It
+// reads error bodies into memory and closes them, because twilio-go does
+// not close the body of an error response.
 type transport struct {
 	ctx  context.Context
 	base *url.URL
 	next http.RoundTripper
+
+	url        string      // where the request went, without credentials
+	connected  atomic.Bool // a connection was obtained: the request may have been sent
+	status     int         // of an error response
+	retryAfter string      // of an error response
 }
 
 func (t *transport) RoundTrip(r *http.Request) (*http.Response, error) {
-	out := r.Clone(t.ctx)
+	trace := &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { t.connected.Store(true) }}
+	out := r.Clone(httptrace.WithClientTrace(t.ctx, trace))
 	out.URL.Scheme = t.base.Scheme
 	out.URL.Host = t.base.Host
 	out.URL.Path = t.base.Path + r.URL.Path
 	out.URL.RawPath = ""
+	out.URL.User = nil
 	out.Host = ""
+	t.url = out.URL.Redacted()
 	resp, err := t.next.RoundTrip(out)
 	if err != nil || resp.StatusCode < 400 {
 		return resp, err
 	}
+	t.status, t.retryAfter = resp.StatusCode, resp.Header.Get("Retry-After")
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	_ = resp.Body.Close()
 	if err != nil {
@@ -196,20 +301,72 @@ func (t *transport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
+// retry says whether the request that failed with err may be made again:
+// Twilio refused it as rate limited (429), or no connection was made, so
+// that nothing was sent. Not after ctx is done.
+func (t *transport) retry(ctx context.Context, err error) retry {
+	switch {
+	case ctx.Err() != nil:
+		return retry{}
+	case t.status == http.StatusTooManyRequests:
+		return retry{ok: true, reason: "rate limited", after: retryAfter(t.retryAfter)}
+	case t.status == 0 && !t.connected.Load() && !isTwilioError(err):
+		return retry{ok: true, reason: "unreachable"}
+	}
+	return retry{}
+}
+
+// retryAfter parses a Retry-After header: seconds, or an HTTP date; 0 when
+// there is none or it does not parse.
+func retryAfter(v string) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(v); err == nil && secs >= 0 {
+		return time.Duration(secs) * time.Second
+	}
+	if at, err := http.ParseTime(v); err == nil {
+		return max(time.Until(at), 0)
+	}
+	return 0
+}
+
+func isTwilioError(err error) bool {
+	var tErr *client.TwilioRestError
+	return errors.As(err, &tErr)
+}
+
 // sendErr translates a twilio-go error: ctx's error if ctx is done;
-// ports.ErrUnavailable for 429, 5xx and network failures;
-// ports.ErrRejected for other 4xx, with Twilio's status, code and message.
-func sendErr(ctx context.Context, err error) error {
+// ports.ErrRejected for a 4xx other than 429, with Twilio's status, code
+// and message; ports.ErrUnavailable for a 429 and for a request that never
+// left (no connection); ports.ErrUnavailable and ports.ErrOutcomeUnknown
+// for a 5xx and for a failure after a connection was made (a timeout, a
+// connection cut, an answer that cannot be read). An error of the HTTP
+// client names the URL the request went to, not the one twilio-go built.
+func (t *transport) sendErr(ctx context.Context, err error) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return ctxErr
 	}
+	var uErr *url.Error
+	if errors.As(err, &uErr) {
+		err = &url.Error{Op: uErr.Op, URL: t.url, Err: uErr.Err}
+	}
 	var tErr *client.TwilioRestError
-	if !errors.As(err, &tErr) {
+	switch {
+	case errors.As(err, &tErr) && tErr.Status == http.StatusTooManyRequests:
+		return fmt.Errorf("%w: twilio status %d, error %d: %s", ports.ErrUnavailable, tErr.Status, tErr.Code, tErr.Message)
+	case errors.As(err, &tErr) && tErr.Status >= 500:
+		return fmt.Errorf("%w: %w: twilio status %d, error %d: %s", ports.ErrUnavailable, ports.ErrOutcomeUnknown, tErr.Status, tErr.Code, tErr.Message)
+	case errors.As(err, &tErr):
+		return fmt.Errorf("%w: twilio status %d, error %d: %s", ports.ErrRejected, tErr.Status, tErr.Code, tErr.Message)
+	case t.status == http.StatusTooManyRequests:
+		return fmt.Errorf("%w: twilio status %d: %w", ports.ErrUnavailable, t.status, err)
+	case t.status >= 500:
+		return fmt.Errorf("%w: %w: twilio status %d: %w", ports.ErrUnavailable, ports.ErrOutcomeUnknown, t.status, err)
+	case t.status >= 400:
+		return fmt.Errorf("%w: twilio status %d: %w", ports.ErrRejected, t.status, err)
+	case !t.connected.Load():
 		return fmt.Errorf("%w: %w", ports.ErrUnavailable, err)
 	}
-	kind := ports.ErrRejected
-	if tErr.Status == http.StatusTooManyRequests || tErr.Status >= 500 {
-		kind = ports.ErrUnavailable
-	}
-	return fmt.Errorf("%w: twilio status %d, error %d: %s", kind, tErr.Status, tErr.Code, tErr.Message)
+	return fmt.Errorf("%w: %w: %w", ports.ErrUnavailable, ports.ErrOutcomeUnknown, err)
 }

@@ -3,6 +3,8 @@ package messaging_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -16,11 +18,16 @@ import (
 	"github.com/convgateway/gateway/ports"
 	"github.com/convgateway/gateway/ports/porttest"
 	"github.com/convgateway/gateway/test/sim/twiliorest"
+	"github.com/convgateway/gateway/test/testlog"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const from = "whatsapp:+14155238886"
+
+// fastRetries are retry settings for tests: a short first backoff, a
+// bound far above what the tests need.
+const fastRetryBase = 10 * time.Millisecond
 
 func setup(t *testing.T) (*messaging.Sender, *twiliorest.Server) {
 	t.Helper()
@@ -28,6 +35,7 @@ func setup(t *testing.T) (*messaging.Sender, *twiliorest.Server) {
 	t.Cleanup(sim.Close)
 	return messaging.NewSender(messaging.Options{
 		AccountSID: sim.AccountSID(), AuthToken: sim.AuthToken(), BaseURL: sim.URL(), From: from,
+		RetryBase: fastRetryBase,
 	}), sim
 }
 
@@ -55,6 +63,10 @@ func TestConformance(t *testing.T) {
 			RejectNext: func() {
 				sim.FailNext(twiliorest.Failure{Status: http.StatusBadRequest, Code: 63016})
 			},
+			RateLimitNext: func() {
+				sim.FailNext(twiliorest.Failure{Status: http.StatusTooManyRequests, Code: 20429})
+			},
+			LoseNext: func() { sim.FailNext(twiliorest.Failure{Hangup: true}) },
 		}
 	})
 }
@@ -93,22 +105,113 @@ func TestProviderErrors(t *testing.T) {
 	for name, tc := range map[string]struct {
 		failure  twiliorest.Failure
 		want     error
+		unknown  bool // the outcome is unknown: Twilio may have sent it
 		wantText string
 	}{
-		"outside 24h window": {twiliorest.Failure{Status: 400, Code: 63016}, ports.ErrRejected, "63016"},
-		"invalid number":     {twiliorest.Failure{Status: 400, Code: 21211}, ports.ErrRejected, "21211"},
-		"server error":       {twiliorest.Failure{Status: 500, Code: 20500}, ports.ErrUnavailable, "20500"},
-		"rate limited":       {twiliorest.Failure{Status: 429, Code: 20429}, ports.ErrUnavailable, "20429"},
+		"outside 24h window": {twiliorest.Failure{Status: 400, Code: 63016}, ports.ErrRejected, false, "63016"},
+		"invalid number":     {twiliorest.Failure{Status: 400, Code: 21211}, ports.ErrRejected, false, "21211"},
+		"server error":       {twiliorest.Failure{Status: 500, Code: 20500}, ports.ErrUnavailable, true, "20500"},
+		"bad gateway":        {twiliorest.Failure{Status: 502, Code: 20502}, ports.ErrUnavailable, true, "20502"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			s, sim := setup(t)
 			sim.FailNext(tc.failure)
 			_, err := s.Send(t.Context(), ports.OutboundMessage{To: "whatsapp:+15551234567", Body: "hi"})
 			require.ErrorIs(t, err, tc.want)
+			assert.Equal(t, tc.unknown, errors.Is(err, ports.ErrOutcomeUnknown), "outcome unknown: %v", err)
 			assert.Contains(t, err.Error(), tc.wantText)
 			assert.Empty(t, sim.Messages())
+			assert.Len(t, sim.Attempts(), 1, "not retried")
 		})
 	}
+}
+
+// A 429 is retried after the wait Twilio asks for (Retry-After), or after
+// a backoff when it asks for none; the message is sent once.
+func TestRateLimitRetried(t *testing.T) {
+	for name, c := range map[string]struct {
+		failures []twiliorest.Failure
+		least    time.Duration // between the first attempt and the last
+	}{
+		"Retry-After": {[]twiliorest.Failure{{Status: 429, Code: 20429, RetryAfter: time.Second}}, 900 * time.Millisecond},
+		"backoff":     {[]twiliorest.Failure{{Status: 429, Code: 20429}, {Status: 429, Code: 20429}, {Status: 429, Code: 20429}}, fastRetryBase * 7 / 2}, // at least 5 + 10 + 20 ms
+	} {
+		t.Run(name, func(t *testing.T) {
+			logs := &testlog.Buffer{}
+			sim := twiliorest.New(twiliorest.Options{})
+			t.Cleanup(sim.Close)
+			s := messaging.NewSender(messaging.Options{
+				AccountSID: sim.AccountSID(), AuthToken: sim.AuthToken(), BaseURL: sim.URL(), From: from,
+				RetryBase: fastRetryBase, Logger: slog.New(slog.NewTextHandler(logs, nil)),
+			})
+			sim.FailNext(c.failures...)
+			id, err := s.Send(t.Context(), ports.OutboundMessage{To: "whatsapp:+15551234567", Body: "busy hour"})
+			require.NoError(t, err)
+			require.Len(t, sim.Messages(), 1)
+			assert.Equal(t, id, sim.Messages()[0].SID)
+			attempts := sim.Attempts()
+			require.Len(t, attempts, len(c.failures)+1)
+			assert.GreaterOrEqual(t, attempts[len(attempts)-1].At.Sub(attempts[0].At), c.least)
+			assert.Equal(t, len(c.failures), strings.Count(logs.String(), `msg="twilio did not take the message: retrying" reason="rate limited"`), logs.String())
+			assert.NotContains(t, logs.String(), "busy hour", "the text is not logged")
+			assert.NotContains(t, logs.String(), "+15551234567", "nor the recipient")
+		})
+	}
+}
+
+// Retries stop at RetryWithin: a Retry-After beyond it, or a backoff that
+// would end after it, gives up at once with the rate limit's error (not
+// sent).
+func TestRateLimitGivesUp(t *testing.T) {
+	sim := twiliorest.New(twiliorest.Options{})
+	t.Cleanup(sim.Close)
+	s := messaging.NewSender(messaging.Options{
+		AccountSID: sim.AccountSID(), AuthToken: sim.AuthToken(), BaseURL: sim.URL(), From: from,
+		RetryWithin: 2 * time.Second,
+	})
+	sim.FailNext(twiliorest.Failure{Status: 429, Code: 20429, RetryAfter: time.Minute})
+	start := time.Now()
+	_, err := s.Send(t.Context(), ports.OutboundMessage{To: "+15551234567", Body: "hi"})
+	require.ErrorIs(t, err, ports.ErrUnavailable)
+	assert.NotErrorIs(t, err, ports.ErrOutcomeUnknown, "a 429 was never processed")
+	assert.Contains(t, err.Error(), "gave up after 1 attempts")
+	assert.Less(t, time.Since(start), time.Minute/2, "it did not wait for a Retry-After beyond its bound")
+
+	off := messaging.NewSender(messaging.Options{
+		AccountSID: sim.AccountSID(), AuthToken: sim.AuthToken(), BaseURL: sim.URL(), From: from,
+		RetryWithin: -1,
+	})
+	sim.FailNext(twiliorest.Failure{Status: 429, Code: 20429})
+	_, err = off.Send(t.Context(), ports.OutboundMessage{To: "+15551234567", Body: "hi"})
+	require.ErrorIs(t, err, ports.ErrUnavailable)
+	assert.Len(t, sim.Attempts(), 2, "no retries when they are off")
+	assert.Empty(t, sim.Messages())
+}
+
+// A refused connection sent nothing: it is retried until Twilio is back.
+func TestRefusedConnectionRetried(t *testing.T) {
+	s, sim := setup(t)
+	sim.Refuse()
+	time.AfterFunc(200*time.Millisecond, func() { assert.NoError(t, sim.Listen()) })
+	start := time.Now()
+	_, err := s.Send(t.Context(), ports.OutboundMessage{To: "+15551234567", Body: "hi"})
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, time.Since(start), 200*time.Millisecond, "it waited for Twilio to listen again")
+	assert.Len(t, sim.Messages(), 1)
+	assert.Len(t, sim.Attempts(), 1, "refused connections never reached Twilio")
+}
+
+// A connection cut after the request was sent leaves the outcome unknown:
+// Twilio may have taken the message (here it did), so it is not sent
+// again.
+func TestLostAnswerNotRetried(t *testing.T) {
+	s, sim := setup(t)
+	sim.FailNext(twiliorest.Failure{Hangup: true})
+	_, err := s.Send(t.Context(), ports.OutboundMessage{To: "+15551234567", Body: "hi"})
+	require.ErrorIs(t, err, ports.ErrOutcomeUnknown)
+	require.ErrorIs(t, err, ports.ErrUnavailable)
+	assert.Len(t, sim.Messages(), 1, "taken once")
+	assert.Len(t, sim.Attempts(), 1, "not repeated")
 }
 
 func TestBodyTooLongIsRejected(t *testing.T) {
@@ -149,12 +252,19 @@ func TestBadCredentialsDoNotLeakToken(t *testing.T) {
 	assert.NotContains(t, err.Error(), token)
 }
 
+// Twilio unreachable all along: the sender retries within its bound, then
+// gives up; nothing was sent.
 func TestNetworkFailureIsUnavailable(t *testing.T) {
 	sim := twiliorest.New(twiliorest.Options{})
-	s := messaging.NewSender(messaging.Options{AccountSID: sim.AccountSID(), AuthToken: sim.AuthToken(), BaseURL: sim.URL(), From: from})
+	s := messaging.NewSender(messaging.Options{
+		AccountSID: sim.AccountSID(), AuthToken: sim.AuthToken(), BaseURL: sim.URL(), From: from,
+		RetryBase: fastRetryBase, RetryWithin: 300 * time.Millisecond,
+	})
 	sim.Close()
 	_, err := s.Send(t.Context(), ports.OutboundMessage{To: "+15551234567", Body: "hi"})
 	require.ErrorIs(t, err, ports.ErrUnavailable)
+	assert.NotErrorIs(t, err, ports.ErrOutcomeUnknown, "nothing left: no connection")
+	assert.Regexp(t, `gave up after [2-9]\d* attempts`, err.Error())
 	assert.NotContains(t, err.Error(), sim.AuthToken())
 }
 
@@ -178,15 +288,25 @@ func TestContextCancelsRequest(t *testing.T) {
 	assert.Empty(t, sim.Messages())
 }
 
-func TestTimeoutIsUnavailable(t *testing.T) {
+// A request that times out after it was sent may have been taken: the
+// outcome is unknown, the request is not repeated, and the error names the
+// URL it went to (the configured base URL, without credentials), not
+// twilio-go's https://api.twilio.com.
+func TestTimeoutIsUnknownAndNamesBaseURL(t *testing.T) {
 	sim := twiliorest.New(twiliorest.Options{})
 	t.Cleanup(sim.Close)
 	sim.SetDelay(time.Minute)
+	base := strings.Replace(sim.URL(), "http://", "http://proxyuser:proxy-s3cret@", 1)
 	s := messaging.NewSender(messaging.Options{
-		AccountSID: sim.AccountSID(), AuthToken: sim.AuthToken(), BaseURL: sim.URL(), From: from,
+		AccountSID: sim.AccountSID(), AuthToken: sim.AuthToken(), BaseURL: base, From: from,
 		HTTPClient: &http.Client{Timeout: 50 * time.Millisecond},
 	})
 	_, err := s.Send(t.Context(), ports.OutboundMessage{To: "+15551234567", Body: "hi"})
 	require.ErrorIs(t, err, ports.ErrUnavailable)
+	require.ErrorIs(t, err, ports.ErrOutcomeUnknown)
 	assert.NoError(t, t.Context().Err())
+	assert.Contains(t, err.Error(), sim.URL()+"/2010-04-01/Accounts/"+sim.AccountSID()+"/Messages.json")
+	assert.NotContains(t, err.Error(), "api.twilio.com")
+	assert.NotContains(t, err.Error(), "proxy-s3cret")
+	assert.NotContains(t, err.Error(), sim.AuthToken())
 }

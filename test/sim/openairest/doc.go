@@ -9,8 +9,10 @@
 // without "OpenAI-Beta: assistants=v2"; 400 when a message is added to, or a
 // run created on, a thread with an active run; 404 for unknown ids). By
 // default a reply echoes the user's text ("echo: <text>"); tests script
-// replies, delays and failures, and inspect the calls and request bodies it
-// received and any overlapping replies on one thread.
+// replies, delays and failures, delete a conversation or thread (as if it
+// had expired: later requests naming it get 404), and inspect the calls
+// and request bodies it received and any overlapping replies on one
+// thread.
 //
 // A Server is safe for concurrent use.
 package openairest

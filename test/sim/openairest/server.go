@@ -202,6 +202,19 @@ func (s *Server) History(id string) []Item {
 	return nil
 }
 
+// Delete forgets a conversation or thread, as if it had been deleted (or
+// had expired): requests naming it get 404 from now on. It reports whether
+// there was such an id.
+func (s *Server) Delete(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, conv := s.convs[id]
+	_, thread := s.threads[id]
+	delete(s.convs, id)
+	delete(s.threads, id)
+	return conv || thread
+}
+
 // middleware counts and records requests, checks the bearer key and
 // applies FailNextRequest.
 func (s *Server) middleware(next *http.ServeMux) http.Handler {

@@ -252,3 +252,19 @@ func TestUnknownIDs(t *testing.T) {
 	assert.Equal(t, http.StatusNotFound, status)
 	assert.Nil(t, c.sim.History("thread_x"))
 }
+
+func TestDeletedIDsAreUnknown(t *testing.T) {
+	c := newClient(t)
+	_, conv := c.do(t.Context(), "POST", "/conversations", `{}`, "")
+	_, th := c.do(t.Context(), "POST", "/threads", `{}`, "")
+	convID, threadID := c.field(conv, "id"), c.field(th, "id")
+
+	assert.True(t, c.sim.Delete(convID))
+	assert.True(t, c.sim.Delete(threadID))
+	assert.False(t, c.sim.Delete(convID), "already gone")
+	status, _ := c.do(t.Context(), "POST", "/responses", `{"model":"m","input":"x","conversation":"`+convID+`"}`, "")
+	assert.Equal(t, http.StatusNotFound, status)
+	status, _ = c.do(t.Context(), "POST", "/threads/"+threadID+"/messages", `{"role":"user","content":"x"}`, "")
+	assert.Equal(t, http.StatusNotFound, status)
+	assert.Nil(t, c.sim.History(convID))
+}

@@ -4,9 +4,13 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -41,16 +45,34 @@ type Message struct {
 }
 
 // Failure is a scripted refusal: the HTTP status and Twilio error code (for
-// example 400 and 63016, 400 and 21211, or 500 and 20500).
+// example 400 and 63016, 400 and 21211, 429 and 20429, or 500 and 20500).
 type Failure struct {
 	Status  int
 	Code    int
 	Message string // a default is used when empty
+	// RetryAfter, when positive, is sent as a Retry-After header, in whole
+	// seconds (rounded up), as with a 429.
+	RetryAfter time.Duration
+	// Hangup makes the simulator accept the message (it is recorded, as
+	// if Twilio had queued it) and then close the connection without an
+	// answer: the client sent the request and lost the response. Status
+	// and Code are ignored.
+	Hangup bool
+}
+
+// Attempt is one request the simulator received on the Messages route, in
+// the order they arrived: when, what it answered (0 for a request it hung
+// up on) and the form's To and Body.
+type Attempt struct {
+	At       time.Time
+	Status   int
+	To, Body string
 }
 
 // Server is a running simulator. Close it when done.
 type Server struct {
 	srv        *httptest.Server
+	ln         *gateListener
 	accountSID string
 	authToken  string
 	closed     chan struct{}
@@ -60,6 +82,7 @@ type Server struct {
 	delay    time.Duration
 	failures []Failure
 	messages []Message
+	attempts []Attempt
 	requests int
 }
 
@@ -74,7 +97,10 @@ func New(opts Options) *Server {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc(route, s.createMessage)
-	s.srv = httptest.NewServer(mux)
+	s.srv = httptest.NewUnstartedServer(mux)
+	s.ln = &gateListener{ln: s.srv.Listener, addr: s.srv.Listener.Addr(), resumed: make(chan struct{})}
+	s.srv.Listener = s.ln
+	s.srv.Start()
 	return s
 }
 
@@ -93,6 +119,19 @@ func (s *Server) Close() {
 	s.once.Do(func() { close(s.closed) })
 	s.srv.Close()
 }
+
+// Refuse stops listening, until Listen: connections to URL() are refused
+// (nothing listens on the port), as when Twilio cannot be reached at all.
+// Open connections, idle keep-alive ones included, are closed, so that a
+// client cannot go on using them.
+func (s *Server) Refuse() {
+	s.ln.refuse()
+	s.srv.CloseClientConnections()
+}
+
+// Listen listens on URL()'s port again after Refuse. It fails when the
+// port was taken meanwhile.
+func (s *Server) Listen() error { return s.ln.resume() }
 
 // SetDelay makes every request take d before it is answered.
 func (s *Server) SetDelay(d time.Duration) {
@@ -123,11 +162,31 @@ func (s *Server) Requests() int {
 	return s.requests
 }
 
+// Attempts returns the requests received on the Messages route, refused
+// ones included, in the order they arrived.
+func (s *Server) Attempts() []Attempt {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Attempt(nil), s.attempts...)
+}
+
 func (s *Server) createMessage(w http.ResponseWriter, r *http.Request) {
+	at := time.Now()
 	s.mu.Lock()
 	s.requests++
 	delay := s.delay
 	s.mu.Unlock()
+	// The attempt is recorded before the client can see its outcome.
+	var once sync.Once
+	record := func(status int) {
+		once.Do(func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.attempts = append(s.attempts, Attempt{At: at, Status: status, To: r.PostForm.Get("To"), Body: r.PostForm.Get("Body")})
+		})
+	}
+	defer record(0)
+	w = &recorder{ResponseWriter: w, record: record}
 	if !s.sleep(r, delay) {
 		return
 	}
@@ -158,16 +217,24 @@ func (s *Server) createMessage(w http.ResponseWriter, r *http.Request) {
 	}
 
 	s.mu.Lock()
+	var f *Failure
 	if len(s.failures) > 0 {
-		f := s.failures[0]
+		f = &s.failures[0]
 		s.failures = s.failures[1:]
+	}
+	if f != nil && !f.Hangup {
 		s.mu.Unlock()
-		writeError(w, f)
+		writeError(w, *f)
 		return
 	}
 	m.SID = newSID()
 	s.messages = append(s.messages, m)
 	s.mu.Unlock()
+	if f != nil {
+		record(0)
+		hangUp(w)
+		return
+	}
 
 	now := time.Now().UTC().Format(time.RFC1123Z)
 	status := "queued"
@@ -225,6 +292,9 @@ func writeError(w http.ResponseWriter, f Failure) {
 	if f.Message == "" {
 		f.Message = fmt.Sprintf("Simulated error %d", f.Code)
 	}
+	if f.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(f.RetryAfter.Seconds()))))
+	}
 	writeJSON(w, f.Status, map[string]any{
 		"code": f.Code, "message": f.Message, "status": f.Status,
 		"more_info": fmt.Sprintf("https://www.twilio.com/docs/errors/%d", f.Code),
@@ -249,3 +319,111 @@ func newSID() string {
 	_, _ = rand.Read(b)
 	return "SM" + hex.EncodeToString(b)
 }
+
+// hangUp closes the request's connection without an answer.
+func hangUp(w http.ResponseWriter) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		panic(fmt.Sprintf("twiliorest: hang up: %v", err)) // an http.Server's writer can always be hijacked
+	}
+	_ = conn.Close()
+}
+
+// recorder reports the status a handler answers with before writing it.
+type recorder struct {
+	http.ResponseWriter
+	record func(status int)
+}
+
+func (r *recorder) WriteHeader(status int) {
+	r.record(status)
+	r.ResponseWriter.WriteHeader(status)
+}
+
+// Unwrap lets http.ResponseController reach the connection (Hijack).
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// gateListener is the server's listener, which can stop listening (so that
+// the kernel refuses connections to its port) and listen again on the same
+// address. Accept blocks while it is not listening.
+type gateListener struct {
+	addr net.Addr
+
+	mu      sync.Mutex
+	ln      net.Listener  // nil while refusing
+	resumed chan struct{} // closed (and replaced) when listening again, or by Close
+	closed  bool
+}
+
+func (g *gateListener) Accept() (net.Conn, error) {
+	for {
+		g.mu.Lock()
+		ln, resumed, closed := g.ln, g.resumed, g.closed
+		g.mu.Unlock()
+		if closed {
+			return nil, net.ErrClosed
+		}
+		if ln == nil {
+			<-resumed
+			continue
+		}
+		c, err := ln.Accept()
+		if err == nil {
+			return c, nil
+		}
+		g.mu.Lock()
+		refused := g.ln != ln && !g.closed
+		g.mu.Unlock()
+		if !refused {
+			return nil, err
+		}
+	}
+}
+
+func (g *gateListener) refuse() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.ln != nil && !g.closed {
+		_ = g.ln.Close()
+		g.ln = nil
+	}
+}
+
+func (g *gateListener) resume() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return net.ErrClosed
+	}
+	if g.ln != nil {
+		return nil
+	}
+	ln, err := net.Listen(g.addr.Network(), g.addr.String())
+	if err != nil {
+		return fmt.Errorf("twiliorest: listen again on %s: %w", g.addr, err)
+	}
+	g.ln = ln
+	close(g.resumed)
+	g.resumed = make(chan struct{})
+	return nil
+}
+
+func (g *gateListener) Close() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return net.ErrClosed
+	}
+	g.closed = true
+	close(g.resumed)
+	if g.ln == nil {
+		return nil
+	}
+	err := g.ln.Close()
+	if errors.Is(err, net.ErrClosed) {
+		err = nil
+	}
+	return err
+}
+
+func (g *gateListener) Addr() net.Addr { return g.addr }

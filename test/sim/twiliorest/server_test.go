@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -129,4 +130,73 @@ func TestDelayHonoursClientCancellation(t *testing.T) {
 		url.Values{"To": {"+1555"}, "From": {"+1556"}, "Body": {"x"}})
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.Empty(t, sim.Messages())
+}
+
+func TestRateLimitWithRetryAfter(t *testing.T) {
+	sim := newSim(t)
+	sim.FailNext(twiliorest.Failure{Status: http.StatusTooManyRequests, Code: 20429, RetryAfter: 1500 * time.Millisecond})
+	form := url.Values{"To": {"+1555"}, "From": {"+1556"}, "Body": {"x"}}
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost,
+		sim.URL()+"/2010-04-01/Accounts/"+sim.AccountSID()+"/Messages.json", strings.NewReader(form.Encode()))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(sim.AccountSID(), sim.AuthToken())
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
+	assert.Equal(t, "2", resp.Header.Get("Retry-After"), "whole seconds, rounded up")
+
+	assert.Equal(t, http.StatusCreated, send(t, sim, form).status)
+	attempts := sim.Attempts()
+	require.Len(t, attempts, 2)
+	assert.Equal(t, []int{http.StatusTooManyRequests, http.StatusCreated}, []int{attempts[0].Status, attempts[1].Status})
+	assert.Equal(t, "x", attempts[1].Body)
+	assert.False(t, attempts[1].At.Before(attempts[0].At))
+}
+
+func TestHangupAcceptsAndLosesTheResponse(t *testing.T) {
+	sim := newSim(t)
+	sim.FailNext(twiliorest.Failure{Hangup: true})
+	_, err := post(t, t.Context(), sim, sim.AccountSID(), sim.AccountSID(), sim.AuthToken(),
+		url.Values{"To": {"+1555"}, "From": {"+1556"}, "Body": {"lost answer"}})
+	require.Error(t, err, "no response")
+	require.Len(t, sim.Messages(), 1, "the message was accepted all the same")
+	assert.Equal(t, "lost answer", sim.Messages()[0].Body)
+	assert.Equal(t, 0, sim.Attempts()[0].Status)
+}
+
+func TestRefuseAndListenAgain(t *testing.T) {
+	sim := newSim(t)
+	form := url.Values{"To": {"+1555"}, "From": {"+1556"}, "Body": {"x"}}
+	// A client without keep-alives: a connection the server closes stays
+	// in a client's pool until the client notices, which is its business.
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	postNew := func() (int, error) {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost,
+			sim.URL()+"/2010-04-01/Accounts/"+sim.AccountSID()+"/Messages.json", strings.NewReader(form.Encode()))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(sim.AccountSID(), sim.AuthToken())
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	status, err := postNew()
+	require.NoError(t, err)
+	require.Equal(t, http.StatusCreated, status)
+
+	sim.Refuse()
+	_, err = postNew()
+	require.ErrorIs(t, err, syscall.ECONNREFUSED, "nothing listens")
+
+	require.NoError(t, sim.Listen())
+	status, err = postNew()
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusCreated, status, "the same URL works again")
+	assert.Len(t, sim.Messages(), 2)
+	assert.Len(t, sim.Attempts(), 2, "the refused connection never reached the server")
 }
