@@ -128,7 +128,7 @@ type CallsService struct {
 
 	ctx    context.Context // the service's lifetime; cancelled by Shutdown
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // pre-warm goroutines
+	wg     tracker // pre-warm goroutines
 
 	mu      sync.Mutex
 	closing bool
