@@ -194,7 +194,7 @@ func (s *CallsService) Answer(ctx context.Context, call ports.IncomingCall) (por
 		log.Info("call rejected: caller not on ALLOWED_NUMBERS", "from", maskUser(call.From))
 		return ports.CallAnswer{Reject: true}, nil
 	}
-	token, err := s.tokens.Issue(ctx, call.CallSid, s.d.TokenTTL)
+	token, _, err := s.tokens.Issue(ctx, call.CallSid, s.d.TokenTTL)
 	if err != nil {
 		return ports.CallAnswer{}, fmt.Errorf("calls: answer: issue token: %w", err)
 	}

@@ -125,7 +125,7 @@ func benchCall(b *testing.B, frames int64) (*benchLine, *benchSession, func()) {
 	tokens := fake.NewTokenStore()
 	sess := newBenchSession(frames)
 	svc := NewCalls(CallsDeps{Tokens: tokens, Speech: &benchModel{sess: sess}, DisablePrewarm: true})
-	token, err := tokens.Issue(context.Background(), "CAbench", DefaultTokenTTL)
+	token, _, err := tokens.Issue(context.Background(), "CAbench", DefaultTokenTTL)
 	if err != nil {
 		b.Fatal(err)
 	}
