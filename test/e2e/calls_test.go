@@ -65,7 +65,7 @@ func TestCallHappyPath(t *testing.T) {
 	}
 
 	require.NoError(t, caller.DTMF(e.ctx, "5"))
-	e.logged(`"msg":"caller pressed a key"`, `"digit":"5"`)
+	e.logged(`"msg":"caller pressed a key"`, `"keys_pressed":1`) // the key itself is not logged (LOG_DIGITS)
 
 	callSid := e.logged(`"msg":"call answered"`)["call_sid"].(string)
 	require.NoError(t, caller.Stop(e.ctx))
@@ -76,7 +76,8 @@ func TestCallHappyPath(t *testing.T) {
 	s := e.summary(callSid)
 	assert.Equal(t, "caller_hangup", s["end_reason"])
 	assert.Equal(t, true, s["prewarmed"])
-	assert.Equal(t, "5", s["digits"])
+	assert.EqualValues(t, 1, s["digits_count"])
+	assert.NotContains(t, s, "digits", "keys pressed are not logged by default")
 	assert.EqualValues(t, 50, s["frames_in"])
 	assert.EqualValues(t, 5, s["frames_out"])
 	turns := s["turns"].([]any)
