@@ -100,6 +100,18 @@ type Config struct {
 
 	LogLevel string // LOG_LEVEL: debug, info, warn or error
 	Debug    bool   // DEBUG: forces LogLevel "debug"
+
+	// OpenAIOpenTimeout (OPENAI_OPEN_TIMEOUT) bounds opening a Realtime
+	// session, and how long a call's stream waits for its session: then
+	// the stream ends and the caller hears the apology after <Connect>.
+	OpenAIOpenTimeout time.Duration
+	// StreamIdleTimeout (STREAM_IDLE_TIMEOUT) ends a call whose media
+	// stream brought no audio, or whose writes to either side blocked, for
+	// that long.
+	StreamIdleTimeout time.Duration
+	// LogDigits (LOG_DIGITS) shows the keys callers press in the log;
+	// otherwise only their number is logged.
+	LogDigits bool
 }
 
 // Postgres reports whether DatabaseURL selects PostgreSQL rather than the
@@ -152,6 +164,9 @@ func (c Config) LogValue() slog.Value {
 		slog.String("redis_url", redactURL(c.RedisURL)),
 		slog.String("redis_key_prefix", c.RedisKeyPrefix),
 		slog.String("log_level", c.LogLevel),
+		slog.String("openai_open_timeout", c.OpenAIOpenTimeout.String()),
+		slog.String("stream_idle_timeout", c.StreamIdleTimeout.String()),
+		slog.Bool("log_digits", c.LogDigits),
 	)
 }
 

@@ -182,6 +182,9 @@ func parse(get func(name string) (any, bool)) (Config, []problem) {
 		RedisKeyPrefix:           p.str(keyRedisKeyPrefix),
 		LogLevel:                 strings.ToLower(p.str(keyLogLevel)),
 		Debug:                    p.boolean(keyDebug),
+		OpenAIOpenTimeout:        p.duration(keyOpenAIOpenTimeout),
+		StreamIdleTimeout:        p.duration(keyStreamIdleTimeout),
+		LogDigits:                p.boolean(keyLogDigits),
 	}
 	if cfg.OpenAIRealtimeURL == "" {
 		cfg.OpenAIRealtimeURL = RealtimeURL(cfg.OpenAIBaseURL, cfg.OpenAIRealtimeModel)

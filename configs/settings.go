@@ -73,6 +73,9 @@ const (
 	keyRedisKeyPrefix           = "REDIS_KEY_PREFIX"
 	keyLogLevel                 = "LOG_LEVEL"
 	keyDebug                    = "DEBUG"
+	keyOpenAIOpenTimeout        = "OPENAI_OPEN_TIMEOUT"
+	keyStreamIdleTimeout        = "STREAM_IDLE_TIMEOUT"
+	keyLogDigits                = "LOG_DIGITS"
 )
 
 // settings lists every key Load knows, with its default.
@@ -109,6 +112,9 @@ var settings = []setting{
 	{name: keyRedisKeyPrefix, def: DefaultRedisKeyPrefix},
 	{name: keyLogLevel, def: "info"},
 	{name: keyDebug, def: "false"},
+	{name: keyOpenAIOpenTimeout, def: "10s"},
+	{name: keyStreamIdleTimeout, def: "10s"},
+	{name: keyLogDigits, def: "false"},
 }
 
 // TwilioWebhookLimit is how long Twilio waits for a webhook's answer;
