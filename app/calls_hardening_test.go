@@ -180,6 +180,19 @@ func summaryLine(t *testing.T, logs string) string {
 	return ""
 }
 
+// refused presents token for callSid on a stream of its own and checks
+// that it is refused as invalid, with a policy violation.
+func (k *callTest) refused(callSid, token string) {
+	k.t.Helper()
+	ch, peer := fake.NewTelephony()
+	go func() { k.served <- k.svc.Serve(k.ctx, ch) }()
+	require.NoError(k.t, peer.Start(k.ctx, callSid, "MZ0", map[string]string{"token": token}))
+	_, code, err := peer.WaitClosed(k.ctx)
+	require.NoError(k.t, err)
+	assert.Equal(k.t, porttest.ClosePolicy, code, "the token is refused")
+	require.ErrorIs(k.t, k.waitServed(), ports.ErrTokenInvalid)
+}
+
 // A repeated webhook of a call gets a new token that replaces the earlier
 // one, and reuses the call's pre-warmed session: one Open, whatever the
 // number of repeats; the earlier tokens are refused; the last connects to
@@ -196,13 +209,7 @@ func TestRepeatedWebhookReusesThePrewarm(t *testing.T) {
 		assert.Equal(t, i > 0, it.Replaced, "issue %d", i)
 	}
 	for _, old := range tokens[:4] {
-		ch, peer := fake.NewTelephony()
-		go func() { k.served <- k.svc.Serve(k.ctx, ch) }()
-		require.NoError(t, peer.Start(k.ctx, sid, "MZ1", map[string]string{"token": old}))
-		_, code, err := peer.WaitClosed(k.ctx)
-		require.NoError(t, err)
-		assert.Equal(t, porttest.ClosePolicy, code, "a replaced token is refused")
-		require.ErrorIs(t, k.waitServed(), ports.ErrTokenInvalid)
+		k.refused(sid, old)
 	}
 	k.serve()
 	require.NoError(t, k.peer.Start(k.ctx, sid, "MZ1", map[string]string{"token": tokens[4]}))
@@ -232,13 +239,7 @@ func TestRepeatedWebhookOnAnotherInstance(t *testing.T) {
 			require.NoError(t, err)
 			assert.Contains(t, b.logs.String(), `"prewarm":"skipped: answered before"`)
 
-			stale, stalePeer := fake.NewTelephony()
-			go func() { b.served <- b.svc.Serve(b.ctx, stale) }()
-			require.NoError(t, stalePeer.Start(b.ctx, sid, "MZ0", map[string]string{"token": first}))
-			_, code, err := stalePeer.WaitClosed(b.ctx)
-			require.NoError(t, err)
-			assert.Equal(t, porttest.ClosePolicy, code, "the replaced token is refused")
-			require.ErrorIs(t, b.waitServed(), ports.ErrTokenInvalid)
+			b.refused(sid, first)
 
 			on := b
 			if landsOn == "first" {
