@@ -230,8 +230,8 @@ func TestRepeatedWebhookReusesThePrewarm(t *testing.T) {
 func TestRepeatedWebhookOnAnotherInstance(t *testing.T) {
 	for _, landsOn := range []string{"first", "second"} {
 		t.Run("stream lands on the "+landsOn, func(t *testing.T) {
-			a := newCallTest(t, func(d *CallsDeps) { d.TokenTTL = time.Second })
-			b := newCallTest(t, func(d *CallsDeps) { d.TokenTTL = time.Second; d.Tokens = a.tokens })
+			a := newCallTest(t, func(d *CallsDeps) { d.TokenTTL = 3 * time.Second })
+			b := newCallTest(t, func(d *CallsDeps) { d.TokenTTL = 3 * time.Second; d.Tokens = a.tokens })
 			sid := callSid(42)
 			first := a.answer(sid)
 			second := b.answer(sid)

@@ -126,14 +126,12 @@ func TestCallIdleStreamEnds(t *testing.T) {
 	e := newCallEnv(t, realtimesim.Options{}, func(c *configs.Config) { c.StreamIdleTimeout = 500 * time.Millisecond })
 	caller, sess := e.call(nil)
 	callSid := e.logged(`"msg":"call answered"`)["call_sid"].(string)
-	require.NoError(t, caller.Media(e.ctx, 20, quiet))
-	e.until("the caller's frame at the model", func() bool { return sess.Frames() == 1 })
-	// Then silence on the wire: not even Twilio's silent frames.
+	// Silence on the wire: not even Twilio's silent frames.
 	assert.Equal(t, int(websocket.StatusNormalClosure), closed(e, caller))
 	ended(e, sess)
 	s := e.summary(callSid)
 	assert.Equal(t, "stream_idle", s["end_reason"])
-	assert.EqualValues(t, 1, s["frames_in"])
+	assert.EqualValues(t, 0, s["frames_in"])
 }
 
 // stallConn is a client connection that stops reading once stalled, as a
@@ -367,7 +365,7 @@ func TestCallDigitsInTheLog(t *testing.T) {
 func TestMultiRepeatedWebhookOnOtherInstance(t *testing.T) {
 	for _, landsOn := range []string{"A", "B"} {
 		t.Run("stream lands on "+landsOn, func(t *testing.T) {
-			m := newMultiEnv(t, 2, func(c *configs.Config) { c.WSTokenTTL = 2 * time.Second })
+			m := newMultiEnv(t, 2, func(c *configs.Config) { c.WSTokenTTL = 5 * time.Second })
 			a, b := m.gws[0], m.gws[1]
 			sid, first := m.placeCall(a, 7)
 			m.until("A's pre-warmed session", func() bool { return len(a.rt.Sessions()) == 1 })
