@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/sync/errgroup"
 
@@ -16,11 +18,15 @@ import (
 )
 
 // call bridges one media stream and one speech session. It runs in one
-// errgroup of two goroutines, each the only reader of one side:
+// errgroup of two goroutines, each the only reader of one side, and a
+// watchdog:
 //
 //   - readCaller reads the telephony channel. Caller audio goes straight to
 //     the speech session, in order, without a hand-over (the hot path).
-//     Marks and key presses are queued for the owner.
+//     Marks and key presses are checked and queued for the owner: only
+//     marks named as the call names them, and exactly one key per press;
+//     a run of consecutive marks takes one entry, and the queue is capped
+//     (maxCallerQueue), so that a peer flooding the stream cannot grow it.
 //   - own reads the speech session and is the only goroutine that touches
 //     the call's domain.Conversation: before each model event it applies
 //     what the caller queued, then it handles the event, writing assistant
@@ -30,8 +36,11 @@ import (
 //
 // Marks matter only when the owner decides something (a barge-in, on a
 // model event) and in the summary, so applying them just before each model
-// event is as exact as applying them at once; the queue holds at most the
-// marks sent and not yet applied.
+// event is as exact as applying them at once.
+//
+// The watchdog, watch, is a third goroutine: it ends a call whose
+// caller sent no media, or whose writes to either side blocked, for
+// StreamIdleTimeout. The hot path only bumps two atomic counters for it.
 //
 // Per-frame reads and writes (Recv, AppendAudio, SendAudio, SendMark) are
 // given context.Background(): the adapters then read inline, without a
@@ -51,12 +60,38 @@ type call struct {
 
 	started   time.Time
 	callerPos atomic.Int64 // the latest caller media timestamp, from readCaller
+	// appending and writing are the watchdog's view of the two sides
+	// (watch): appending counts up once when readCaller gets a media frame
+	// and once when the speech session took it, writing once before and
+	// once after each write (a media frame and its mark, or a clear) to
+	// the caller. An odd value is a write in progress.
+	appending atomic.Uint64
+	writing   atomic.Uint64
 
 	qmu      sync.Mutex
-	queue    []ports.CallEvent // marks and key presses, from readCaller
-	applying []ports.CallEvent // the owner's: the queue being applied
+	queue    []callerEvent // marks and key presses, from readCaller
+	applying []callerEvent // the owner's: the queue being applied
+	dropped  int           // events left out because the queue was full; guarded by qmu
+
+	keys          int // valid key presses, counted by readCaller
+	skippedCaller int // marks and key presses readCaller skipped
+	skippedOwner  int // echoes of marks the owner did not send (or saw already)
 
 	sum CallSummary // counters are owned by the goroutine that counts them
+}
+
+// maxCallerQueue bounds the queue of marks and key presses waiting for the
+// owner. Echoes of consecutive marks take one entry, so a call's own echoes
+// need a few entries between two model events; a full queue drops what
+// comes and counts it.
+const maxCallerQueue = 256
+
+// callerEvent is what readCaller queues for the owner: a run of marks
+// echoed one after the other, first to last by sequence number
+// (domain.MarkSeq, from 1), or a key press (first is 0).
+type callerEvent struct {
+	first, last uint64
+	key         byte
 }
 
 func newCall(svc *CallsService, ch ports.TelephonyChannel, sess ports.SpeechSession, log *slog.Logger) *call {
@@ -100,6 +135,7 @@ func (c *call) run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return c.readCaller(gctx) })
 	g.Go(func() error { return c.own(gctx) })
+	g.Go(func() error { return c.watch(gctx) })
 	// This goroutine ends the call: once one of the two has ended it (or
 	// ctx is done), closing both sides makes the other return.
 	<-gctx.Done()
@@ -149,14 +185,20 @@ func (c *call) closeBoth(end *ending) {
 	closeModel()
 }
 
-// finish logs the call's summary and reports it to the hooks.
+// finish logs the call's summary and reports it to the hooks. The
+// summary is bounded (MaxSummaryTurns, MaxTurnText, domain.MaxDigits); the
+// keys pressed are logged only with LogDigits.
 func (c *call) finish(end *ending) {
 	c.sum.Duration = time.Since(c.started)
 	c.sum.EndReason = end.reason
-	c.sum.Turns = c.conv.Turns()
+	c.sum.Turns, c.sum.TurnsOmitted = summaryTurns(c.conv.Turns())
 	c.sum.BargeIns = c.conv.BargeIns()
-	c.sum.Digits = c.conv.Digits()
+	c.sum.Digits, c.sum.DigitCount = c.conv.Digits(), c.conv.DigitCount()
 	c.sum.FramesSkipped = c.ch.Skipped()
+	c.sum.CallerEventsSkipped = c.skippedCaller + c.skippedOwner
+	c.qmu.Lock()
+	c.sum.CallerEventsDropped = c.dropped
+	c.qmu.Unlock()
 
 	attrs := []any{
 		"end_reason", end.reason,
@@ -164,8 +206,14 @@ func (c *call) finish(end *ending) {
 		"prewarmed", c.sum.Prewarmed,
 		"first_audio_ms", c.sum.FirstAudio.Milliseconds(),
 		"turns", turnLogs(c.sum.Turns),
+		"turns_omitted", c.sum.TurnsOmitted,
 		"barge_ins", c.sum.BargeIns,
-		"digits", c.sum.Digits,
+		"digits_count", c.sum.DigitCount,
+	}
+	if c.svc.d.LogDigits {
+		attrs = append(attrs, "digits", c.sum.Digits)
+	}
+	attrs = append(attrs,
 		slog.Group("usage", "input_tokens", c.sum.Usage.InputTokens,
 			"output_tokens", c.sum.Usage.OutputTokens, "total_tokens", c.sum.Usage.TotalTokens),
 		"frames_in", c.sum.FramesIn,
@@ -173,7 +221,9 @@ func (c *call) finish(end *ending) {
 		"frames_dropped", c.sum.FramesDropped,
 		"frames_skipped", c.sum.FramesSkipped,
 		"model_errors", c.sum.ModelErrors,
-	}
+		"caller_events_skipped", c.sum.CallerEventsSkipped,
+		"caller_events_dropped", c.sum.CallerEventsDropped,
+	)
 	if end.normal {
 		c.log.Info("call ended", attrs...)
 	} else {
@@ -182,6 +232,40 @@ func (c *call) finish(end *ending) {
 	if h := c.svc.d.Hooks.CallEnded; h != nil {
 		h(c.sum)
 	}
+}
+
+// summaryTurns returns the last MaxSummaryTurns of turns, their texts and
+// item ids clipped, and how many earlier turns it left out.
+func summaryTurns(turns []domain.Turn) ([]domain.Turn, int) {
+	omitted := max(0, len(turns)-MaxSummaryTurns)
+	turns = turns[omitted:]
+	for i := range turns {
+		turns[i].Text = clip(turns[i].Text, MaxTurnText)
+		turns[i].ItemID = clip(turns[i].ItemID, maxItemID)
+	}
+	return turns, omitted
+}
+
+// clip makes s safe and short for a log line: control characters become
+// spaces, invalid UTF-8 the replacement character, and a result longer
+// than n bytes is cut at a character boundary to end with "…" within n
+// bytes. Its JSON form is then at most about twice n bytes.
+func clip(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) <= n {
+		return s
+	}
+	const ellipsis = "…"
+	cut := n - len(ellipsis)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + ellipsis
 }
 
 // turnLog is a turn as the call summary logs it.
@@ -219,20 +303,39 @@ func (c *call) readCaller(ctx context.Context) error {
 		switch ev.Type {
 		case ports.CallMedia:
 			c.callerPos.Store(ev.TimestampMs)
+			c.appending.Add(1)
 			if err := c.sess.AppendAudio(bg, ev.Payload); err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}
 				return modelEnding("model_failed", err)
 			}
+			c.appending.Add(1)
 			c.sum.FramesIn++
-		case ports.CallMark, ports.CallDTMF:
-			if ev.Type == ports.CallDTMF {
-				c.log.Info("caller pressed a key", "digit", ev.Digit)
+		case ports.CallMark:
+			seq, ok := domain.MarkSeq(ev.Mark)
+			if !ok {
+				c.skip("mark", len(ev.Mark))
+				continue
 			}
-			c.qmu.Lock()
-			c.queue = append(c.queue, ports.CallEvent{Type: ev.Type, Mark: ev.Mark, Digit: ev.Digit})
-			c.qmu.Unlock()
+			c.enqueue(callerEvent{first: seq, last: seq})
+			if h := c.svc.testHookCallerEvent; h != nil {
+				h(ev)
+			}
+		case ports.CallDTMF:
+			if !domain.IsKey(ev.Digit) {
+				c.skip("key press", len(ev.Digit))
+				continue
+			}
+			c.keys++
+			if c.keys <= domain.MaxDigits { // the summary counts the rest
+				if c.svc.d.LogDigits {
+					c.log.Info("caller pressed a key", "keys_pressed", c.keys, "digit", ev.Digit)
+				} else {
+					c.log.Info("caller pressed a key", "keys_pressed", c.keys)
+				}
+			}
+			c.enqueue(callerEvent{key: ev.Digit[0]})
 			if h := c.svc.testHookCallerEvent; h != nil {
 				h(ev)
 			}
@@ -242,6 +345,34 @@ func (c *call) readCaller(ctx context.Context) error {
 			c.log.Debug("media stream event skipped", "event", ev.Type.String())
 		}
 	}
+}
+
+// skip counts a mark or key press that readCaller does not queue, and logs
+// the first and every tenfold count after it, never its content.
+func (c *call) skip(kind string, size int) {
+	c.skippedCaller++
+	if n := c.skippedCaller; n == 1 || n == 10 || n == 100 || n%1000 == 0 {
+		c.log.Warn("caller event skipped: not a mark of this call or a single key", "kind", kind, "bytes", size, "skipped", n)
+	}
+}
+
+// enqueue queues ev for the owner: a mark that follows the run of marks at
+// the end of the queue extends it; anything else takes an entry, unless
+// the queue is full (then it is dropped and counted).
+func (c *call) enqueue(ev callerEvent) {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if n := len(c.queue); n > 0 && ev.first != 0 {
+		if run := &c.queue[n-1]; run.first != 0 && run.last+1 == ev.first {
+			run.last = ev.first
+			return
+		}
+	}
+	if len(c.queue) >= maxCallerQueue {
+		c.dropped++
+		return
+	}
+	c.queue = append(c.queue, ev)
 }
 
 // callerEnding is the ending of a stream that ended without a stop event.
@@ -318,21 +449,25 @@ func (c *call) applyCaller() {
 	c.qmu.Lock()
 	c.queue, c.applying = c.applying[:0], c.queue
 	c.qmu.Unlock()
-	for i := range c.applying {
-		c.onCaller(c.applying[i])
-		c.applying[i] = ports.CallEvent{} // let the strings go
+	for _, ev := range c.applying {
+		c.onCaller(ev)
 	}
 }
 
-// onCaller applies a mark echo or a key press.
-func (c *call) onCaller(ev ports.CallEvent) {
-	switch ev.Type {
-	case ports.CallMark:
-		if c.conv.MarkEchoed(ev.Mark) == domain.MarkUnknown {
-			c.log.Debug("unknown mark echoed", "mark", ev.Mark)
+// onCaller applies a run of mark echoes, one by one in order, or a key
+// press.
+func (c *call) onCaller(ev callerEvent) {
+	if ev.first == 0 {
+		c.conv.Digit(string(ev.key))
+		return
+	}
+	for seq := ev.first; ; seq++ {
+		if c.conv.MarkSeqEchoed(seq) == domain.MarkUnknown {
+			c.skippedOwner++ // not sent, or echoed already
 		}
-	case ports.CallDTMF:
-		c.conv.Digit(ev.Digit)
+		if seq == ev.last {
+			return
+		}
 	}
 }
 
@@ -384,10 +519,13 @@ func (c *call) onAudio(ctx context.Context, ev ports.SpeechEvent) error {
 		return nil // an empty chunk: nothing to play
 	}
 	bg := context.Background() // see call: closeBoth ends a blocked write
-	if err := c.ch.SendAudio(bg, ev.Audio); err != nil {
-		return callerWriteEnding(ctx, err)
+	c.writing.Add(1)
+	err := c.ch.SendAudio(bg, ev.Audio)
+	if err == nil {
+		err = c.ch.SendMark(bg, mark)
 	}
-	if err := c.ch.SendMark(bg, mark); err != nil {
+	c.writing.Add(1)
+	if err != nil {
 		return callerWriteEnding(ctx, err)
 	}
 	c.sum.FramesOut++
@@ -412,7 +550,10 @@ func (c *call) onSpeechStarted(ctx context.Context, ev ports.SpeechEvent) error 
 	if !cut {
 		return nil
 	}
-	if err := c.ch.Clear(ctx); err != nil {
+	c.writing.Add(1)
+	err := c.ch.Clear(ctx)
+	c.writing.Add(1)
+	if err != nil {
 		return callerWriteEnding(ctx, err)
 	}
 	if err := c.sess.Truncate(ctx, in.ItemID, in.AudioEndMs); err != nil {
@@ -426,6 +567,69 @@ func (c *call) onSpeechStarted(ctx context.Context, ev ports.SpeechEvent) error 
 		h()
 	}
 	return nil
+}
+
+// watchTicks is how many times per StreamIdleTimeout watch looks at the
+// call: a stall is noticed between 1 and 1.25 times the timeout after it
+// began.
+const watchTicks = 4
+
+// Errors of the endings watch decides.
+var (
+	errStreamIdle    = errors.New("no media from the caller")
+	errStreamStalled = errors.New("a write to the caller blocked: the peer stopped reading")
+	errModelStalled  = errors.New("a write of caller audio to the speech session blocked")
+)
+
+// watch ends the call when, for StreamIdleTimeout, the caller sent no
+// media ("stream_idle": Twilio sends a frame every 20 ms, silence
+// included, so a stream without media has stalled), a write to the caller
+// did not return ("stream_stalled": the peer stopped reading, and the
+// connection's buffers are full), or a write of caller audio to the speech
+// session did not ("model_stalled"). It reads the counters readCaller and
+// own keep; it takes no lock and adds nothing per frame but the counters.
+// The ending closes both sides, which ends the blocked write.
+func (c *call) watch(ctx context.Context) error {
+	limit := c.svc.d.StreamIdleTimeout
+	tick := time.NewTicker(limit / watchTicks)
+	defer tick.Stop()
+	now := time.Now()
+	in := progress{n: c.appending.Load(), at: now}
+	out := progress{n: c.writing.Load(), at: now}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now = <-tick.C:
+		}
+		switch n := c.appending.Load(); {
+		case !in.stuck(n, now, limit):
+		case n%2 == 1:
+			return &ending{reason: "model_stalled", side: sideModel, err: fmt.Errorf("%w for %v", errModelStalled, limit)}
+		default:
+			return &ending{reason: "stream_idle", side: sideCaller, err: fmt.Errorf("%w for %v", errStreamIdle, limit)}
+		}
+		if n := c.writing.Load(); out.stuck(n, now, limit) && n%2 == 1 {
+			return &ending{reason: "stream_stalled", side: sideCaller, err: fmt.Errorf("%w for %v", errStreamStalled, limit)}
+		}
+	}
+}
+
+// progress is the watchdog's memory of one counter: its value and when it
+// last changed.
+type progress struct {
+	n  uint64
+	at time.Time
+}
+
+// stuck records n, the counter's value at now, and reports whether it has
+// not changed for limit.
+func (p *progress) stuck(n uint64, now time.Time, limit time.Duration) bool {
+	if n != p.n {
+		p.n, p.at = n, now
+		return false
+	}
+	return now.Sub(p.at) >= limit
 }
 
 // callerWriteEnding is the ending of a call whose media stream could not

@@ -21,9 +21,14 @@ const (
 	// DefaultStartTimeout bounds the wait for a new stream's start event:
 	// Twilio sends it right after connecting.
 	DefaultStartTimeout = 10 * time.Second
-	// DefaultOpenTimeout bounds opening a speech session while the caller
-	// waits.
+	// DefaultOpenTimeout bounds opening a speech session, and how long a
+	// stream waits for its session.
 	DefaultOpenTimeout = 10 * time.Second
+	// DefaultStreamIdleTimeout is how long a call may go without media from
+	// the caller, or stay blocked writing to the caller, before it is ended.
+	// Twilio sends a media frame every 20 ms for the whole call, silence
+	// included.
+	DefaultStreamIdleTimeout = 10 * time.Second
 )
 
 // CallsHooks are optional observers for metrics. Nil fields are skipped.
@@ -73,10 +78,24 @@ type CallsDeps struct {
 	// StartTimeout bounds the wait for a stream's start event; zero means
 	// DefaultStartTimeout.
 	StartTimeout time.Duration
-	// OpenTimeout bounds opening a speech session; zero means
-	// DefaultOpenTimeout.
+	// OpenTimeout bounds opening a speech session, pre-warmed or not, and a
+	// stream's whole wait for its session from its start event (the
+	// pre-warm, then a second try if it failed); a stream that has no
+	// session by then is closed normally, so that Twilio goes on with the
+	// TwiML after <Connect> (the apology). Zero means DefaultOpenTimeout.
 	OpenTimeout time.Duration
-	Hooks       CallsHooks
+	// StreamIdleTimeout ends a call whose stream has brought no media for
+	// that long ("stream_idle"), whose write to the caller has been blocked
+	// that long ("stream_stalled": the peer stopped reading), or whose
+	// write of caller audio to the speech session has ("model_stalled"),
+	// closing both sides. It is checked four times per period, so the call
+	// ends within 1.25 times it. Zero means DefaultStreamIdleTimeout.
+	StreamIdleTimeout time.Duration
+	// LogDigits shows the keys the caller pressed in the log; by default
+	// only their number is logged (a PIN or a card number must not reach
+	// the logs). CallSummary.Digits holds them either way.
+	LogDigits bool
+	Hooks     CallsHooks
 }
 
 // CallSummary is what is known of a call when it ends; it is logged as one
@@ -87,14 +106,25 @@ type CallSummary struct {
 	Duration  time.Duration
 	// EndReason says which side ended the call and why: "caller_hangup",
 	// "stream_closed", "stream_lost", "stream_frame_too_big",
+	// "stream_idle" (no media from the caller for StreamIdleTimeout),
+	// "stream_stalled" (a write to the caller blocked that long),
 	// "model_closed", "model_session_limit",
-	// "model_fatal_error", "model_lost", "telephony_failed",
+	// "model_fatal_error", "model_lost", "model_stalled" (a write to the
+	// speech session blocked for StreamIdleTimeout), "telephony_failed",
 	// "model_failed" or "shutdown".
 	EndReason string
-	Turns     []domain.Turn
-	BargeIns  int
-	Digits    string
-	Usage     ports.Usage
+	// Turns are the call's last MaxSummaryTurns turns, each text cut to
+	// MaxTurnText bytes (and its item id to maxItemID), control characters
+	// made spaces; TurnsOmitted counts the earlier turns left out.
+	Turns        []domain.Turn
+	TurnsOmitted int
+	BargeIns     int
+	// Digits are the first domain.MaxDigits keys the caller pressed, in
+	// order; DigitCount counts them all. They are logged only with
+	// CallsDeps.LogDigits.
+	Digits     string
+	DigitCount int
+	Usage      ports.Usage
 	// FirstAudio is the time from the start event to the first assistant
 	// audio sent to the caller; zero when none was sent.
 	FirstAudio time.Duration
@@ -109,18 +139,42 @@ type CallSummary struct {
 	// FramesSkipped counts the caller's frames the telephony channel
 	// skipped (malformed, unknown, unusable audio).
 	FramesSkipped int
+	// CallerEventsSkipped counts the marks and key presses from the caller
+	// that were not applied: a mark that is not one the call sent (or was
+	// echoed already), a key press that is not exactly one of 0-9, * and
+	// #. CallerEventsDropped counts those left out because the queue for
+	// the call's owner was full (maxCallerQueue).
+	CallerEventsSkipped, CallerEventsDropped int
 }
+
+// Bounds of what a call's summary carries, so that its log line stays
+// bounded (about 40 KB at most, a few KB usually) however long the call
+// and whatever its peers send.
+const (
+	// MaxSummaryTurns is how many turns, the last ones, a summary holds.
+	MaxSummaryTurns = 40
+	// MaxTurnText is the longest text of a turn in a summary, in bytes; a
+	// longer one is cut at a character boundary and ends with "…".
+	MaxTurnText = 256
+	// maxItemID is the longest item id of a turn in a summary, in bytes.
+	maxItemID = 64
+)
 
 // CallsService implements ports.Calls: the phone-call use case.
 //
 // Answer applies the allowlist, mints the single-use stream token and,
 // unless disabled, starts opening the speech session right away, keyed by
-// the token, so that the caller's first words do not wait for the model's
-// handshake. Serve checks the stream's token before it uses any speech
-// session, then bridges the call (see call). A pre-warmed session whose
-// stream does not arrive within the token's life is closed. Pre-warming is
-// per process: when the stream lands on another gateway instance, that
-// instance opens a session itself and the unused one is discarded.
+// the CallSid, so that the caller's first words do not wait for the
+// model's handshake. A repeated webhook of a call (a Twilio retry, or a
+// replay) gets a new token that replaces the earlier one (TokenStore.Issue)
+// and reuses the call's pre-warm: a call never has two pre-warmed sessions,
+// in one process or, through the shared token store, in several. Serve
+// checks the stream's token before it uses any speech session, then
+// bridges the call (see call). A pre-warmed session whose stream does not
+// arrive within the life of the call's latest token is closed.
+// Pre-warming is per process: when the stream lands on another gateway
+// instance, that instance opens a session itself and the unused one is
+// discarded.
 type CallsService struct {
 	tokens  ports.TokenStore
 	speech  ports.SpeechModel
@@ -131,11 +185,15 @@ type CallsService struct {
 
 	ctx    context.Context // the service's lifetime; cancelled by Shutdown
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // pre-warm goroutines
+	wg     tracker // pre-warm goroutines
 
 	mu      sync.Mutex
 	closing bool
-	warm    map[string]*prewarm // by ports.TokenKey(token)
+	warm    map[string]*prewarm // by CallSid
+	// warmToken maps the TokenKey of each pre-warm's latest token to its
+	// CallSid, so that a token refused at its stream discards the pre-warm
+	// it was issued with (and no other).
+	warmToken map[string]string
 
 	// testHookCallerEvent, when set by a test, is called by a call's
 	// telephony reader after it queued a mark or key press for the owner,
@@ -156,6 +214,9 @@ func NewCalls(d CallsDeps) *CallsService {
 	if d.OpenTimeout <= 0 {
 		d.OpenTimeout = DefaultOpenTimeout
 	}
+	if d.StreamIdleTimeout <= 0 {
+		d.StreamIdleTimeout = DefaultStreamIdleTimeout
+	}
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -170,24 +231,29 @@ func NewCalls(d CallsDeps) *CallsService {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &CallsService{
-		tokens:  d.Tokens,
-		speech:  d.Speech,
-		log:     d.Logger,
-		session: d.Session,
-		allowed: allowed,
-		d:       d,
-		ctx:     ctx,
-		cancel:  cancel,
-		warm:    make(map[string]*prewarm),
+		tokens:    d.Tokens,
+		speech:    d.Speech,
+		log:       d.Logger,
+		session:   d.Session,
+		allowed:   allowed,
+		d:         d,
+		ctx:       ctx,
+		cancel:    cancel,
+		warm:      make(map[string]*prewarm),
+		warmToken: make(map[string]string),
 	}
 }
 
 // Answer implements ports.Calls. A caller not on a non-empty allowlist
 // (anonymous callers included) is rejected. Otherwise a token bound to the
-// CallSid is issued and, unless pre-warming is off, a speech session starts
-// opening in the background. Errors: ErrInvalidInput without a CallSid,
-// ErrUnavailable when the token store is down or the service is shutting
-// down. The token is never logged. Safe for concurrent use.
+// CallSid is issued, replacing the call's earlier token if the webhook was
+// answered before, and, unless pre-warming is off, a speech session starts
+// opening in the background: for a repeated webhook, the call's pre-warm
+// in this process is reused, and none is started when the token store
+// says the call was answered before (another instance pre-warmed it).
+// Errors: ErrInvalidInput without a CallSid, ErrUnavailable when the token
+// store is down or the service is shutting down. The token is never
+// logged. Safe for concurrent use.
 func (s *CallsService) Answer(ctx context.Context, call ports.IncomingCall) (ports.CallAnswer, error) {
 	if call.CallSid == "" {
 		return ports.CallAnswer{}, fmt.Errorf("calls: answer: no CallSid: %w", ports.ErrInvalidInput)
@@ -197,28 +263,35 @@ func (s *CallsService) Answer(ctx context.Context, call ports.IncomingCall) (por
 		log.Info("call rejected: caller not on ALLOWED_NUMBERS", "from", maskUser(call.From))
 		return ports.CallAnswer{Reject: true}, nil
 	}
-	token, err := s.tokens.Issue(ctx, call.CallSid, s.d.TokenTTL)
+	token, repeat, err := s.tokens.Issue(ctx, call.CallSid, s.d.TokenTTL)
 	if err != nil {
 		return ports.CallAnswer{}, fmt.Errorf("calls: answer: issue token: %w", err)
 	}
-	if !s.d.DisablePrewarm && !s.startPrewarm(token, call.CallSid) {
-		return ports.CallAnswer{}, fmt.Errorf("calls: answer: shutting down: %w", ports.ErrUnavailable)
+	prewarm := prewarmOff
+	if !s.d.DisablePrewarm {
+		var ok bool
+		if prewarm, ok = s.startPrewarm(token, call.CallSid, repeat); !ok {
+			return ports.CallAnswer{}, fmt.Errorf("calls: answer: shutting down: %w", ports.ErrUnavailable)
+		}
 	}
-	log.Info("call answered", "from", maskUser(call.From), "prewarm", !s.d.DisablePrewarm)
+	log.Info("call answered", "from", maskUser(call.From), "repeat", repeat, "prewarm", prewarm.String())
 	return ports.CallAnswer{Token: token}, nil
 }
 
 // Serve implements ports.Calls: it waits for the start event, consumes its
 // token, takes the pre-warmed speech session (or opens one) and bridges
-// the call until either side ends it or ctx is done. A missing, wrong,
-// expired, replayed or other-call token closes the stream with a policy
-// violation (1008) before any speech session is used. It closes ch before
-// it returns, and returns nil when the caller hung up, else an error that
-// is already logged. Safe for concurrent use.
+// the call until either side ends it or ctx is done. A stream that ends
+// before its start event is a quiet, normal end (nil). A missing, wrong,
+// expired, replayed, replaced or other-call token closes the stream with a
+// policy violation (1008) before any speech session is used. A stream that
+// has no speech session within OpenTimeout of its start event is closed
+// normally (1000), so that Twilio plays the TwiML after <Connect>. It
+// closes ch before it returns, and returns nil when the caller hung up,
+// else an error that is already logged. Safe for concurrent use.
 func (s *CallsService) Serve(ctx context.Context, ch ports.TelephonyChannel) error {
 	start, err := s.awaitStart(ctx, ch)
-	if err != nil {
-		return err
+	if err != nil || start.Type != ports.CallStart {
+		return err // no start event: awaitStart closed the stream and logged why
 	}
 	started := time.Now()
 	log := s.log.With("call_sid", start.CallSid, "stream_sid", start.StreamSid)
@@ -226,7 +299,7 @@ func (s *CallsService) Serve(ctx context.Context, ch ports.TelephonyChannel) err
 	key := ports.TokenKey(token)
 
 	if err := s.tokens.Consume(ctx, token, start.CallSid); err != nil {
-		s.discard(key) // a token presented for the wrong call is spent
+		s.discard(key)
 		reason, policy := "invalid_token", true
 		switch {
 		case errors.Is(err, ports.ErrTokenExpired):
@@ -237,7 +310,11 @@ func (s *CallsService) Serve(ctx context.Context, ch ports.TelephonyChannel) err
 		return s.refuse(log, ch, reason, policy, err)
 	}
 
-	sess, prewarmed, err := s.openSession(ctx, key, start.CallSid, log)
+	// The caller hears silence until the session is there: the wait is
+	// bounded from the start event, whatever the pre-warm is doing.
+	octx, cancel := context.WithDeadline(ctx, started.Add(s.d.OpenTimeout))
+	defer cancel()
+	sess, prewarmed, err := s.openSession(octx, start.CallSid, log)
 	if err != nil {
 		return s.refuse(log, ch, "model_unavailable", false, err)
 	}
@@ -253,7 +330,9 @@ func (s *CallsService) Serve(ctx context.Context, ch ports.TelephonyChannel) err
 // awaitStart reads the stream until its start event, within StartTimeout.
 // Twilio sends "connected" first; anything else before "start" is skipped.
 // The timeout closes the stream rather than ending Recv's context, so that
-// the channel keeps reading inline (see call).
+// the channel keeps reading inline (see call). A stream that ends before
+// its start event gives a zero event and nil; the timeout gives an error.
+// Both are counted as refused ("no_start") and logged.
 func (s *CallsService) awaitStart(ctx context.Context, ch ports.TelephonyChannel) (ports.CallEvent, error) {
 	sctx, cancel := context.WithTimeout(ctx, s.d.StartTimeout)
 	defer cancel()
@@ -303,11 +382,11 @@ func (s *CallsService) refuse(log *slog.Logger, ch ports.TelephonyChannel, reaso
 	return fmt.Errorf("calls: serve: %s: %w", reason, err)
 }
 
-// openSession returns the session pre-warmed for the token, waiting for it
+// openSession returns the session pre-warmed for the call, waiting for it
 // to finish opening if need be, or opens a new one when there is none or it
-// failed.
-func (s *CallsService) openSession(ctx context.Context, key, callSid string, log *slog.Logger) (ports.SpeechSession, bool, error) {
-	if p := s.take(key); p != nil {
+// failed. ctx bounds the whole wait.
+func (s *CallsService) openSession(ctx context.Context, callSid string, log *slog.Logger) (ports.SpeechSession, bool, error) {
+	if p := s.take(callSid); p != nil {
 		select {
 		case <-p.done:
 		case <-ctx.Done():
@@ -319,9 +398,7 @@ func (s *CallsService) openSession(ctx context.Context, key, callSid string, log
 		}
 		log.Warn("pre-warmed speech session failed: opening another", "err", p.err)
 	}
-	octx, cancel := context.WithTimeout(ctx, s.d.OpenTimeout)
-	defer cancel()
-	sess, err := s.speech.Open(octx, s.config(callSid))
+	sess, err := s.speech.Open(ctx, s.config(callSid))
 	if err != nil {
 		return nil, false, fmt.Errorf("calls: open speech session: %w", err)
 	}
@@ -343,6 +420,11 @@ type prewarm struct {
 	taken chan struct{} // closed when removed from the map by take or Shutdown
 	sess  ports.SpeechSession
 	err   error
+
+	// tokenKey and expires are those of the call's latest token; guarded
+	// by CallsService.mu.
+	tokenKey string
+	expires  time.Time
 
 	mu        sync.Mutex
 	opened    bool // Open has returned
@@ -375,70 +457,147 @@ func (p *prewarm) abandon() {
 	}
 }
 
-// startPrewarm starts opening a session for token in the background. It
-// reports false once the service is shutting down.
-func (s *CallsService) startPrewarm(token, callSid string) bool {
-	key := ports.TokenKey(token)
-	p := &prewarm{done: make(chan struct{}), taken: make(chan struct{})}
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
-		return false
-	}
-	s.warm[key] = p
-	s.wg.Add(1)
-	s.mu.Unlock()
+// prewarmState says what Answer did about pre-warming, for its log line.
+type prewarmState uint8
 
-	go func() {
-		defer s.wg.Done()
-		// The session may wait for its stream as long as the token lives.
-		ctx, cancel := context.WithTimeout(s.ctx, s.d.TokenTTL)
-		defer cancel()
-		sess, err := s.speech.Open(ctx, s.config(callSid))
-		if p.finish(sess, err) {
-			if sess != nil {
-				_ = sess.Close()
-			}
-			return
-		}
-		select {
-		case <-p.taken: // its taker owns it now
-		case <-ctx.Done():
-			if s.remove(key, p) {
-				s.log.Info("pre-warmed speech session discarded: no stream arrived in time", "call_sid", callSid)
-				p.abandon()
-			}
-		}
-	}()
-	return true
+const (
+	prewarmOff     prewarmState = iota // PREWARM=false
+	prewarmStarted                     // a session started opening
+	prewarmReused                      // the call's pre-warm here serves its new token
+	prewarmSkipped                     // the call was answered before, with no pre-warm here: none started
+)
+
+func (p prewarmState) String() string {
+	switch p {
+	case prewarmStarted:
+		return "started"
+	case prewarmReused:
+		return "reused"
+	case prewarmSkipped:
+		return "skipped: answered before"
+	}
+	return "off"
 }
 
-// take removes the pre-warm of key, if any, and hands it to the caller.
-func (s *CallsService) take(key string) *prewarm {
+// startPrewarm starts opening a session for the call in the background,
+// unless the call has a pre-warm here already (its latest token, token,
+// then takes it over) or repeat says the call was answered before and it
+// has none here: then another instance pre-warmed it, or the stream will
+// open a session itself. It reports false once the service is shutting
+// down.
+func (s *CallsService) startPrewarm(token, callSid string, repeat bool) (prewarmState, bool) {
+	key := ports.TokenKey(token)
+	expires := time.Now().Add(s.d.TokenTTL)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p := s.warm[key]
+	if s.closing {
+		return prewarmOff, false
+	}
+	if p := s.warm[callSid]; p != nil {
+		delete(s.warmToken, p.tokenKey)
+		p.tokenKey, p.expires = key, expires
+		s.warmToken[key] = callSid
+		return prewarmReused, true
+	}
+	if repeat {
+		return prewarmSkipped, true
+	}
+	p := &prewarm{done: make(chan struct{}), taken: make(chan struct{}), tokenKey: key, expires: expires}
+	s.warm[callSid] = p
+	s.warmToken[key] = callSid
+	s.wg.Add(1)
+	go s.prewarm(p, callSid)
+	return prewarmStarted, true
+}
+
+// prewarm opens p's session within OpenTimeout, then keeps it until a
+// stream takes it or the call's latest token has expired.
+func (s *CallsService) prewarm(p *prewarm, callSid string) {
+	defer s.wg.Done()
+	octx, cancel := context.WithTimeout(s.ctx, s.d.OpenTimeout)
+	sess, err := s.speech.Open(octx, s.config(callSid))
+	cancel()
+	if p.finish(sess, err) {
+		if sess != nil {
+			_ = sess.Close()
+		}
+		return
+	}
+	// The session may wait for its stream as long as the call's latest
+	// token lives.
+	wait := time.NewTimer(s.expiry(p))
+	defer wait.Stop()
+	for {
+		select {
+		case <-p.taken: // its taker owns it now
+			return
+		case <-s.ctx.Done(): // Shutdown took it and abandons it
+			return
+		case <-wait.C:
+		}
+		if left := s.expiry(p); left > 0 { // a repeated webhook renewed it
+			wait.Reset(left)
+			continue
+		}
+		if s.remove(callSid, p) {
+			s.log.Info("pre-warmed speech session discarded: no stream arrived in time", "call_sid", callSid)
+			p.abandon()
+		}
+		return
+	}
+}
+
+// expiry is how long p's latest token has left to live.
+func (s *CallsService) expiry(p *prewarm) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return time.Until(p.expires)
+}
+
+// takeLocked is take for a caller that holds s.mu.
+func (s *CallsService) takeLocked(callSid string) *prewarm {
+	p := s.warm[callSid]
 	if p != nil {
-		delete(s.warm, key)
+		delete(s.warm, callSid)
+		delete(s.warmToken, p.tokenKey)
 		close(p.taken)
 	}
 	return p
 }
 
-// remove deletes p from the pre-warms unless someone took it.
-func (s *CallsService) remove(key string, p *prewarm) bool {
+// take removes the pre-warm of the call, if any, and hands it to the
+// caller.
+func (s *CallsService) take(callSid string) *prewarm {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.warm[key] != p {
+	return s.takeLocked(callSid)
+}
+
+// remove deletes p from the pre-warms unless someone took it.
+func (s *CallsService) remove(callSid string, p *prewarm) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.warm[callSid] != p {
 		return false
 	}
-	delete(s.warm, key)
+	delete(s.warm, callSid)
+	delete(s.warmToken, p.tokenKey)
 	return true
 }
 
-// discard closes the pre-warmed session of key, if any.
+// discard closes the pre-warmed session whose call's latest token (as far
+// as this process knows: a token replaced here is forgotten) has the key,
+// if any: that token was refused at a stream (expired, spent, or
+// presented for another call), so no stream will take the session with
+// it.
 func (s *CallsService) discard(key string) {
-	if p := s.take(key); p != nil {
+	s.mu.Lock()
+	var p *prewarm
+	if callSid, ok := s.warmToken[key]; ok {
+		p = s.takeLocked(callSid)
+	}
+	s.mu.Unlock()
+	if p != nil {
 		p.abandon()
 	}
 }
@@ -452,10 +611,8 @@ func (s *CallsService) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
 	left := make([]*prewarm, 0, len(s.warm))
-	for key, p := range s.warm {
-		delete(s.warm, key)
-		close(p.taken)
-		left = append(left, p)
+	for callSid := range s.warm {
+		left = append(left, s.takeLocked(callSid))
 	}
 	s.mu.Unlock()
 	s.cancel() // ends the opens still in progress

@@ -126,8 +126,10 @@ func benchCall(b *testing.B, frames int64) (*benchLine, *benchSession, func()) {
 	b.Helper()
 	tokens := fake.NewTokenStore()
 	sess := newBenchSession(frames)
-	svc := NewCalls(CallsDeps{Tokens: tokens, Speech: &benchModel{sess: sess}, DisablePrewarm: true})
-	token, err := tokens.Issue(context.Background(), "CAbench", DefaultTokenTTL)
+	// The benchmarks send no caller media while the assistant speaks: no
+	// idle timeout however long they run.
+	svc := NewCalls(CallsDeps{Tokens: tokens, Speech: &benchModel{sess: sess}, DisablePrewarm: true, StreamIdleTimeout: time.Hour})
+	token, _, err := tokens.Issue(context.Background(), "CAbench", DefaultTokenTTL)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -297,53 +297,52 @@ func TestBargeIn(t *testing.T) {
 		want   porttest.Truncation
 		// sent counts the media frames the caller got before the clear.
 		sent int
+		// late is the response still in progress at the barge-in, whose
+		// later audio is refused.
+		late, lateItem string
 	}{
 		{
 			name: "mid-item: cut at the last mark played",
 			script: func(k *callTest, sess *fake.SpeechSession) {
-				require.NoError(t, sess.Emit(k.ctx, ports.SpeechEvent{Type: ports.SpeechResponseCreated, ResponseID: "r1"}))
-				for range 3 {
-					require.NoError(t, sess.Emit(k.ctx, ports.SpeechEvent{Type: ports.SpeechAudioDelta, ResponseID: "r1", ItemID: "a1", Audio: audio(100)}))
-				}
+				inProgress(k, sess, "r1", "a1", audio(100), audio(100), audio(100))
 				k.received("mark", 3)
 				k.play()
 			},
 			want: porttest.Truncation{ItemID: "a1", AudioEndMs: 100},
-			sent: 3,
+			sent: 3, late: "r1", lateItem: "a1",
 		},
 		{
 			name: "nothing played yet: cut at zero",
 			script: func(k *callTest, sess *fake.SpeechSession) {
-				require.NoError(t, sess.Emit(k.ctx, ports.SpeechEvent{Type: ports.SpeechResponseCreated, ResponseID: "r1"}))
-				require.NoError(t, sess.Emit(k.ctx, ports.SpeechEvent{Type: ports.SpeechAudioDelta, ResponseID: "r1", ItemID: "a1", Audio: audio(240)}))
+				inProgress(k, sess, "r1", "a1", audio(240))
 				k.received("mark", 1)
 			},
 			want: porttest.Truncation{ItemID: "a1", AudioEndMs: 0},
-			sent: 1,
+			sent: 1, late: "r1", lateItem: "a1",
 		},
 		{
 			name: "two queued responses, the second playing",
 			script: func(k *callTest, sess *fake.SpeechSession) {
 				require.NoError(t, sess.Say(k.ctx, "r1", "a1", "First.", audio(200), audio(200)))
-				require.NoError(t, sess.Say(k.ctx, "r2", "a2", "Second.", audio(300), audio(300), audio(300)))
+				inProgress(k, sess, "r2", "a2", audio(300), audio(300), audio(300))
 				k.received("mark", 5)
 				for range 3 { // a1 whole, then 300 ms of a2
 					k.play()
 				}
 			},
 			want: porttest.Truncation{ItemID: "a2", AudioEndMs: 300},
-			sent: 5,
+			sent: 5, late: "r2", lateItem: "a2",
 		},
 		{
 			name: "two queued responses, the first still playing",
 			script: func(k *callTest, sess *fake.SpeechSession) {
 				require.NoError(t, sess.Say(k.ctx, "r1", "a1", "First.", audio(200), audio(200)))
-				require.NoError(t, sess.Say(k.ctx, "r2", "a2", "Second.", audio(300)))
+				inProgress(k, sess, "r2", "a2", audio(300))
 				k.received("mark", 3)
 				k.play()
 			},
 			want: porttest.Truncation{ItemID: "a1", AudioEndMs: 200},
-			sent: 3,
+			sent: 3, late: "r2", lateItem: "a2",
 		},
 	}
 	for _, tt := range tests {
@@ -360,13 +359,9 @@ func TestBargeIn(t *testing.T) {
 			assert.Equal(t, tt.sent, count(out, "media"), "the clear follows the audio sent")
 			assert.Equal(t, "clear", out[len(out)-1].Kind, "nothing after the clear")
 
-			// Late audio of the interrupted response is dropped; the
-			// marks the clear flushed are not counted as heard.
-			lateResp := "r1"
-			if tt.want.ItemID == "a2" {
-				lateResp = "r2"
-			}
-			require.NoError(t, sess.Emit(k.ctx, ports.SpeechEvent{Type: ports.SpeechAudioDelta, ResponseID: lateResp, ItemID: tt.want.ItemID, Audio: audio(100)}))
+			// Late audio of the response the caller interrupted is
+			// dropped; the marks the clear flushed are not counted as heard.
+			require.NoError(t, sess.Emit(k.ctx, ports.SpeechEvent{Type: ports.SpeechAudioDelta, ResponseID: tt.late, ItemID: tt.lateItem, Audio: audio(100)}))
 			// A new response after the barge-in plays normally.
 			require.NoError(t, sess.Say(k.ctx, "r9", "a9", "Yes?", audio(80)))
 			out = k.received("media", tt.sent+1)
@@ -383,6 +378,16 @@ func TestBargeIn(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// inProgress makes the model start a response and stream chunks of it,
+// without finishing it.
+func inProgress(k *callTest, sess *fake.SpeechSession, resp, item string, chunks ...[]byte) {
+	k.t.Helper()
+	require.NoError(k.t, sess.Emit(k.ctx, ports.SpeechEvent{Type: ports.SpeechResponseCreated, ResponseID: resp}))
+	for _, c := range chunks {
+		require.NoError(k.t, sess.Emit(k.ctx, ports.SpeechEvent{Type: ports.SpeechAudioDelta, ResponseID: resp, ItemID: item, Audio: c}))
 	}
 }
 

@@ -242,10 +242,10 @@ type MessagesService struct {
 
 	ctx    context.Context // the service's lifetime; cancelled by Shutdown
 	cancel context.CancelFunc
-	// wg counts Handle calls and message goroutines in flight, and the
-	// goroutine that reports abandoned deliveries (sweepLoop) until
-	// stopSweep is closed.
-	wg        sync.WaitGroup
+	// wg counts Handle calls and message goroutines in flight (pending
+	// work), and the goroutine that reports abandoned deliveries
+	// (sweepLoop, a loop: not pending work) until stopSweep is closed.
+	wg        tracker
 	stopSweep chan struct{} // closed by Shutdown
 	stopOnce  sync.Once
 
@@ -319,7 +319,7 @@ func NewMessages(d MessagesDeps) *MessagesService {
 		last:           make(map[string]chan struct{}),
 		inFlight:       make(map[string]int),
 	}
-	s.wg.Go(s.sweepLoop)
+	s.wg.Loop(s.sweepLoop)
 	return s
 }
 
@@ -907,6 +907,7 @@ func (s *MessagesService) sweepLoop() {
 // skipped (their delivery's MessageSid key stands for it). A store failure
 // is logged at warn level: the next sweep tries again.
 func (s *MessagesService) sweep() {
+	defer s.wg.Busy()() // pending work while it runs: Shutdown reports cutting it
 	ctx, cancel := context.WithTimeout(s.ctx, sweepTimeout)
 	defer cancel()
 	keys, err := s.store.Abandoned(ctx, s.abandonedAfter)

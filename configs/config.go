@@ -111,6 +111,17 @@ type Config struct {
 	// X-Twilio-Webhooks-Signature-Settings are checked with it. Empty:
 	// such requests are refused (403).
 	TwilioWebhookSharedKey Secret
+	// OpenAIOpenTimeout (OPENAI_OPEN_TIMEOUT) bounds opening a Realtime
+	// session, and how long a call's stream waits for its session: then
+	// the stream ends and the caller hears the apology after <Connect>.
+	OpenAIOpenTimeout time.Duration
+	// StreamIdleTimeout (STREAM_IDLE_TIMEOUT) ends a call whose media
+	// stream brought no audio, or whose writes to either side blocked, for
+	// that long.
+	StreamIdleTimeout time.Duration
+	// LogDigits (LOG_DIGITS) shows the keys callers press in the log;
+	// otherwise only their number is logged.
+	LogDigits bool
 }
 
 // Postgres reports whether DatabaseURL selects PostgreSQL rather than the
@@ -165,6 +176,9 @@ func (c Config) LogValue() slog.Value {
 		slog.String("log_level", c.LogLevel),
 		slog.Bool("stream_signature_required", c.StreamSignatureRequired),
 		slog.Any("twilio_webhook_shared_key", c.TwilioWebhookSharedKey),
+		slog.String("openai_open_timeout", c.OpenAIOpenTimeout.String()),
+		slog.String("stream_idle_timeout", c.StreamIdleTimeout.String()),
+		slog.Bool("log_digits", c.LogDigits),
 	)
 }
 

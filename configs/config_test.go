@@ -96,6 +96,7 @@ func TestLoadReadsEverySettingFromEachSource(t *testing.T) {
 		"DATABASE_SCHEMA": "gw_prod", "REDIS_KEY_PREFIX": "gw-prod:",
 		"LOG_LEVEL": "warn", "DEBUG": "false", "OPENAI_REALTIME_URL": "ws://127.0.0.1:7/realtime?model=x",
 		"STREAM_SIGNATURE_REQUIRED": "false", "TWILIO_WEBHOOK_SHARED_KEY": "whk-secret",
+		"OPENAI_OPEN_TIMEOUT": "4s", "STREAM_IDLE_TIMEOUT": "7s", "LOG_DIGITS": "true",
 	}
 	require.Len(t, values, len(settings), "the test must cover every setting")
 	want := Config{
@@ -110,6 +111,7 @@ func TestLoadReadsEverySettingFromEachSource(t *testing.T) {
 		DatabaseURL: "postgres://u@127.0.0.1/db", RedisURL: "redis://127.0.0.1:6379/0", LogLevel: "warn",
 		DatabaseSchema: "gw_prod", RedisKeyPrefix: "gw-prod:",
 		TwilioWebhookSharedKey: "whk-secret",
+		OpenAIOpenTimeout:      4 * time.Second, StreamIdleTimeout: 7 * time.Second, LogDigits: true,
 	}
 
 	var yaml, dotenv strings.Builder
@@ -212,6 +214,8 @@ func TestValidate(t *testing.T) {
 		{"inline timeout at twilio limit", func(c *Config) { c.ReplyInlineTimeout = 15 * time.Second }, []string{"REPLY_INLINE_TIMEOUT must be positive and below"}},
 		{"token ttl", func(c *Config) { c.WSTokenTTL = 0 }, []string{"WS_TOKEN_TTL must be positive"}},
 		{"drain", func(c *Config) { c.ShutdownDrain = -time.Second }, []string{"SHUTDOWN_DRAIN must be positive"}},
+		{"open timeout", func(c *Config) { c.OpenAIOpenTimeout = 0 }, []string{"OPENAI_OPEN_TIMEOUT must be positive"}},
+		{"stream idle", func(c *Config) { c.StreamIdleTimeout = -time.Second }, []string{"STREAM_IDLE_TIMEOUT must be positive"}},
 		{"log level", func(c *Config) { c.LogLevel = "verbose" }, []string{"LOG_LEVEL must be"}},
 		{"port", func(c *Config) { c.Port = 70000 }, []string{"PORT must be between"}},
 		{"metrics addr without port", func(c *Config) { c.MetricsAddr = "127.0.0.1" }, []string{"METRICS_ADDR must be host:port"}},

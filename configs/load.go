@@ -184,6 +184,9 @@ func parse(get func(name string) (any, bool)) (Config, []problem) {
 		Debug:                    p.boolean(keyDebug),
 		StreamSignatureRequired:  p.boolean(keyStreamSignatureRequired),
 		TwilioWebhookSharedKey:   Secret(p.str(keyTwilioWebhookSharedKey)),
+		OpenAIOpenTimeout:        p.duration(keyOpenAIOpenTimeout),
+		StreamIdleTimeout:        p.duration(keyStreamIdleTimeout),
+		LogDigits:                p.boolean(keyLogDigits),
 	}
 	if cfg.OpenAIRealtimeURL == "" {
 		cfg.OpenAIRealtimeURL = RealtimeURL(cfg.OpenAIBaseURL, cfg.OpenAIRealtimeModel)

@@ -75,6 +75,9 @@ const (
 	keyDebug                    = "DEBUG"
 	keyStreamSignatureRequired  = "STREAM_SIGNATURE_REQUIRED"
 	keyTwilioWebhookSharedKey   = "TWILIO_WEBHOOK_SHARED_KEY"
+	keyOpenAIOpenTimeout        = "OPENAI_OPEN_TIMEOUT"
+	keyStreamIdleTimeout        = "STREAM_IDLE_TIMEOUT"
+	keyLogDigits                = "LOG_DIGITS"
 )
 
 // settings lists every key Load knows, with its default.
@@ -113,6 +116,9 @@ var settings = []setting{
 	{name: keyDebug, def: "false"},
 	{name: keyStreamSignatureRequired, def: "true"},
 	{name: keyTwilioWebhookSharedKey, secret: true},
+	{name: keyOpenAIOpenTimeout, def: "10s"},
+	{name: keyStreamIdleTimeout, def: "10s"},
+	{name: keyLogDigits, def: "false"},
 }
 
 // TwilioWebhookLimit is how long Twilio waits for a webhook's answer;

@@ -139,6 +139,12 @@ func (c Config) problems(purpose Purpose) []problem {
 	if c.ShutdownDrain <= 0 {
 		add("%s must be positive (got %s)", keyShutdownDrain, c.ShutdownDrain)
 	}
+	if c.OpenAIOpenTimeout <= 0 {
+		add("%s must be positive (got %s)", keyOpenAIOpenTimeout, c.OpenAIOpenTimeout)
+	}
+	if c.StreamIdleTimeout <= 0 {
+		add("%s must be positive (got %s)", keyStreamIdleTimeout, c.StreamIdleTimeout)
+	}
 	if msg := checkDatabaseURL(c.DatabaseURL); msg != "" {
 		add("%s "+msg, keyDatabaseURL)
 	}

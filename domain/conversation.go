@@ -108,13 +108,19 @@ type Conversation struct {
 	markSeq uint64
 
 	active map[string]struct{} // responses created and not yet done
-	// interrupted are the responses whose further audio is refused; a
-	// response is forgotten when it is done (nothing of it follows).
+	// interrupted are the responses whose further audio is refused: only
+	// responses still active (a finished response sends nothing more), each
+	// forgotten when it is done, so the set never outgrows active.
 	interrupted map[string]struct{}
 
 	bargeIns int
-	digits   []byte
+	digits   []byte // the first MaxDigits keys pressed
+	keys     int    // every key pressed
 }
+
+// MaxDigits is how many of the keys a caller presses a Conversation keeps
+// (Digits); DigitCount counts them all.
+const MaxDigits = 64
 
 // NewConversation returns the state of a new call.
 func NewConversation() *Conversation {
@@ -182,10 +188,13 @@ func markName(seq uint64) string {
 	return string(strconv.AppendUint(append(b[:0], 'm'), seq, 10))
 }
 
-// markSeqOf is the sequence number of a mark name, or false for a name
-// this package did not make.
-func markSeqOf(name string) (uint64, bool) {
-	if len(name) < 2 || name[0] != 'm' || name[1] == '0' {
+// MarkSeq is the sequence number of a mark name in the form AssistantAudio
+// makes ("m" and a number from 1, without leading zeros), or false for
+// any other name: such a mark is not one of ours, whatever the
+// conversation sent. It allocates nothing, so a reader can check echoes
+// before it keeps them.
+func MarkSeq(name string) (uint64, bool) {
+	if len(name) < 2 || len(name) > 21 || name[0] != 'm' || name[1] == '0' {
 		return 0, false
 	}
 	seq, err := strconv.ParseUint(name[1:], 10, 64)
@@ -196,10 +205,16 @@ func markSeqOf(name string) (uint64, bool) {
 // echoed in the order sent; an echo for a later mark implies the earlier
 // ones played too.
 func (c *Conversation) MarkEchoed(name string) MarkResult {
-	seq, ok := markSeqOf(name)
+	seq, ok := MarkSeq(name)
 	if !ok {
 		return MarkUnknown
 	}
+	return c.MarkSeqEchoed(seq)
+}
+
+// MarkSeqEchoed is MarkEchoed for the mark whose sequence number (MarkSeq)
+// is seq.
+func (c *Conversation) MarkSeqEchoed(seq uint64) MarkResult {
 	for i := range c.flushed {
 		r := &c.flushed[i]
 		if seq < r.next || seq > r.last {
@@ -240,9 +255,9 @@ func (c *Conversation) Outstanding() bool { return c.mHead < len(c.marks) }
 // playback must be cleared and the item truncated at AudioEndMs, the audio
 // acknowledged as played for the item being heard (never more than was sent
 // for it). From then on, marks still pending count as flushed and further
-// audio of the interrupted responses, and of any response still in progress,
-// is refused. With nothing outstanding it returns false: there is nothing to
-// clear.
+// audio of any response still in progress (started and not finished: the
+// interrupted ones among them) is refused. With nothing outstanding it
+// returns false: there is nothing to clear.
 func (c *Conversation) CallerStartedSpeaking(callerItemID string) (Interruption, bool) {
 	if callerItemID != "" {
 		if _, ok := c.byItem[callerItemID]; !ok {
@@ -266,7 +281,8 @@ func (c *Conversation) CallerStartedSpeaking(callerItemID string) (Interruption,
 			continue
 		}
 		last = m.turn
-		c.interrupted[c.audio[m.turn].response] = struct{}{}
+		// Its response, if still in progress, is among the active ones
+		// refused above; a finished one sends nothing more.
 		c.turns[m.turn].Interrupted = true
 	}
 	c.marks, c.mHead = c.marks[:0], 0
@@ -291,11 +307,30 @@ func (c *Conversation) AssistantSaid(itemID, text string) {
 	c.turns[c.assistantTurn(itemID)].Text = text
 }
 
-// Digit records a key the caller pressed.
-func (c *Conversation) Digit(d string) { c.digits = append(c.digits, d...) }
+// IsKey reports whether d is one key of a telephone keypad: exactly one of
+// 0-9, * and #.
+func IsKey(d string) bool {
+	return len(d) == 1 && (d[0] >= '0' && d[0] <= '9' || d[0] == '*' || d[0] == '#')
+}
 
-// Digits returns the keys pressed so far, in order.
+// Digit records a key the caller pressed and reports whether it is one
+// (IsKey); anything else is ignored. The first MaxDigits keys are kept.
+func (c *Conversation) Digit(d string) bool {
+	if !IsKey(d) {
+		return false
+	}
+	c.keys++
+	if len(c.digits) < MaxDigits {
+		c.digits = append(c.digits, d[0])
+	}
+	return true
+}
+
+// Digits returns the first MaxDigits keys pressed, in order.
 func (c *Conversation) Digits() string { return string(c.digits) }
+
+// DigitCount counts every key pressed, beyond MaxDigits too.
+func (c *Conversation) DigitCount() int { return c.keys }
 
 // Turns returns a copy of the turns so far, in the order they began.
 func (c *Conversation) Turns() []Turn { return append([]Turn(nil), c.turns...) }

@@ -1,6 +1,8 @@
 package domain_test
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -339,4 +341,38 @@ func TestResponseFinishedForgetsTheInterruption(t *testing.T) {
 	assert.False(t, ok, "refused while the response is not done")
 	c.ResponseFinished("r1")
 	assert.False(t, c.ResponseActive())
+}
+
+func TestDigits(t *testing.T) {
+	c := domain.NewConversation()
+	for _, d := range []string{"", "12", "a", "55", " 1", "\x00", "١", "*#", "+"} {
+		assert.False(t, c.Digit(d), "%q is not a key", d)
+		assert.False(t, domain.IsKey(d), "%q", d)
+	}
+	assert.Empty(t, c.Digits(), "nothing but keys is recorded")
+	assert.Zero(t, c.DigitCount())
+	keys := "0123456789*#"
+	for i := range 100 {
+		require.True(t, c.Digit(keys[i%len(keys):i%len(keys)+1]))
+	}
+	assert.Len(t, c.Digits(), domain.MaxDigits, "the first MaxDigits keys are kept")
+	assert.Equal(t, "0123456789*#0123", c.Digits()[:16])
+	assert.Equal(t, 100, c.DigitCount(), "every key is counted")
+}
+
+func TestMarkSeq(t *testing.T) {
+	c := domain.NewConversation()
+	for range 12 {
+		mark, _ := c.AssistantAudio("r1", "a", ms(20))
+		seq, ok := domain.MarkSeq(mark)
+		require.True(t, ok, mark)
+		assert.Equal(t, mark, fmt.Sprintf("m%d", seq))
+	}
+	assert.Equal(t, domain.MarkPlayed, c.MarkSeqEchoed(3), "echoed by number as by name")
+	assert.Equal(t, domain.MarkUnknown, c.MarkSeqEchoed(2), "already implied by the echo of m3")
+	assert.Equal(t, domain.MarkUnknown, c.MarkSeqEchoed(99), "never sent")
+	for _, name := range []string{"", "m", "m0", "m01", "x1", "m1x", "m18446744073709551616", "m" + strings.Repeat("9", 60)} {
+		_, ok := domain.MarkSeq(name)
+		assert.False(t, ok, "%q", name)
+	}
 }

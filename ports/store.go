@@ -112,20 +112,37 @@ type ThreadStore interface {
 // TokenStore issues and consumes single-use, expiring stream tokens that bind
 // a media stream to the call whose webhook minted it.
 //
+// A call has at most one valid token: issuing a token for a call whose
+// earlier token is still live replaces that token, so a webhook that
+// Twilio retries (or that someone replays) leaves one token that connects,
+// the latest, whichever instance issued it.
+//
 // Implementations are safe for concurrent use and, when backed by a shared
 // server, across several gateway processes: a token is accepted exactly once
-// in the whole deployment. They store only TokenKey(token), never the token
-// itself, and never put a token in an error or a log.
+// in the whole deployment, and a replacement is atomic there too. They
+// store only TokenKey(token), never the token itself, and never put a token
+// in an error or a log.
 type TokenStore interface {
-	// Issue mints a new token (NewToken) bound to callSid, valid for ttl.
-	Issue(ctx context.Context, callSid string, ttl time.Duration) (string, error)
+	// Issue mints a new token (NewToken) bound to callSid, valid for ttl,
+	// and makes it the call's only valid token: a token issued earlier for
+	// callSid stops working (Consume refuses it with ErrTokenInvalid).
+	// replaced reports whether such an earlier token was still live (issued,
+	// not consumed, not expired): the call's webhook was answered before.
+	// Among concurrent calls for one callSid, exactly one token stays
+	// valid, and exactly one call reports replaced false when the call had
+	// no live token before them. Errors: ErrInvalidInput for a ttl that is
+	// not positive, ErrUnavailable when the backing store fails (then
+	// nothing was issued or replaced).
+	Issue(ctx context.Context, callSid string, ttl time.Duration) (token string, replaced bool, err error)
 
 	// Consume accepts token for callSid once. It returns nil the first time
 	// for a live token of that call, an error wrapping ErrTokenExpired when
 	// its time has passed, and an error wrapping ErrTokenInvalid when it is
-	// unknown, already consumed or bound to another call. A token presented
-	// for the wrong call is consumed all the same (it has leaked). The call
-	// sid comparison is constant-time.
+	// unknown, already consumed, replaced by a later Issue or bound to
+	// another call. A token presented for the wrong call is consumed all
+	// the same (it has leaked). A consumed token is no longer live: a later
+	// Issue for its call reports replaced false. The call sid comparison is
+	// constant-time.
 	Consume(ctx context.Context, token, callSid string) error
 
 	// Ping reports whether the store is reachable (for readiness checks).

@@ -95,7 +95,7 @@ func TestMessageSenderScript(t *testing.T) {
 func TestStoresDown(t *testing.T) {
 	ctx := testCtx(t)
 	threads, tokens := fake.NewThreadStore(), fake.NewTokenStore()
-	tok, err := tokens.Issue(ctx, "CA1", time.Minute)
+	tok, _, err := tokens.Issue(ctx, "CA1", time.Minute)
 	require.NoError(t, err)
 	assert.Equal(t, []fake.IssuedToken{{Token: tok, CallSid: "CA1", TTL: time.Minute}}, tokens.Issued())
 	for _, key := range []string{"sid:SM-taken", "sid:SM-answered"} {

@@ -154,6 +154,8 @@ type IssuedToken struct {
 	Token   string
 	CallSid string
 	TTL     time.Duration
+	// Replaced tells whether the token replaced a live token of its call.
+	Replaced bool
 }
 
 // TokenStore is a fake ports.TokenStore: the in-memory store, plus an
@@ -175,18 +177,18 @@ func NewTokenStore() *TokenStore { return &TokenStore{store: memory.NewTokenStor
 func (s *TokenStore) Down(err error) { s.down.set(err) }
 
 // Issue mints and records a token (see ports.TokenStore).
-func (s *TokenStore) Issue(ctx context.Context, callSid string, ttl time.Duration) (string, error) {
+func (s *TokenStore) Issue(ctx context.Context, callSid string, ttl time.Duration) (string, bool, error) {
 	if err := s.down.check("issue token"); err != nil {
-		return "", err
+		return "", false, err
 	}
-	tok, err := s.store.Issue(ctx, callSid, ttl)
+	tok, replaced, err := s.store.Issue(ctx, callSid, ttl)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	s.mu.Lock()
-	s.issued = append(s.issued, IssuedToken{Token: tok, CallSid: callSid, TTL: ttl})
+	s.issued = append(s.issued, IssuedToken{Token: tok, CallSid: callSid, TTL: ttl, Replaced: replaced})
 	s.mu.Unlock()
-	return tok, nil
+	return tok, replaced, nil
 }
 
 // Consume accepts a token once (see ports.TokenStore).

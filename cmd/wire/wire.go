@@ -339,7 +339,9 @@ func (c *storeCheck) Ping(ctx context.Context) error {
 
 // newCalls makes the phone-call use case from the Config: the stream
 // token's life, the allowlist, the assistant's voice, instructions, turn
-// detection and transcription model, and whether it speaks first.
+// detection and transcription model, whether it speaks first, how long a
+// call waits for its session and for the caller's media, and whether keys
+// pressed are logged.
 func newCalls(cfg configs.Config, log *slog.Logger, p parts, hooks app.CallsHooks) *app.CallsService {
 	return app.NewCalls(app.CallsDeps{
 		Tokens: p.tokens,
@@ -351,12 +353,15 @@ func newCalls(cfg configs.Config, log *slog.Logger, p parts, hooks app.CallsHook
 			TurnDetection:      cfg.TurnDetection,
 			TranscriptionModel: cfg.OpenAITranscriptionModel,
 		},
-		TokenTTL:       cfg.WSTokenTTL,
-		AllowedNumbers: cfg.AllowedNumbers,
-		AISpeaksFirst:  cfg.AISpeaksFirst,
-		Greeting:       cfg.Greeting,
-		DisablePrewarm: !cfg.Prewarm,
-		Hooks:          hooks,
+		TokenTTL:          cfg.WSTokenTTL,
+		AllowedNumbers:    cfg.AllowedNumbers,
+		AISpeaksFirst:     cfg.AISpeaksFirst,
+		Greeting:          cfg.Greeting,
+		DisablePrewarm:    !cfg.Prewarm,
+		OpenTimeout:       cfg.OpenAIOpenTimeout,
+		StreamIdleTimeout: cfg.StreamIdleTimeout,
+		LogDigits:         cfg.LogDigits,
+		Hooks:             hooks,
 	})
 }
 

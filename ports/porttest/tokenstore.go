@@ -74,15 +74,99 @@ func TokenStore(t *testing.T, newStore func(t *testing.T) ports.TokenStore) {
 		requireTokenErr(t, consume(t, s, "", unique("CA")), "", ports.ErrTokenInvalid)
 	})
 
-	t.Run("IndependentTokens", func(t *testing.T) {
+	t.Run("IndependentCalls", func(t *testing.T) {
 		t.Parallel()
 		s := newStore(t)
 		callA, callB := unique("CA"), unique("CA")
-		a1, a2 := issue(t, s, callA, tokenTTL), issue(t, s, callA, tokenTTL)
-		b := issue(t, s, callB, tokenTTL)
-		require.NoError(t, consume(t, s, a2, callA))
+		a, replaced := issueReplaced(t, s, callA, tokenTTL)
+		require.False(t, replaced, "a call's first token replaces nothing")
+		b, replaced := issueReplaced(t, s, callB, tokenTTL)
+		require.False(t, replaced, "another call's token is not this call's")
 		require.NoError(t, consume(t, s, b, callB))
-		require.NoError(t, consume(t, s, a1, callA))
+		require.NoError(t, consume(t, s, a, callA))
+	})
+
+	t.Run("ReissueReplaces", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		call := unique("CA")
+		first, replaced := issueReplaced(t, s, call, tokenTTL)
+		require.False(t, replaced)
+		second, replaced := issueReplaced(t, s, call, tokenTTL)
+		require.True(t, replaced, "the first token was live")
+		third, replaced := issueReplaced(t, s, call, tokenTTL)
+		require.True(t, replaced, "the second token was live")
+		requireTokenErr(t, consume(t, s, first, call), first, ports.ErrTokenInvalid)
+		requireTokenErr(t, consume(t, s, second, call), second, ports.ErrTokenInvalid)
+		require.NoError(t, consume(t, s, third, call), "the latest token connects")
+	})
+
+	t.Run("ConsumedTokenIsNotReplaced", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		call := unique("CA")
+		first := issue(t, s, call, tokenTTL)
+		require.NoError(t, consume(t, s, first, call))
+		second, replaced := issueReplaced(t, s, call, tokenTTL)
+		require.False(t, replaced, "a consumed token is no longer live")
+		require.NoError(t, consume(t, s, second, call))
+	})
+
+	t.Run("ExpiredTokenIsNotReplaced", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		call := unique("CA")
+		first := issue(t, s, call, shortTTL)
+		time.Sleep(expiryWait)
+		second, replaced := issueReplaced(t, s, call, tokenTTL)
+		require.False(t, replaced, "an expired token is no longer live")
+		requireTokenErr(t, consume(t, s, first, call), first, ports.ErrTokenExpired, ports.ErrTokenInvalid)
+		require.NoError(t, consume(t, s, second, call))
+	})
+
+	t.Run("ConcurrentIssue", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		call := unique("CA")
+		ctx := stepCtx(t)
+		const n = 20
+		var (
+			mu     sync.Mutex
+			tokens []string
+			fresh  int // issues that replaced nothing
+		)
+		release := make(chan struct{})
+		var wg sync.WaitGroup
+		for range n {
+			wg.Go(func() {
+				<-release
+				tok, replaced, err := s.Issue(ctx, call, tokenTTL)
+				if err != nil {
+					t.Errorf("Issue: %v", err)
+					return
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				tokens = append(tokens, tok)
+				if !replaced {
+					fresh++
+				}
+			})
+		}
+		close(release)
+		waitGroup(t, "Issue", &wg)
+		require.Len(t, tokens, n)
+		assert.Equal(t, 1, fresh, "exactly one issue found no live token")
+		valid := 0
+		for _, tok := range tokens {
+			err := consume(t, s, tok, call)
+			if err == nil {
+				valid++
+				continue
+			}
+			requireTokenErr(t, err, tok, ports.ErrTokenInvalid)
+		}
+		assert.Equal(t, 1, valid, "exactly one token of the call stays valid")
 	})
 
 	t.Run("Expired", func(t *testing.T) {
@@ -135,11 +219,24 @@ func TokenStore(t *testing.T, newStore func(t *testing.T) ports.TokenStore) {
 
 func issue(t *testing.T, s ports.TokenStore, callSid string, ttl time.Duration) string {
 	t.Helper()
-	tok, err := within(t, "Issue", func(ctx context.Context) (string, error) {
-		return s.Issue(ctx, callSid, ttl)
+	tok, _ := issueReplaced(t, s, callSid, ttl)
+	return tok
+}
+
+// issueReplaced issues a token and returns it and whether it replaced a
+// live one.
+func issueReplaced(t *testing.T, s ports.TokenStore, callSid string, ttl time.Duration) (string, bool) {
+	t.Helper()
+	type issued struct {
+		token    string
+		replaced bool
+	}
+	got, err := within(t, "Issue", func(ctx context.Context) (issued, error) {
+		tok, replaced, err := s.Issue(ctx, callSid, ttl)
+		return issued{tok, replaced}, err
 	})
 	require.NoError(t, err)
-	return tok
+	return got.token, got.replaced
 }
 
 func consume(t *testing.T, s ports.TokenStore, token, callSid string) error {

@@ -125,37 +125,50 @@ func TestFirstSeenGrowthIsBounded(t *testing.T) {
 func TestTokenExpiry(t *testing.T) {
 	c := newClock()
 	s := NewTokenStore(c.Now)
-	live, err := s.Issue(t.Context(), "CA1", time.Minute)
+	live, _, err := s.Issue(t.Context(), "CA1", time.Minute)
 	require.NoError(t, err)
-	old, err := s.Issue(t.Context(), "CA1", time.Minute)
+	old, _, err := s.Issue(t.Context(), "CA2", time.Minute)
 	require.NoError(t, err)
 
 	c.Advance(time.Minute - time.Millisecond)
 	require.NoError(t, s.Consume(t.Context(), live, "CA1"), "valid until the TTL")
 
 	c.Advance(time.Millisecond)
-	err = s.Consume(t.Context(), old, "CA1")
+	err = s.Consume(t.Context(), old, "CA2")
 	require.ErrorIs(t, err, ports.ErrTokenExpired)
-	require.ErrorIs(t, s.Consume(t.Context(), old, "CA1"), ports.ErrTokenInvalid, "an expired token is removed")
+	require.ErrorIs(t, s.Consume(t.Context(), old, "CA2"), ports.ErrTokenInvalid, "an expired token is removed")
 }
 
 func TestTokenGrowthIsBounded(t *testing.T) {
 	c := newClock()
 	s := NewTokenStore(c.Now)
 	const perMinute = 3 * minPrune
-	for range 5 {
-		for range perMinute {
-			_, err := s.Issue(t.Context(), "CA1", time.Minute)
+	for m := range 5 {
+		for i := range perMinute {
+			call := fmt.Sprintf("CA%d-%d", m, i)
+			_, _, err := s.Issue(t.Context(), call, time.Minute)
+			require.NoError(t, err)
+			_, _, err = s.Issue(t.Context(), call, time.Minute) // a retried webhook
 			require.NoError(t, err)
 		}
 		c.Advance(time.Minute)
 	}
 	assert.LessOrEqual(t, s.entries.len(), 2*perMinute+minPrune)
+	assert.LessOrEqual(t, s.calls.len(), 2*perMinute+minPrune)
+}
+
+func TestConsumeForgetsTheCall(t *testing.T) {
+	s := NewTokenStore(nil)
+	tok, _, err := s.Issue(t.Context(), "CA1", time.Minute)
+	require.NoError(t, err)
+	require.NoError(t, s.Consume(t.Context(), tok, "CA1"))
+	assert.Zero(t, s.calls.len(), "a call whose token was used keeps nothing")
+	assert.Zero(t, s.entries.len())
 }
 
 func TestTokenStoreKeepsOnlyHashes(t *testing.T) {
 	s := NewTokenStore(nil)
-	tok, err := s.Issue(t.Context(), "CA1", time.Minute)
+	tok, _, err := s.Issue(t.Context(), "CA1", time.Minute)
 	require.NoError(t, err)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -163,10 +176,11 @@ func TestTokenStoreKeepsOnlyHashes(t *testing.T) {
 	assert.True(t, ok)
 	_, ok = s.entries.m[tok]
 	assert.False(t, ok)
+	assert.Equal(t, ports.TokenKey(tok), s.calls.m["CA1"].value, "the call names its token by hash")
 }
 
 func TestIssueRejectsNonPositiveTTL(t *testing.T) {
-	_, err := NewTokenStore(nil).Issue(t.Context(), "CA1", 0)
+	_, _, err := NewTokenStore(nil).Issue(t.Context(), "CA1", 0)
 	require.ErrorIs(t, err, ports.ErrInvalidInput)
 }
 

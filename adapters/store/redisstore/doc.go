@@ -3,10 +3,15 @@
 // instance the media stream reaches.
 //
 // A token is kept under key prefix+"token:"+ports.TokenKey(token) with the
-// call sid as value; the token itself is never stored. Issue writes it with
-// SET ... PX ... NX; Consume reads and deletes it in one atomic script
-// (PTTL + GETDEL), so among any number of concurrent consumers in any number
-// of processes exactly one gets the call sid.
+// call sid as value; the token itself is never stored. A call's latest
+// token is named under prefix+"call:"+callSid (the token's hash, never the
+// token). Issue runs one atomic script: it writes the new token (SET ... PX
+// ... NX), deletes the call's earlier token and records the new one, so a
+// repeated webhook leaves exactly one valid token per call, whichever
+// instances issued them. Consume reads and deletes the token in one atomic
+// script (PTTL + GETDEL, and the call's record when it names this token),
+// so among any number of concurrent consumers in any number of processes
+// exactly one gets the call sid.
 //
 // Expiry is Redis's: a key lives for its time to live plus a short
 // after-life (Expired) during which Consume can still tell an expired token

@@ -22,12 +22,40 @@ const DefaultKeyPrefix = "gateway:"
 // ports.ErrTokenInvalid for it.
 const Expired = time.Minute
 
+// issueScript atomically stores a new token and makes it its call's only
+// one. KEYS[1] is the new token's key, KEYS[2] the call's key, which holds
+// the hash of the call's latest token; ARGV: the call sid, the keys' life
+// in milliseconds, the new token's hash, the prefix of token keys, and
+// Expired in milliseconds. The call's earlier token, if any, is deleted;
+// the script returns 1 when it was still live (its key had more than
+// Expired left to live), 0 when not, and -1, having changed nothing, when
+// the new token's key already exists (a 256-bit random collision). The
+// earlier token's key is named by the call's key, so it cannot be declared
+// in KEYS: the script needs a single Redis server (or all the keys of a
+// deployment on one node), as the store's other commands do.
+var issueScript = redis.NewScript(`
+if not redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then return -1 end
+local replaced = 0
+local old = redis.call('GET', KEYS[2])
+if old and old ~= ARGV[3] then
+  local oldKey = ARGV[4] .. old
+  if redis.call('PTTL', oldKey) > tonumber(ARGV[5]) then replaced = 1 end
+  redis.call('DEL', oldKey)
+end
+redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2])
+return replaced
+`)
+
 // consumeScript atomically takes the call sid stored under KEYS[1] and
-// reports how many milliseconds the key had left to live.
+// reports how many milliseconds the key had left to live. When KEYS[2],
+// the key of the call the token is presented for, names this token
+// (ARGV[1], its hash), the call has no live token any more: it is deleted
+// too.
 var consumeScript = redis.NewScript(`
 local ttl = redis.call('PTTL', KEYS[1])
 local sid = redis.call('GETDEL', KEYS[1])
 if not sid then return false end
+if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
 return {sid, ttl}
 `)
 
@@ -91,36 +119,43 @@ func NewLazy(rawURL string, opts ...Option) (*TokenStore, error) {
 }
 
 // Issue mints a token bound to callSid that Consume accepts until ttl has
-// passed (rounded to whole milliseconds). A ttl below one millisecond
-// gives an error wrapping ports.ErrInvalidInput; a Redis failure one
-// wrapping ports.ErrUnavailable. It blocks for one round trip to Redis (plus
-// the client's retries) or until ctx is done.
-func (s *TokenStore) Issue(ctx context.Context, callSid string, ttl time.Duration) (string, error) {
+// passed (rounded to whole milliseconds), and makes it the call's only
+// token: the call's earlier token is deleted, and replaced reports whether
+// it was still live. The token and the call's record are written in one
+// script, atomically for every process sharing the Redis. A ttl below one
+// millisecond gives an error wrapping ports.ErrInvalidInput; a Redis
+// failure one wrapping ports.ErrUnavailable. It blocks for one round trip
+// to Redis (plus the client's retries) or until ctx is done.
+func (s *TokenStore) Issue(ctx context.Context, callSid string, ttl time.Duration) (string, bool, error) {
 	if ttl < time.Millisecond {
-		return "", fmt.Errorf("redisstore: issue: ttl %v: %w", ttl, ports.ErrInvalidInput)
+		return "", false, fmt.Errorf("redisstore: issue: ttl %v: %w", ttl, ports.ErrInvalidInput)
 	}
 	ttl = ttl.Round(time.Millisecond)
 	token := ports.NewToken()
-	err := s.client.SetArgs(ctx, s.key(token), callSid, redis.SetArgs{Mode: "NX", TTL: ttl + Expired}).Err()
-	if errors.Is(err, redis.Nil) { // NX refused: a 256-bit random collision
-		return "", fmt.Errorf("redisstore: issue: token collision: %w", ports.ErrUnavailable)
-	}
+	hash := ports.TokenKey(token)
+	res, err := issueScript.Run(ctx, s.client, []string{s.tokenKey(hash), s.callKey(callSid)},
+		callSid, (ttl + Expired).Milliseconds(), hash, s.prefix+"token:", Expired.Milliseconds()).Int()
 	if err != nil {
-		return "", fail("issue", err)
+		return "", false, fail("issue", err)
 	}
-	return token, nil
+	if res < 0 {
+		return "", false, fmt.Errorf("redisstore: issue: token collision: %w", ports.ErrUnavailable)
+	}
+	return token, res == 1, nil
 }
 
 // Consume accepts token for callSid once. It returns nil for a live token
 // of that call; an error wrapping ports.ErrTokenExpired for a token whose
 // time to live passed less than Expired ago; an error wrapping
-// ports.ErrTokenInvalid for one unknown, already consumed, expired longer
-// ago, or bound to another call (such a token is consumed all the same);
-// and an error wrapping ports.ErrUnavailable when Redis fails. The token is
-// taken atomically: among concurrent calls in all processes at most one
-// succeeds. It blocks for one round trip to Redis or until ctx is done.
+// ports.ErrTokenInvalid for one unknown, already consumed, replaced,
+// expired longer ago, or bound to another call (such a token is consumed
+// all the same); and an error wrapping ports.ErrUnavailable when Redis
+// fails. The token is taken atomically: among concurrent calls in all
+// processes at most one succeeds. It blocks for one round trip to Redis or
+// until ctx is done.
 func (s *TokenStore) Consume(ctx context.Context, token, callSid string) error {
-	res, err := consumeScript.Run(ctx, s.client, []string{s.key(token)}).Slice()
+	hash := ports.TokenKey(token)
+	res, err := consumeScript.Run(ctx, s.client, []string{s.tokenKey(hash), s.callKey(callSid)}, hash).Slice()
 	if errors.Is(err, redis.Nil) {
 		return fmt.Errorf("redisstore: consume: %w", ports.ErrTokenInvalid)
 	}
@@ -156,9 +191,11 @@ func (s *TokenStore) Close() error {
 	return nil
 }
 
-func (s *TokenStore) key(token string) string {
-	return s.prefix + "token:" + ports.TokenKey(token)
-}
+// tokenKey is the key of the token whose hash (ports.TokenKey) is hash.
+func (s *TokenStore) tokenKey(hash string) string { return s.prefix + "token:" + hash }
+
+// callKey is the key that holds the hash of callSid's latest token.
+func (s *TokenStore) callKey(callSid string) string { return s.prefix + "call:" + callSid }
 
 // fail names the operation and classifies err: a context's end is reported
 // as such, anything else as ports.ErrUnavailable.

@@ -54,25 +54,25 @@ func TestIssueConsume(t *testing.T) {
 	s := open(t, serverURL(t), testPrefix())
 	ctx := t.Context()
 
-	tok, err := s.Issue(ctx, "CA1", time.Minute)
+	tok, _, err := s.Issue(ctx, "CA1", time.Minute)
 	require.NoError(t, err)
 	require.NoError(t, s.Consume(ctx, tok, "CA1"))
 	require.ErrorIs(t, s.Consume(ctx, tok, "CA1"), ports.ErrTokenInvalid, "a token is accepted once")
 
 	require.ErrorIs(t, s.Consume(ctx, ports.NewToken(), "CA1"), ports.ErrTokenInvalid, "unknown token")
 
-	leaked, err := s.Issue(ctx, "CA2", time.Minute)
+	leaked, _, err := s.Issue(ctx, "CA2", time.Minute)
 	require.NoError(t, err)
 	require.ErrorIs(t, s.Consume(ctx, leaked, "CA3"), ports.ErrTokenInvalid, "token of another call")
 	require.ErrorIs(t, s.Consume(ctx, leaked, "CA2"), ports.ErrTokenInvalid, "a token presented for the wrong call is consumed")
 
-	_, err = s.Issue(ctx, "CA1", 0)
+	_, _, err = s.Issue(ctx, "CA1", 0)
 	require.ErrorIs(t, err, ports.ErrInvalidInput)
 }
 
 func TestExpiredToken(t *testing.T) {
 	s := open(t, serverURL(t), testPrefix())
-	tok, err := s.Issue(t.Context(), "CA1", time.Millisecond)
+	tok, _, err := s.Issue(t.Context(), "CA1", time.Millisecond)
 	require.NoError(t, err)
 	time.Sleep(20 * time.Millisecond) // well past the 1 ms ttl
 	err = s.Consume(t.Context(), tok, "CA1")
@@ -85,7 +85,7 @@ func TestStoresOnlyTheHash(t *testing.T) {
 	rawURL := serverURL(t)
 	prefix := testPrefix()
 	s := open(t, rawURL, prefix)
-	tok, err := s.Issue(t.Context(), "CA1", time.Minute)
+	tok, _, err := s.Issue(t.Context(), "CA1", time.Minute)
 	require.NoError(t, err)
 
 	o, err := redis.ParseURL(rawURL)
@@ -94,14 +94,25 @@ func TestStoresOnlyTheHash(t *testing.T) {
 	defer raw.Close()
 	keys, err := raw.Keys(t.Context(), prefix+"*").Result()
 	require.NoError(t, err)
-	require.Equal(t, []string{prefix + "token:" + ports.TokenKey(tok)}, keys)
-	sid, err := raw.Get(t.Context(), keys[0]).Result()
+	tokenKey, callKey := prefix+"token:"+ports.TokenKey(tok), prefix+"call:CA1"
+	require.ElementsMatch(t, []string{tokenKey, callKey}, keys)
+	sid, err := raw.Get(t.Context(), tokenKey).Result()
 	require.NoError(t, err)
 	require.Equal(t, "CA1", sid)
-	ttl, err := raw.PTTL(t.Context(), keys[0]).Result()
+	latest, err := raw.Get(t.Context(), callKey).Result()
 	require.NoError(t, err)
-	require.Greater(t, ttl, time.Minute, "the key outlives the token by redisstore.Expired")
-	require.LessOrEqual(t, ttl, time.Minute+redisstore.Expired)
+	require.Equal(t, ports.TokenKey(tok), latest, "the call names its token by hash")
+	for _, k := range keys {
+		ttl, err := raw.PTTL(t.Context(), k).Result()
+		require.NoError(t, err)
+		require.Greater(t, ttl, time.Minute, "%s outlives the token by redisstore.Expired", k)
+		require.LessOrEqual(t, ttl, time.Minute+redisstore.Expired)
+	}
+
+	require.NoError(t, s.Consume(t.Context(), tok, "CA1"))
+	keys, err = raw.Keys(t.Context(), prefix+"*").Result()
+	require.NoError(t, err)
+	require.Empty(t, keys, "a consumed token leaves nothing behind")
 }
 
 // Two stores on one Redis stand for two gateway instances.
@@ -110,14 +121,14 @@ func TestTwoInstances(t *testing.T) {
 	a, b := open(t, rawURL, prefix), open(t, rawURL, prefix)
 	ctx := t.Context()
 
-	tok, err := a.Issue(ctx, "CA1", time.Minute)
+	tok, _, err := a.Issue(ctx, "CA1", time.Minute)
 	require.NoError(t, err)
 	require.NoError(t, b.Consume(ctx, tok, "CA1"), "minted on A, accepted on B")
 	require.ErrorIs(t, a.Consume(ctx, tok, "CA1"), ports.ErrTokenInvalid, "then refused on A")
 	require.ErrorIs(t, b.Consume(ctx, tok, "CA1"), ports.ErrTokenInvalid, "and on B")
 
 	// Many concurrent consumers on both instances: exactly one wins.
-	tok, err = a.Issue(ctx, "CA2", time.Minute)
+	tok, _, err = a.Issue(ctx, "CA2", time.Minute)
 	require.NoError(t, err)
 	const n = 20
 	errs := make(chan error, n)
@@ -142,6 +153,16 @@ func TestTwoInstances(t *testing.T) {
 		require.ErrorIs(t, err, ports.ErrTokenInvalid)
 	}
 	require.Equal(t, 1, accepted)
+
+	// A webhook repeated on the other instance replaces the token.
+	first, replaced, err := a.Issue(ctx, "CA3", time.Minute)
+	require.NoError(t, err)
+	require.False(t, replaced)
+	second, replaced, err := b.Issue(ctx, "CA3", time.Minute)
+	require.NoError(t, err)
+	require.True(t, replaced, "B sees the token A issued")
+	require.ErrorIs(t, a.Consume(ctx, first, "CA3"), ports.ErrTokenInvalid, "A's token was replaced")
+	require.NoError(t, a.Consume(ctx, second, "CA3"), "B's token is accepted on A")
 }
 
 func TestUnreachableAtStart(t *testing.T) {
@@ -169,12 +190,12 @@ func TestRecovers(t *testing.T) {
 	require.NoError(t, err)
 	proxy := storetest.NewProxy(t, u.Host)
 	s := open(t, storetest.WithHost(t, rawURL, proxy.Addr()), testPrefix())
-	tok, err := s.Issue(t.Context(), "CA1", time.Minute)
+	tok, _, err := s.Issue(t.Context(), "CA1", time.Minute)
 	require.NoError(t, err)
 
 	proxy.Stop()
 	require.ErrorIs(t, s.Ping(t.Context()), ports.ErrUnavailable)
-	_, err = s.Issue(t.Context(), "CA2", time.Minute)
+	_, _, err = s.Issue(t.Context(), "CA2", time.Minute)
 	require.ErrorIs(t, err, ports.ErrUnavailable)
 	require.ErrorIs(t, s.Consume(t.Context(), tok, "CA1"), ports.ErrUnavailable)
 
@@ -187,7 +208,7 @@ func TestCancelledContext(t *testing.T) {
 	s := open(t, serverURL(t), testPrefix())
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	_, err := s.Issue(ctx, "CA1", time.Minute)
+	_, _, err := s.Issue(ctx, "CA1", time.Minute)
 	require.ErrorIs(t, err, context.Canceled)
 }
 
@@ -213,13 +234,13 @@ func TestNewLazyWhileDown(t *testing.T) {
 	require.ErrorIs(t, err, ports.ErrUnavailable)
 	require.Contains(t, err.Error(), proxy.Addr(), "the error names the server")
 	require.NotContains(t, err.Error(), "s3cret-pw")
-	_, err = s.Issue(ctx, "CA1", time.Minute)
+	_, _, err = s.Issue(ctx, "CA1", time.Minute)
 	require.ErrorIs(t, err, ports.ErrUnavailable)
 	require.ErrorIs(t, s.Consume(ctx, ports.NewToken(), "CA1"), ports.ErrUnavailable)
 
 	proxy.Start()
 	require.Eventually(t, func() bool { return s.Ping(ctx) == nil }, 10*time.Second, 20*time.Millisecond)
-	tok, err := s.Issue(ctx, "CA1", time.Minute)
+	tok, _, err := s.Issue(ctx, "CA1", time.Minute)
 	require.NoError(t, err)
 	require.NoError(t, s.Consume(ctx, tok, "CA1"))
 }
