@@ -7,7 +7,7 @@ FUZZTIME    ?= 10s
 # staticcheck 2026.2.2, fetched through the module proxy on first use.
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run dev demo callsim test test-twilio fuzz lint bench load tunnel-quick tunnel help
+.PHONY: all build release run dev demo callsim test test-twilio fuzz lint bench load tunnel-quick tunnel help
 
 all: lint test
 
@@ -16,6 +16,16 @@ help: ## list the targets
 
 build: ## build the gateway binary into bin/gateway
 	$(GO) build -o bin/gateway ./cmd/gateway
+
+# The release build, the one the Dockerfile runs (its build stage calls
+# make release), so the image's binary is this one: static (no cgo, it runs
+# on an image without libc), without the build machine's paths, stamped with
+# VERSION (gateway version; logged at start). The image's build passes
+# VERSION as a build argument, since .git stays out of its context.
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+RELEASE_OUT ?= bin/gateway
+release: ## the static release binary, as the image has it: make release VERSION=v1.2.3 RELEASE_OUT=bin/gateway
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags '-s -w -X main.version=$(VERSION)' -o '$(RELEASE_OUT)' ./cmd/gateway
 
 run: ## run the gateway (reads .env, the environment, and ARGS such as --config gateway.yaml)
 	$(GO) run ./cmd/gateway $(ARGS)
