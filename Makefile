@@ -1,5 +1,6 @@
 # The gateway's developer commands. Everything here needs only Go, except
-# test-twilio (Node.js) and the tunnels (cloudflared).
+# test-twilio (Node.js) and the tunnels (cloudflared); make test also uses
+# caddy, kubectl and systemd-analyze where installed (deploy/check).
 
 GO          ?= go
 PORT        ?= 5050
@@ -38,8 +39,9 @@ demo: ## the offline demo: a call and a WhatsApp exchange through the real gatew
 callsim: ## play Twilio against a running gateway: make callsim ARGS='--url https://gw.example.com --wav hello.wav'
 	$(GO) run ./cmd/callsim $(ARGS)
 
-test: ## all Go tests with the race detector (no network, no credentials)
+test: ## all Go tests with the race detector (no network, no credentials), then the deployment files' (deploy/check)
 	$(GO) test -race -count=1 ./...
+	cd deploy/check && $(GO) test -race -count=1 ./...
 
 test-twilio: ## the Twilio Function's tests (needs Node.js 20+)
 	cd twilio && npm ci --no-audit --no-fund && npm test
@@ -58,6 +60,7 @@ lint: ## gofmt, go vet and staticcheck
 		if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+	cd deploy/check && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...
 
 bench: ## benchmarks of the hot paths
 	$(GO) test -run '^$$' -bench . -benchmem ./...
