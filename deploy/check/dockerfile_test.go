@@ -24,7 +24,8 @@ type dockerfile struct {
 	// build is the stage that runs make release; image is the last stage.
 	build, image *instructions.Stage
 
-	// makeRun is the build stage's RUN line that calls make release.
+	// makeRun is the build stage's shell command (of its RUN line, up to
+	// an && or ;) that calls make release; the release test runs it.
 	makeRun string
 	// releaseOut is RELEASE_OUT of that line: where the binary is built.
 	releaseOut string
@@ -44,8 +45,9 @@ type dockerfile struct {
 	copies map[string]*instructions.CopyCommand
 }
 
-// makeRelease matches the make invocation of the build stage.
-var makeRelease = regexp.MustCompile(`\bmake release\b[^&;|]*`)
+// makeRelease matches the command of a RUN line that calls make release,
+// with the variables set before it.
+var makeRelease = regexp.MustCompile(`(?:^|&&|;)\s*((?:[A-Z_]+="?[$\w]*"?\s+)*make release\b[^&;|]*)`)
 
 // parseDockerfile parses the Dockerfile with BuildKit's parser and its
 // linter; a parser warning or a lint warning fails the test.
@@ -75,9 +77,9 @@ func parseDockerfile(t testing.TB) dockerfile {
 		for _, c := range stages[i].Commands {
 			if run, ok := c.(*instructions.RunCommand); ok {
 				line := strings.Join(run.CmdLine, " ")
-				if m := makeRelease.FindString(line); m != "" {
+				if m := makeRelease.FindStringSubmatch(line); m != nil {
 					require.Nil(t, df.build, "one stage runs make release")
-					df.build, df.makeRun = &stages[i], m
+					df.build, df.makeRun = &stages[i], strings.TrimSpace(m[1])
 				}
 			}
 		}
@@ -139,6 +141,7 @@ func TestDockerfileBuildsWithMakeRelease(t *testing.T) {
 		"the builder's Go %s must be at least go.mod's %s", m[1], goMod[1])
 
 	assert.Contains(t, df.makeRun, `VERSION="$VERSION"`, "make release gets the VERSION build argument")
+	assert.Contains(t, df.makeRun, `GOOS="$TARGETOS" GOARCH="$TARGETARCH" make release`, "built for the target platform")
 	assert.Equal(t, "/out/gateway", df.releaseOut, "RELEASE_OUT of the make line")
 	var args []string
 	for _, c := range df.build.Commands {
