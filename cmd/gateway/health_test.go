@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/convgateway/gateway/adapters/store/storetest"
 	"github.com/convgateway/gateway/configs"
 )
 
@@ -51,12 +52,7 @@ func serveHealth(t *testing.T, h http.HandlerFunc) string {
 // closedPort returns a loopback port on which nothing listens.
 func closedPort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	_, port, err := net.SplitHostPort(ln.Addr().String())
-	require.NoError(t, err)
-	require.NoError(t, ln.Close())
-	return port
+	return portOf(t, "http://"+storetest.ClosedAddr(t))
 }
 
 // gateway health asks the real gateway, with nothing but PORT in its

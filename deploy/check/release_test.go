@@ -1,7 +1,6 @@
 package check
 
 import (
-	"bytes"
 	"debug/buildinfo"
 	"debug/elf"
 	"errors"
@@ -15,7 +14,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -52,24 +50,6 @@ func freePort(t testing.TB) string {
 	require.NoError(t, err)
 	require.NoError(t, ln.Close())
 	return port
-}
-
-// lockedBuffer collects a process's output while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // imageRoot lays out what the image holds, and nothing else: the binary
@@ -217,9 +197,17 @@ func TestReleaseBinaryRunsAsTheImageRunsIt(t *testing.T) {
 	require.NoError(t, err, "%s", vout)
 	assert.True(t, strings.HasPrefix(string(vout), "gateway "+version+" "), "gateway version prints the stamped version: %s", vout)
 
-	var logs lockedBuffer
+	// The log goes to a file, which the test reads while the gateway writes.
+	logFile, err := os.Create(filepath.Join(t.TempDir(), "gateway.log"))
+	require.NoError(t, err)
+	defer logFile.Close()
+	logs := func() string {
+		b, err := os.ReadFile(logFile.Name())
+		require.NoError(t, err)
+		return string(b)
+	}
 	gw := imageCommand(rootfs, df, env, append(append([]string{}, df.entrypoint...), df.cmd...)...)
-	gw.Stdout, gw.Stderr = &logs, &logs
+	gw.Stdout, gw.Stderr = logFile, logFile
 	require.NoError(t, gw.Start())
 	exited := make(chan error, 1)
 	go func() { exited <- gw.Wait() }()
@@ -237,10 +225,10 @@ func TestReleaseBinaryRunsAsTheImageRunsIt(t *testing.T) {
 		select {
 		case err := <-exited:
 			stopped = true
-			t.Fatalf("the gateway exited before it answered %s: %v\n%s", healthPath, err, logs.String())
+			t.Fatalf("the gateway exited before it answered %s: %v\n%s", healthPath, err, logs())
 		case <-time.After(100 * time.Millisecond):
 		}
-		require.True(t, time.Now().Before(deadline), "no answer on %s within a minute:\n%s", healthPath, logs.String())
+		require.True(t, time.Now().Before(deadline), "no answer on %s within a minute:\n%s", healthPath, logs())
 	}
 
 	uid, gid := statusIDs(t, gw.Process.Pid)
@@ -271,12 +259,12 @@ func TestReleaseBinaryRunsAsTheImageRunsIt(t *testing.T) {
 	select {
 	case err := <-exited:
 		stopped = true
-		require.NoError(t, err, "exit status after %s:\n%s", df.stopSignal, logs.String())
+		require.NoError(t, err, "exit status after %s:\n%s", df.stopSignal, logs())
 	case <-time.After(time.Minute): // a hang guard far above SHUTDOWN_DRAIN=5s
-		t.Fatalf("the gateway did not exit within a minute of %s:\n%s", df.stopSignal, logs.String())
+		t.Fatalf("the gateway did not exit within a minute of %s:\n%s", df.stopSignal, logs())
 	}
-	assert.Contains(t, logs.String(), `"msg":"gateway: stopped"`)
-	assert.Contains(t, logs.String(), `"version":"`+version+`"`, "the start line names the version")
+	assert.Contains(t, logs(), `"msg":"gateway: stopped"`)
+	assert.Contains(t, logs(), `"version":"`+version+`"`, "the start line names the version")
 
 	// Stopped, the HEALTHCHECK fails.
 	var exit *exec.ExitError
