@@ -1,5 +1,6 @@
 # The gateway's developer commands. Everything here needs only Go, except
-# test-twilio (Node.js) and the tunnels (cloudflared).
+# test-twilio (Node.js) and the tunnels (cloudflared); make test also uses
+# caddy, kubectl and systemd-analyze where installed (deploy/check).
 
 GO          ?= go
 PORT        ?= 5050
@@ -7,7 +8,7 @@ FUZZTIME    ?= 10s
 # staticcheck 2026.2.2, fetched through the module proxy on first use.
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run dev demo callsim test test-twilio fuzz lint bench load tunnel-quick tunnel help
+.PHONY: all build release run dev demo callsim test test-twilio fuzz lint bench load tunnel-quick tunnel help
 
 all: lint test
 
@@ -16,6 +17,16 @@ help: ## list the targets
 
 build: ## build the gateway binary into bin/gateway
 	$(GO) build -o bin/gateway ./cmd/gateway
+
+# The release build, the one the Dockerfile runs (its build stage calls
+# make release), so the image's binary is this one: static (no cgo, it runs
+# on an image without libc), without the build machine's paths, stamped with
+# VERSION (gateway version; logged at start). The image's build passes
+# VERSION as a build argument, since .git stays out of its context.
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+RELEASE_OUT ?= bin/gateway
+release: ## the static release binary, as the image has it: make release VERSION=v1.2.3 RELEASE_OUT=bin/gateway
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags '-s -w -X main.version=$(VERSION)' -o '$(RELEASE_OUT)' ./cmd/gateway
 
 run: ## run the gateway (reads .env, the environment, and ARGS such as --config gateway.yaml)
 	$(GO) run ./cmd/gateway $(ARGS)
@@ -28,8 +39,9 @@ demo: ## the offline demo: a call and a WhatsApp exchange through the real gatew
 callsim: ## play Twilio against a running gateway: make callsim ARGS='--url https://gw.example.com --wav hello.wav'
 	$(GO) run ./cmd/callsim $(ARGS)
 
-test: ## all Go tests with the race detector (no network, no credentials)
+test: ## all Go tests with the race detector (no network, no credentials), then the deployment files' (deploy/check)
 	$(GO) test -race -count=1 ./...
+	cd deploy/check && $(GO) test -race -count=1 ./...
 
 test-twilio: ## the Twilio Function's tests (needs Node.js 20+)
 	cd twilio && npm ci --no-audit --no-fund && npm test
@@ -48,6 +60,7 @@ lint: ## gofmt, go vet and staticcheck
 		if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+	cd deploy/check && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...
 
 bench: ## benchmarks of the hot paths
 	$(GO) test -run '^$$' -bench . -benchmem ./...

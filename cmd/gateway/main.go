@@ -4,6 +4,8 @@
 //
 //	gateway [serve] [--config gateway.yaml]   run the server (default)
 //	gateway send --to whatsapp:+1555... ...    send one message or template
+//	gateway health                             GET /health on 127.0.0.1:$PORT (a container's HEALTHCHECK)
+//	gateway version                            print the version
 //
 // Settings come from defaults, the --config YAML file, .env in the working
 // directory and the environment (see configs/.env.example).

@@ -20,6 +20,8 @@ const usage = `usage:
   gateway [serve] [--config FILE]     run the gateway server (default)
   gateway send --to TO [--from FROM] (--body TEXT | --content-sid HX... [--vars JSON]) [--config FILE]
                                       send one message through the Twilio Messages API
+  gateway health                      GET /health on 127.0.0.1:$PORT; exit 0 when it answers 200
+  gateway version                     print the version
 
 Settings, in rising priority: defaults, --config FILE (YAML), .env in the
 working directory, environment variables. See configs/.env.example.
@@ -39,6 +41,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return serve(ctx, rest, getenv, stdout)
 	case "send":
 		return send(ctx, rest, getenv, stdout)
+	case "health":
+		return health(ctx, rest, getenv, stdout)
+	case "version":
+		return printVersion(rest, stdout)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -72,7 +78,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.SlogLevel()}))
-	log.Info("gateway: starting", "config", cfg)
+	log.Info("gateway: starting", "version", version, "config", cfg)
 	redisstore.RouteLogs(log.With("adapter", "redis"))
 
 	gw, err := wire.Build(ctx, cfg, log)
