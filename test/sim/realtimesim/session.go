@@ -273,13 +273,17 @@ func (s *Session) respond(ctx context.Context, responseID, itemID, transcript st
 		s.itemAudioMs[itemID] = 0 // known, with no audio yet
 	}
 	s.mu.Unlock()
-	defer func() {
+	// The response stops being active before its response.done is sent,
+	// as with the real API: a response.cancel the client sends once it
+	// has seen response.done finds no active response.
+	inactive := func() {
 		s.mu.Lock()
 		if s.active == r {
 			s.active = nil
 		}
 		s.mu.Unlock()
-	}()
+	}
+	defer inactive()
 	if prev != nil { // one response streams at a time, as with the real API
 		select {
 		case <-prev.done:
@@ -331,6 +335,7 @@ stream:
 			return err
 		}
 	}
+	inactive()
 	return s.send(ctx, responseEvent{EventID: s.nextID("event"), Type: "response.done", Response: responseInfo{
 		Object: "realtime.response", ID: responseID, Status: status, StatusDetails: details, Output: []struct{}{},
 		Usage: &usageInfo{InputTokens: 10, OutputTokens: 20 + len(chunks), TotalTokens: 30 + len(chunks)},
