@@ -96,6 +96,17 @@ func TestNewResamplerRejectsUnsupportedRates(t *testing.T) {
 	}
 }
 
+// The delays are those the package documentation lists.
+func TestResamplerDelays(t *testing.T) {
+	want := map[[2]int]int{
+		{8000, 16000}: 67, {8000, 24000}: 101, {16000, 8000}: 34,
+		{24000, 8000}: 34, {16000, 24000}: 51, {24000, 16000}: 34,
+	}
+	for _, p := range ratePairs {
+		assert.Equal(t, want[p], newResampler(t, p[0], p[1]).Delay(), pairName(p[0], p[1]))
+	}
+}
+
 // The filter each Resampler designs meets what the package promises: flat
 // to within 0.002 dB up to 85% of the lower Nyquist frequency and at least
 // 79 dB down from that Nyquist frequency up (the frequency response of
