@@ -29,7 +29,13 @@ func NewTranscoder(from, to ports.AudioFormat) (ports.Transcoder, error) {
 	if from == to {
 		return passThrough{}, nil
 	}
-	t := &transcoder{from: from, to: to}
+	t := &transcoder{from: from, to: to, decode: AppendLinearFromMulaw, encode: AppendMulaw}
+	if from.Encoding == ports.EncodingPCM16 {
+		t.decode = AppendLinearFromPCM16
+	}
+	if to.Encoding == ports.EncodingPCM16 {
+		t.encode = AppendPCM16
+	}
 	if from.SampleRate != to.SampleRate {
 		rs, err := NewResampler(from.SampleRate, to.SampleRate)
 		if err != nil {
@@ -49,7 +55,9 @@ func (passThrough) Transcode(dst, src []byte) ([]byte, error) { return append(ds
 // reused from chunk to chunk.
 type transcoder struct {
 	from, to  ports.AudioFormat
-	resampler *Resampler // nil when the rates are the same
+	decode    func(dst []int16, src []byte) []int16 // from's encoding to samples
+	encode    func(dst []byte, src []int16) []byte  // samples to to's encoding
+	resampler *Resampler                            // nil when the rates are the same
 
 	raw      []byte  // the chunk, decoded from base64
 	samples  []int16 // the chunk's samples
@@ -72,26 +80,13 @@ func (t *transcoder) Transcode(dst, src []byte) ([]byte, error) {
 			t.from, t.to, ports.ErrInvalidInput, len(raw), size)
 	}
 
-	samples := t.samples[:0]
-	switch t.from.Encoding {
-	case ports.EncodingPCMU:
-		samples = AppendLinearFromMulaw(samples, raw)
-	case ports.EncodingPCM16:
-		samples = AppendLinearFromPCM16(samples, raw)
-	}
+	samples := t.decode(t.samples[:0], raw)
 	t.samples = samples[:0]
 	if t.resampler != nil {
 		samples = t.resampler.Resample(t.resample[:0], samples)
 		t.resample = samples[:0]
 	}
-
-	encoded := t.encoded[:0]
-	switch t.to.Encoding {
-	case ports.EncodingPCMU:
-		encoded = AppendMulaw(encoded, samples)
-	case ports.EncodingPCM16:
-		encoded = AppendPCM16(encoded, samples)
-	}
+	encoded := t.encode(t.encoded[:0], samples)
 	t.encoded = encoded[:0]
 	return base64.StdEncoding.AppendEncode(dst, encoded), nil
 }
