@@ -60,7 +60,8 @@ type Transcoder interface {
 	// the source format) converted to the target format, and returns the
 	// extended slice. A chunk that is not valid base64, or not a whole
 	// number of samples, gives an error wrapping ErrInvalidInput and
-	// changes nothing.
+	// changes nothing; a pass-through between two equal formats may
+	// append src as it is, unchecked.
 	Transcode(dst, src []byte) ([]byte, error)
 }
 
