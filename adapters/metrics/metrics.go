@@ -1,6 +1,6 @@
 // Package metrics keeps the gateway's Prometheus metrics and serves them in
 // the Prometheus text format. Its methods are what the use cases' hooks and
-// the HTTP server's request observer call (cmd/wire connects them); they
+// the HTTP server's request observer call (app/wire connects them); they
 // are safe for concurrent use and cheap: a counter or histogram update each.
 //
 // Every label has a small, fixed set of values (end reasons, outcomes,

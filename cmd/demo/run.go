@@ -13,7 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/convgateway/gateway/cmd/wire"
+	"github.com/convgateway/gateway/app/wire"
 	"github.com/convgateway/gateway/configs"
 	"github.com/convgateway/gateway/test/sim/openairest"
 	"github.com/convgateway/gateway/test/sim/realtimesim"

@@ -11,7 +11,7 @@ import (
 	"strings"
 
 	"github.com/convgateway/gateway/adapters/store/redisstore"
-	"github.com/convgateway/gateway/cmd/wire"
+	"github.com/convgateway/gateway/app/wire"
 	"github.com/convgateway/gateway/configs"
 	"github.com/convgateway/gateway/ports"
 )

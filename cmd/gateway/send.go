@@ -9,7 +9,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/convgateway/gateway/cmd/wire"
+	"github.com/convgateway/gateway/app/wire"
 	"github.com/convgateway/gateway/configs"
 	"github.com/convgateway/gateway/ports"
 )

@@ -17,7 +17,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/convgateway/gateway/cmd/wire"
+	"github.com/convgateway/gateway/app/wire"
 	"github.com/convgateway/gateway/configs"
 )
 

@@ -5,7 +5,10 @@
 //   - ports imports domain and the standard library (ports/porttest, the
 //     importable conformance suites, may also import ports, testify and
 //     goleak);
-//   - app imports domain, ports, the standard library and golang.org/x/sync;
+//   - app (the use cases) imports domain, ports, the standard library and
+//     golang.org/x/sync; app/wire, the composition root, may import
+//     adapters, configs and anything else a binary needs, and nothing but
+//     cmd and test imports it;
 //   - adapters never import app, cmd, configs or test;
 //   - only adapters/httpapi (and cmd, test) import echo;
 //   - only configs (and cmd, test) import viper.
@@ -94,12 +97,17 @@ var rules = []rule{
 	},
 	{
 		text: "app may import only domain, ports, golang.org/x/sync and the standard library",
-		from: func(rel string) bool { return under(rel, "app") },
+		from: func(rel string) bool { return under(rel, "app") && !under(rel, "app/wire") },
 		allow: func(d dep) bool {
 			return d.std || (d.own && (under(d.rel, "domain") || under(d.rel, "app") ||
 				under(d.rel, "ports") && !under(d.rel, "ports/porttest"))) ||
 				external(d.path, "golang.org/x/sync")
 		},
+	},
+	{
+		text:  "only cmd and test may import the composition root app/wire",
+		from:  notCmdOrTest,
+		allow: func(d dep) bool { return !d.own || !under(d.rel, "app/wire") },
 	},
 	{
 		text: "adapters must not import app, cmd, configs or test",

@@ -16,7 +16,7 @@ import (
 
 	"github.com/convgateway/gateway/adapters/store/postgres"
 	"github.com/convgateway/gateway/adapters/store/sqlite"
-	"github.com/convgateway/gateway/cmd/wire"
+	"github.com/convgateway/gateway/app/wire"
 	"github.com/convgateway/gateway/configs"
 	"github.com/convgateway/gateway/ports"
 	"github.com/convgateway/gateway/test/testlog"

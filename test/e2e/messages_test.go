@@ -18,7 +18,7 @@ import (
 
 	"github.com/convgateway/gateway/adapters/twilio/signature"
 	"github.com/convgateway/gateway/app"
-	"github.com/convgateway/gateway/cmd/wire"
+	"github.com/convgateway/gateway/app/wire"
 	"github.com/convgateway/gateway/configs"
 	"github.com/convgateway/gateway/test/sim/openairest"
 	"github.com/convgateway/gateway/test/sim/openairest/contract"
