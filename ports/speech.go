@@ -5,7 +5,8 @@ import (
 	"time"
 )
 
-// SpeechModel opens realtime speech-to-speech sessions (OpenAI Realtime).
+// SpeechModel opens speech-to-speech sessions: a voice model that listens
+// to the caller and answers with audio.
 //
 // Implementations are safe for concurrent use: many calls open sessions at
 // once.
@@ -21,83 +22,132 @@ type SpeechModel interface {
 	Open(ctx context.Context, cfg SpeechConfig) (SpeechSession, error)
 }
 
-// SpeechConfig configures one realtime session.
+// SpeechConfig configures one session. What is specific to a model (its
+// name, voice, turn detection, transcription) is the adapter's own
+// configuration, not the call's.
 type SpeechConfig struct {
-	Instructions  string // the system message
-	Voice         string // e.g. "alloy"
-	TurnDetection string // "server_vad" or "semantic_vad"
-	// TranscriptionModel enables transcription of the caller's audio when
-	// not empty.
-	TranscriptionModel string
-	// CallSid is for logs and tracing only.
-	CallSid string
+	Instructions string // the system message
+	// CallID is for logs and tracing only.
+	CallID string
 }
 
-// SpeechSession is one open realtime session. Audio is 8 kHz mu-law
-// (audio/pcmu), carried base64-encoded exactly as on the wire so that a
-// caller frame passes through without decoding.
+// Interruptions says who stops the assistant when the caller talks over it.
+type Interruptions uint8
+
+const (
+	// InterruptedByGateway: the model reports when the caller starts
+	// speaking (SpeechCallerStarted) and keeps generating until told. The
+	// gateway clears the caller's playback, tells the session how much of
+	// the utterance was heard (Heard) and drops the late audio of every
+	// utterance begun before the interruption.
+	InterruptedByGateway Interruptions = iota
+	// InterruptedByModel: the model is full duplex: it listens while it
+	// speaks and stops by itself when talked over, and need not report the
+	// caller's speech at all. The gateway keeps only a small lead of its
+	// audio queued for playback, so that an interruption is heard within
+	// that lead, and clears it when the caller's words take the turn.
+	InterruptedByModel
+)
+
+func (i Interruptions) String() string {
+	if i == InterruptedByModel {
+		return "by_model"
+	}
+	return "by_gateway"
+}
+
+// SpeechSession is one open session. Audio travels base64-encoded in the
+// session's Format, exactly as on the wire, so that audio passes through
+// untouched when the telephony side shares the format.
 //
 // Send methods may be called from several goroutines at once; Recv must be
 // called from one goroutine at a time. After Close every method returns an
 // error wrapping ErrClosed.
 type SpeechSession interface {
-	// AppendAudio sends caller audio (base64 mu-law). The bytes are copied
-	// or written before it returns, so the caller may reuse audio. Frames
-	// are delivered in the order of the calls. It blocks only while the
-	// connection is congested.
+	// Format is the format of the audio in both directions. It never
+	// changes and never blocks.
+	Format() AudioFormat
+
+	// Interruptions says how the session handles the caller talking over
+	// the assistant. It never changes and never blocks.
+	Interruptions() Interruptions
+
+	// AppendAudio sends caller audio (base64 in Format). The bytes are
+	// copied or written before it returns, so the caller may reuse audio.
+	// Chunks are delivered in the order of the calls. It blocks only while
+	// the connection is congested.
 	AppendAudio(ctx context.Context, audio []byte) error
 
-	// SendText adds a user text message to the conversation (it does not
-	// request a response).
-	SendText(ctx context.Context, text string) error
+	// Respond asks the model to speak now, without waiting for the caller
+	// (the greeting). instructions, when not empty, say what to say or how,
+	// for this answer only. Errors: ErrClosed, ErrUnavailable when the
+	// request could not be sent, ctx's error.
+	Respond(ctx context.Context, instructions string) error
 
-	// RequestResponse asks the model to respond now. instructions, when
-	// not empty, replace the session instructions for this response only.
-	RequestResponse(ctx context.Context, instructions string) error
-
-	// Truncate tells the model that the caller heard only the first
-	// audioEndMs milliseconds of the assistant item itemID.
-	Truncate(ctx context.Context, itemID string, audioEndMs int) error
-
-	// Cancel cancels the response in progress. Calling it when no response
-	// is active is an error on the remote side: callers must track that.
-	Cancel(ctx context.Context) error
+	// Heard tells the model that the caller heard only the first ms
+	// milliseconds of the assistant's utterance before talking over it, so
+	// that the model's memory of the conversation holds what was heard, not
+	// what was generated. Sessions whose model needs no such word (a full
+	// duplex model knows) return nil at once. ms beyond the utterance's
+	// audio is clamped by the adapter; an utterance the model no longer
+	// knows is not an error worth ending the call for: it is reported as a
+	// non-fatal SpeechError at most.
+	Heard(ctx context.Context, utterance string, ms int) error
 
 	// Recv blocks until the next event, ctx is done, or the session ends.
 	// When the session ends it returns an error wrapping ErrClosed; the
 	// *SessionEnded wrapped with it (errors.As) says why. Malformed or
-	// unknown events are skipped (and logged) by the adapter, never
-	// returned as errors. The event's Audio is valid until the next Recv.
+	// unknown events are skipped (and logged at a bounded rate) by the
+	// adapter, never returned as errors. The event's Audio is valid until
+	// the next Recv.
 	Recv(ctx context.Context) (SpeechEvent, error)
 
-	// Close ends the session and releases its resources. It is safe to call
-	// more than once and from any goroutine; it makes a blocked Recv return.
+	// Close ends the session and releases its resources, taking at most a
+	// few seconds to say goodbye to the model when its protocol asks for
+	// it. It is safe to call more than once and from any goroutine; it
+	// makes a blocked Recv return.
 	Close() error
 }
 
 // SpeechEventType tells the kinds of SpeechEvent apart.
 type SpeechEventType uint8
 
-// The speech events the gateway reacts to.
+// The events of a speech session.
 const (
-	SpeechUnknown         SpeechEventType = iota
-	SpeechSessionUpdated                  // the configuration was applied
-	SpeechStarted                         // the caller started speaking (barge-in trigger)
-	SpeechStopped                         // the caller stopped speaking
-	SpeechResponseCreated                 // a response began (ResponseID)
-	SpeechAudioDelta                      // assistant audio (ResponseID, ItemID, Audio)
-	SpeechAudioDone                       // an assistant item's audio is complete
-	SpeechAssistantText                   // transcript of an assistant item (ItemID, Text)
-	SpeechCallerText                      // transcript of a caller item (ItemID, Text)
-	SpeechResponseDone                    // a response ended (ResponseID, Status, Usage)
-	SpeechTruncated                       // a truncation was applied (ItemID, AudioEndMs)
-	SpeechError                           // the model reported an error (Err)
+	SpeechUnknown SpeechEventType = iota
+	// SpeechAudio: assistant audio (Audio, base64 in the session's Format)
+	// of the utterance Utterance. An utterance's audio comes in order; a
+	// new Utterance id starts a new utterance.
+	SpeechAudio
+	// SpeechUtteranceDone: the utterance Utterance has no more audio.
+	// Sessions that cannot tell may never send it.
+	SpeechUtteranceDone
+	// SpeechCallerStarted: the caller started speaking (Utterance: the
+	// caller's utterance, when the model names it). Sent only by sessions
+	// that leave interruptions to the gateway.
+	SpeechCallerStarted
+	// SpeechCallerStopped: the caller stopped speaking. Optional, as
+	// SpeechCallerStarted.
+	SpeechCallerStopped
+	// SpeechCallerText: words of the caller (Text), transcribed. Utterance
+	// names the caller's utterance when the model does; without it the
+	// text continues the caller's current turn. Final says the text is the
+	// whole of the utterance rather than a piece.
+	SpeechCallerText
+	// SpeechAssistantText: words of the assistant (Text), as
+	// SpeechCallerText.
+	SpeechAssistantText
+	// SpeechUsage: what the model counted since the previous SpeechUsage
+	// (Usage): the session's total is their sum.
+	SpeechUsage
+	// SpeechError: the model reported an error (Err). A fatal one ends the
+	// session: Recv returns ErrClosed next.
+	SpeechError
 )
 
 var speechEventNames = [...]string{
-	"unknown", "session_updated", "speech_started", "speech_stopped",
-	"response_created", "audio_delta", "audio_done", "assistant_text",
-	"caller_text", "response_done", "truncated", "error",
+	"unknown", "audio", "utterance_done", "caller_started", "caller_stopped",
+	"caller_text", "assistant_text", "usage", "error",
 }
 
 func (t SpeechEventType) String() string {
@@ -107,21 +157,20 @@ func (t SpeechEventType) String() string {
 	return "unknown"
 }
 
-// SpeechEvent is one event from the model, reduced to what the gateway uses.
+// SpeechEvent is one event from the model, in the gateway's words.
 type SpeechEvent struct {
-	Type       SpeechEventType
-	ResponseID string
-	ItemID     string
-	// Audio is base64-encoded mu-law for SpeechAudioDelta.
+	Type SpeechEventType
+	// Utterance names an utterance of the assistant (SpeechAudio,
+	// SpeechUtteranceDone, SpeechAssistantText) or of the caller
+	// (SpeechCallerStarted, SpeechCallerText), when known. Ids are never
+	// reused within a session.
+	Utterance string
+	// Audio is assistant audio for SpeechAudio.
 	Audio []byte
-	// AudioStartMs / AudioEndMs are positions in the input audio buffer
-	// (SpeechStarted, SpeechStopped) or the truncation point (SpeechTruncated).
-	AudioStartMs int
-	AudioEndMs   int
-	Text         string // transcripts
-	Status       string // response status for SpeechResponseDone
-	Usage        Usage
-	Err          *ModelError
+	Text  string // transcripts
+	Final bool   // the transcript is the utterance's whole text
+	Usage Usage
+	Err   *ModelError
 }
 
 // Usage counts tokens reported by the model for one response.
@@ -140,13 +189,12 @@ func (u Usage) Add(o Usage) Usage {
 	}
 }
 
-// ModelError is an error event reported by the model. Most leave the
-// session open; Fatal ones end it.
+// ModelError is an error the model reported. Most leave the session open;
+// Fatal ones end it.
 type ModelError struct {
-	Type    string
-	Code    string
+	Type    string // the model's kind of error, e.g. "invalid_request_error"
+	Code    string // the model's code, when it gives one
 	Message string
-	EventID string // the client event that caused it, when known
 	Fatal   bool
 }
 

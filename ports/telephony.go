@@ -2,63 +2,108 @@ package ports
 
 import "context"
 
-// TelephonyChannel is one call's bidirectional media stream (a Twilio Media
-// Stream). Audio is 8 kHz mu-law, base64-encoded exactly as on the wire.
+// TelephonyChannel is one phone call's media, seen from the gateway: the
+// caller's audio in, the assistant's audio out, and what the telephony side
+// says about the call (its start, how much of the assistant's audio has
+// played, keys pressed, its end). How the provider carries it (a Twilio
+// Media Stream: stream sids, marks, WebSocket close codes) stays inside the
+// adapter.
 //
-// Send methods may be called from several goroutines at once; Recv must be
-// called from one goroutine at a time. After Close every method returns an
-// error wrapping ErrClosed.
+// Audio travels base64-encoded in the channel's Format, exactly as the
+// wire carries it, so that audio passes through untouched when the speech
+// side shares the format.
+//
+// Send methods (Play, Clear) may be called from several goroutines at once;
+// Recv must be called from one goroutine at a time. After End, or once the
+// call is over, every method returns an error wrapping ErrClosed.
 type TelephonyChannel interface {
+	// Format is the format of the audio in both directions. It never
+	// changes and never blocks.
+	Format() AudioFormat
+
 	// Recv blocks until the next event from the telephony side, ctx is
-	// done, or the stream ends. When the stream ends (the peer closed the
-	// socket or Close was called) it returns an error wrapping ErrClosed
-	// and a *SessionEnded. A "stop" event is returned as a CallStop event
-	// first. Malformed, unknown and oversized frames are skipped and
-	// logged, not returned. The event's Payload is valid until the next
-	// Recv.
+	// done, or the call's media ends. When it ends (the caller hung up, the
+	// provider closed it, or End was called) Recv returns an error wrapping
+	// ErrClosed and a *SessionEnded; a hang-up announced by the provider is
+	// returned as a CallHungUp event first. Malformed, unknown and
+	// oversized frames are skipped and counted (Skipped), never returned.
+	// The event's Audio is valid until the next Recv.
 	Recv(ctx context.Context) (CallEvent, error)
 
-	// SendAudio queues assistant audio (base64 mu-law) for playback. The
-	// bytes are written before it returns, so the caller may reuse audio.
-	SendAudio(ctx context.Context, audio []byte) error
+	// Play queues assistant audio for playback after what is already
+	// queued. The bytes are written before it returns, so the caller may
+	// reuse audio. Once the audio has played (or was cleared) the channel
+	// reports it with a CallPlayed event. It blocks only while the
+	// connection is congested; errors: ErrClosed, ctx's error.
+	Play(ctx context.Context, audio []byte) error
 
-	// SendMark asks the telephony side to echo a CallMark event named name
-	// when all audio sent before it has played (or at once after a Clear).
-	SendMark(ctx context.Context, name string) error
-
-	// Clear flushes all audio queued for playback.
+	// Clear discards the audio queued and not played yet: the caller stops
+	// hearing the assistant at once. Audio cleared counts as done for
+	// CallPlayed, so the played position catches up with what Play was
+	// given, without the caller having heard it.
 	Clear(ctx context.Context) error
 
-	// Close ends the stream, and with it the call when nothing follows the
-	// stream. reason is a short machine-friendly reason; policy selects a
-	// policy-violation close (WebSocket 1008) rather than a normal one. It
-	// is safe to call more than once and from any goroutine; it makes a
-	// blocked Recv return.
-	Close(reason string, policy bool) error
+	// End ends the call's media, and with it the call when nothing
+	// follows, for the given reason. It is safe to call more than once and
+	// from any goroutine (the first reason wins); it makes a blocked Recv
+	// return.
+	End(reason EndReason) error
 
 	// Skipped returns how many frames from the telephony side Recv has
 	// skipped so far (malformed, unknown, or media that is not usable
 	// audio). It never blocks, is safe to call from any goroutine, and
-	// keeps its value after the stream has ended, so that a call's summary
-	// can read it after Close.
+	// keeps its value after the call has ended, so that a summary can read
+	// it after End.
 	Skipped() int
+}
+
+// EndReason says why the gateway ends a call's media.
+type EndReason uint8
+
+// The reasons the gateway ends a call's media.
+const (
+	// EndCompleted: the conversation is over (either side hung up, or the
+	// gateway ended the call politely).
+	EndCompleted EndReason = iota
+	// EndRefused: the call's media was not admitted (a missing, unknown,
+	// expired or reused token): the provider is told it broke the rules.
+	EndRefused
+	// EndFailed: the gateway could not carry on (the speech model is
+	// unavailable, the media stalled, the gateway is shutting down).
+	EndFailed
+)
+
+var endReasonNames = [...]string{"completed", "refused", "failed"}
+
+func (r EndReason) String() string {
+	if int(r) < len(endReasonNames) {
+		return endReasonNames[r]
+	}
+	return "unknown"
 }
 
 // CallEventType tells the kinds of CallEvent apart.
 type CallEventType uint8
 
-// The events of a media stream, as Twilio names them.
+// The events of a call's media.
 const (
-	CallUnknown   CallEventType = iota
-	CallConnected               // the socket is up (no stream yet)
-	CallStart                   // stream metadata: StreamSid, CallSid, Params
-	CallMedia                   // caller audio: Payload, TimestampMs
-	CallMark                    // a mark we sent was echoed: Mark
-	CallDTMF                    // a key was pressed: Digit
-	CallStop                    // the call ended
+	CallUnknown CallEventType = iota
+	// CallStarted: the media began; Call says whose call it is. It comes
+	// first, once.
+	CallStarted
+	// CallAudio: caller audio (Audio) at media position MediaMs.
+	CallAudio
+	// CallPlayed: the assistant audio given to Play up to PlayedMs
+	// milliseconds (counted from the call's first Play) has played or was
+	// cleared. Positions never go backwards.
+	CallPlayed
+	// CallKey: the caller pressed a key of the keypad (Key).
+	CallKey
+	// CallHungUp: the provider says the call is over.
+	CallHungUp
 )
 
-var callEventNames = [...]string{"unknown", "connected", "start", "media", "mark", "dtmf", "stop"}
+var callEventNames = [...]string{"unknown", "started", "audio", "played", "key", "hung_up"}
 
 func (t CallEventType) String() string {
 	if int(t) < len(callEventNames) {
@@ -67,27 +112,31 @@ func (t CallEventType) String() string {
 	return "unknown"
 }
 
+// CallInfo says whose call a channel carries: the provider's id of the
+// call, the two numbers and the custom parameters the answer passed to the
+// media (the stream token among them).
+type CallInfo struct {
+	CallID string
+	From   string
+	To     string
+	Params map[string]string
+}
+
 // CallEvent is one event from the telephony side.
 type CallEvent struct {
-	Type       CallEventType
-	Seq        int64 // Twilio sequenceNumber
-	StreamSid  string
-	CallSid    string
-	AccountSid string
-	// Params are the custom parameters of the start event
-	// (<Parameter name value>).
-	Params map[string]string
-	// MediaFormat of the start event, e.g. "audio/x-mulaw", 8000, 1.
-	Encoding   string
-	SampleRate int
-	Channels   int
-	// TimestampMs is the media position of a CallMedia chunk, in
-	// milliseconds from the start of the stream.
-	TimestampMs int64
-	// Payload is base64-encoded mu-law for CallMedia.
-	Payload []byte
-	Mark    string // CallMark
-	Digit   string // CallDTMF
+	Type CallEventType
+	// Call is set for CallStarted.
+	Call CallInfo
+	// MediaMs is the media position of a CallAudio chunk: milliseconds
+	// from the start of the call's media.
+	MediaMs int64
+	// Audio is caller audio for CallAudio, base64 in the channel's Format.
+	Audio []byte
+	// PlayedMs is the played position for CallPlayed.
+	PlayedMs int64
+	// Key is the key pressed for CallKey: one of 0-9, * and #, or what the
+	// provider sent when it is not a key.
+	Key string
 }
 
 // MessageSender sends text messages to users (WhatsApp or SMS through the

@@ -22,7 +22,7 @@ type Calls interface {
 
 // IncomingCall is the part of Twilio's voice webhook the gateway uses.
 type IncomingCall struct {
-	CallSid    string
+	CallID     string
 	AccountSid string
 	From       string
 	To         string

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/convgateway/gateway/ports"
+	"github.com/convgateway/gateway/ports/peer"
 )
 
 // SpeechModel runs the conformance suite of ports.SpeechModel. newHarness is
@@ -20,20 +21,20 @@ func SpeechModel(t *testing.T, newHarness func(t *testing.T) SpeechHarness) {
 	t.Run("OpenConfig", func(t *testing.T) {
 		t.Parallel()
 		h := newHarness(t)
-		cfg := ports.SpeechConfig{
-			Instructions:       unique("You are a test"),
-			Voice:              "alloy",
-			TurnDetection:      "semantic_vad",
-			TranscriptionModel: "gpt-4o-transcribe",
-			CallSid:            unique("CA"),
-		}
+		cfg := ports.SpeechConfig{Instructions: unique("You are a test"), CallID: unique("CA")}
 		openSpeech(t, h, cfg)
 		got, err := within(t, "WaitSession", h.Peer.WaitSession)
 		require.NoError(t, err)
 		assert.Equal(t, cfg.Instructions, got.Instructions)
-		assert.Equal(t, cfg.Voice, got.Voice)
-		assert.Equal(t, cfg.TurnDetection, got.TurnDetection)
-		assert.Equal(t, cfg.TranscriptionModel, got.TranscriptionModel)
+	})
+
+	t.Run("Format", func(t *testing.T) {
+		t.Parallel()
+		_, s := openDefault(t, newHarness)
+		f := s.Format()
+		assert.Positive(t, f.BytesPerSample(), "a known encoding: %v", f)
+		assert.Contains(t, []int{8000, 16000, 24000}, f.SampleRate)
+		assert.Contains(t, []ports.Interruptions{ports.InterruptedByGateway, ports.InterruptedByModel}, s.Interruptions())
 	})
 
 	t.Run("AudioInOrder", func(t *testing.T) {
@@ -54,87 +55,97 @@ func SpeechModel(t *testing.T, newHarness func(t *testing.T) SpeechHarness) {
 		assert.Equal(t, want, h.Peer.ReceivedAudio(), "frames arrive in order, intact, none lost")
 	})
 
-	t.Run("CommandsReachPeer", func(t *testing.T) {
+	t.Run("RespondReachesPeer", func(t *testing.T) {
 		t.Parallel()
 		h, s := openDefault(t, newHarness)
-		text := unique("hello")
-		require.NoError(t, withinErr(t, "SendText", func(ctx context.Context) error { return s.SendText(ctx, text) }))
-		require.NoError(t, withinErr(t, "RequestResponse", func(ctx context.Context) error { return s.RequestResponse(ctx, "") }))
-		require.NoError(t, withinErr(t, "RequestResponse", func(ctx context.Context) error { return s.RequestResponse(ctx, "Greet the caller") }))
-		require.NoError(t, withinErr(t, "Truncate", func(ctx context.Context) error { return s.Truncate(ctx, "item_1", 1234) }))
-		require.NoError(t, withinErr(t, "Cancel", s.Cancel))
-		eventually(t, "commands received", func() bool {
-			return len(h.Peer.ReceivedTexts()) >= 1 && h.Peer.ResponseRequests() >= 2 &&
-				len(h.Peer.Truncations()) >= 1 && h.Peer.Cancels() >= 1
-		})
-		assert.Equal(t, []string{text}, h.Peer.ReceivedTexts())
-		assert.Equal(t, 2, h.Peer.ResponseRequests())
-		assert.Equal(t, []Truncation{{ItemID: "item_1", AudioEndMs: 1234}}, h.Peer.Truncations())
-		assert.Equal(t, 1, h.Peer.Cancels())
+		require.NoError(t, withinErr(t, "Respond", func(ctx context.Context) error { return s.Respond(ctx, "") }))
+		require.NoError(t, withinErr(t, "Respond", func(ctx context.Context) error { return s.Respond(ctx, "Greet the caller") }))
+		eventually(t, "requests received", func() bool { return h.Peer.Responds() >= 2 })
+		assert.Equal(t, 2, h.Peer.Responds())
 	})
 
 	t.Run("Say", func(t *testing.T) {
 		t.Parallel()
 		h, s := openDefault(t, newHarness)
 		chunks := [][]byte{[]byte("AAAA"), []byte("//79/Pv6+fg="), []byte("f39/fw==")}
-		sayc := peerAsync(t, func(ctx context.Context) error {
-			return h.Peer.Say(ctx, "resp_1", "item_1", "Hello there", chunks...)
-		})
-		var audio [][]byte
-		var sawCreated, sawText bool
-		for {
+		sayc := peerAsync(t, func(ctx context.Context) error { return h.Peer.Say(ctx, "Hello there", chunks...) })
+		u := readUtterance(t, s, len(chunks), "Hello there")
+		assert.NotEmpty(t, u.id, "audio names its utterance")
+		assert.Equal(t, chunks, u.audio, "audio arrives intact and in order")
+		assert.Positive(t, u.usage.TotalTokens, "the model's usage is reported")
+		require.NoError(t, awaitPeer(t, sayc))
+	})
+
+	t.Run("UtterancesAreDistinct", func(t *testing.T) {
+		t.Parallel()
+		h, s := openDefault(t, newHarness)
+		var ids []string
+		for _, text := range []string{"One.", "Two."} {
+			sayc := peerAsync(t, func(ctx context.Context) error { return h.Peer.Say(ctx, text, []byte("AAAA")) })
+			ids = append(ids, readUtterance(t, s, 1, text).id)
+			require.NoError(t, awaitPeer(t, sayc))
+		}
+		assert.NotEqual(t, ids[0], ids[1], "a new utterance has a new id")
+	})
+
+	t.Run("CallerSpeaks", func(t *testing.T) {
+		t.Parallel()
+		h, s := openDefault(t, newHarness)
+		done := peerAsync(t, func(ctx context.Context) error { return h.Peer.CallerSpeaks(ctx, "Hi, it is me") })
+		var text string
+		var started bool
+		for text != "Hi, it is me" {
 			ev := recvSpeech(t, s)
 			switch ev.Type {
-			case ports.SpeechResponseCreated:
-				assert.Equal(t, "resp_1", ev.ResponseID)
-				assert.Empty(t, audio, "response.created comes before audio")
-				sawCreated = true
-			case ports.SpeechAudioDelta:
-				assert.Equal(t, "item_1", ev.ItemID)
-				assert.False(t, sawText, "audio comes before the transcript")
-				audio = append(audio, append([]byte(nil), ev.Audio...))
-			case ports.SpeechAssistantText:
-				assert.Equal(t, "item_1", ev.ItemID)
-				assert.Equal(t, "Hello there", ev.Text)
-				sawText = true
-			case ports.SpeechResponseDone:
-				assert.Equal(t, "resp_1", ev.ResponseID)
-				assert.Positive(t, ev.Usage.TotalTokens, "response.done carries usage")
-				assert.True(t, sawCreated, "response.created was delivered")
-				assert.True(t, sawText, "the transcript was delivered")
-				assert.Equal(t, chunks, audio, "audio deltas arrive intact and in order")
-				require.NoError(t, awaitPeer(t, sayc))
-				return
+			case ports.SpeechCallerStarted:
+				assert.Empty(t, text, "the start comes before the words")
+				started = true
+			case ports.SpeechCallerText:
+				text = joinText(text, ev)
 			}
+		}
+		require.NoError(t, awaitPeer(t, done))
+		if s.Interruptions() == ports.InterruptedByGateway {
+			assert.True(t, started, "a session that leaves interruptions to the gateway says when the caller starts")
+		} else {
+			assert.False(t, started, "a full duplex model says nothing of the caller's speech but its words")
 		}
 	})
 
-	t.Run("StartSpeech", func(t *testing.T) {
+	t.Run("Heard", func(t *testing.T) {
 		t.Parallel()
 		h, s := openDefault(t, newHarness)
-		done := peerAsync(t, func(ctx context.Context) error { return h.Peer.StartSpeech(ctx, "item_caller", 320) })
-		ev := recvSpeechType(t, s, ports.SpeechStarted)
-		assert.Equal(t, 320, ev.AudioStartMs)
-		require.NoError(t, awaitPeer(t, done))
+		sayc := peerAsync(t, func(ctx context.Context) error {
+			return h.Peer.Say(ctx, "A long answer", silence(ports.Mulaw8k, 100), silence(ports.Mulaw8k, 100))
+		})
+		u := readUtterance(t, s, 2, "A long answer")
+		require.NoError(t, awaitPeer(t, sayc))
+		require.NoError(t, withinErr(t, "Heard", func(ctx context.Context) error { return s.Heard(ctx, u.id, 40) }))
+		if s.Interruptions() == ports.InterruptedByModel {
+			assert.Empty(t, h.Peer.Heard(), "a full duplex model is told nothing")
+			return
+		}
+		eventually(t, "heard reported", func() bool { return len(h.Peer.Heard()) >= 1 })
+		assert.Equal(t, []peer.Heard{{Utterance: u.id, Ms: 40}}, h.Peer.Heard())
 	})
 
 	t.Run("NonFatalErrorContinues", func(t *testing.T) {
 		t.Parallel()
 		h, s := openDefault(t, newHarness)
 		done := peerAsync(t, func(ctx context.Context) error {
-			return h.Peer.Fail(ctx, ports.ModelError{Type: "invalid_request_error", Code: "item_truncate_invalid", Message: "bad"})
+			return h.Peer.Fail(ctx, ports.ModelError{Type: "invalid_request_error", Code: "bad_thing", Message: "bad"})
 		})
 		ev := recvSpeechType(t, s, ports.SpeechError)
 		require.NotNil(t, ev.Err)
-		assert.Equal(t, "item_truncate_invalid", ev.Err.Code)
+		assert.Equal(t, "bad_thing", ev.Err.Code)
 		assert.False(t, ev.Err.Fatal)
 		require.NoError(t, awaitPeer(t, done))
 
 		require.NoError(t, withinErr(t, "AppendAudio", func(ctx context.Context) error {
 			return s.AppendAudio(ctx, []byte("AAAA"))
 		}), "the session continues after a non-fatal error")
-		done = peerAsync(t, func(ctx context.Context) error { return h.Peer.StartSpeech(ctx, "item_2", 40) })
-		recvSpeechType(t, s, ports.SpeechStarted)
+		done = peerAsync(t, func(ctx context.Context) error { return h.Peer.CallerSpeaks(ctx, "still there") })
+		recvSpeechType(t, s, ports.SpeechCallerText)
 		require.NoError(t, awaitPeer(t, done))
 	})
 
@@ -146,6 +157,7 @@ func SpeechModel(t *testing.T, newHarness func(t *testing.T) SpeechHarness) {
 		})
 		ev := recvSpeechType(t, s, ports.SpeechError)
 		require.NotNil(t, ev.Err)
+		assert.True(t, ev.Err.Fatal)
 		requireSpeechEnd(t, s)
 		require.NoError(t, awaitPeer(t, done))
 	})
@@ -179,12 +191,9 @@ func SpeechModel(t *testing.T, newHarness func(t *testing.T) SpeechHarness) {
 		require.NoError(t, s.Close())
 		_ = s.Close() // must not panic or block
 		steps := map[string]func(ctx context.Context) error{
-			"AppendAudio":     func(ctx context.Context) error { return s.AppendAudio(ctx, []byte("AAAA")) },
-			"SendText":        func(ctx context.Context) error { return s.SendText(ctx, "hi") },
-			"RequestResponse": func(ctx context.Context) error { return s.RequestResponse(ctx, "") },
-			"Truncate":        func(ctx context.Context) error { return s.Truncate(ctx, "item_1", 10) },
-			"Cancel":          s.Cancel,
-			"Recv":            func(ctx context.Context) error { _, err := s.Recv(ctx); return err },
+			"AppendAudio": func(ctx context.Context) error { return s.AppendAudio(ctx, []byte("AAAA")) },
+			"Respond":     func(ctx context.Context) error { return s.Respond(ctx, "") },
+			"Recv":        func(ctx context.Context) error { _, err := s.Recv(ctx); return err },
 		}
 		for name, step := range steps {
 			assert.ErrorIs(t, withinErr(t, name, step), ports.ErrClosed, "%s after Close", name)
@@ -204,8 +213,8 @@ func SpeechModel(t *testing.T, newHarness func(t *testing.T) SpeechHarness) {
 		require.ErrorIs(t, awaitPeer(t, errc), context.Canceled)
 
 		// An abandoned Recv does not end the session.
-		done := peerAsync(t, func(ctx context.Context) error { return h.Peer.StartSpeech(ctx, "item_1", 0) })
-		recvSpeechType(t, s, ports.SpeechStarted)
+		done := peerAsync(t, func(ctx context.Context) error { return h.Peer.CallerSpeaks(ctx, "hello?") })
+		recvSpeechType(t, s, ports.SpeechCallerText)
 		require.NoError(t, awaitPeer(t, done))
 	})
 
@@ -223,14 +232,14 @@ func SpeechModel(t *testing.T, newHarness func(t *testing.T) SpeechHarness) {
 						return
 					}
 				}
-				if err := s.SendText(ctx, fmt.Sprintf("text %d", g)); err != nil {
-					t.Errorf("SendText: %v", err)
+				if err := s.Respond(ctx, ""); err != nil {
+					t.Errorf("Respond: %v", err)
 				}
 			})
 		}
 		waitGroup(t, "concurrent sends", &wg)
 		eventually(t, "all sends received", func() bool {
-			return len(h.Peer.ReceivedAudio()) >= senders*each && len(h.Peer.ReceivedTexts()) >= senders
+			return len(h.Peer.ReceivedAudio()) >= senders*each && h.Peer.Responds() >= senders
 		})
 		next := make([]int, senders)
 		for _, frame := range h.Peer.ReceivedAudio() {
@@ -241,8 +250,52 @@ func SpeechModel(t *testing.T, newHarness func(t *testing.T) SpeechHarness) {
 			next[g] = i + 1
 		}
 		assert.Len(t, h.Peer.ReceivedAudio(), senders*each)
-		assert.Len(t, h.Peer.ReceivedTexts(), senders)
+		assert.Equal(t, senders, h.Peer.Responds())
 	})
+}
+
+// utterance is what a session delivered of one assistant utterance.
+type utterance struct {
+	id    string
+	audio [][]byte
+	usage ports.Usage
+}
+
+// readUtterance reads the events of one utterance the peer says: chunks
+// audio chunks, its transcript text, and its usage. Audio must come with
+// one utterance id, the transcript's pieces (when named) with the same.
+func readUtterance(t *testing.T, s ports.SpeechSession, chunks int, text string) utterance {
+	t.Helper()
+	var u utterance
+	var said string
+	for len(u.audio) < chunks || said != text || u.usage.TotalTokens == 0 {
+		ev := recvSpeech(t, s)
+		switch ev.Type {
+		case ports.SpeechAudio:
+			if u.id == "" {
+				u.id = ev.Utterance
+			}
+			assert.Equal(t, u.id, ev.Utterance, "one utterance, one id")
+			u.audio = append(u.audio, append([]byte(nil), ev.Audio...))
+		case ports.SpeechAssistantText:
+			if ev.Utterance != "" && u.id != "" {
+				assert.Equal(t, u.id, ev.Utterance, "the transcript names the utterance of the audio")
+			}
+			said = joinText(said, ev)
+		case ports.SpeechUsage:
+			u.usage = u.usage.Add(ev.Usage)
+		}
+	}
+	return u
+}
+
+// joinText adds a transcript event to the text so far: a final one is the
+// whole text, a piece continues it.
+func joinText(sofar string, ev ports.SpeechEvent) string {
+	if ev.Final {
+		return ev.Text
+	}
+	return sofar + ev.Text
 }
 
 // openDefault opens a session with a plain configuration and waits until
@@ -250,12 +303,7 @@ func SpeechModel(t *testing.T, newHarness func(t *testing.T) SpeechHarness) {
 func openDefault(t *testing.T, newHarness func(t *testing.T) SpeechHarness) (SpeechHarness, ports.SpeechSession) {
 	t.Helper()
 	h := newHarness(t)
-	s := openSpeech(t, h, ports.SpeechConfig{
-		Instructions:  "You are a test",
-		Voice:         "alloy",
-		TurnDetection: "server_vad",
-		CallSid:       unique("CA"),
-	})
+	s := openSpeech(t, h, ports.SpeechConfig{Instructions: "You are a test", CallID: unique("CA")})
 	_, err := within(t, "WaitSession", h.Peer.WaitSession)
 	require.NoError(t, err)
 	return h, s
@@ -280,7 +328,7 @@ func recvSpeech(t *testing.T, s ports.SpeechSession) ports.SpeechEvent {
 }
 
 // recvSpeechType skips events until one of type typ arrives. Adapters may
-// pass on events the suite does not ask for (session updates, audio done).
+// pass on events the suite does not ask for (usage, utterance ends).
 func recvSpeechType(t *testing.T, s ports.SpeechSession, typ ports.SpeechEventType) ports.SpeechEvent {
 	t.Helper()
 	for {

@@ -2,6 +2,7 @@ package porttest
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"sync"
@@ -11,12 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/convgateway/gateway/ports"
-)
-
-// WebSocket close codes a TelephonyPeer reports (RFC 6455).
-const (
-	CloseNormal = 1000
-	ClosePolicy = 1008
+	"github.com/convgateway/gateway/ports/peer"
 )
 
 // TelephonyChannel runs the conformance suite of ports.TelephonyChannel.
@@ -26,43 +22,51 @@ func TelephonyChannel(t *testing.T, newHarness func(t *testing.T) TelephonyHarne
 	t.Run("Start", func(t *testing.T) {
 		t.Parallel()
 		h := newTelephony(t, newHarness)
-		call, stream := unique("CA"), unique("MZ")
-		params := map[string]string{"token": unique("tok"), "from": "+15551234567"}
-		done := peerAsync(t, func(ctx context.Context) error { return h.Peer.Start(ctx, call, stream, params) })
-		ev := recvCallType(t, h.Channel, ports.CallStart)
-		assert.Equal(t, call, ev.CallSid)
-		assert.Equal(t, stream, ev.StreamSid)
-		assert.Equal(t, params, ev.Params)
+		call := ports.CallInfo{
+			CallID: unique("CA"), From: "+15551234567", To: "+15557654321",
+			Params: map[string]string{"token": unique("tok")},
+		}
+		done := peerAsync(t, func(ctx context.Context) error { return h.Peer.Start(ctx, call) })
+		ev := recvCallType(t, h.Channel, ports.CallStarted)
+		assert.Equal(t, call, ev.Call)
 		require.NoError(t, awaitPeer(t, done))
 	})
 
-	t.Run("MediaInOrder", func(t *testing.T) {
+	t.Run("Format", func(t *testing.T) {
+		t.Parallel()
+		h := newTelephony(t, newHarness)
+		f := h.Channel.Format()
+		assert.Positive(t, f.BytesPerSample(), "a known encoding: %v", f)
+		assert.Contains(t, []int{8000, 16000, 24000}, f.SampleRate)
+	})
+
+	t.Run("AudioInOrder", func(t *testing.T) {
 		t.Parallel()
 		h := startedTelephony(t, newHarness)
 		const frames = 100
 		payload := func(i int) []byte { return fmt.Appendf(nil, "chunk%03df39/fw==", i) } // base64, as audio is
 		done := peerAsync(t, func(ctx context.Context) error {
 			for i := range frames {
-				if err := h.Peer.Media(ctx, int64(i*20), payload(i)); err != nil {
+				if err := h.Peer.Audio(ctx, int64(i*20), payload(i)); err != nil {
 					return err
 				}
 			}
 			return nil
 		})
 		for i := range frames {
-			ev := recvCallType(t, h.Channel, ports.CallMedia)
-			assert.Equal(t, int64(i*20), ev.TimestampMs, "frame %d", i)
-			assert.Equal(t, payload(i), ev.Payload, "frame %d", i)
+			ev := recvCallType(t, h.Channel, ports.CallAudio)
+			assert.Equal(t, int64(i*20), ev.MediaMs, "frame %d", i)
+			assert.Equal(t, payload(i), ev.Audio, "frame %d", i)
 		}
 		require.NoError(t, awaitPeer(t, done))
 	})
 
-	t.Run("DTMF", func(t *testing.T) {
+	t.Run("Key", func(t *testing.T) {
 		t.Parallel()
 		h := startedTelephony(t, newHarness)
-		done := peerAsync(t, func(ctx context.Context) error { return h.Peer.DTMF(ctx, "5") })
-		ev := recvCallType(t, h.Channel, ports.CallDTMF)
-		assert.Equal(t, "5", ev.Digit)
+		done := peerAsync(t, func(ctx context.Context) error { return h.Peer.Key(ctx, "5") })
+		ev := recvCallType(t, h.Channel, ports.CallKey)
+		assert.Equal(t, "5", ev.Key)
 		require.NoError(t, awaitPeer(t, done))
 	})
 
@@ -71,22 +75,18 @@ func TelephonyChannel(t *testing.T, newHarness func(t *testing.T) TelephonyHarne
 		h := startedTelephony(t, newHarness)
 		audio := []byte("f39/f39/fw==")
 		steps := []func(ctx context.Context) error{
-			func(ctx context.Context) error { return h.Channel.SendAudio(ctx, audio) },
-			func(ctx context.Context) error { return h.Channel.SendMark(ctx, "m1") },
+			func(ctx context.Context) error { return h.Channel.Play(ctx, audio) },
 			h.Channel.Clear,
-			func(ctx context.Context) error { return h.Channel.SendAudio(ctx, []byte("AAAA")) },
-			func(ctx context.Context) error { return h.Channel.SendMark(ctx, "m2") },
+			func(ctx context.Context) error { return h.Channel.Play(ctx, []byte("AAAA")) },
 		}
 		for _, step := range steps {
 			require.NoError(t, withinErr(t, "send", step))
 		}
 		copy(audio, "XXXX") // the channel must not keep the caller's buffer
-		want := []Outbound{
-			{Kind: "media", Audio: []byte("f39/f39/fw==")},
-			{Kind: "mark", Mark: "m1"},
-			{Kind: "clear"},
-			{Kind: "media", Audio: []byte("AAAA")},
-			{Kind: "mark", Mark: "m2"},
+		want := []peer.Outbound{
+			{Kind: peer.OutAudio, Audio: []byte("f39/f39/fw==")},
+			{Kind: peer.OutClear},
+			{Kind: peer.OutAudio, Audio: []byte("AAAA")},
 		}
 		eventually(t, "sends received", func() bool { return len(h.Peer.Received()) >= len(want) })
 		got := h.Peer.Received()
@@ -108,49 +108,81 @@ func TelephonyChannel(t *testing.T, newHarness func(t *testing.T) TelephonyHarne
 					return err
 				}
 			}
-			return h.Peer.DTMF(ctx, "4")
+			return h.Peer.Key(ctx, "4")
 		})
-		assert.Equal(t, "4", recvCallType(t, h.Channel, ports.CallDTMF).Digit, "the stream goes on")
+		assert.Equal(t, "4", recvCallType(t, h.Channel, ports.CallKey).Key, "the stream goes on")
 		require.NoError(t, awaitPeer(t, done))
 		assert.Equal(t, 3, h.Channel.Skipped())
-		require.NoError(t, h.Channel.Close("done", false))
+		require.NoError(t, h.Channel.End(ports.EndCompleted))
 		assert.Equal(t, 3, h.Channel.Skipped(), "the count stays after Close")
 	})
 
-	t.Run("StopEndsStream", func(t *testing.T) {
+	t.Run("PlayedReportsProgress", func(t *testing.T) {
 		t.Parallel()
 		h := startedTelephony(t, newHarness)
-		done := peerAsync(t, h.Peer.Stop)
-		recvCallType(t, h.Channel, ports.CallStop)
+		f := h.Channel.Format()
+		chunk := silence(f, 20) // 20 ms
+		for range 3 {
+			require.NoError(t, withinErr(t, "Play", func(ctx context.Context) error { return h.Channel.Play(ctx, chunk) }))
+		}
+		done := peerAsync(t, h.Peer.PlayOut)
+		require.NoError(t, awaitPeer(t, done))
+		var played int64
+		for played < 60 {
+			ev := recvCallType(t, h.Channel, ports.CallPlayed)
+			assert.GreaterOrEqual(t, ev.PlayedMs, played, "positions never go backwards")
+			played = ev.PlayedMs
+		}
+		assert.Equal(t, int64(60), played, "everything played, and no more")
+
+		// Cleared audio counts as done: the position catches up with Play.
+		for range 2 {
+			require.NoError(t, withinErr(t, "Play", func(ctx context.Context) error { return h.Channel.Play(ctx, chunk) }))
+		}
+		require.NoError(t, withinErr(t, "Clear", h.Channel.Clear))
+		done = peerAsync(t, h.Peer.PlayOut)
+		require.NoError(t, awaitPeer(t, done))
+		for played < 100 {
+			ev := recvCallType(t, h.Channel, ports.CallPlayed)
+			assert.GreaterOrEqual(t, ev.PlayedMs, played, "positions never go backwards")
+			played = ev.PlayedMs
+		}
+		assert.Equal(t, int64(100), played)
+	})
+
+	t.Run("HangUpEndsCall", func(t *testing.T) {
+		t.Parallel()
+		h := startedTelephony(t, newHarness)
+		done := peerAsync(t, h.Peer.HangUp)
+		recvCallType(t, h.Channel, ports.CallHungUp)
 		requireCallEnd(t, h.Channel)
 		require.NoError(t, awaitPeer(t, done))
 	})
 
-	t.Run("CloseNormal", func(t *testing.T) {
+	t.Run("EndCompleted", func(t *testing.T) {
 		t.Parallel()
 		h := startedTelephony(t, newHarness)
-		require.NoError(t, h.Channel.Close("done", false))
-		requirePeerClosed(t, h.Peer, CloseNormal)
-		_ = h.Channel.Close("again", true) // idempotent: the first close stands
-		requirePeerClosed(t, h.Peer, CloseNormal)
+		require.NoError(t, h.Channel.End(ports.EndCompleted))
+		requirePeerEnded(t, h.Peer, ports.EndCompleted)
+		_ = h.Channel.End(ports.EndRefused) // idempotent: the first end stands
+		requirePeerEnded(t, h.Peer, ports.EndCompleted)
 	})
 
-	t.Run("ClosePolicy", func(t *testing.T) {
+	t.Run("EndRefused", func(t *testing.T) {
 		t.Parallel()
 		h := startedTelephony(t, newHarness)
-		require.NoError(t, h.Channel.Close("invalid_token", true))
-		requirePeerClosed(t, h.Peer, ClosePolicy)
+		require.NoError(t, h.Channel.End(ports.EndRefused))
+		requirePeerEnded(t, h.Peer, ports.EndRefused)
 	})
 
 	t.Run("AfterClose", func(t *testing.T) {
 		t.Parallel()
 		h := startedTelephony(t, newHarness)
-		require.NoError(t, h.Channel.Close("done", false))
+		require.NoError(t, h.Channel.End(ports.EndCompleted))
 		steps := map[string]func(ctx context.Context) error{
-			"SendAudio": func(ctx context.Context) error { return h.Channel.SendAudio(ctx, []byte("AAAA")) },
-			"SendMark":  func(ctx context.Context) error { return h.Channel.SendMark(ctx, "m") },
-			"Clear":     h.Channel.Clear,
-			"Recv":      func(ctx context.Context) error { _, err := h.Channel.Recv(ctx); return err },
+			"Play":  func(ctx context.Context) error { return h.Channel.Play(ctx, []byte("AAAA")) },
+			"Clear": h.Channel.Clear,
+			"Recv":  func(ctx context.Context) error { _, err := h.Channel.Recv(ctx); return err },
 		}
 		for name, step := range steps {
 			assert.ErrorIs(t, withinErr(t, name, step), ports.ErrClosed, "%s after Close", name)
@@ -165,7 +197,7 @@ func TelephonyChannel(t *testing.T, newHarness func(t *testing.T) TelephonyHarne
 			_, err := h.Channel.Recv(context.Background())
 			errc <- err
 		}()
-		require.NoError(t, h.Channel.Close("done", false))
+		require.NoError(t, h.Channel.End(ports.EndCompleted))
 		require.ErrorIs(t, awaitPeer(t, errc), ports.ErrClosed)
 	})
 
@@ -182,8 +214,8 @@ func TelephonyChannel(t *testing.T, newHarness func(t *testing.T) TelephonyHarne
 		require.ErrorIs(t, awaitPeer(t, errc), context.Canceled)
 
 		// An abandoned Recv does not end the stream.
-		done := peerAsync(t, func(ctx context.Context) error { return h.Peer.DTMF(ctx, "#") })
-		assert.Equal(t, "#", recvCallType(t, h.Channel, ports.CallDTMF).Digit)
+		done := peerAsync(t, func(ctx context.Context) error { return h.Peer.Key(ctx, "#") })
+		assert.Equal(t, "#", recvCallType(t, h.Channel, ports.CallKey).Key)
 		require.NoError(t, awaitPeer(t, done))
 	})
 
@@ -196,26 +228,20 @@ func TelephonyChannel(t *testing.T, newHarness func(t *testing.T) TelephonyHarne
 		for g := range senders {
 			wg.Go(func() {
 				for i := range each {
-					if err := h.Channel.SendAudio(ctx, fmt.Appendf(nil, "g%d-%03d", g, i)); err != nil {
-						t.Errorf("SendAudio: %v", err)
-						return
-					}
-					if err := h.Channel.SendMark(ctx, fmt.Sprintf("g%d-%03d", g, i)); err != nil {
-						t.Errorf("SendMark: %v", err)
+					if err := h.Channel.Play(ctx, fmt.Appendf(nil, "g%d-%03d", g, i)); err != nil {
+						t.Errorf("Play: %v", err)
 						return
 					}
 				}
 			})
 		}
 		waitGroup(t, "concurrent sends", &wg)
-		eventually(t, "all sends received", func() bool { return len(h.Peer.Received()) >= 2*senders*each })
+		eventually(t, "all sends received", func() bool { return len(h.Peer.Received()) >= senders*each })
 		got := h.Peer.Received()
-		require.Len(t, got, 2*senders*each)
+		require.Len(t, got, senders*each)
 		next := make([]int, senders)
 		for _, out := range got {
-			if out.Kind != "media" {
-				continue
-			}
+			require.Equal(t, peer.OutAudio, out.Kind)
 			var g, i int
 			_, err := fmt.Sscanf(string(out.Audio), "g%d-%d", &g, &i)
 			require.NoError(t, err, "frame %q", out.Audio)
@@ -228,20 +254,20 @@ func TelephonyChannel(t *testing.T, newHarness func(t *testing.T) TelephonyHarne
 func newTelephony(t *testing.T, newHarness func(t *testing.T) TelephonyHarness) TelephonyHarness {
 	t.Helper()
 	h := newHarness(t)
-	t.Cleanup(func() { _ = h.Channel.Close("test_end", false) })
+	t.Cleanup(func() { _ = h.Channel.End(ports.EndCompleted) })
 	return h
 }
 
-// startedTelephony returns a harness whose stream has started and whose
-// start event the channel has delivered (outbound messages need the stream
-// sid).
+// startedTelephony returns a harness whose call has started and whose
+// start event the channel has delivered (a provider may need the start's
+// ids to address what the channel sends).
 func startedTelephony(t *testing.T, newHarness func(t *testing.T) TelephonyHarness) TelephonyHarness {
 	t.Helper()
 	h := newTelephony(t, newHarness)
 	done := peerAsync(t, func(ctx context.Context) error {
-		return h.Peer.Start(ctx, unique("CA"), unique("MZ"), map[string]string{"token": "t"})
+		return h.Peer.Start(ctx, ports.CallInfo{CallID: unique("CA"), Params: map[string]string{"token": "t"}})
 	})
-	recvCallType(t, h.Channel, ports.CallStart)
+	recvCallType(t, h.Channel, ports.CallStarted)
 	require.NoError(t, awaitPeer(t, done))
 	return h
 }
@@ -254,7 +280,7 @@ func recvCallType(t *testing.T, ch ports.TelephonyChannel, typ ports.CallEventTy
 		ev, err := within(t, "Recv", ch.Recv)
 		require.NoError(t, err)
 		if ev.Type == typ {
-			ev.Payload = append([]byte(nil), ev.Payload...)
+			ev.Audio = append([]byte(nil), ev.Audio...)
 			return ev
 		}
 	}
@@ -277,12 +303,23 @@ func requireCallEnd(t *testing.T, ch ports.TelephonyChannel) {
 	}
 }
 
-func requirePeerClosed(t *testing.T, p TelephonyPeer, code int) {
+func requirePeerEnded(t *testing.T, p peer.Telephony, reason ports.EndReason) {
 	t.Helper()
-	eventually(t, "peer sees the close", func() bool {
-		closed, _ := p.Closed()
-		return closed
+	eventually(t, "peer sees the end", func() bool {
+		ended, _ := p.Ended()
+		return ended
 	})
-	_, got := p.Closed()
-	assert.Equal(t, code, got, "close code")
+	_, got := p.Ended()
+	assert.Equal(t, reason, got, "end reason")
+}
+
+// silence returns ms milliseconds of silence in f, base64-encoded.
+func silence(f ports.AudioFormat, ms int) []byte {
+	raw := make([]byte, f.BytesPerSample()*f.SampleRate/1000*ms)
+	if f.Encoding == ports.EncodingPCMU {
+		for i := range raw {
+			raw[i] = 0xff // mu-law silence
+		}
+	}
+	return base64.StdEncoding.AppendEncode(nil, raw)
 }
