@@ -1,10 +1,5 @@
 package domain
 
-import "strconv"
-
-// BytesPerMs is the size of one millisecond of 8 kHz, 8-bit mu-law audio.
-const BytesPerMs = 8
-
 // Speaker says who spoke a turn.
 type Speaker uint8
 
@@ -27,91 +22,65 @@ func (s Speaker) String() string {
 // Turn is one utterance of a call.
 type Turn struct {
 	Speaker Speaker
-	// ItemID is the model's conversation item for the utterance.
-	ItemID string
+	// Utterance is the model's name for the utterance, when it gives one.
+	Utterance string
 	// Text is the transcript, when known.
 	Text string
 	// StartMs is the caller's media position (milliseconds from the start
-	// of the stream) when the turn began: when the caller started speaking,
-	// or when the first audio of an assistant item was sent.
+	// of the call's media) when the turn began: when the caller's words or
+	// speech were first reported, or when the first audio of an assistant
+	// utterance was handed to the caller.
 	StartMs int64
-	// SentMs is the assistant audio sent to the caller for the item.
+	// SentMs is the assistant audio handed to the caller for the utterance.
 	SentMs int
-	// HeardMs is the assistant audio the caller heard: the whole item when
-	// it played out, the truncation point when it was interrupted.
+	// HeardMs is the assistant audio the caller heard: all of it when it
+	// played out, up to the interruption when the caller talked over it.
 	HeardMs int
 	// Interrupted is set on an assistant turn the caller talked over.
 	Interrupted bool
 }
 
-// Interruption says which assistant item to cut and where: the caller heard
-// AudioEndMs milliseconds of it.
+// Interruption says which assistant utterance the caller talked over and
+// how much of it the caller heard.
 type Interruption struct {
-	ItemID     string
-	AudioEndMs int
+	Utterance string
+	HeardMs   int
 }
 
-// MarkResult says what an echoed playback mark meant.
-type MarkResult uint8
-
-// The outcomes of MarkEchoed.
-const (
-	// MarkUnknown: a mark this conversation did not send (or already saw).
-	MarkUnknown MarkResult = iota
-	// MarkPlayed: the audio sent before the mark has played.
-	MarkPlayed
-	// MarkFlushed: the mark was pending when playback was cleared; the
-	// audio before it was discarded, not played.
-	MarkFlushed
-)
-
-// audio is the playback accounting of one assistant item, kept beside its
-// turn.
-type audio struct {
-	response string
-	sent     int // bytes sent to the caller
-	heard    int // bytes acknowledged as played by echoed marks
+// segment is a stretch of one assistant utterance's audio on the playback
+// timeline: the milliseconds [start, end) of everything handed to the
+// caller, in order. heard is how far into it playback has come.
+type segment struct {
+	turn       int // index into Conversation.turns
+	start, end int64
+	heard      int64
 }
-
-// pendingMark is a mark sent after a chunk of an item's audio and not yet
-// echoed. Marks are named "m" and a sequence number (markName), so the
-// accounting keeps numbers, not names.
-type pendingMark struct {
-	seq  uint64
-	turn int // the item's index into Conversation.turns
-	// upTo is the item's byte offset at the end of the chunk before the mark.
-	upTo int
-}
-
-// markRange is a run of marks flushed by a clear, by sequence number: next
-// is the lowest not echoed yet, last the highest.
-type markRange struct{ next, last uint64 }
 
 // Conversation is the state of one call: its turns and its playback
 // accounting. The zero value is not usable; use NewConversation.
+//
+// Playback is accounted on one timeline, in milliseconds of assistant
+// audio: every millisecond handed to the caller (AssistantAudio) extends
+// it, and the telephony side reports how far along it playback has come
+// (Played). What lies between the two is outstanding: the caller has not
+// heard it yet, and a barge-in clears it.
 type Conversation struct {
 	callerPosMs int64
 
-	turns  []Turn
-	audio  []audio        // parallel to turns
-	byItem map[string]int // item id -> index into turns
+	turns       []Turn
+	byUtterance map[string]int // utterance -> index into turns
 
-	// marks pending since the last clear, in the order sent (which is the
-	// playback order), with consecutive sequence numbers; marks before
-	// mHead have been echoed. The item of the first pending mark is the one
-	// the caller is hearing.
-	marks []pendingMark
-	mHead int
-	// flushed are the marks that were pending at each clear and have not
-	// been echoed yet (Twilio echoes them, in order, right after it).
-	flushed []markRange
-	markSeq uint64
+	handedMs int64     // the end of the timeline: audio handed to the caller
+	playedMs int64     // how far playback has come (never past handedMs)
+	segs     []segment // outstanding stretches, in timeline order
+	sHead    int       // segs before sHead have played
 
-	active map[string]struct{} // responses created and not yet done
-	// interrupted are the responses whose further audio is refused: only
-	// responses still active (a finished response sends nothing more), each
-	// forgotten when it is done, so the set never outgrows active.
-	interrupted map[string]struct{}
+	// open are the assistant utterances that have audio and no end yet;
+	// refused are those whose further audio is dropped (an interruption
+	// cut them while open). Both forget an utterance at its end, so they
+	// stay as small as the utterances in flight.
+	open    map[string]struct{}
+	refused map[string]struct{}
 
 	bargeIns int
 	digits   []byte // the first MaxDigits keys pressed
@@ -125,186 +94,184 @@ const MaxDigits = 64
 // NewConversation returns the state of a new call.
 func NewConversation() *Conversation {
 	return &Conversation{
-		byItem:      make(map[string]int),
-		active:      make(map[string]struct{}),
-		interrupted: make(map[string]struct{}),
+		byUtterance: make(map[string]int),
+		open:        make(map[string]struct{}),
+		refused:     make(map[string]struct{}),
 	}
 }
 
-// CallerAudio records the caller's media position, from the timestamp of
-// the latest inbound media chunk. Positions never go backwards.
-func (c *Conversation) CallerAudio(timestampMs int64) {
-	if timestampMs > c.callerPosMs {
-		c.callerPosMs = timestampMs
+// CallerAudio records the caller's media position, from the latest chunk
+// of caller audio. Positions never go backwards.
+func (c *Conversation) CallerAudio(mediaMs int64) {
+	if mediaMs > c.callerPosMs {
+		c.callerPosMs = mediaMs
 	}
 }
 
 // CallerPosition is the caller's latest media position in milliseconds.
 func (c *Conversation) CallerPosition() int64 { return c.callerPosMs }
 
-// ResponseStarted records that the model began a response.
-func (c *Conversation) ResponseStarted(responseID string) {
-	c.active[responseID] = struct{}{}
-}
-
-// ResponseFinished records that a response ended (completed, cancelled or
-// failed): the model sends nothing of it after that.
-func (c *Conversation) ResponseFinished(responseID string) {
-	delete(c.active, responseID)
-	delete(c.interrupted, responseID)
-}
-
-// ResponseActive reports whether a response has started and not finished:
-// only then may a cancel be sent.
-func (c *Conversation) ResponseActive() bool { return len(c.active) > 0 }
-
-// AssistantAudio accounts for n bytes of assistant audio of itemID (part of
-// responseID) about to be sent to the caller. It returns ok false when the
-// audio must be dropped: its response was interrupted. Otherwise it returns
-// the name of the mark to send right after the audio, so that its echo tells
-// when the audio has played; mark is empty when n is 0 (nothing to play).
-func (c *Conversation) AssistantAudio(responseID, itemID string, n int) (mark string, ok bool) {
-	if _, cut := c.interrupted[responseID]; cut {
-		return "", false
+// AssistantAudio accounts for ms milliseconds of the assistant utterance
+// about to be handed to the caller. It reports false when the audio must be
+// dropped instead: an interruption cut the utterance. Audio of an utterance
+// without a name (empty) is accounted to the assistant's latest turn.
+func (c *Conversation) AssistantAudio(utterance string, ms int) bool {
+	if _, cut := c.refused[utterance]; cut {
+		return false
 	}
-	if n <= 0 {
-		c.assistantTurn(itemID)
-		return "", true
+	t := c.assistantTurn(utterance)
+	c.open[utterance] = struct{}{}
+	if ms <= 0 {
+		return true
 	}
-	t := c.assistantTurn(itemID)
-	a := &c.audio[t]
-	a.response = responseID
-	a.sent += n
-	c.turns[t].SentMs = a.sent / BytesPerMs
-
-	c.markSeq++
-	c.marks = append(c.marks, pendingMark{seq: c.markSeq, turn: t, upTo: a.sent})
-	return markName(c.markSeq), true
-}
-
-// markName is the name of the mark with sequence number seq.
-func markName(seq uint64) string {
-	var b [21]byte
-	return string(strconv.AppendUint(append(b[:0], 'm'), seq, 10))
-}
-
-// MarkSeq is the sequence number of a mark name in the form AssistantAudio
-// makes ("m" and a number from 1, without leading zeros), or false for
-// any other name: such a mark is not one of ours, whatever the
-// conversation sent. It allocates nothing, so a reader can check echoes
-// before it keeps them.
-func MarkSeq(name string) (uint64, bool) {
-	if len(name) < 2 || len(name) > 21 || name[0] != 'm' || name[1] == '0' {
-		return 0, false
+	c.turns[t].SentMs += ms
+	end := c.handedMs + int64(ms)
+	if n := len(c.segs); n > c.sHead && c.segs[n-1].turn == t && c.segs[n-1].end == c.handedMs {
+		c.segs[n-1].end = end // the utterance goes on: one stretch
+	} else {
+		c.segs = append(c.segs, segment{turn: t, start: c.handedMs, end: end, heard: c.handedMs})
 	}
-	seq, err := strconv.ParseUint(name[1:], 10, 64)
-	return seq, err == nil
+	c.handedMs = end
+	return true
 }
 
-// MarkEchoed accounts for a mark echoed by the telephony side. Marks are
-// echoed in the order sent; an echo for a later mark implies the earlier
-// ones played too.
-func (c *Conversation) MarkEchoed(name string) MarkResult {
-	seq, ok := MarkSeq(name)
-	if !ok {
-		return MarkUnknown
+// UtteranceDone records that the assistant utterance has no more audio.
+func (c *Conversation) UtteranceDone(utterance string) {
+	delete(c.open, utterance)
+	delete(c.refused, utterance)
+}
+
+// Played records that playback has reached positionMs on the timeline:
+// the audio before it has been heard. Positions that go backwards, or
+// beyond what was handed, change nothing beyond the end of the timeline.
+func (c *Conversation) Played(positionMs int64) {
+	positionMs = min(positionMs, c.handedMs)
+	if positionMs <= c.playedMs {
+		return
 	}
-	return c.MarkSeqEchoed(seq)
-}
-
-// MarkSeqEchoed is MarkEchoed for the mark whose sequence number (MarkSeq)
-// is seq.
-func (c *Conversation) MarkSeqEchoed(seq uint64) MarkResult {
-	for i := range c.flushed {
-		r := &c.flushed[i]
-		if seq < r.next || seq > r.last {
-			continue
+	c.playedMs = positionMs
+	for c.sHead < len(c.segs) {
+		s := &c.segs[c.sHead]
+		upTo := min(positionMs, s.end)
+		if upTo > s.heard {
+			c.turns[s.turn].HeardMs += int(upTo - s.heard)
+			s.heard = upTo
 		}
-		// Echoes come in order: the marks before this one were flushed too.
-		r.next = seq + 1
-		if r.next > r.last {
-			c.flushed = append(c.flushed[:i], c.flushed[i+1:]...)
+		if upTo < s.end {
+			break
 		}
-		return MarkFlushed
+		c.sHead++
 	}
-	if !c.Outstanding() || seq < c.marks[c.mHead].seq {
-		return MarkUnknown // not sent, or already echoed
+	if c.sHead == len(c.segs) { // all played: reuse the backing array
+		c.segs, c.sHead = c.segs[:0], 0
 	}
-	i := c.mHead + int(seq-c.marks[c.mHead].seq)
-	if i >= len(c.marks) {
-		return MarkUnknown
-	}
-	for _, m := range c.marks[c.mHead : i+1] {
-		c.audio[m.turn].heard = m.upTo
-		c.turns[m.turn].HeardMs = m.upTo / BytesPerMs
-	}
-	c.mHead = i + 1
-	if c.mHead == len(c.marks) { // all played: reuse the backing array
-		c.marks, c.mHead = c.marks[:0], 0
-	}
-	return MarkPlayed
 }
 
-// Outstanding reports whether assistant audio has been sent that the
-// caller has not heard yet (a mark is pending).
-func (c *Conversation) Outstanding() bool { return c.mHead < len(c.marks) }
+// Outstanding reports whether assistant audio was handed to the caller
+// that has not played yet.
+func (c *Conversation) Outstanding() bool { return c.sHead < len(c.segs) }
 
-// CallerStartedSpeaking records that the caller began to speak (the model's
-// item callerItemID) and decides the barge-in. When assistant audio is
-// outstanding it returns the Interruption to apply and true: the caller's
-// playback must be cleared and the item truncated at AudioEndMs, the audio
-// acknowledged as played for the item being heard (never more than was sent
-// for it). From then on, marks still pending count as flushed and further
-// audio of any response still in progress (started and not finished: the
-// interrupted ones among them) is refused. With nothing outstanding it
-// returns false: there is nothing to clear.
-func (c *Conversation) CallerStartedSpeaking(callerItemID string) (Interruption, bool) {
-	if callerItemID != "" {
-		if _, ok := c.byItem[callerItemID]; !ok {
-			c.addTurn(Turn{Speaker: Caller, ItemID: callerItemID, StartMs: c.callerPosMs})
+// OutstandingMs is how much handed assistant audio has not played yet.
+func (c *Conversation) OutstandingMs() int64 { return c.handedMs - c.playedMs }
+
+// Withdraw takes back the last ms milliseconds handed to the caller: audio
+// accounted by AssistantAudio that was held back and will never be handed
+// after all (the caller took the turn). It is taken off the end of the
+// timeline and off the turns it was accounted to.
+func (c *Conversation) Withdraw(ms int64) {
+	ms = min(ms, c.handedMs-c.playedMs)
+	for ms > 0 && c.sHead < len(c.segs) {
+		s := &c.segs[len(c.segs)-1]
+		cut := min(ms, s.end-s.heard)
+		s.end -= cut
+		c.turns[s.turn].SentMs -= int(cut)
+		c.handedMs -= cut
+		ms -= cut
+		if s.end == s.heard {
+			c.segs = c.segs[:len(c.segs)-1]
 		}
 	}
-	// Whatever the model is still generating is superseded by the caller.
-	for id := range c.active {
-		c.interrupted[id] = struct{}{}
+	if c.sHead >= len(c.segs) {
+		c.segs, c.sHead = c.segs[:0], 0
 	}
+}
+
+// CallerStartedSpeaking records that the caller began to speak (the
+// model's name for the caller's utterance, when it gives one) over a
+// model that leaves interruptions to the gateway, and decides the
+// barge-in: every assistant utterance still open is cut (its further
+// audio refused), and when assistant audio is outstanding it returns the
+// Interruption to apply and true: the caller's playback must be cleared
+// and the model told how much of the utterance being heard was heard.
+// With nothing outstanding it returns false: there is nothing to clear.
+func (c *Conversation) CallerStartedSpeaking(callerUtterance string) (Interruption, bool) {
+	c.callerTurn(callerUtterance)
+	for u := range c.open {
+		c.refused[u] = struct{}{}
+	}
+	return c.interrupt()
+}
+
+// CallerTookTurn records that the caller's words took the turn while a
+// full duplex model was speaking: the model stops by itself, so no
+// utterance is cut; when assistant audio is outstanding it returns the
+// Interruption and true: the caller's playback must be cleared.
+func (c *Conversation) CallerTookTurn() (Interruption, bool) {
+	return c.interrupt()
+}
+
+// interrupt ends the outstanding playback: the turns being played are
+// marked interrupted, and the timeline's played position jumps to its end
+// (cleared audio counts as done).
+func (c *Conversation) interrupt() (Interruption, bool) {
 	if !c.Outstanding() {
 		return Interruption{}, false
 	}
-
-	pending := c.marks[c.mHead:]
-	heard := pending[0].turn
-	c.flushed = append(c.flushed, markRange{next: pending[0].seq, last: pending[len(pending)-1].seq})
+	heard := c.segs[c.sHead].turn
 	last := -1
-	for _, m := range pending {
-		if m.turn == last {
-			continue
+	for _, s := range c.segs[c.sHead:] {
+		if s.turn != last {
+			c.turns[s.turn].Interrupted = true
+			last = s.turn
 		}
-		last = m.turn
-		// Its response, if still in progress, is among the active ones
-		// refused above; a finished one sends nothing more.
-		c.turns[m.turn].Interrupted = true
 	}
-	c.marks, c.mHead = c.marks[:0], 0
+	c.segs, c.sHead = c.segs[:0], 0
+	c.playedMs = c.handedMs
 	c.bargeIns++
-	return Interruption{ItemID: c.turns[heard].ItemID, AudioEndMs: c.audio[heard].heard / BytesPerMs}, true
+	return Interruption{Utterance: c.turns[heard].Utterance, HeardMs: c.turns[heard].HeardMs}, true
 }
 
 // BargeIns counts the interruptions so far.
 func (c *Conversation) BargeIns() int { return c.bargeIns }
 
-// CallerSaid records the transcript of a caller item.
-func (c *Conversation) CallerSaid(itemID, text string) {
-	i, ok := c.byItem[itemID]
-	if !ok {
-		i = c.addTurn(Turn{Speaker: Caller, ItemID: itemID, StartMs: c.callerPosMs})
-	}
-	c.turns[i].Text = text
+// CallerSaid records words of the caller: the utterance's whole text when
+// final, else a piece that continues it. Words without an utterance name
+// continue the caller's current turn: the latest turn when it is the
+// caller's, else a new one.
+func (c *Conversation) CallerSaid(utterance, text string, final bool) {
+	c.said(c.callerTurn(utterance), text, final)
 }
 
-// AssistantSaid records the transcript of an assistant item.
-func (c *Conversation) AssistantSaid(itemID, text string) {
-	c.turns[c.assistantTurn(itemID)].Text = text
+// AssistantSaid records words of the assistant, as CallerSaid.
+func (c *Conversation) AssistantSaid(utterance, text string, final bool) {
+	c.said(c.assistantTurn(utterance), text, final)
+}
+
+// CallerText is the text of the caller's current turn: the latest turn
+// when it is the caller's, else "".
+func (c *Conversation) CallerText() string {
+	if n := len(c.turns); n > 0 && c.turns[n-1].Speaker == Caller {
+		return c.turns[n-1].Text
+	}
+	return ""
+}
+
+func (c *Conversation) said(i int, text string, final bool) {
+	if final {
+		c.turns[i].Text = text
+	} else {
+		c.turns[i].Text += text
+	}
 }
 
 // IsKey reports whether d is one key of a telephone keypad: exactly one of
@@ -335,19 +302,29 @@ func (c *Conversation) DigitCount() int { return c.keys }
 // Turns returns a copy of the turns so far, in the order they began.
 func (c *Conversation) Turns() []Turn { return append([]Turn(nil), c.turns...) }
 
-func (c *Conversation) assistantTurn(itemID string) int {
-	if i, ok := c.byItem[itemID]; ok {
-		return i
-	}
-	return c.addTurn(Turn{Speaker: Assistant, ItemID: itemID, StartMs: c.callerPosMs})
+// assistantTurn returns the turn of the assistant's utterance: the named
+// one, else (no name) the latest turn when it is the assistant's; a new
+// turn otherwise.
+func (c *Conversation) assistantTurn(utterance string) int {
+	return c.turn(Assistant, utterance)
 }
 
-func (c *Conversation) addTurn(t Turn) int {
-	c.turns = append(c.turns, t)
-	c.audio = append(c.audio, audio{})
+func (c *Conversation) callerTurn(utterance string) int {
+	return c.turn(Caller, utterance)
+}
+
+func (c *Conversation) turn(who Speaker, utterance string) int {
+	if utterance != "" {
+		if i, ok := c.byUtterance[utterance]; ok {
+			return i
+		}
+	} else if n := len(c.turns); n > 0 && c.turns[n-1].Speaker == who && c.turns[n-1].Utterance == "" {
+		return n - 1
+	}
+	c.turns = append(c.turns, Turn{Speaker: who, Utterance: utterance, StartMs: c.callerPosMs})
 	i := len(c.turns) - 1
-	if t.ItemID != "" {
-		c.byItem[t.ItemID] = i
+	if utterance != "" {
+		c.byUtterance[utterance] = i
 	}
 	return i
 }

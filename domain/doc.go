@@ -3,8 +3,8 @@
 // what to do when the caller talks over the assistant (an Interruption).
 //
 // The package is pure: standard library only, no I/O and no clock reads. It
-// computes from media time only: Twilio's media timestamps for the caller's
-// position and the number of assistant audio bytes sent (8 kHz mu-law: 8
-// bytes per millisecond). Its types are not safe for concurrent use: one
-// goroutine owns a call's Conversation and feeds it events.
+// computes from media time only: the caller's media positions, and the
+// milliseconds of assistant audio handed to the caller and reported played.
+// Its types are not safe for concurrent use: one goroutine owns a call's
+// Conversation and feeds it events.
 package domain
