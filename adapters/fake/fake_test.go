@@ -19,6 +19,13 @@ func TestSpeechModelConformance(t *testing.T) {
 	})
 }
 
+func TestFullDuplexModelConformance(t *testing.T) {
+	porttest.SpeechModel(t, func(*testing.T) porttest.SpeechHarness {
+		m := fake.NewFullDuplexModel()
+		return porttest.SpeechHarness{Model: m, Peer: m.Peer()}
+	})
+}
+
 func TestTelephonyConformance(t *testing.T) {
 	porttest.TelephonyChannel(t, func(*testing.T) porttest.TelephonyHarness {
 		ch, peer := fake.NewTelephony()

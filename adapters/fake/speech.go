@@ -8,14 +8,13 @@ import (
 	"time"
 
 	"github.com/convgateway/gateway/ports"
-	"github.com/convgateway/gateway/ports/porttest"
+	"github.com/convgateway/gateway/ports/peer"
 )
 
 var (
 	_ ports.SpeechModel   = (*SpeechModel)(nil)
 	_ ports.SpeechSession = (*SpeechSession)(nil)
-	_ porttest.SpeechPeer = SpeechPeer{}
-	_ porttest.SpeechPeer = (*SpeechSession)(nil)
+	_ peer.Speech         = SpeechPeer{}
 )
 
 // SpeechModel is a fake ports.SpeechModel. Every Open creates a
@@ -27,18 +26,36 @@ type SpeechModel struct {
 	sessions []*SpeechSession
 	openErrs queue[error]
 	delay    time.Duration
+	format   ports.AudioFormat
+	mode     ports.Interruptions
 	changed  changes
 }
 
-// NewSpeechModel returns a model whose Open succeeds at once.
-func NewSpeechModel() *SpeechModel { return &SpeechModel{} }
+// NewSpeechModel returns a model whose Open succeeds at once, whose
+// sessions speak mu-law at 8 kHz and leave interruptions to the gateway
+// (as OpenAI Realtime does).
+func NewSpeechModel() *SpeechModel { return &SpeechModel{format: ports.Mulaw8k} }
+
+// NewFullDuplexModel returns a model whose sessions handle interruptions
+// themselves (ports.InterruptedByModel, as OpenAI GPT-Live does): their
+// CallerSpeaks reports only the caller's words.
+func NewFullDuplexModel() *SpeechModel {
+	return &SpeechModel{format: ports.Mulaw8k, mode: ports.InterruptedByModel}
+}
+
+// SetFormat sets the audio format of the sessions opened later.
+func (m *SpeechModel) SetFormat(f ports.AudioFormat) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.format = f
+}
 
 // Open creates a session configured with cfg. It waits for the delay set
 // with SetOpenDelay (or until ctx is done), and fails with the next error
 // queued by FailOpen.
 func (m *SpeechModel) Open(ctx context.Context, cfg ports.SpeechConfig) (ports.SpeechSession, error) {
 	m.mu.Lock()
-	delay := m.delay
+	delay, format, mode := m.delay, m.format, m.mode
 	err, failed := m.openErrs.pop()
 	m.mu.Unlock()
 	if err := sleep(ctx, delay); err != nil {
@@ -50,7 +67,7 @@ func (m *SpeechModel) Open(ctx context.Context, cfg ports.SpeechConfig) (ports.S
 	if failed {
 		return nil, fmt.Errorf("fake: open speech: %w", err)
 	}
-	s := &SpeechSession{cfg: cfg, st: newStream[ports.SpeechEvent](), opened: time.Now()}
+	s := &SpeechSession{cfg: cfg, format: format, mode: mode, st: newStream[ports.SpeechEvent](), opened: time.Now()}
 	m.mu.Lock()
 	m.sessions = append(m.sessions, s)
 	m.mu.Unlock()
@@ -109,40 +126,46 @@ func (m *SpeechModel) latest(ctx context.Context) (*SpeechSession, error) {
 	return s, err
 }
 
-// Peer returns the model's side as a porttest.SpeechPeer acting on the
-// session opened most recently.
+// Peer returns the model's side as a peer.Speech acting on the session
+// opened most recently.
 func (m *SpeechModel) Peer() SpeechPeer { return SpeechPeer{m: m} }
 
 // SpeechSent is what a client sent to a fake speech session.
 type SpeechSent struct {
-	Audio       [][]byte // AppendAudio frames, in order
-	Texts       []string // SendText texts, in order
-	Responses   []string // the instructions of each RequestResponse
-	Truncations []porttest.Truncation
-	Cancels     int
+	Audio     [][]byte     // AppendAudio chunks, in order
+	Responses []string     // the instructions of each Respond
+	Heard     []peer.Heard // Heard reports, in order
 }
 
 func (s SpeechSent) clone() SpeechSent {
 	s.Audio = slices.Clone(s.Audio)
-	s.Texts = slices.Clone(s.Texts)
 	s.Responses = slices.Clone(s.Responses)
-	s.Truncations = slices.Clone(s.Truncations)
+	s.Heard = slices.Clone(s.Heard)
 	return s
 }
 
 // SpeechSession is a fake ports.SpeechSession together with its model's
-// side. Client methods (AppendAudio ... Close) are those of the port; the
-// other methods are for the test.
+// side. Client methods (Format ... Close) are those of the port; the other
+// methods are for the test.
 type SpeechSession struct {
 	cfg    ports.SpeechConfig
+	format ports.AudioFormat
+	mode   ports.Interruptions
 	st     *stream[ports.SpeechEvent]
 	opened time.Time
 
 	mu      sync.Mutex
 	sent    SpeechSent
 	sendErr error
+	said    int // utterances said with generated names
 	changed changes
 }
+
+// Format returns the model's format.
+func (s *SpeechSession) Format() ports.AudioFormat { return s.format }
+
+// Interruptions says who handles interruptions.
+func (s *SpeechSession) Interruptions() ports.Interruptions { return s.mode }
 
 // record applies add to what was sent, unless the session ended or a send
 // error is injected.
@@ -170,28 +193,22 @@ func (s *SpeechSession) AppendAudio(ctx context.Context, audio []byte) error {
 	return s.record(ctx, "append audio", func(sent *SpeechSent) { sent.Audio = append(sent.Audio, frame) })
 }
 
-// SendText records text.
-func (s *SpeechSession) SendText(ctx context.Context, text string) error {
-	return s.record(ctx, "send text", func(sent *SpeechSent) { sent.Texts = append(sent.Texts, text) })
-}
-
-// RequestResponse records the request and its instructions.
-func (s *SpeechSession) RequestResponse(ctx context.Context, instructions string) error {
-	return s.record(ctx, "request response", func(sent *SpeechSent) {
+// Respond records the request and its instructions.
+func (s *SpeechSession) Respond(ctx context.Context, instructions string) error {
+	return s.record(ctx, "respond", func(sent *SpeechSent) {
 		sent.Responses = append(sent.Responses, instructions)
 	})
 }
 
-// Truncate records the truncation.
-func (s *SpeechSession) Truncate(ctx context.Context, itemID string, audioEndMs int) error {
-	return s.record(ctx, "truncate", func(sent *SpeechSent) {
-		sent.Truncations = append(sent.Truncations, porttest.Truncation{ItemID: itemID, AudioEndMs: audioEndMs})
+// Heard records the report; a full duplex session records nothing, as its
+// model needs no word.
+func (s *SpeechSession) Heard(ctx context.Context, utterance string, ms int) error {
+	if s.mode == ports.InterruptedByModel {
+		return s.record(ctx, "heard", func(*SpeechSent) {})
+	}
+	return s.record(ctx, "heard", func(sent *SpeechSent) {
+		sent.Heard = append(sent.Heard, peer.Heard{Utterance: utterance, Ms: ms})
 	})
-}
-
-// Cancel records the cancel.
-func (s *SpeechSession) Cancel(ctx context.Context) error {
-	return s.record(ctx, "cancel", func(sent *SpeechSent) { sent.Cancels++ })
 }
 
 // Recv returns the next event the test emitted. Once the session ended it
@@ -211,7 +228,7 @@ func (s *SpeechSession) Close() error {
 // Config returns the configuration the session was opened with.
 func (s *SpeechSession) Config() ports.SpeechConfig { return s.cfg }
 
-// WaitSession returns the session's configuration (porttest.SpeechPeer).
+// WaitSession returns the session's configuration (peer.Speech).
 func (s *SpeechSession) WaitSession(context.Context) (ports.SpeechConfig, error) {
 	return s.cfg, nil
 }
@@ -245,20 +262,15 @@ func (s *SpeechSession) FailSends(err error) {
 	s.sendErr = err
 }
 
-// ReceivedAudio returns the audio frames sent so far (porttest.SpeechPeer).
+// ReceivedAudio returns the audio chunks sent so far (peer.Speech).
 func (s *SpeechSession) ReceivedAudio() [][]byte { return s.Sent().Audio }
 
-// ReceivedTexts returns the texts sent so far (porttest.SpeechPeer).
-func (s *SpeechSession) ReceivedTexts() []string { return s.Sent().Texts }
+// Responds counts Respond calls (peer.Speech).
+func (s *SpeechSession) Responds() int { return len(s.Sent().Responses) }
 
-// ResponseRequests counts RequestResponse calls (porttest.SpeechPeer).
-func (s *SpeechSession) ResponseRequests() int { return len(s.Sent().Responses) }
-
-// Truncations returns the truncations sent so far (porttest.SpeechPeer).
-func (s *SpeechSession) Truncations() []porttest.Truncation { return s.Sent().Truncations }
-
-// Cancels counts Cancel calls (porttest.SpeechPeer).
-func (s *SpeechSession) Cancels() int { return s.Sent().Cancels }
+// Heards returns what the session was told the caller heard (peer.Speech's
+// Heard, which the port's own Heard method shadows on a session).
+func (s *SpeechSession) Heards() []peer.Heard { return s.Sent().Heard }
 
 // Emit queues ev for the client's Recv. It blocks while the client lags
 // far behind, until ctx is done; it fails with ports.ErrClosed once the
@@ -272,30 +284,53 @@ func (s *SpeechSession) Emit(ctx context.Context, evs ...ports.SpeechEvent) erro
 	return nil
 }
 
-// Say emits a whole response: response created, one audio delta per chunk,
-// audio done, the transcript, and response done with usage.
-func (s *SpeechSession) Say(ctx context.Context, responseID, itemID, transcript string, chunks ...[]byte) error {
-	evs := []ports.SpeechEvent{{Type: ports.SpeechResponseCreated, ResponseID: responseID}}
+// Say emits a whole utterance under a generated name (see SayAs).
+func (s *SpeechSession) Say(ctx context.Context, transcript string, chunks ...[]byte) error {
+	s.mu.Lock()
+	s.said++
+	u := fmt.Sprintf("fake_utt_%d", s.said)
+	s.mu.Unlock()
+	return s.SayAs(ctx, u, transcript, chunks...)
+}
+
+// SayAs emits a whole utterance named utterance: one audio event per
+// chunk, the utterance's end, its transcript, and usage.
+func (s *SpeechSession) SayAs(ctx context.Context, utterance, transcript string, chunks ...[]byte) error {
+	evs := make([]ports.SpeechEvent, 0, len(chunks)+3)
 	for _, c := range chunks {
-		evs = append(evs, ports.SpeechEvent{
-			Type: ports.SpeechAudioDelta, ResponseID: responseID, ItemID: itemID, Audio: slices.Clone(c),
-		})
+		evs = append(evs, ports.SpeechEvent{Type: ports.SpeechAudio, Utterance: utterance, Audio: slices.Clone(c)})
 	}
 	words := len(transcript)/4 + 1
 	evs = append(evs,
-		ports.SpeechEvent{Type: ports.SpeechAudioDone, ResponseID: responseID, ItemID: itemID},
-		ports.SpeechEvent{Type: ports.SpeechAssistantText, ResponseID: responseID, ItemID: itemID, Text: transcript},
-		ports.SpeechEvent{
-			Type: ports.SpeechResponseDone, ResponseID: responseID, Status: "completed",
-			Usage: ports.Usage{InputTokens: 10, OutputTokens: words, TotalTokens: 10 + words},
-		},
+		ports.SpeechEvent{Type: ports.SpeechUtteranceDone, Utterance: utterance},
+		ports.SpeechEvent{Type: ports.SpeechAssistantText, Utterance: utterance, Text: transcript, Final: true},
+		ports.SpeechEvent{Type: ports.SpeechUsage, Usage: ports.Usage{InputTokens: 10, OutputTokens: words, TotalTokens: 10 + words}},
 	)
 	return s.Emit(ctx, evs...)
 }
 
-// StartSpeech emits "the caller started speaking".
-func (s *SpeechSession) StartSpeech(ctx context.Context, itemID string, audioStartMs int) error {
-	return s.Emit(ctx, ports.SpeechEvent{Type: ports.SpeechStarted, ItemID: itemID, AudioStartMs: audioStartMs})
+// StartSpeech emits "the caller started speaking" for the caller's
+// utterance.
+func (s *SpeechSession) StartSpeech(ctx context.Context, utterance string) error {
+	return s.Emit(ctx, ports.SpeechEvent{Type: ports.SpeechCallerStarted, Utterance: utterance})
+}
+
+// CallerSpeaks makes the model hear the caller say text: started, stopped
+// and the whole transcript of a new caller utterance, or, for a full
+// duplex session, only the words, unnamed.
+func (s *SpeechSession) CallerSpeaks(ctx context.Context, text string) error {
+	if s.mode == ports.InterruptedByModel {
+		return s.Emit(ctx, ports.SpeechEvent{Type: ports.SpeechCallerText, Text: text})
+	}
+	s.mu.Lock()
+	s.said++
+	u := fmt.Sprintf("fake_caller_%d", s.said)
+	s.mu.Unlock()
+	return s.Emit(ctx,
+		ports.SpeechEvent{Type: ports.SpeechCallerStarted, Utterance: u},
+		ports.SpeechEvent{Type: ports.SpeechCallerStopped, Utterance: u},
+		ports.SpeechEvent{Type: ports.SpeechCallerText, Utterance: u, Text: text, Final: true},
+	)
 }
 
 // Fail emits an error event; a fatal one also ends the session with reason
@@ -320,9 +355,9 @@ func (s *SpeechSession) End(ctx context.Context, reason string) error {
 	return s.st.end(ctx, &ports.SessionEnded{Reason: reason, After: time.Since(s.opened)})
 }
 
-// SpeechPeer is the model side of a fake SpeechModel as a
-// porttest.SpeechPeer: each method acts on the session opened most
-// recently, waiting for one to open where it must.
+// SpeechPeer is the model side of a fake SpeechModel as a peer.Speech:
+// each method acts on the session opened most recently, waiting for one to
+// open where it must.
 type SpeechPeer struct{ m *SpeechModel }
 
 // WaitSession blocks until a session is open and returns its configuration.
@@ -342,55 +377,42 @@ func (p SpeechPeer) now() SpeechSent {
 	return ss[len(ss)-1].Sent()
 }
 
-// ReceivedAudio returns the latest session's audio frames.
+// ReceivedAudio returns the latest session's audio chunks.
 func (p SpeechPeer) ReceivedAudio() [][]byte { return p.now().Audio }
 
-// ReceivedTexts returns the latest session's texts.
-func (p SpeechPeer) ReceivedTexts() []string { return p.now().Texts }
+// Responds counts the latest session's Respond requests.
+func (p SpeechPeer) Responds() int { return len(p.now().Responses) }
 
-// ResponseRequests counts the latest session's response requests.
-func (p SpeechPeer) ResponseRequests() int { return len(p.now().Responses) }
+// Heard returns what the latest session was told the caller heard.
+func (p SpeechPeer) Heard() []peer.Heard { return p.now().Heard }
 
-// Truncations returns the latest session's truncations.
-func (p SpeechPeer) Truncations() []porttest.Truncation { return p.now().Truncations }
-
-// Cancels counts the latest session's cancels.
-func (p SpeechPeer) Cancels() int { return p.now().Cancels }
-
-// Say makes the latest session answer (see SpeechSession.Say).
-func (p SpeechPeer) Say(ctx context.Context, responseID, itemID, transcript string, chunks ...[]byte) error {
-	s, err := p.m.latest(ctx)
-	if err != nil {
-		return err
-	}
-	return s.Say(ctx, responseID, itemID, transcript, chunks...)
+// Say makes the latest session speak (see SpeechSession.Say).
+func (p SpeechPeer) Say(ctx context.Context, transcript string, chunks ...[]byte) error {
+	return p.on(ctx, func(s *SpeechSession) error { return s.Say(ctx, transcript, chunks...) })
 }
 
-// StartSpeech reports caller speech on the latest session.
-func (p SpeechPeer) StartSpeech(ctx context.Context, itemID string, audioStartMs int) error {
-	s, err := p.m.latest(ctx)
-	if err != nil {
-		return err
-	}
-	return s.StartSpeech(ctx, itemID, audioStartMs)
+// CallerSpeaks makes the latest session hear the caller.
+func (p SpeechPeer) CallerSpeaks(ctx context.Context, text string) error {
+	return p.on(ctx, func(s *SpeechSession) error { return s.CallerSpeaks(ctx, text) })
 }
 
 // Fail sends an error event on the latest session.
 func (p SpeechPeer) Fail(ctx context.Context, e ports.ModelError) error {
-	s, err := p.m.latest(ctx)
-	if err != nil {
-		return err
-	}
-	return s.Fail(ctx, e)
+	return p.on(ctx, func(s *SpeechSession) error { return s.Fail(ctx, e) })
 }
 
 // Hangup ends the latest session from the model's side.
 func (p SpeechPeer) Hangup(ctx context.Context) error {
+	return p.on(ctx, func(s *SpeechSession) error { return s.Hangup(ctx) })
+}
+
+// on runs step on the latest session, once one is open.
+func (p SpeechPeer) on(ctx context.Context, step func(*SpeechSession) error) error {
 	s, err := p.m.latest(ctx)
 	if err != nil {
 		return err
 	}
-	return s.Hangup(ctx)
+	return step(s)
 }
 
 // sleep waits for d or until ctx is done.

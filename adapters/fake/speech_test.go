@@ -28,16 +28,16 @@ func TestSpeechModelSessions(t *testing.T) {
 		assert.NoError(t, err)
 		got <- s
 	}()
-	first, err := m.Open(ctx, ports.SpeechConfig{CallSid: "CA1"})
+	first, err := m.Open(ctx, ports.SpeechConfig{CallID: "CA1"})
 	require.NoError(t, err)
 	defer first.Close()
-	second, err := m.Open(ctx, ports.SpeechConfig{CallSid: "CA2"})
+	second, err := m.Open(ctx, ports.SpeechConfig{CallID: "CA2"})
 	require.NoError(t, err)
 	defer second.Close()
 
 	s := <-got
 	assert.Same(t, second, s, "Session(1) waits for the second session")
-	assert.Equal(t, "CA2", s.Config().CallSid)
+	assert.Equal(t, "CA2", s.Config().CallID)
 	assert.Len(t, m.Sessions(), 2)
 }
 
@@ -67,13 +67,13 @@ func TestSpeechSessionWaitSentAndDone(t *testing.T) {
 	require.NoError(t, err)
 
 	go func() {
-		_ = client.SendText(ctx, "hi")
-		_ = client.Truncate(ctx, "item_1", 250)
+		_ = client.Respond(ctx, "hi")
+		_ = client.Heard(ctx, "u1", 250)
 	}()
-	sent, err := s.WaitSent(ctx, func(s fake.SpeechSent) bool { return len(s.Truncations) == 1 })
+	sent, err := s.WaitSent(ctx, func(s fake.SpeechSent) bool { return len(s.Heard) == 1 })
 	require.NoError(t, err)
-	assert.Equal(t, []string{"hi"}, sent.Texts)
-	assert.Equal(t, 250, sent.Truncations[0].AudioEndMs)
+	assert.Equal(t, []string{"hi"}, sent.Responses)
+	assert.Equal(t, 250, sent.Heard[0].Ms)
 
 	s.FailSends(ports.ErrUnavailable)
 	require.ErrorIs(t, client.AppendAudio(ctx, []byte("AAAA")), ports.ErrUnavailable)
@@ -86,7 +86,7 @@ func TestSpeechSessionWaitSentAndDone(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("Done not closed after Close")
 	}
-	require.ErrorIs(t, s.StartSpeech(ctx, "item", 0), ports.ErrClosed, "the peer cannot emit after Close")
+	require.ErrorIs(t, s.StartSpeech(ctx, "item"), ports.ErrClosed, "the peer cannot emit after Close")
 }
 
 func TestSpeechSessionEndReason(t *testing.T) {
@@ -98,13 +98,13 @@ func TestSpeechSessionEndReason(t *testing.T) {
 	s, err := m.Session(ctx, 0)
 	require.NoError(t, err)
 
-	require.NoError(t, s.StartSpeech(ctx, "item_1", 10))
+	require.NoError(t, s.StartSpeech(ctx, "item_1"))
 	require.NoError(t, s.End(ctx, "session_limit"))
-	require.ErrorIs(t, client.SendText(ctx, "late"), ports.ErrClosed, "sends fail once the model ended")
+	require.ErrorIs(t, client.Respond(ctx, "late"), ports.ErrClosed, "sends fail once the model ended")
 
 	ev, err := client.Recv(ctx)
 	require.NoError(t, err, "events queued before the end are delivered")
-	assert.Equal(t, ports.SpeechStarted, ev.Type)
+	assert.Equal(t, ports.SpeechCallerStarted, ev.Type)
 	_, err = client.Recv(ctx)
 	var ended *ports.SessionEnded
 	require.True(t, errors.As(err, &ended))

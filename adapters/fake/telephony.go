@@ -2,62 +2,69 @@ package fake
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"maps"
 	"slices"
 	"sync"
 
 	"github.com/convgateway/gateway/ports"
-	"github.com/convgateway/gateway/ports/porttest"
+	"github.com/convgateway/gateway/ports/peer"
 )
 
 var (
 	_ ports.TelephonyChannel = (*Telephony)(nil)
-	_ porttest.TelephonyPeer = (*TelephonyPeer)(nil)
+	_ peer.Telephony         = (*TelephonyPeer)(nil)
 )
 
-// Telephony is a fake ports.TelephonyChannel: one call's media stream,
-// driven from the test through its TelephonyPeer. Create one with
-// NewTelephony.
+// Telephony is a fake ports.TelephonyChannel: one call's media, driven from
+// the test through its TelephonyPeer. Its audio is mu-law at 8 kHz unless
+// set otherwise (NewTelephonyFormat). Create one with NewTelephony.
 type Telephony struct {
-	st   *stream[ports.CallEvent]
-	peer *TelephonyPeer
+	st     *stream[ports.CallEvent]
+	peer   *TelephonyPeer
+	format ports.AudioFormat
 }
 
 // TelephonyPeer is the provider's side of a fake Telephony: it sends the
-// caller's events and records what the channel sent and how it closed.
+// caller's events, records what the channel sent and how it ended, and
+// reports playback when the test plays the audio (PlayNext, PlayOut), at
+// a Clear, or at once with AutoPlay on.
 type TelephonyPeer struct {
 	ch *Telephony
 
-	mu        sync.Mutex
-	seq       int64
-	streamSid string
-	callSid   string
-	received  []porttest.Outbound
-	closed    bool
-	code      int
-	reason    string
-	echoMarks bool
-	pending   []string // marks sent and not yet echoed
-	sendErr   error
-	skipped   int // frames the channel skipped (SendMalformed)
-	changed   changes
+	mu       sync.Mutex
+	received []peer.Outbound
+	ended    bool
+	reason   ports.EndReason
+	autoPlay bool
+	queued   int64   // ms given to Play so far
+	pending  []int64 // the position at the end of each Play not yet played
+	sendErr  error
+	skipped  int // frames the channel skipped (SendMalformed)
+	changed  changes
 }
 
-// NewTelephony returns a connected channel and its peer.
-func NewTelephony() (*Telephony, *TelephonyPeer) {
-	ch := &Telephony{st: newStream[ports.CallEvent]()}
+// NewTelephony returns a connected mu-law 8 kHz channel and its peer.
+func NewTelephony() (*Telephony, *TelephonyPeer) { return NewTelephonyFormat(ports.Mulaw8k) }
+
+// NewTelephonyFormat returns a connected channel of format f and its peer.
+func NewTelephonyFormat(f ports.AudioFormat) (*Telephony, *TelephonyPeer) {
+	ch := &Telephony{st: newStream[ports.CallEvent](), format: f}
 	ch.peer = &TelephonyPeer{ch: ch}
 	return ch, ch.peer
 }
 
-// Recv returns the next event the peer sent. Once the stream ended it
+// Format returns the channel's audio format.
+func (c *Telephony) Format() ports.AudioFormat { return c.format }
+
+// Recv returns the next event the peer sent. Once the call ended it
 // returns an error wrapping ports.ErrClosed and a *ports.SessionEnded.
 func (c *Telephony) Recv(ctx context.Context) (ports.CallEvent, error) {
 	return c.st.recv(ctx)
 }
 
-func (c *Telephony) send(ctx context.Context, op string, out porttest.Outbound) error {
+func (c *Telephony) send(ctx context.Context, op string, out peer.Outbound) error {
 	if err := errCheck(ctx, op); err != nil {
 		return err
 	}
@@ -71,40 +78,45 @@ func (c *Telephony) send(ctx context.Context, op string, out porttest.Outbound) 
 		return fmt.Errorf("fake: %s: %w", op, err)
 	}
 	p.received = append(p.received, out)
-	var echo []string
-	switch {
-	case out.Kind == "mark" && p.echoMarks:
-		echo = []string{out.Mark}
-	case out.Kind == "mark":
-		p.pending = append(p.pending, out.Mark)
-	case out.Kind == "clear":
-		echo, p.pending = p.pending, nil
+	var report []int64
+	switch out.Kind {
+	case peer.OutAudio:
+		p.queued += int64(c.format.Millis(base64.StdEncoding.DecodedLen(len(out.Audio)) - padding(out.Audio)))
+		if p.autoPlay {
+			report = []int64{p.queued}
+		} else {
+			p.pending = append(p.pending, p.queued)
+		}
+	case peer.OutClear: // cleared audio counts as done, as Twilio echoes flushed marks
+		report, p.pending = p.pending, nil
 	}
 	p.mu.Unlock()
 	p.changed.notify()
-	for _, name := range echo {
-		if err := p.Mark(ctx, name); err != nil {
+	for _, pos := range report {
+		if err := p.played(ctx, pos); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// SendAudio records a copy of audio.
-func (c *Telephony) SendAudio(ctx context.Context, audio []byte) error {
-	return c.send(ctx, "send audio", porttest.Outbound{Kind: "media", Audio: slices.Clone(audio)})
+// padding counts the '=' at the end of base64 text.
+func padding(b []byte) int {
+	n := 0
+	for i := len(b) - 1; i >= 0 && b[i] == '=' && n < 2; i-- {
+		n++
+	}
+	return n
 }
 
-// SendMark records the mark. The peer echoes it when the test plays it
-// (PlayMark), at the next Clear, or at once with EchoMarks on.
-func (c *Telephony) SendMark(ctx context.Context, name string) error {
-	return c.send(ctx, "send mark", porttest.Outbound{Kind: "mark", Mark: name})
+// Play records a copy of audio and queues it for playback.
+func (c *Telephony) Play(ctx context.Context, audio []byte) error {
+	return c.send(ctx, "play", peer.Outbound{Kind: peer.OutAudio, Audio: slices.Clone(audio)})
 }
 
-// Clear records the clear; the peer echoes every mark not yet played, as
-// Twilio does.
+// Clear records the clear; the peer reports every queued audio as done.
 func (c *Telephony) Clear(ctx context.Context) error {
-	return c.send(ctx, "clear", porttest.Outbound{Kind: "clear"})
+	return c.send(ctx, "clear", peer.Outbound{Kind: peer.OutClear})
 }
 
 // Skipped returns how many malformed frames the peer sent
@@ -116,73 +128,50 @@ func (c *Telephony) Skipped() int {
 	return p.skipped
 }
 
-// Close ends the stream; the peer records reason and the close code (1000,
-// or 1008 when policy is set). Only the first call counts.
-func (c *Telephony) Close(reason string, policy bool) error {
-	code := porttest.CloseNormal
-	if policy {
-		code = porttest.ClosePolicy
-	}
-	if !c.st.close(&ports.SessionEnded{Reason: "local_close", Code: code}) {
+// End ends the call; the peer records the reason. Only the first call
+// counts.
+func (c *Telephony) End(reason ports.EndReason) error {
+	if !c.st.close(&ports.SessionEnded{Reason: "local_close"}) {
 		return nil
 	}
 	p := c.peer
 	p.mu.Lock()
-	p.closed, p.code, p.reason = true, code, reason
+	p.ended, p.reason = true, reason
 	p.mu.Unlock()
 	p.changed.notify()
 	return nil
 }
 
-func (p *TelephonyPeer) emit(ctx context.Context, ev ports.CallEvent) error {
-	p.mu.Lock()
-	p.seq++
-	ev.Seq = p.seq
-	if ev.StreamSid == "" {
-		ev.StreamSid = p.streamSid
-	}
-	p.mu.Unlock()
+// Emit sends any event. It blocks while the channel's reader lags far
+// behind, until ctx is done; it fails with ports.ErrClosed once the call
+// ended.
+func (p *TelephonyPeer) Emit(ctx context.Context, ev ports.CallEvent) error {
 	return p.ch.st.push(ctx, ev)
 }
 
-// Emit sends any event (Seq and StreamSid are filled in). It blocks while
-// the channel's reader lags far behind, until ctx is done; it fails with
-// ports.ErrClosed once the stream ended.
-func (p *TelephonyPeer) Emit(ctx context.Context, ev ports.CallEvent) error { return p.emit(ctx, ev) }
-
-// Start sends the connected and start events of a mu-law 8 kHz stream.
-func (p *TelephonyPeer) Start(ctx context.Context, callSid, streamSid string, params map[string]string) error {
-	p.mu.Lock()
-	p.callSid, p.streamSid = callSid, streamSid
-	p.mu.Unlock()
-	if err := p.emit(ctx, ports.CallEvent{Type: ports.CallConnected}); err != nil {
-		return err
-	}
-	return p.emit(ctx, ports.CallEvent{
-		Type: ports.CallStart, CallSid: callSid, AccountSid: "ACfake", Params: maps.Clone(params),
-		Encoding: "audio/x-mulaw", SampleRate: 8000, Channels: 1,
-	})
+// Start sends the start of the call.
+func (p *TelephonyPeer) Start(ctx context.Context, call ports.CallInfo) error {
+	call.Params = maps.Clone(call.Params)
+	return p.Emit(ctx, ports.CallEvent{Type: ports.CallStarted, Call: call})
 }
 
-// Media sends a chunk of caller audio at timestampMs.
-func (p *TelephonyPeer) Media(ctx context.Context, timestampMs int64, payload []byte) error {
-	return p.emit(ctx, ports.CallEvent{Type: ports.CallMedia, TimestampMs: timestampMs, Payload: slices.Clone(payload)})
+// Audio sends a chunk of caller audio at mediaMs.
+func (p *TelephonyPeer) Audio(ctx context.Context, mediaMs int64, audio []byte) error {
+	return p.Emit(ctx, ports.CallEvent{Type: ports.CallAudio, MediaMs: mediaMs, Audio: slices.Clone(audio)})
 }
 
-// DTMF sends a key press.
-func (p *TelephonyPeer) DTMF(ctx context.Context, digit string) error {
-	return p.emit(ctx, ports.CallEvent{Type: ports.CallDTMF, Digit: digit})
+// Key sends a key press.
+func (p *TelephonyPeer) Key(ctx context.Context, key string) error {
+	return p.Emit(ctx, ports.CallEvent{Type: ports.CallKey, Key: key})
 }
 
-// Mark echoes the mark name, as Twilio does when the audio before it has
-// played.
-func (p *TelephonyPeer) Mark(ctx context.Context, name string) error {
-	return p.emit(ctx, ports.CallEvent{Type: ports.CallMark, Mark: name})
+func (p *TelephonyPeer) played(ctx context.Context, pos int64) error {
+	return p.Emit(ctx, ports.CallEvent{Type: ports.CallPlayed, PlayedMs: pos})
 }
 
 // SendMalformed stands for a frame the channel cannot decode: nothing
 // reaches Recv, and Skipped counts it. It fails with ports.ErrClosed once
-// the stream ended.
+// the call ended.
 func (p *TelephonyPeer) SendMalformed(ctx context.Context) error {
 	if err := errCheck(ctx, "send malformed"); err != nil {
 		return err
@@ -196,52 +185,63 @@ func (p *TelephonyPeer) SendMalformed(ctx context.Context) error {
 	return nil
 }
 
-// Stop sends the stop event (the caller hung up) and ends the stream with
-// reason "caller_hangup".
-func (p *TelephonyPeer) Stop(ctx context.Context) error {
-	p.mu.Lock()
-	callSid := p.callSid
-	p.mu.Unlock()
-	if err := p.emit(ctx, ports.CallEvent{Type: ports.CallStop, CallSid: callSid}); err != nil {
+// HangUp sends the hang-up event and ends the call with reason
+// "caller_hangup".
+func (p *TelephonyPeer) HangUp(ctx context.Context) error {
+	if err := p.Emit(ctx, ports.CallEvent{Type: ports.CallHungUp}); err != nil {
 		return err
 	}
-	return p.ch.st.end(ctx, &ports.SessionEnded{Reason: "caller_hangup", Code: porttest.CloseNormal})
+	return p.ch.st.end(ctx, &ports.SessionEnded{Reason: "caller_hangup"})
 }
 
-// Disconnect ends the stream without a stop event, as when the socket
+// Disconnect ends the call without a hang-up event, as when the socket
 // drops (reason "remote_closed").
 func (p *TelephonyPeer) Disconnect(ctx context.Context) error {
 	return p.ch.st.end(ctx, &ports.SessionEnded{Reason: "remote_closed"})
 }
 
-// EchoMarks makes the peer echo every mark as soon as it is sent (playback
+// AutoPlay makes the peer report every Play as played at once (playback
 // that takes no time).
-func (p *TelephonyPeer) EchoMarks(on bool) {
+func (p *TelephonyPeer) AutoPlay(on bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.echoMarks = on
+	p.autoPlay = on
 }
 
-// PlayMark echoes the oldest mark not yet echoed, as Twilio does when the
-// audio before it has played, and returns its name. It fails with
-// ports.ErrNotFound when no mark is pending.
-func (p *TelephonyPeer) PlayMark(ctx context.Context) (string, error) {
+// PlayNext reports the oldest Play not yet played as played and returns
+// the position reported. It fails with ports.ErrNotFound when nothing is
+// queued.
+func (p *TelephonyPeer) PlayNext(ctx context.Context) (int64, error) {
 	p.mu.Lock()
 	if len(p.pending) == 0 {
 		p.mu.Unlock()
-		return "", fmt.Errorf("fake: play mark: %w", ports.ErrNotFound)
+		return 0, fmt.Errorf("fake: play next: %w", ports.ErrNotFound)
 	}
-	name := p.pending[0]
+	pos := p.pending[0]
 	p.pending = p.pending[1:]
 	p.mu.Unlock()
-	return name, p.Mark(ctx, name)
+	return pos, p.played(ctx, pos)
 }
 
-// PendingMarks returns the marks sent and not yet echoed, oldest first.
-func (p *TelephonyPeer) PendingMarks() []string {
+// PlayOut reports everything queued as played.
+func (p *TelephonyPeer) PlayOut(ctx context.Context) error {
+	p.mu.Lock()
+	pending := p.pending
+	p.pending = nil
+	p.mu.Unlock()
+	for _, pos := range pending {
+		if err := p.played(ctx, pos); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Queued returns how many Plays wait to be played.
+func (p *TelephonyPeer) Queued() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return slices.Clone(p.pending)
+	return len(p.pending)
 }
 
 // FailSends makes every later send of the channel fail with err (nil
@@ -253,7 +253,7 @@ func (p *TelephonyPeer) FailSends(err error) {
 }
 
 // Received returns what the channel sent so far, in order.
-func (p *TelephonyPeer) Received() []porttest.Outbound {
+func (p *TelephonyPeer) Received() []peer.Outbound {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return slices.Clone(p.received)
@@ -261,8 +261,8 @@ func (p *TelephonyPeer) Received() []porttest.Outbound {
 
 // WaitReceived blocks until cond holds for what the channel sent, and
 // returns that; it returns an error when ctx ends first.
-func (p *TelephonyPeer) WaitReceived(ctx context.Context, cond func([]porttest.Outbound) bool) ([]porttest.Outbound, error) {
-	var got []porttest.Outbound
+func (p *TelephonyPeer) WaitReceived(ctx context.Context, cond func([]peer.Outbound) bool) ([]peer.Outbound, error) {
+	var got []peer.Outbound
 	err := p.changed.until(ctx, func() bool {
 		got = p.Received()
 		return cond(got)
@@ -270,21 +270,22 @@ func (p *TelephonyPeer) WaitReceived(ctx context.Context, cond func([]porttest.O
 	return got, err
 }
 
-// Closed reports whether the channel closed the stream, and with which code.
-func (p *TelephonyPeer) Closed() (bool, int) {
+// Ended reports whether the channel ended the call, and why.
+func (p *TelephonyPeer) Ended() (bool, ports.EndReason) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.closed, p.code
+	return p.ended, p.reason
 }
 
-// WaitClosed blocks until the channel closed the stream and returns the
-// close reason and code; it returns an error when ctx ends first.
-func (p *TelephonyPeer) WaitClosed(ctx context.Context) (reason string, code int, err error) {
-	err = p.changed.until(ctx, func() bool {
+// WaitEnded blocks until the channel ended the call and returns the
+// reason; it returns an error when ctx ends first.
+func (p *TelephonyPeer) WaitEnded(ctx context.Context) (ports.EndReason, error) {
+	var reason ports.EndReason
+	err := p.changed.until(ctx, func() bool {
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		reason, code = p.reason, p.code
-		return p.closed
+		reason = p.reason
+		return p.ended
 	})
-	return reason, code, err
+	return reason, err
 }

@@ -9,46 +9,47 @@ import (
 
 	"github.com/convgateway/gateway/adapters/fake"
 	"github.com/convgateway/gateway/ports"
-	"github.com/convgateway/gateway/ports/porttest"
+	"github.com/convgateway/gateway/ports/peer"
 )
 
-func TestTelephonyEchoMarks(t *testing.T) {
+// ms20 is 20 ms of mu-law silence, base64.
+const ms20 = "/////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////w=="
+
+func TestTelephonyAutoPlay(t *testing.T) {
 	ctx := testCtx(t)
-	ch, peer := fake.NewTelephony()
-	defer ch.Close("test", false)
-	peer.EchoMarks(true)
-	require.NoError(t, ch.SendAudio(ctx, []byte("AAAA")))
-	require.NoError(t, ch.SendMark(ctx, "m1"))
+	ch, p := fake.NewTelephony()
+	defer ch.End(ports.EndCompleted)
+	p.AutoPlay(true)
+	require.NoError(t, ch.Play(ctx, []byte(ms20)))
 	ev, err := ch.Recv(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, ports.CallMark, ev.Type)
-	assert.Equal(t, "m1", ev.Mark)
+	assert.Equal(t, ports.CallPlayed, ev.Type)
+	assert.Equal(t, int64(20), ev.PlayedMs)
 }
 
-func TestTelephonyWaitReceivedAndClosed(t *testing.T) {
+func TestTelephonyWaitReceivedAndEnded(t *testing.T) {
 	ctx := testCtx(t)
-	ch, peer := fake.NewTelephony()
+	ch, p := fake.NewTelephony()
 	go func() {
-		_ = ch.SendAudio(ctx, []byte("AAAA"))
+		_ = ch.Play(ctx, []byte("AAAA"))
 		_ = ch.Clear(ctx)
-		_ = ch.Close("invalid_token", true)
+		_ = ch.End(ports.EndRefused)
 	}()
-	got, err := peer.WaitReceived(ctx, func(out []porttest.Outbound) bool { return len(out) == 2 })
+	got, err := p.WaitReceived(ctx, func(out []peer.Outbound) bool { return len(out) == 2 })
 	require.NoError(t, err)
-	assert.Equal(t, "clear", got[1].Kind)
-	reason, code, err := peer.WaitClosed(ctx)
+	assert.Equal(t, peer.OutClear, got[1].Kind)
+	reason, err := p.WaitEnded(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, "invalid_token", reason)
-	assert.Equal(t, porttest.ClosePolicy, code)
+	assert.Equal(t, ports.EndRefused, reason)
 }
 
 func TestTelephonyStartAndDisconnect(t *testing.T) {
 	ctx := testCtx(t)
-	ch, peer := fake.NewTelephony()
-	defer ch.Close("test", false)
-	require.NoError(t, peer.Start(ctx, "CA1", "MZ1", map[string]string{"token": "t"}))
-	require.NoError(t, peer.Media(ctx, 20, []byte("AAAA")))
-	require.NoError(t, peer.Disconnect(ctx))
+	ch, p := fake.NewTelephony()
+	defer ch.End(ports.EndCompleted)
+	require.NoError(t, p.Start(ctx, ports.CallInfo{CallID: "CA1", Params: map[string]string{"token": "t"}}))
+	require.NoError(t, p.Audio(ctx, 20, []byte("AAAA")))
+	require.NoError(t, p.Disconnect(ctx))
 
 	var types []ports.CallEventType
 	var err error
@@ -57,41 +58,39 @@ func TestTelephonyStartAndDisconnect(t *testing.T) {
 		ev, err = ch.Recv(ctx)
 		if err == nil {
 			types = append(types, ev.Type)
-			assert.Equal(t, "MZ1", ev.StreamSid, "%s carries the stream sid", ev.Type)
 		}
 	}
-	assert.Equal(t, []ports.CallEventType{ports.CallConnected, ports.CallStart, ports.CallMedia}, types)
+	assert.Equal(t, []ports.CallEventType{ports.CallStarted, ports.CallAudio}, types)
 	var ended *ports.SessionEnded
 	require.True(t, errors.As(err, &ended))
 	assert.Equal(t, "remote_closed", ended.Reason)
-	closed, _ := peer.Closed()
-	assert.False(t, closed, "the channel did not close the stream itself")
+	gone, _ := p.Ended()
+	assert.False(t, gone, "the channel did not end the call itself")
 }
 
-func TestTelephonyPlayMarksAndClear(t *testing.T) {
+func TestTelephonyPlayNextAndClear(t *testing.T) {
 	ctx := testCtx(t)
-	ch, peer := fake.NewTelephony()
-	defer ch.Close("test", false)
-	for _, m := range []string{"m1", "m2", "m3"} {
-		require.NoError(t, ch.SendAudio(ctx, []byte("AAAA")))
-		require.NoError(t, ch.SendMark(ctx, m))
+	ch, p := fake.NewTelephony()
+	defer ch.End(ports.EndCompleted)
+	for range 3 {
+		require.NoError(t, ch.Play(ctx, []byte(ms20)))
 	}
-	name, err := peer.PlayMark(ctx)
+	pos, err := p.PlayNext(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, "m1", name)
-	assert.Equal(t, []string{"m2", "m3"}, peer.PendingMarks())
+	assert.Equal(t, int64(20), pos)
+	assert.Equal(t, 2, p.Queued())
 
 	require.NoError(t, ch.Clear(ctx))
-	assert.Empty(t, peer.PendingMarks(), "a clear flushes the pending marks")
-	_, err = peer.PlayMark(ctx)
+	assert.Zero(t, p.Queued(), "a clear reports the queued audio as done")
+	_, err = p.PlayNext(ctx)
 	require.ErrorIs(t, err, ports.ErrNotFound)
 
-	var marks []string
+	var played []int64
 	for range 3 {
 		ev, err := ch.Recv(ctx)
 		require.NoError(t, err)
-		require.Equal(t, ports.CallMark, ev.Type)
-		marks = append(marks, ev.Mark)
+		require.Equal(t, ports.CallPlayed, ev.Type)
+		played = append(played, ev.PlayedMs)
 	}
-	assert.Equal(t, []string{"m1", "m2", "m3"}, marks, "played, then flushed by the clear, in order")
+	assert.Equal(t, []int64{20, 40, 60}, played, "played, then cleared, in order")
 }

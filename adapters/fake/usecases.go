@@ -37,9 +37,9 @@ func NewCalls() *Calls {
 	}
 }
 
-// drain reads ch until the stream ends or ctx is done, then closes ch.
+// drain reads ch until the stream ends or ctx is done, then ends ch.
 func drain(ctx context.Context, ch ports.TelephonyChannel) error {
-	defer ch.Close("served", false)
+	defer ch.End(ports.EndCompleted)
 	for {
 		if _, err := ch.Recv(ctx); err != nil {
 			if isClosed(err) {
