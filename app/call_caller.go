@@ -44,6 +44,9 @@ func (c *call) readCaller(ctx context.Context) error {
 			if c.player != nil {
 				c.player.wake()
 			}
+			if h := c.svc.testHookCallerEvent; h != nil {
+				h(ev)
+			}
 		case ports.CallKey:
 			if !domain.IsKey(ev.Key) {
 				c.skip("key press", len(ev.Key))

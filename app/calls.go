@@ -204,8 +204,9 @@ type CallsService struct {
 	warmToken map[string]string
 
 	// testHookCallerEvent, when set by a test, is called by a call's
-	// telephony reader after it queued a key press for the owner, which
-	// applies it before the next model event.
+	// telephony reader after it published a playback report or queued a
+	// key press for the owner, which applies it before the next model
+	// event.
 	testHookCallerEvent func(ports.CallEvent)
 	// testHookModelEvent, when set by a test, is called by a call's owner
 	// after it applied a speech event.

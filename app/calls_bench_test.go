@@ -19,18 +19,19 @@ import (
 // in adapters/twilio/mediastream and adapters/openai/realtime.
 
 // benchLine is a TelephonyChannel that yields the start event, then what
-// the benchmark feeds it, and echoes every mark at once (playback that
-// takes no time).
+// the benchmark feeds it, and reports every Play as played at once
+// (playback that takes no time).
 type benchLine struct {
 	events chan ports.CallEvent
 	closed chan struct{}
 	once   atomic.Bool
-	media  atomic.Int64 // SendAudio calls
+	media  atomic.Int64 // Play calls
+	pos    atomic.Int64 // ms played
 }
 
 func newBenchLine(token string) *benchLine {
 	l := &benchLine{events: make(chan ports.CallEvent, 1024), closed: make(chan struct{})}
-	l.events <- ports.CallEvent{Type: ports.CallStart, CallSid: "CAbench", StreamSid: "MZbench", Params: map[string]string{"token": token}}
+	l.events <- ports.CallEvent{Type: ports.CallStarted, Call: ports.CallInfo{CallID: "CAbench", Params: map[string]string{"token": token}}}
 	return l
 }
 
@@ -45,11 +46,13 @@ func (l *benchLine) Recv(ctx context.Context) (ports.CallEvent, error) {
 	}
 }
 
-func (l *benchLine) SendAudio(context.Context, []byte) error { l.media.Add(1); return nil }
+func (l *benchLine) Format() ports.AudioFormat { return ports.Mulaw8k }
 
-func (l *benchLine) SendMark(_ context.Context, name string) error {
+func (l *benchLine) Play(_ context.Context, audio []byte) error {
+	l.media.Add(1)
+	pos := l.pos.Add(int64(decodedLen(audio) / 8))
 	select {
-	case l.events <- ports.CallEvent{Type: ports.CallMark, Mark: name}:
+	case l.events <- ports.CallEvent{Type: ports.CallPlayed, PlayedMs: pos}:
 	case <-l.closed:
 	}
 	return nil
@@ -59,7 +62,7 @@ func (l *benchLine) Clear(context.Context) error { return nil }
 
 func (l *benchLine) Skipped() int { return 0 }
 
-func (l *benchLine) Close(string, bool) error {
+func (l *benchLine) End(ports.EndReason) error {
 	if l.once.CompareAndSwap(false, true) {
 		close(l.closed)
 	}
@@ -96,10 +99,10 @@ func (s *benchSession) AppendAudio(context.Context, []byte) error {
 	return nil
 }
 
-func (s *benchSession) SendText(context.Context, string) error              { return nil }
-func (s *benchSession) RequestResponse(context.Context, string) error       { return nil }
-func (s *benchSession) Truncate(context.Context, string, int) error         { return nil }
-func (s *benchSession) Cancel(context.Context) error                        { return nil }
+func (s *benchSession) Format() ports.AudioFormat                           { return ports.Mulaw8k }
+func (s *benchSession) Interruptions() ports.Interruptions                  { return ports.InterruptedByGateway }
+func (s *benchSession) Respond(context.Context, string) error               { return nil }
+func (s *benchSession) Heard(context.Context, string, int) error            { return nil }
 func (s *benchSession) Recv(ctx context.Context) (ports.SpeechEvent, error) { return s.recv(ctx) }
 
 func (s *benchSession) recv(ctx context.Context) (ports.SpeechEvent, error) {
@@ -137,7 +140,7 @@ func benchCall(b *testing.B, frames int64) (*benchLine, *benchSession, func()) {
 	served := make(chan error, 1)
 	go func() { served <- svc.Serve(context.Background(), line) }()
 	return line, sess, func() {
-		line.events <- ports.CallEvent{Type: ports.CallStop}
+		line.events <- ports.CallEvent{Type: ports.CallHungUp}
 		<-served
 		_ = svc.Shutdown(context.Background())
 	}
@@ -148,25 +151,24 @@ func benchCall(b *testing.B, frames int64) (*benchLine, *benchSession, func()) {
 func BenchmarkCallerFrame(b *testing.B) {
 	line, sess, end := benchCall(b, int64(b.N))
 	defer end()
-	frame := ports.CallEvent{Type: ports.CallMedia, Payload: audio(20)}
+	frame := ports.CallEvent{Type: ports.CallAudio, Audio: audio(20)}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
-		frame.TimestampMs = int64(20 * (i + 1))
+		frame.MediaMs = int64(20 * (i + 1))
 		line.events <- frame
 	}
 	<-sess.done
 }
 
-// BenchmarkAssistantChunk is one assistant audio delta through the bridge:
-// from the speech session's Recv, through the domain's accounting, to the
-// media frame and its mark on the telephony channel, and the mark's echo
-// back into the accounting.
+// BenchmarkAssistantChunk is one assistant audio chunk through the bridge:
+// from the speech session's Recv, through the domain's accounting, to Play
+// on the telephony channel, and the playback report back into the
+// accounting.
 func BenchmarkAssistantChunk(b *testing.B) {
 	line, sess, end := benchCall(b, -1)
 	defer end()
-	sess.events <- ports.SpeechEvent{Type: ports.SpeechResponseCreated, ResponseID: "resp_1"}
-	delta := ports.SpeechEvent{Type: ports.SpeechAudioDelta, ResponseID: "resp_1", ItemID: "item_1", Audio: audio(20)}
+	delta := ports.SpeechEvent{Type: ports.SpeechAudio, Utterance: "item_1", Audio: audio(20)}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
@@ -179,45 +181,36 @@ func BenchmarkAssistantChunk(b *testing.B) {
 
 // BenchmarkBargeIn is the barge-in decision in a call under way: the
 // caller starts speaking while five chunks of assistant audio are
-// outstanding and one has played. Setting up the calls (sending the audio,
-// echoing the marks) is not timed; it is done for a batch of calls at a
+// outstanding and one has played. Setting up the calls (handing the audio,
+// reporting playback) is not timed; it is done for a batch of calls at a
 // time, because stopping the timer is far dearer than the decision.
 func BenchmarkBargeIn(b *testing.B) {
 	const batch = 1024
-	type playing struct {
-		conv  *domain.Conversation
-		marks [6]string
-	}
-	calls := make([]playing, batch)
-	prepare := func(c *playing) {
-		c.conv.ResponseStarted("resp_1")
-		for i := range c.marks {
-			c.marks[i], _ = c.conv.AssistantAudio("resp_1", "item_1", 160)
+	calls := make([]*domain.Conversation, batch)
+	prepare := func(c *domain.Conversation) {
+		for range 6 {
+			c.AssistantAudio("item_1", 20)
 		}
-		c.conv.MarkEchoed(c.marks[0])
+		c.Played(20) // one chunk played
 	}
 	for i := range calls {
-		calls[i].conv = domain.NewConversation()
-		prepare(&calls[i])
+		calls[i] = domain.NewConversation()
+		prepare(calls[i])
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for done := 0; done < b.N; {
 		n := min(batch, b.N-done)
 		for i := range n {
-			if _, cut := calls[i].conv.CallerStartedSpeaking("item_caller"); !cut {
+			if _, cut := calls[i].CallerStartedSpeaking("item_caller"); !cut {
 				b.Fatal("no barge-in")
 			}
 		}
 		done += n
 		b.StopTimer()
 		for i := range n {
-			c := &calls[i]
-			for _, m := range c.marks[1:] {
-				c.conv.MarkEchoed(m) // the clear's echoes
-			}
-			c.conv.ResponseFinished("resp_1")
-			prepare(c)
+			calls[i] = domain.NewConversation()
+			prepare(calls[i])
 		}
 		b.StartTimer()
 	}

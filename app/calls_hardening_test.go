@@ -16,7 +16,7 @@ import (
 	"github.com/convgateway/gateway/adapters/fake"
 	"github.com/convgateway/gateway/domain"
 	"github.com/convgateway/gateway/ports"
-	"github.com/convgateway/gateway/ports/porttest"
+	"github.com/convgateway/gateway/ports/peer"
 )
 
 // callSid returns a realistic Twilio call sid: "CA" and 32 hex digits.
@@ -47,7 +47,7 @@ func TestStreamClosedBeforeStartIsQuiet(t *testing.T) {
 	var refused refusals
 	k := newCallTest(t, func(d *CallsDeps) { d.Hooks.StreamRefused = refused.hook })
 	k.serve()
-	require.NoError(t, k.peer.Emit(k.ctx, ports.CallEvent{Type: ports.CallConnected}))
+	require.NoError(t, k.peer.Emit(k.ctx, ports.CallEvent{Type: ports.CallKey, Key: "1"}))
 	require.NoError(t, k.peer.Disconnect(k.ctx))
 	require.NoError(t, k.waitServed())
 	assert.Equal(t, []string{"no_start"}, refused.get(), "counted once, as no_start")
@@ -58,35 +58,28 @@ func TestStreamClosedBeforeStartIsQuiet(t *testing.T) {
 	assert.Empty(t, k.model.Sessions())
 }
 
-// A flood of key presses and marks that are not the call's own is
-// skipped without being stored; valid-looking echoes of marks never sent
-// fill a bounded queue, and what does not fit is dropped and counted. The
-// summary stays small.
+// A flood of key presses that are not single keys is skipped without
+// being stored; valid key presses fill a bounded queue, and what does not
+// fit is dropped and counted. The summary stays small.
 func TestCallerEventFloodIsBounded(t *testing.T) {
 	k := newCallTest(t, nil)
 	k.svc.testHookCallerEvent = nil // nobody reads the hook's channel here
 	sess := k.start(callSid(1))
 	junk := strings.Repeat("9", 60<<10)
-	const keys, badKeys, badMarks, echoes = 100, 300, 300, 1000
-	for range keys {
-		require.NoError(t, k.peer.DTMF(k.ctx, "5"))
-	}
+	const keys, badKeys = 1000, 300
 	for i := range badKeys {
 		d := []string{junk, "12", "a", "", "٣"}[i%5]
-		require.NoError(t, k.peer.DTMF(k.ctx, d))
+		require.NoError(t, k.peer.Key(k.ctx, d))
 	}
-	for i := range badMarks {
-		require.NoError(t, k.peer.Mark(k.ctx, []string{junk, "m0", "x1", "m-1"}[i%4]))
-	}
-	for i := range echoes { // marks of the right shape, never sent, never consecutive
-		require.NoError(t, k.peer.Mark(k.ctx, []string{"m7", "m9"}[i%2]))
+	for range keys {
+		require.NoError(t, k.peer.Key(k.ctx, "5"))
 	}
 	s := k.hangUp(sess)
 
-	queued := maxCallerQueue - keys // the key presses came first
-	assert.Equal(t, echoes-queued, s.CallerEventsDropped, "what did not fit in the queue")
-	assert.Equal(t, badKeys+badMarks+queued, s.CallerEventsSkipped, "malformed events, and the unknown echoes applied")
-	assert.Equal(t, keys, s.DigitCount)
+	// No model event came: the queue was applied once, at the end.
+	assert.Equal(t, keys-maxCallerQueue, s.CallerEventsDropped, "what did not fit in the queue")
+	assert.Equal(t, badKeys, s.CallerEventsSkipped, "malformed key presses")
+	assert.Equal(t, maxCallerQueue, s.DigitCount)
 	assert.Equal(t, strings.Repeat("5", domain.MaxDigits), s.Digits)
 
 	logs := k.logs.String()
@@ -97,9 +90,9 @@ func TestCallerEventFloodIsBounded(t *testing.T) {
 	assert.Less(t, len(line), 4<<10, "the summary line is small: %d bytes", len(line))
 }
 
-// The echoes of a long answer, all arriving between two model events,
-// are all applied: consecutive marks take one entry of the queue.
-func TestEchoesOfALongAnswerAreAllApplied(t *testing.T) {
+// The playback reports of a long answer, all arriving between two model
+// events, are all applied: only the latest position matters.
+func TestPlaybackOfALongAnswerIsAllApplied(t *testing.T) {
 	k := newCallTest(t, nil)
 	k.svc.testHookCallerEvent = nil
 	sess := k.start(callSid(1))
@@ -108,22 +101,19 @@ func TestEchoesOfALongAnswerAreAllApplied(t *testing.T) {
 	for i := range chunks {
 		chunks[i] = audio(20)
 	}
-	require.NoError(t, sess.Say(k.ctx, "r1", "a1", "A long answer.", chunks...))
-	k.received("mark", n)
-	for range n {
-		_, err := k.peer.PlayMark(k.ctx)
-		require.NoError(t, err)
-	}
+	require.NoError(t, sess.SayAs(k.ctx, "a1", "A long answer.", chunks...))
+	k.received(peer.OutAudio, n)
+	require.NoError(t, k.peer.PlayOut(k.ctx))
 	s := k.hangUp(sess)
 	require.Len(t, s.Turns, 1)
 	assert.Equal(t, n*20, s.Turns[0].SentMs)
-	assert.Equal(t, n*20, s.Turns[0].HeardMs, "every echo was applied")
+	assert.Equal(t, n*20, s.Turns[0].HeardMs, "every report was applied")
 	assert.Zero(t, s.CallerEventsDropped)
 	assert.Zero(t, s.CallerEventsSkipped)
 }
 
 // The summary carries at most MaxSummaryTurns turns (the last ones), each
-// text and item id clipped and cleaned, so its log line stays bounded
+// text and utterance name clipped and cleaned, so its log line stays bounded
 // whatever the transcripts.
 func TestSummaryIsBounded(t *testing.T) {
 	k := newCallTest(t, nil)
@@ -135,26 +125,26 @@ func TestSummaryIsBounded(t *testing.T) {
 	const turns = 3 * MaxSummaryTurns
 	for i := range turns {
 		item := fmt.Sprintf("%03d%s", i, strings.Repeat(`"`, 500))
-		require.NoError(t, sess.Emit(k.ctx, ports.SpeechEvent{Type: ports.SpeechCallerText, ItemID: item, Text: text}))
+		require.NoError(t, sess.Emit(k.ctx, ports.SpeechEvent{Type: ports.SpeechCallerText, Utterance: item, Text: text, Final: true}))
 	}
 	// The model's events are handled in order: once this audio is out, the
 	// transcripts are in.
-	require.NoError(t, sess.Emit(k.ctx, ports.SpeechEvent{Type: ports.SpeechAudioDelta, ResponseID: "r1", ItemID: "a1", Audio: audio(20)}))
-	k.received("media", 1)
+	require.NoError(t, sess.Emit(k.ctx, ports.SpeechEvent{Type: ports.SpeechAudio, Utterance: "a1", Audio: audio(20)}))
+	k.received(peer.OutAudio, 1)
 	for range 3 * domain.MaxDigits {
-		require.NoError(t, k.peer.DTMF(k.ctx, "#"))
+		require.NoError(t, k.peer.Key(k.ctx, "#"))
 	}
 	s := k.hangUp(sess)
 	require.Len(t, s.Turns, MaxSummaryTurns)
 	assert.Equal(t, turns+1-MaxSummaryTurns, s.TurnsOmitted)
-	assert.True(t, strings.HasPrefix(s.Turns[0].ItemID, fmt.Sprintf("%03d", turns+1-MaxSummaryTurns)), "the last turns are kept: %q", s.Turns[0].ItemID[:3])
-	assert.Equal(t, "a1", s.Turns[MaxSummaryTurns-1].ItemID)
+	assert.True(t, strings.HasPrefix(s.Turns[0].Utterance, fmt.Sprintf("%03d", turns+1-MaxSummaryTurns)), "the last turns are kept: %q", s.Turns[0].Utterance[:3])
+	assert.Equal(t, "a1", s.Turns[MaxSummaryTurns-1].Utterance)
 	for _, turn := range s.Turns[:MaxSummaryTurns-1] {
 		assert.LessOrEqual(t, len(turn.Text), MaxTurnText)
 		assert.True(t, strings.HasSuffix(turn.Text, "…"))
 		assert.True(t, utf8.ValidString(turn.Text))
 		assert.NotContains(t, turn.Text, "\x01", "control characters are made spaces")
-		assert.LessOrEqual(t, len(turn.ItemID), maxItemID)
+		assert.LessOrEqual(t, len(turn.Utterance), maxUtterance)
 	}
 	assert.Len(t, s.Digits, domain.MaxDigits)
 	assert.Equal(t, 3*domain.MaxDigits, s.DigitCount)
@@ -181,15 +171,15 @@ func summaryLine(t *testing.T, logs string) string {
 }
 
 // refused presents token for callSid on a stream of its own and checks
-// that it is refused as invalid, with a policy violation.
+// that it is refused as invalid.
 func (k *callTest) refused(callSid, token string) {
 	k.t.Helper()
-	ch, peer := fake.NewTelephony()
+	ch, tp := fake.NewTelephony()
 	go func() { k.served <- k.svc.Serve(k.ctx, ch) }()
-	require.NoError(k.t, peer.Start(k.ctx, callSid, "MZ0", map[string]string{"token": token}))
-	_, code, err := peer.WaitClosed(k.ctx)
+	require.NoError(k.t, tp.Start(k.ctx, ports.CallInfo{CallID: callSid, Params: map[string]string{"token": token}}))
+	reason, err := tp.WaitEnded(k.ctx)
 	require.NoError(k.t, err)
-	assert.Equal(k.t, porttest.ClosePolicy, code, "the token is refused")
+	assert.Equal(k.t, ports.EndRefused, reason, "the token is refused")
 	require.ErrorIs(k.t, k.waitServed(), ports.ErrTokenInvalid)
 }
 
@@ -212,7 +202,7 @@ func TestRepeatedWebhookReusesThePrewarm(t *testing.T) {
 		k.refused(sid, old)
 	}
 	k.serve()
-	require.NoError(t, k.peer.Start(k.ctx, sid, "MZ1", map[string]string{"token": tokens[4]}))
+	k.startStream(sid, tokens[4])
 	sess, err := k.model.Session(k.ctx, 0)
 	require.NoError(t, err)
 	s := k.hangUp(sess)
@@ -246,7 +236,7 @@ func TestRepeatedWebhookOnAnotherInstance(t *testing.T) {
 				on = a
 			}
 			on.serve()
-			require.NoError(t, on.peer.Start(on.ctx, sid, "MZ1", map[string]string{"token": second}))
+			on.startStream(sid, second)
 			sess, err := on.model.Session(on.ctx, 0)
 			require.NoError(t, err)
 			s := on.hangUp(sess)
@@ -283,14 +273,12 @@ func TestOpenTimeoutBoundsTheWait(t *testing.T) {
 			token := k.answer(callSid(1))
 			k.serve()
 			started := time.Now()
-			require.NoError(t, k.peer.Start(k.ctx, callSid(1), "MZ1", map[string]string{"token": token}))
-			reason, code, err := k.peer.WaitClosed(k.ctx)
-			require.NoError(t, err)
+			k.startStream(callSid(1), token)
+			reason := k.waitEnded()
 			took := time.Since(started)
-			t.Logf("stream closed %v after its start", took)
-			assert.Less(t, took, DefaultTokenTTL/2, "closed long before the token's life")
-			assert.Equal(t, porttest.CloseNormal, code, "a normal close: Twilio plays the apology")
-			assert.Equal(t, "model_unavailable", reason)
+			t.Logf("stream ended %v after its start", took)
+			assert.Less(t, took, DefaultTokenTTL/2, "ended long before the token's life")
+			assert.Equal(t, ports.EndFailed, reason, "not a refusal: Twilio plays the apology")
 			require.ErrorIs(t, k.waitServed(), context.DeadlineExceeded)
 			assert.Equal(t, []string{"model_unavailable"}, refused.get())
 		})
@@ -304,7 +292,7 @@ func TestStreamIdleEndsTheCall(t *testing.T) {
 	sess := k.start(callSid(1))
 	// 2.5 s of media every 20 ms: the call goes on.
 	for i := range 125 {
-		require.NoError(t, k.peer.Media(k.ctx, int64(20*(i+1)), audio(20)))
+		require.NoError(t, k.peer.Audio(k.ctx, int64(20*(i+1)), audio(20)))
 		time.Sleep(20 * time.Millisecond)
 	}
 	select {
@@ -313,10 +301,7 @@ func TestStreamIdleEndsTheCall(t *testing.T) {
 	default:
 	}
 	// Then nothing: the stream is idle.
-	reason, code, err := k.peer.WaitClosed(k.ctx)
-	require.NoError(t, err)
-	assert.Equal(t, "stream_idle", reason)
-	assert.Equal(t, porttest.CloseNormal, code)
+	assert.Equal(t, ports.EndFailed, k.waitEnded())
 	<-sess.Done()
 	require.Error(t, k.waitServed())
 	s := k.summary()
@@ -342,14 +327,14 @@ func (l *stallingLine) block() {
 	}
 }
 
-func (l *stallingLine) SendAudio(ctx context.Context, audio []byte) error {
+func (l *stallingLine) Play(ctx context.Context, audio []byte) error {
 	l.block()
-	return l.Telephony.SendAudio(ctx, audio)
+	return l.Telephony.Play(ctx, audio)
 }
 
-func (l *stallingLine) Close(reason string, policy bool) error {
+func (l *stallingLine) End(reason ports.EndReason) error {
 	l.once.Do(func() { close(l.closed) })
-	return l.Telephony.Close(reason, policy)
+	return l.Telephony.End(reason)
 }
 
 // stallingModel opens sessions whose AppendAudio blocks, once stalled,
@@ -404,12 +389,12 @@ func TestStalledWritesEndTheCall(t *testing.T) {
 			line := &stallingLine{Telephony: k.ch, stalled: make(chan struct{}), closed: make(chan struct{})}
 			token := k.answer(callSid(1))
 			go func() { k.served <- k.svc.Serve(k.ctx, line) }()
-			require.NoError(t, k.peer.Start(k.ctx, callSid(1), "MZ1", map[string]string{"token": token}))
+			k.startStream(callSid(1), token)
 			sess, err := k.model.Session(k.ctx, 0)
 			require.NoError(t, err)
 			if tt.side == "caller" {
 				close(line.stalled)
-				go func() { _ = sess.Say(k.ctx, "r1", "a1", "Hello?", audio(20)) }()
+				go func() { _ = sess.SayAs(k.ctx, "a1", "Hello?", audio(20)) }()
 			} else {
 				close(stall)
 			}
@@ -424,13 +409,10 @@ func TestStalledWritesEndTheCall(t *testing.T) {
 						return
 					case <-time.After(20 * time.Millisecond):
 					}
-					_ = k.peer.Media(k.ctx, int64(20*i), audio(20))
+					_ = k.peer.Audio(k.ctx, int64(20*i), audio(20))
 				}
 			}()
-			reason, code, err := k.peer.WaitClosed(k.ctx)
-			require.NoError(t, err)
-			assert.Equal(t, tt.reason, reason)
-			assert.Equal(t, porttest.CloseNormal, code)
+			assert.Equal(t, ports.EndFailed, k.waitEnded())
 			<-sess.Done()
 			require.Error(t, k.waitServed())
 			<-feeding

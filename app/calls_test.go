@@ -17,14 +17,14 @@ import (
 	"github.com/convgateway/gateway/adapters/fake"
 	"github.com/convgateway/gateway/domain"
 	"github.com/convgateway/gateway/ports"
-	"github.com/convgateway/gateway/ports/porttest"
+	"github.com/convgateway/gateway/ports/peer"
 	"github.com/convgateway/gateway/test/testlog"
 )
 
 // audio returns d milliseconds of mu-law silence, base64-encoded as both
 // Twilio and OpenAI carry it.
 func audio(d int) []byte {
-	return []byte(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xFF}, d*domain.BytesPerMs)))
+	return []byte(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xFF}, d*8)))
 }
 
 // callTest is one call through a CallsService, with fakes on both sides.
@@ -40,7 +40,7 @@ type callTest struct {
 
 	summaries chan CallSummary
 	served    chan error
-	applied   chan ports.CallEvent // marks and key presses queued for the owner
+	applied   chan ports.CallEvent // playback reports and key presses published for the owner
 }
 
 func newCallTest(t *testing.T, mod func(*CallsDeps)) *callTest {
@@ -60,9 +60,7 @@ func newCallTest(t *testing.T, mod func(*CallsDeps)) *callTest {
 		Tokens: k.tokens,
 		Speech: k.model,
 		Logger: slog.New(slog.NewJSONHandler(k.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Session: ports.SpeechConfig{
-			Instructions: "Be brief.", Voice: "alloy", TurnDetection: "server_vad", TranscriptionModel: "whisper",
-		},
+		Session: ports.SpeechConfig{Instructions: "Be brief."},
 		Hooks: CallsHooks{CallEnded: func(s CallSummary) { k.summaries <- s }},
 	}
 	if mod != nil {
@@ -78,7 +76,7 @@ func newCallTest(t *testing.T, mod func(*CallsDeps)) *callTest {
 // answer answers an incoming call and returns its token.
 func (k *callTest) answer(callSid string) string {
 	k.t.Helper()
-	a, err := k.svc.Answer(k.ctx, ports.IncomingCall{CallSid: callSid, From: "+15551234567", To: "+15550000000"})
+	a, err := k.svc.Answer(k.ctx, ports.IncomingCall{CallID: callSid, From: "+15551234567", To: "+15550000000"})
 	require.NoError(k.t, err)
 	require.False(k.t, a.Reject)
 	require.NotEmpty(k.t, a.Token)
@@ -96,10 +94,16 @@ func (k *callTest) start(callSid string) *fake.SpeechSession {
 	k.t.Helper()
 	token := k.answer(callSid)
 	k.serve()
-	require.NoError(k.t, k.peer.Start(k.ctx, callSid, "MZ1", map[string]string{"token": token}))
+	k.startStream(callSid, token)
 	sess, err := k.model.Session(k.ctx, 0)
 	require.NoError(k.t, err)
 	return sess
+}
+
+// startStream sends the start of the call's media with token.
+func (k *callTest) startStream(callID, token string) {
+	k.t.Helper()
+	require.NoError(k.t, k.peer.Start(k.ctx, ports.CallInfo{CallID: callID, Params: map[string]string{"token": token}}))
 }
 
 // waitServed waits for Serve to return.
@@ -125,51 +129,64 @@ func (k *callTest) summary() CallSummary {
 	}
 }
 
-// received waits until the caller received n frames of kind.
-func (k *callTest) received(kind string, n int) []porttest.Outbound {
+// received waits until the caller received n of kind.
+func (k *callTest) received(kind peer.OutKind, n int) []peer.Outbound {
 	k.t.Helper()
-	got, err := k.peer.WaitReceived(k.ctx, func(o []porttest.Outbound) bool { return count(o, kind) >= n })
-	require.NoError(k.t, err, "waiting for %d %s frames", n, kind)
+	got, err := k.peer.WaitReceived(k.ctx, func(o []peer.Outbound) bool { return peer.Count(o, kind) >= n })
+	require.NoError(k.t, err, "waiting for %d %s", n, kind)
 	return got
 }
 
-func count(o []porttest.Outbound, kind string) int {
-	n := 0
-	for _, f := range o {
-		if f.Kind == kind {
-			n++
-		}
-	}
-	return n
-}
-
-// play echoes the oldest pending mark and waits until the call applied it.
+// play reports the oldest audio not played yet as played and waits until
+// the call published it.
 func (k *callTest) play() {
 	k.t.Helper()
-	name, err := k.peer.PlayMark(k.ctx)
+	pos, err := k.peer.PlayNext(k.ctx)
 	require.NoError(k.t, err)
-	k.waitApplied(ports.CallMark, name)
+	k.waitPlayed(pos)
 }
 
-func (k *callTest) waitApplied(typ ports.CallEventType, value string) {
+func (k *callTest) waitPlayed(pos int64) {
 	k.t.Helper()
 	for {
 		select {
 		case ev := <-k.applied:
-			if ev.Type == typ && (ev.Mark == value || ev.Digit == value) {
+			if ev.Type == ports.CallPlayed && ev.PlayedMs >= pos {
 				return
 			}
 		case <-k.ctx.Done():
-			k.t.Fatalf("the call did not apply %s %q", typ, value)
+			k.t.Fatalf("the call did not publish playback at %d ms", pos)
 		}
 	}
 }
 
-// hangUp sends stop and checks the call ends normally with the speech
+func (k *callTest) waitKey(key string) {
+	k.t.Helper()
+	for {
+		select {
+		case ev := <-k.applied:
+			if ev.Type == ports.CallKey && ev.Key == key {
+				return
+			}
+		case <-k.ctx.Done():
+			k.t.Fatalf("the call did not queue key %q", key)
+		}
+	}
+}
+
+// waitEnded waits until the call's media was ended and returns how.
+func (k *callTest) waitEnded() ports.EndReason {
+	k.t.Helper()
+	reason, err := k.peer.WaitEnded(k.ctx)
+	require.NoError(k.t, err)
+	return reason
+}
+
+// hangUp hangs up and checks the call ends normally with the speech
 // session closed.
 func (k *callTest) hangUp(sess *fake.SpeechSession) CallSummary {
 	k.t.Helper()
-	require.NoError(k.t, k.peer.Stop(k.ctx))
+	require.NoError(k.t, k.peer.HangUp(k.ctx))
 	require.NoError(k.t, k.waitServed())
 	select {
 	case <-sess.Done():
@@ -200,7 +217,7 @@ func TestAnswerAllowlist(t *testing.T) {
 		{"+266696687", true}, // the id Twilio shows for withheld numbers
 	}
 	for i, tt := range tests {
-		a, err := k.svc.Answer(k.ctx, ports.IncomingCall{CallSid: fmt.Sprintf("CA%d", i), From: tt.from})
+		a, err := k.svc.Answer(k.ctx, ports.IncomingCall{CallID: fmt.Sprintf("CA%d", i), From: tt.from})
 		require.NoError(t, err, tt.from)
 		assert.Equal(t, tt.reject, a.Reject, "from %q", tt.from)
 		assert.Equal(t, tt.reject, a.Token == "", "from %q: a token only for an accepted call", tt.from)
@@ -212,7 +229,7 @@ func TestAnswerAllowlist(t *testing.T) {
 
 func TestAnswerWithoutAllowlistAcceptsEveryone(t *testing.T) {
 	k := newCallTest(t, func(d *CallsDeps) { d.DisablePrewarm = true })
-	a, err := k.svc.Answer(k.ctx, ports.IncomingCall{CallSid: "CA1", From: "anonymous"})
+	a, err := k.svc.Answer(k.ctx, ports.IncomingCall{CallID: "CA1", From: "anonymous"})
 	require.NoError(t, err)
 	assert.False(t, a.Reject)
 	assert.NotEmpty(t, a.Token)
@@ -221,7 +238,7 @@ func TestAnswerWithoutAllowlistAcceptsEveryone(t *testing.T) {
 func TestAnswerTokenStoreDown(t *testing.T) {
 	k := newCallTest(t, nil)
 	k.tokens.Down(ports.ErrUnavailable)
-	_, err := k.svc.Answer(k.ctx, ports.IncomingCall{CallSid: "CA1", From: "+15551234567"})
+	_, err := k.svc.Answer(k.ctx, ports.IncomingCall{CallID: "CA1", From: "+15551234567"})
 	require.ErrorIs(t, err, ports.ErrUnavailable)
 	assert.Empty(t, k.model.Sessions(), "nothing is pre-warmed for a call that got no token")
 }
@@ -230,45 +247,37 @@ func TestCallHappyPath(t *testing.T) {
 	k := newCallTest(t, nil)
 	sess := k.start("CA1")
 	cfg := sess.Config()
-	assert.Equal(t, "CA1", cfg.CallSid)
+	assert.Equal(t, "CA1", cfg.CallID)
 	assert.Equal(t, "Be brief.", cfg.Instructions)
-	assert.Equal(t, "alloy", cfg.Voice)
-	assert.Equal(t, "server_vad", cfg.TurnDetection)
-	assert.Equal(t, "whisper", cfg.TranscriptionModel)
 
 	// Caller audio reaches the model in order, untouched.
 	var frames [][]byte
 	for i := range 50 {
 		f := []byte(base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf("frame-%03d", i))))
 		frames = append(frames, f)
-		require.NoError(t, k.peer.Media(k.ctx, int64(20*(i+1)), f))
+		require.NoError(t, k.peer.Audio(k.ctx, int64(20*(i+1)), f))
 	}
 	got, err := sess.WaitSent(k.ctx, func(s fake.SpeechSent) bool { return len(s.Audio) >= 50 })
 	require.NoError(t, err)
 	assert.Equal(t, frames, got.Audio)
 
-	// The caller speaks, then the model answers: each chunk becomes a
-	// media frame followed by a mark.
-	require.NoError(t, sess.Emit(k.ctx, ports.SpeechEvent{Type: ports.SpeechStarted, ItemID: "c1"}))
-	require.NoError(t, sess.Emit(k.ctx, ports.SpeechEvent{Type: ports.SpeechCallerText, ItemID: "c1", Text: "Hello?"}))
-	require.NoError(t, sess.Say(k.ctx, "r1", "a1", "Hi, how can I help?", audio(100), audio(60)))
-	out := k.received("mark", 2)
-	require.Len(t, out, 4)
-	assert.Equal(t, "media", out[0].Kind)
+	// The caller speaks, then the model answers: each chunk is played,
+	// untouched.
+	require.NoError(t, sess.StartSpeech(k.ctx, "c1"))
+	require.NoError(t, sess.Emit(k.ctx, ports.SpeechEvent{Type: ports.SpeechCallerText, Utterance: "c1", Text: "Hello?", Final: true}))
+	require.NoError(t, sess.SayAs(k.ctx, "a1", "Hi, how can I help?", audio(100), audio(60)))
+	out := k.received(peer.OutAudio, 2)
+	require.Len(t, out, 2)
 	assert.Equal(t, audio(100), out[0].Audio)
-	assert.Equal(t, "mark", out[1].Kind)
-	assert.Equal(t, "media", out[2].Kind)
-	assert.Equal(t, audio(60), out[2].Audio)
-	assert.Equal(t, "mark", out[3].Kind)
+	assert.Equal(t, audio(60), out[1].Audio)
 	k.play()
 	k.play()
 
-	require.NoError(t, k.peer.DTMF(k.ctx, "7"))
-	k.waitApplied(ports.CallDTMF, "7")
+	require.NoError(t, k.peer.Key(k.ctx, "7"))
+	k.waitKey("7")
 
 	s := k.hangUp(sess)
-	assert.Equal(t, "CA1", s.CallSid)
-	assert.Equal(t, "MZ1", s.StreamSid)
+	assert.Equal(t, "CA1", s.CallID)
 	assert.True(t, s.Prewarmed)
 	assert.Equal(t, 50, s.FramesIn)
 	assert.Equal(t, 2, s.FramesOut)
@@ -277,10 +286,10 @@ func TestCallHappyPath(t *testing.T) {
 	assert.Positive(t, s.FirstAudio)
 	assert.Positive(t, s.Usage.TotalTokens)
 	require.Len(t, s.Turns, 2)
-	assert.Equal(t, domain.Turn{Speaker: domain.Caller, ItemID: "c1", Text: "Hello?", StartMs: 1000}, s.Turns[0])
-	assert.Equal(t, domain.Turn{Speaker: domain.Assistant, ItemID: "a1", Text: "Hi, how can I help?", StartMs: 1000, SentMs: 160, HeardMs: 160}, s.Turns[1])
-	assert.Zero(t, sess.Cancels(), "never a cancel")
-	assert.Zero(t, sess.ResponseRequests(), "the caller speaks first by default")
+	assert.Equal(t, domain.Turn{Speaker: domain.Caller, Utterance: "c1", Text: "Hello?", StartMs: 1000}, s.Turns[0])
+	assert.Equal(t, domain.Turn{Speaker: domain.Assistant, Utterance: "a1", Text: "Hi, how can I help?", StartMs: 1000, SentMs: 160, HeardMs: 160}, s.Turns[1])
+	assert.Empty(t, sess.Heards(), "nothing interrupted")
+	assert.Zero(t, sess.Responds(), "the caller speaks first by default")
 	assert.Len(t, k.model.Sessions(), 1, "the pre-warmed session is the one used")
 
 	logs := k.logs.String()
@@ -294,55 +303,55 @@ func TestBargeIn(t *testing.T) {
 		name string
 		// script makes the model speak and the caller hear some of it.
 		script func(k *callTest, sess *fake.SpeechSession)
-		want   porttest.Truncation
-		// sent counts the media frames the caller got before the clear.
+		want   peer.Heard
+		// sent counts the chunks the caller got before the clear.
 		sent int
-		// late is the response still in progress at the barge-in, whose
-		// later audio is refused.
-		late, lateItem string
+		// late is the utterance still open at the barge-in, whose later
+		// audio is refused.
+		late string
 	}{
 		{
-			name: "mid-item: cut at the last mark played",
+			name: "mid-utterance: cut where playback was",
 			script: func(k *callTest, sess *fake.SpeechSession) {
-				inProgress(k, sess, "r1", "a1", audio(100), audio(100), audio(100))
-				k.received("mark", 3)
+				inProgress(k, sess, "a1", audio(100), audio(100), audio(100))
+				k.received(peer.OutAudio, 3)
 				k.play()
 			},
-			want: porttest.Truncation{ItemID: "a1", AudioEndMs: 100},
-			sent: 3, late: "r1", lateItem: "a1",
+			want: peer.Heard{Utterance: "a1", Ms: 100},
+			sent: 3, late: "a1",
 		},
 		{
 			name: "nothing played yet: cut at zero",
 			script: func(k *callTest, sess *fake.SpeechSession) {
-				inProgress(k, sess, "r1", "a1", audio(240))
-				k.received("mark", 1)
+				inProgress(k, sess, "a1", audio(240))
+				k.received(peer.OutAudio, 1)
 			},
-			want: porttest.Truncation{ItemID: "a1", AudioEndMs: 0},
-			sent: 1, late: "r1", lateItem: "a1",
+			want: peer.Heard{Utterance: "a1", Ms: 0},
+			sent: 1, late: "a1",
 		},
 		{
-			name: "two queued responses, the second playing",
+			name: "two queued utterances, the second playing",
 			script: func(k *callTest, sess *fake.SpeechSession) {
-				require.NoError(t, sess.Say(k.ctx, "r1", "a1", "First.", audio(200), audio(200)))
-				inProgress(k, sess, "r2", "a2", audio(300), audio(300), audio(300))
-				k.received("mark", 5)
+				require.NoError(t, sess.SayAs(k.ctx, "a1", "First.", audio(200), audio(200)))
+				inProgress(k, sess, "a2", audio(300), audio(300), audio(300))
+				k.received(peer.OutAudio, 5)
 				for range 3 { // a1 whole, then 300 ms of a2
 					k.play()
 				}
 			},
-			want: porttest.Truncation{ItemID: "a2", AudioEndMs: 300},
-			sent: 5, late: "r2", lateItem: "a2",
+			want: peer.Heard{Utterance: "a2", Ms: 300},
+			sent: 5, late: "a2",
 		},
 		{
-			name: "two queued responses, the first still playing",
+			name: "two queued utterances, the first still playing",
 			script: func(k *callTest, sess *fake.SpeechSession) {
-				require.NoError(t, sess.Say(k.ctx, "r1", "a1", "First.", audio(200), audio(200)))
-				inProgress(k, sess, "r2", "a2", audio(300))
-				k.received("mark", 3)
+				require.NoError(t, sess.SayAs(k.ctx, "a1", "First.", audio(200), audio(200)))
+				inProgress(k, sess, "a2", audio(300))
+				k.received(peer.OutAudio, 3)
 				k.play()
 			},
-			want: porttest.Truncation{ItemID: "a1", AudioEndMs: 200},
-			sent: 3, late: "r2", lateItem: "a2",
+			want: peer.Heard{Utterance: "a1", Ms: 200},
+			sent: 3, late: "a2",
 		},
 	}
 	for _, tt := range tests {
@@ -351,58 +360,56 @@ func TestBargeIn(t *testing.T) {
 			sess := k.start("CA1")
 			tt.script(k, sess)
 
-			require.NoError(t, sess.StartSpeech(k.ctx, "c1", 0))
-			got, err := sess.WaitSent(k.ctx, func(s fake.SpeechSent) bool { return len(s.Truncations) > 0 })
+			require.NoError(t, sess.StartSpeech(k.ctx, "c1"))
+			got, err := sess.WaitSent(k.ctx, func(s fake.SpeechSent) bool { return len(s.Heard) > 0 })
 			require.NoError(t, err)
-			assert.Equal(t, []porttest.Truncation{tt.want}, got.Truncations)
-			out := k.received("clear", 1)
-			assert.Equal(t, tt.sent, count(out, "media"), "the clear follows the audio sent")
-			assert.Equal(t, "clear", out[len(out)-1].Kind, "nothing after the clear")
+			assert.Equal(t, []peer.Heard{tt.want}, got.Heard)
+			out := k.received(peer.OutClear, 1)
+			assert.Equal(t, tt.sent, peer.Count(out, peer.OutAudio), "the clear follows the audio sent")
+			assert.Equal(t, peer.OutClear, out[len(out)-1].Kind, "nothing after the clear")
 
-			// Late audio of the response the caller interrupted is
-			// dropped; the marks the clear flushed are not counted as heard.
-			require.NoError(t, sess.Emit(k.ctx, ports.SpeechEvent{Type: ports.SpeechAudioDelta, ResponseID: tt.late, ItemID: tt.lateItem, Audio: audio(100)}))
-			// A new response after the barge-in plays normally.
-			require.NoError(t, sess.Say(k.ctx, "r9", "a9", "Yes?", audio(80)))
-			out = k.received("media", tt.sent+1)
-			assert.Equal(t, tt.sent+1, count(out, "media"), "the late delta was dropped, the new response played")
+			// Late audio of the utterance the caller interrupted is
+			// dropped; the audio the clear discarded is not counted as heard.
+			require.NoError(t, sess.Emit(k.ctx, ports.SpeechEvent{Type: ports.SpeechAudio, Utterance: tt.late, Audio: audio(100)}))
+			// A new utterance after the barge-in plays normally.
+			require.NoError(t, sess.SayAs(k.ctx, "a9", "Yes?", audio(80)))
+			out = k.received(peer.OutAudio, tt.sent+1)
+			assert.Equal(t, tt.sent+1, peer.Count(out, peer.OutAudio), "the late chunk was dropped, the new utterance played")
 
 			s := k.hangUp(sess)
 			assert.Equal(t, 1, s.BargeIns)
 			assert.Equal(t, 1, s.FramesDropped)
-			assert.Zero(t, sess.Cancels(), "the model cancels its own response on speech; the gateway never sends a cancel")
 			for _, turn := range s.Turns {
-				if turn.ItemID == tt.want.ItemID {
+				if turn.Utterance == tt.want.Utterance {
 					assert.True(t, turn.Interrupted)
-					assert.Equal(t, tt.want.AudioEndMs, turn.HeardMs)
+					assert.Equal(t, tt.want.Ms, turn.HeardMs)
 				}
 			}
 		})
 	}
 }
 
-// inProgress makes the model start a response and stream chunks of it,
-// without finishing it.
-func inProgress(k *callTest, sess *fake.SpeechSession, resp, item string, chunks ...[]byte) {
+// inProgress makes the model stream chunks of an utterance, without
+// finishing it.
+func inProgress(k *callTest, sess *fake.SpeechSession, utterance string, chunks ...[]byte) {
 	k.t.Helper()
-	require.NoError(k.t, sess.Emit(k.ctx, ports.SpeechEvent{Type: ports.SpeechResponseCreated, ResponseID: resp}))
 	for _, c := range chunks {
-		require.NoError(k.t, sess.Emit(k.ctx, ports.SpeechEvent{Type: ports.SpeechAudioDelta, ResponseID: resp, ItemID: item, Audio: c}))
+		require.NoError(k.t, sess.Emit(k.ctx, ports.SpeechEvent{Type: ports.SpeechAudio, Utterance: utterance, Audio: c}))
 	}
 }
 
 func TestSpeechWithNothingPlayingSendsNothing(t *testing.T) {
 	k := newCallTest(t, nil)
 	sess := k.start("CA1")
-	require.NoError(t, sess.Say(k.ctx, "r1", "a1", "Hi.", audio(100)))
-	k.received("mark", 1)
+	require.NoError(t, sess.SayAs(k.ctx, "a1", "Hi.", audio(100)))
+	k.received(peer.OutAudio, 1)
 	k.play()
-	require.NoError(t, sess.StartSpeech(k.ctx, "c1", 0))
-	require.NoError(t, sess.Say(k.ctx, "r2", "a2", "Sure.", audio(100)))
-	k.received("media", 2)
+	require.NoError(t, sess.StartSpeech(k.ctx, "c1"))
+	require.NoError(t, sess.SayAs(k.ctx, "a2", "Sure.", audio(100)))
+	k.received(peer.OutAudio, 2)
 	s := k.hangUp(sess)
-	assert.Empty(t, sess.Truncations())
-	assert.Zero(t, count(k.peer.Received(), "clear"))
+	assert.Empty(t, sess.Heards())
+	assert.Zero(t, peer.Count(k.peer.Received(), peer.OutClear))
 	assert.Zero(t, s.BargeIns)
 }
 
@@ -447,12 +454,9 @@ func TestStreamTokenFailures(t *testing.T) {
 				})
 				token, callSid := tt.token(k)
 				k.serve()
-				require.NoError(t, k.peer.Start(k.ctx, callSid, "MZ1", map[string]string{"token": token}))
-				reason, code, err := k.peer.WaitClosed(k.ctx)
-				require.NoError(t, err)
-				assert.Equal(t, porttest.ClosePolicy, code, "a token failure is a policy violation (1008)")
-				assert.Equal(t, tt.reason, reason)
-				err = k.waitServed()
+				k.startStream(callSid, token)
+				assert.Equal(t, ports.EndRefused, k.waitEnded(), "a token failure is a refusal")
+				err := k.waitServed()
 				assert.True(t, errors.Is(err, ports.ErrTokenInvalid) || errors.Is(err, ports.ErrTokenExpired),
 					"Serve reports the token failure: %v", err)
 				if prewarm {
@@ -469,6 +473,7 @@ func TestStreamTokenFailures(t *testing.T) {
 				if token != "" {
 					assert.NotContains(t, k.logs.String(), token)
 				}
+				assert.Contains(t, k.logs.String(), `"reason":"`+tt.reason+`"`)
 			})
 		}
 	}
@@ -479,11 +484,9 @@ func TestStreamTokenStoreDown(t *testing.T) {
 	token := k.answer("CA1")
 	k.tokens.Down(fmt.Errorf("redis: %w", ports.ErrUnavailable))
 	k.serve()
-	require.NoError(t, k.peer.Start(k.ctx, "CA1", "MZ1", map[string]string{"token": token}))
-	reason, code, err := k.peer.WaitClosed(k.ctx)
-	require.NoError(t, err)
-	assert.Equal(t, porttest.CloseNormal, code)
-	assert.Equal(t, "token_store_unavailable", reason)
+	k.startStream("CA1", token)
+	assert.Equal(t, ports.EndFailed, k.waitEnded())
+	assert.Contains(t, k.logs.String(), `"reason":"token_store_unavailable"`)
 	require.ErrorIs(t, k.waitServed(), ports.ErrUnavailable)
 	assert.Empty(t, k.model.Sessions())
 }
@@ -491,9 +494,8 @@ func TestStreamTokenStoreDown(t *testing.T) {
 func TestStreamWithoutStart(t *testing.T) {
 	k := newCallTest(t, func(d *CallsDeps) { d.StartTimeout = 50 * time.Millisecond })
 	k.serve()
-	require.NoError(t, k.peer.Emit(k.ctx, ports.CallEvent{Type: ports.CallConnected}))
-	_, _, err := k.peer.WaitClosed(k.ctx)
-	require.NoError(t, err)
+	require.NoError(t, k.peer.Emit(k.ctx, ports.CallEvent{Type: ports.CallKey, Key: "1"}))
+	k.waitEnded()
 	require.ErrorIs(t, k.waitServed(), context.DeadlineExceeded)
 }
 
@@ -505,11 +507,9 @@ func TestModelUnavailable(t *testing.T) {
 			k.model.FailOpen(ports.ErrUnavailable, ports.ErrUnavailable)
 			token := k.answer("CA1")
 			k.serve()
-			require.NoError(t, k.peer.Start(k.ctx, "CA1", "MZ1", map[string]string{"token": token}))
-			reason, code, err := k.peer.WaitClosed(k.ctx)
-			require.NoError(t, err)
-			assert.Equal(t, porttest.CloseNormal, code, "the stream ends, and with it <Connect>: no dead air")
-			assert.Equal(t, "model_unavailable", reason)
+			k.startStream("CA1", token)
+			assert.Equal(t, ports.EndFailed, k.waitEnded(), "the media ends, and with it <Connect>: no dead air")
+			assert.Contains(t, k.logs.String(), `"reason":"model_unavailable"`)
 			require.ErrorIs(t, k.waitServed(), ports.ErrUnavailable)
 		})
 	}
@@ -558,7 +558,7 @@ func TestShutdownClosesPrewarmedSessions(t *testing.T) {
 			t.Fatal("Shutdown left a pre-warmed session open")
 		}
 	}
-	_, err = k.svc.Answer(k.ctx, ports.IncomingCall{CallSid: "CA3", From: "+15551234567"})
+	_, err = k.svc.Answer(k.ctx, ports.IncomingCall{CallID: "CA3", From: "+15551234567"})
 	assert.ErrorIs(t, err, ports.ErrUnavailable)
 }
 
@@ -584,11 +584,8 @@ func TestModelEndsTheCall(t *testing.T) {
 			})
 			sess := k.start("CA1")
 			require.NoError(t, tt.end(k.ctx, sess))
-			reason, code, err := k.peer.WaitClosed(k.ctx)
-			require.NoError(t, err)
-			assert.Equal(t, tt.reason, reason, "the caller is not left in dead air: the stream is closed")
-			assert.Equal(t, porttest.CloseNormal, code)
-			err = k.waitServed()
+			assert.Equal(t, ports.EndFailed, k.waitEnded(), "the caller is not left in dead air: the media is ended")
+			err := k.waitServed()
 			require.Error(t, err)
 			assert.ErrorIs(t, err, ports.ErrClosed)
 			s := k.summary()
@@ -608,8 +605,8 @@ func TestNonFatalModelErrorKeepsTheCall(t *testing.T) {
 	k := newCallTest(t, nil)
 	sess := k.start("CA1")
 	require.NoError(t, sess.Fail(k.ctx, ports.ModelError{Type: "invalid_request_error", Code: "bad_thing", Message: "nope"}))
-	require.NoError(t, sess.Say(k.ctx, "r1", "a1", "Still here.", audio(20)))
-	k.received("media", 1)
+	require.NoError(t, sess.SayAs(k.ctx, "a1", "Still here.", audio(20)))
+	k.received(peer.OutAudio, 1)
 	s := k.hangUp(sess)
 	assert.Equal(t, 1, s.ModelErrors)
 }
@@ -631,18 +628,17 @@ func TestModelSendFailureEndsTheCall(t *testing.T) {
 	k := newCallTest(t, nil)
 	sess := k.start("CA1")
 	sess.FailSends(ports.ErrUnavailable)
-	require.NoError(t, k.peer.Media(k.ctx, 20, audio(20)))
-	reason, _, err := k.peer.WaitClosed(k.ctx)
-	require.NoError(t, err)
-	assert.Equal(t, "model_failed", reason)
+	require.NoError(t, k.peer.Audio(k.ctx, 20, audio(20)))
+	k.waitEnded()
 	require.ErrorIs(t, k.waitServed(), ports.ErrUnavailable)
+	assert.Equal(t, "model_failed", k.summary().EndReason)
 }
 
 func TestCallerSendFailureEndsTheCall(t *testing.T) {
 	k := newCallTest(t, nil)
 	sess := k.start("CA1")
 	k.peer.FailSends(errors.New("broken pipe"))
-	_ = sess.Say(k.ctx, "r1", "a1", "Hi.", audio(20), audio(20)) // the call may end before all is emitted
+	_ = sess.SayAs(k.ctx, "a1", "Hi.", audio(20), audio(20)) // the call may end before all is emitted
 	require.Error(t, k.waitServed())
 	select {
 	case <-sess.Done():
@@ -657,16 +653,14 @@ func TestCancelEndsTheCall(t *testing.T) {
 	token := k.answer("CA1")
 	ctx, cancel := context.WithCancel(k.ctx)
 	go func() { k.served <- k.svc.Serve(ctx, k.ch) }()
-	require.NoError(t, k.peer.Start(k.ctx, "CA1", "MZ1", map[string]string{"token": token}))
+	k.startStream("CA1", token)
 	sess, err := k.model.Session(k.ctx, 0)
 	require.NoError(t, err)
-	require.NoError(t, sess.Say(k.ctx, "r1", "a1", "Hi.", audio(20)))
-	k.received("media", 1)
+	require.NoError(t, sess.SayAs(k.ctx, "a1", "Hi.", audio(20)))
+	k.received(peer.OutAudio, 1)
 	cancel()
 	require.ErrorIs(t, k.waitServed(), context.Canceled)
-	reason, _, err := k.peer.WaitClosed(k.ctx)
-	require.NoError(t, err)
-	assert.Equal(t, "shutdown", reason)
+	assert.Equal(t, ports.EndFailed, k.waitEnded())
 	<-sess.Done()
 	assert.Equal(t, "shutdown", k.summary().EndReason)
 }
@@ -683,18 +677,18 @@ func TestCallHooks(t *testing.T) {
 		d.Hooks.StreamRefused = func(r string) { mu.Lock(); refused = append(refused, r); mu.Unlock() }
 	})
 	sess := k.start("CA1")
-	require.NoError(t, sess.Say(k.ctx, "r1", "a1", "Hi.", audio(20), audio(20)))
-	k.received("mark", 2)
-	require.NoError(t, sess.StartSpeech(k.ctx, "c1", 0))
-	k.received("clear", 1)
-	_, err := sess.WaitSent(k.ctx, func(s fake.SpeechSent) bool { return len(s.Truncations) == 1 })
+	require.NoError(t, sess.SayAs(k.ctx, "a1", "Hi.", audio(20), audio(20)))
+	k.received(peer.OutAudio, 2)
+	require.NoError(t, sess.StartSpeech(k.ctx, "c1"))
+	k.received(peer.OutClear, 1)
+	_, err := sess.WaitSent(k.ctx, func(s fake.SpeechSent) bool { return len(s.Heard) == 1 })
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return bargeIns == 1 }, wait, time.Millisecond)
 	k.hangUp(sess)
 
-	ch, peer := fake.NewTelephony()
+	ch, tp := fake.NewTelephony()
 	go func() { k.served <- k.svc.Serve(k.ctx, ch) }()
-	require.NoError(t, peer.Start(k.ctx, "CA2", "MZ2", map[string]string{"token": "nope"}))
+	require.NoError(t, tp.Start(k.ctx, ports.CallInfo{CallID: "CA2", Params: map[string]string{"token": "nope"}}))
 	require.Error(t, k.waitServed())
 
 	mu.Lock()
