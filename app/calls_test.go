@@ -57,11 +57,11 @@ func newCallTest(t *testing.T, mod func(*CallsDeps)) *callTest {
 		applied:   make(chan ports.CallEvent, 100),
 	}
 	d := CallsDeps{
-		Tokens: k.tokens,
-		Speech: k.model,
-		Logger: slog.New(slog.NewJSONHandler(k.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Tokens:  k.tokens,
+		Speech:  k.model,
+		Logger:  slog.New(slog.NewJSONHandler(k.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Session: ports.SpeechConfig{Instructions: "Be brief."},
-		Hooks: CallsHooks{CallEnded: func(s CallSummary) { k.summaries <- s }},
+		Hooks:   CallsHooks{CallEnded: func(s CallSummary) { k.summaries <- s }},
 	}
 	if mod != nil {
 		mod(&d)
