@@ -46,15 +46,22 @@ type Config struct {
 	// OpenAIRealtimeURL is the full Realtime WebSocket URL including
 	// "?model=" (OPENAI_REALTIME_URL); Load derives it from OpenAIBaseURL
 	// and OpenAIRealtimeModel unless it is set.
-	OpenAIRealtimeURL        string
-	OpenAIRealtimeModel      string // OPENAI_REALTIME_MODEL
+	OpenAIRealtimeURL   string
+	OpenAIRealtimeModel string // OPENAI_REALTIME_MODEL
+	// SpeechBackend (SPEECH_BACKEND) picks the voice model of calls:
+	// SpeechRealtime or SpeechLive.
+	SpeechBackend   string
+	OpenAILiveModel string // OPENAI_LIVE_MODEL
+	// OpenAILiveURL is the GPT-Live WebSocket URL (OPENAI_LIVE_URL); Load
+	// derives it from OpenAIBaseURL unless it is set.
+	OpenAILiveURL            string
 	OpenAIModel              string // OPENAI_MODEL, the text model of the Responses backend
 	OpenAITranscriptionModel string // OPENAI_TRANSCRIPTION_MODEL; empty turns caller transcription off
 	OpenAIAssistantID        string // OPENAI_ASSISTANT_ID, required by the assistants backend
 	AssistantBackend         string // ASSISTANT_BACKEND: BackendResponses or BackendAssistants
 
 	SystemMessage string // SYSTEM_MESSAGE: the assistant's instructions, voice and chat
-	Voice         string // VOICE of the realtime model
+	Voice         string // VOICE of the speech model, one its backend offers
 	// Temperature (TEMPERATURE) is accepted and validated for compatibility
 	// with the seeds' settings; the Realtime GA session has no temperature
 	// field, so nothing uses it.
@@ -151,6 +158,9 @@ func (c Config) LogValue() slog.Value {
 		slog.String("openai_base_url", c.OpenAIBaseURL),
 		slog.String("openai_realtime_url", c.OpenAIRealtimeURL),
 		slog.String("openai_realtime_model", c.OpenAIRealtimeModel),
+		slog.String("speech_backend", c.SpeechBackend),
+		slog.String("openai_live_model", c.OpenAILiveModel),
+		slog.String("openai_live_url", c.OpenAILiveURL),
 		slog.String("openai_model", c.OpenAIModel),
 		slog.String("openai_transcription_model", c.OpenAITranscriptionModel),
 		slog.String("openai_assistant_id", c.OpenAIAssistantID),

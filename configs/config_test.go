@@ -85,6 +85,7 @@ func TestLoadReadsEverySettingFromEachSource(t *testing.T) {
 	values := map[string]string{
 		"PORT": "8080", "PUBLIC_URL": "https://gw.example.com/", "METRICS_ADDR": "127.0.0.1:9090", "OPENAI_API_KEY": "sk-1",
 		"OPENAI_BASE_URL": "http://127.0.0.1:9/v1/", "OPENAI_REALTIME_MODEL": "rt-model",
+		"SPEECH_BACKEND": "Live", "OPENAI_LIVE_MODEL": "live-model", "OPENAI_LIVE_URL": "ws://127.0.0.1:6/live/sessions",
 		"OPENAI_MODEL": "text-model", "OPENAI_TRANSCRIPTION_MODEL": "stt-model",
 		"OPENAI_ASSISTANT_ID": "asst_1", "ASSISTANT_BACKEND": "assistants",
 		"SYSTEM_MESSAGE": "be terse", "VOICE": "ash", "TEMPERATURE": "1.5",
@@ -102,7 +103,8 @@ func TestLoadReadsEverySettingFromEachSource(t *testing.T) {
 	want := Config{
 		Port: 8080, PublicURL: "https://gw.example.com", MetricsAddr: "127.0.0.1:9090", OpenAIAPIKey: "sk-1",
 		OpenAIBaseURL: "http://127.0.0.1:9/v1", OpenAIRealtimeURL: "ws://127.0.0.1:7/realtime?model=x",
-		OpenAIRealtimeModel: "rt-model", OpenAIModel: "text-model", OpenAITranscriptionModel: "stt-model",
+		OpenAIRealtimeModel: "rt-model", SpeechBackend: SpeechLive, OpenAILiveModel: "live-model",
+		OpenAILiveURL: "ws://127.0.0.1:6/live/sessions", OpenAIModel: "text-model", OpenAITranscriptionModel: "stt-model",
 		OpenAIAssistantID: "asst_1", AssistantBackend: BackendAssistants, SystemMessage: "be terse",
 		Voice: "ash", Temperature: 1.5, AISpeaksFirst: true, Greeting: "say hi", TurnDetection: TurnSemanticVAD,
 		TwilioAccountSID: "AC123", TwilioAuthToken: "tok", TwilioAPIBaseURL: "http://127.0.0.1:8",
@@ -407,4 +409,45 @@ func TestValidateAcceptsMetricsAddresses(t *testing.T) {
 		c.MetricsAddr = addr
 		assert.NoError(t, c.Validate(), addr)
 	}
+}
+
+func TestLiveURLIsDerived(t *testing.T) {
+	assert.Equal(t, "wss://api.openai.com/v1/live/sessions", LiveURL("https://api.openai.com/v1/"))
+	assert.Equal(t, "ws://127.0.0.1:9/v1/live/sessions", LiveURL("http://127.0.0.1:9/v1"))
+	cfg, err := Load(LoadOptions{Dir: t.TempDir(), Getenv: required.with().get})
+	require.NoError(t, err)
+	assert.Equal(t, SpeechRealtime, cfg.SpeechBackend, "Realtime by default")
+	assert.Equal(t, "wss://api.openai.com/v1/live/sessions", cfg.OpenAILiveURL)
+	assert.Equal(t, DefaultLiveModel, cfg.OpenAILiveModel)
+}
+
+func TestVoiceIsCheckedPerSpeechBackend(t *testing.T) {
+	tests := []struct {
+		backend, voice string
+		ok             bool
+	}{
+		{SpeechRealtime, "marin", true},
+		{SpeechRealtime, "willow", false}, // a GPT-Live voice only
+		{SpeechLive, "willow", true},
+		{SpeechLive, "alloy", true},
+		{SpeechLive, "voice_1234", true}, // a custom voice
+		{SpeechRealtime, "Alloy", false},
+		{SpeechLive, "", false},
+	}
+	for _, tt := range tests {
+		cfg := Defaults()
+		cfg.OpenAIAPIKey, cfg.TwilioAuthToken = "sk", "tok"
+		cfg.SpeechBackend, cfg.Voice = tt.backend, tt.voice
+		err := cfg.Validate()
+		if tt.ok {
+			assert.NoError(t, err, "%s/%s", tt.backend, tt.voice)
+			continue
+		}
+		require.Error(t, err, "%s/%s", tt.backend, tt.voice)
+		assert.Contains(t, err.Error(), "VOICE", "the error names the setting")
+		assert.Contains(t, err.Error(), "SPEECH_BACKEND="+tt.backend)
+	}
+	cfg := Defaults()
+	cfg.OpenAIAPIKey, cfg.TwilioAuthToken, cfg.SpeechBackend = "sk", "tok", "gemini"
+	require.ErrorContains(t, cfg.Validate(), "SPEECH_BACKEND must be realtime or live")
 }

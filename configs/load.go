@@ -157,6 +157,9 @@ func parse(get func(name string) (any, bool)) (Config, []problem) {
 		OpenAIBaseURL:            strings.TrimSuffix(p.str(keyOpenAIBaseURL), "/"),
 		OpenAIRealtimeURL:        p.str(keyOpenAIRealtimeURL),
 		OpenAIRealtimeModel:      p.str(keyOpenAIRealtimeModel),
+		SpeechBackend:            strings.ToLower(p.str(keySpeechBackend)),
+		OpenAILiveModel:          p.str(keyOpenAILiveModel),
+		OpenAILiveURL:            p.str(keyOpenAILiveURL),
 		OpenAIModel:              p.str(keyOpenAIModel),
 		OpenAITranscriptionModel: p.str(keyOpenAITranscriptionModel),
 		OpenAIAssistantID:        p.str(keyOpenAIAssistantID),
@@ -191,6 +194,9 @@ func parse(get func(name string) (any, bool)) (Config, []problem) {
 	if cfg.OpenAIRealtimeURL == "" {
 		cfg.OpenAIRealtimeURL = RealtimeURL(cfg.OpenAIBaseURL, cfg.OpenAIRealtimeModel)
 	}
+	if cfg.OpenAILiveURL == "" {
+		cfg.OpenAILiveURL = LiveURL(cfg.OpenAIBaseURL)
+	}
 	if cfg.Debug {
 		cfg.LogLevel = "debug"
 	}
@@ -200,6 +206,16 @@ func parse(get func(name string) (any, bool)) (Config, []problem) {
 // RealtimeURL derives the Realtime WebSocket URL from the REST base URL:
 // https becomes wss (http becomes ws), then "/realtime?model=MODEL".
 func RealtimeURL(baseURL, model string) string {
+	return wsBase(baseURL) + "/realtime?model=" + url.QueryEscape(model)
+}
+
+// LiveURL derives the GPT-Live WebSocket URL from the REST base URL as
+// RealtimeURL does, with "/live/sessions" and no query (the model goes in
+// session.start).
+func LiveURL(baseURL string) string { return wsBase(baseURL) + "/live/sessions" }
+
+// wsBase is the REST base URL with https made wss (http made ws).
+func wsBase(baseURL string) string {
 	u := strings.TrimSuffix(baseURL, "/")
 	switch {
 	case strings.HasPrefix(u, "https://"):
@@ -207,7 +223,7 @@ func RealtimeURL(baseURL, model string) string {
 	case strings.HasPrefix(u, "http://"):
 		u = "ws://" + strings.TrimPrefix(u, "http://")
 	}
-	return u + "/realtime?model=" + url.QueryEscape(model)
+	return u
 }
 
 // parser turns raw values into typed ones, collecting a problem for each

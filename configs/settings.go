@@ -11,6 +11,7 @@ import "time"
 // realtime.AudioTranscriptionModelGPTRealtimeWhisper).
 const (
 	DefaultRealtimeModel      = "gpt-realtime-2.1"
+	DefaultLiveModel          = "gpt-live-1"
 	DefaultModel              = "gpt-5.4-mini"
 	DefaultTranscriptionModel = "gpt-realtime-whisper"
 )
@@ -48,6 +49,9 @@ const (
 	keyOpenAIBaseURL            = "OPENAI_BASE_URL"
 	keyOpenAIRealtimeURL        = "OPENAI_REALTIME_URL"
 	keyOpenAIRealtimeModel      = "OPENAI_REALTIME_MODEL"
+	keySpeechBackend            = "SPEECH_BACKEND"
+	keyOpenAILiveModel          = "OPENAI_LIVE_MODEL"
+	keyOpenAILiveURL            = "OPENAI_LIVE_URL"
 	keyOpenAIModel              = "OPENAI_MODEL"
 	keyOpenAITranscriptionModel = "OPENAI_TRANSCRIPTION_MODEL"
 	keyOpenAIAssistantID        = "OPENAI_ASSISTANT_ID"
@@ -89,6 +93,9 @@ var settings = []setting{
 	{name: keyOpenAIBaseURL, def: "https://api.openai.com/v1"},
 	{name: keyOpenAIRealtimeURL},
 	{name: keyOpenAIRealtimeModel, def: DefaultRealtimeModel},
+	{name: keySpeechBackend, def: SpeechRealtime},
+	{name: keyOpenAILiveModel, def: DefaultLiveModel},
+	{name: keyOpenAILiveURL},
 	{name: keyOpenAIModel, def: DefaultModel},
 	{name: keyOpenAITranscriptionModel, def: DefaultTranscriptionModel},
 	{name: keyOpenAIAssistantID},
@@ -137,4 +144,24 @@ func Defaults() Config {
 		return nil, false
 	})
 	return cfg
+}
+
+// The speech backends (SPEECH_BACKEND).
+const (
+	// SpeechRealtime is OpenAI Realtime: the gateway handles barge-in
+	// (clear and truncate).
+	SpeechRealtime = "realtime"
+	// SpeechLive is OpenAI GPT-Live: full duplex, it handles interruptions
+	// itself.
+	SpeechLive = "live"
+)
+
+// Voices each speech backend offers by name, as openai-go v3.98.0 lists
+// them (realtime.RealtimeAudioConfigOutputVoiceString2*,
+// live.BuiltInVoice*). Both also take a custom voice by its id, "voice_...".
+var voices = map[string][]string{
+	SpeechRealtime: {"alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar"},
+	SpeechLive: {"alloy", "ash", "ballad", "beacon", "bossa", "cedar", "cinder", "coral", "delta", "echo",
+		"gleam", "marin", "meridian", "quartz", "ripple", "sage", "shida", "shimmer", "stone", "tempo",
+		"verse", "vesper", "willow"},
 }

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -101,6 +102,21 @@ func (c Config) problems(purpose Purpose) []problem {
 	if c.OpenAIRealtimeModel == "" {
 		add("%s must not be empty", keyOpenAIRealtimeModel)
 	}
+	switch c.SpeechBackend {
+	case SpeechRealtime:
+	case SpeechLive:
+		if u, err := url.Parse(c.OpenAILiveURL); err != nil || (u.Scheme != "wss" && u.Scheme != "ws") || u.Host == "" {
+			add("%s must be a ws(s) URL (got %q)", keyOpenAILiveURL, c.OpenAILiveURL)
+		}
+		if c.OpenAILiveModel == "" {
+			add("%s must not be empty with %s=%s", keyOpenAILiveModel, keySpeechBackend, SpeechLive)
+		}
+		if c.OpenAIModel == "" {
+			add("%s must not be empty with %s=%s: it is the model GPT-Live delegates to", keyOpenAIModel, keySpeechBackend, SpeechLive)
+		}
+	default:
+		add("%s must be %s or %s (got %q)", keySpeechBackend, SpeechRealtime, SpeechLive, c.SpeechBackend)
+	}
 	switch c.AssistantBackend {
 	case BackendResponses:
 		if c.OpenAIModel == "" {
@@ -113,8 +129,9 @@ func (c Config) problems(purpose Purpose) []problem {
 	default:
 		add("%s must be %s or %s (got %q)", keyAssistantBackend, BackendResponses, BackendAssistants, c.AssistantBackend)
 	}
-	if c.Voice == "" {
-		add("%s must not be empty", keyVoice)
+	if known, ok := voices[c.SpeechBackend]; ok && !slices.Contains(known, c.Voice) && !strings.HasPrefix(c.Voice, "voice_") {
+		add("%s %q is not a voice of %s=%s: use one of %s, or a custom voice id (voice_...)",
+			keyVoice, c.Voice, keySpeechBackend, c.SpeechBackend, strings.Join(known, ", "))
 	}
 	if c.Temperature < 0 || c.Temperature > 2 {
 		add("%s must be between 0 and 2 (got %g)", keyTemperature, c.Temperature)
