@@ -23,7 +23,6 @@ import (
 	"github.com/convgateway/gateway/adapters/httpapi"
 	"github.com/convgateway/gateway/adapters/metrics"
 	"github.com/convgateway/gateway/adapters/openai/assistants"
-	"github.com/convgateway/gateway/adapters/openai/realtime"
 	"github.com/convgateway/gateway/adapters/openai/responses"
 	"github.com/convgateway/gateway/adapters/store/memory"
 	"github.com/convgateway/gateway/adapters/store/postgres"
@@ -75,7 +74,7 @@ func WithThreadStore(s ports.ThreadStore) Option { return func(p *parts) { p.thr
 // not close it.
 func WithTokenStore(s ports.TokenStore) Option { return func(p *parts) { p.tokens = s } }
 
-// WithSpeechModel replaces the OpenAI Realtime adapter.
+// WithSpeechModel replaces the speech adapter SPEECH_BACKEND picks.
 func WithSpeechModel(m ports.SpeechModel) Option { return func(p *parts) { p.speech = m } }
 
 // WithChatAssistant replaces the assistant chosen by ASSISTANT_BACKEND.
@@ -162,12 +161,7 @@ func Build(ctx context.Context, cfg configs.Config, log *slog.Logger, opts ...Op
 	}
 
 	if p.speech == nil {
-		p.speech = realtime.New(realtime.Options{
-			URL:        cfg.OpenAIRealtimeURL,
-			APIKey:     string(cfg.OpenAIAPIKey),
-			Logger:     log.With("adapter", "realtime"),
-			HTTPClient: p.httpClient,
-		})
+		p.speech = newSpeech(cfg, log, p.httpClient)
 	}
 	if p.assistant == nil {
 		a, err := newAssistant(cfg, log, p.httpClient)
@@ -335,34 +329,6 @@ func (c *storeCheck) Ping(ctx context.Context) error {
 		c.log.Error("wire: "+c.name+" stopped answering", "store", c.name, "err", err)
 	}
 	return err
-}
-
-// newCalls makes the phone-call use case from the Config: the stream
-// token's life, the allowlist, the assistant's voice, instructions, turn
-// detection and transcription model, whether it speaks first, how long a
-// call waits for its session and for the caller's media, and whether keys
-// pressed are logged.
-func newCalls(cfg configs.Config, log *slog.Logger, p parts, hooks app.CallsHooks) *app.CallsService {
-	return app.NewCalls(app.CallsDeps{
-		Tokens: p.tokens,
-		Speech: p.speech,
-		Logger: log.With("usecase", "calls"),
-		Session: ports.SpeechConfig{
-			Instructions:       cfg.SystemMessage,
-			Voice:              cfg.Voice,
-			TurnDetection:      cfg.TurnDetection,
-			TranscriptionModel: cfg.OpenAITranscriptionModel,
-		},
-		TokenTTL:          cfg.WSTokenTTL,
-		AllowedNumbers:    cfg.AllowedNumbers,
-		AISpeaksFirst:     cfg.AISpeaksFirst,
-		Greeting:          cfg.Greeting,
-		DisablePrewarm:    !cfg.Prewarm,
-		OpenTimeout:       cfg.OpenAIOpenTimeout,
-		StreamIdleTimeout: cfg.StreamIdleTimeout,
-		LogDigits:         cfg.LogDigits,
-		Hooks:             hooks,
-	})
 }
 
 // newAssistant makes the chat assistant of cfg.AssistantBackend.
