@@ -11,7 +11,10 @@
 //     cmd and test imports it;
 //   - adapters never import app, cmd, configs or test;
 //   - only adapters/httpapi (and cmd, test) import echo;
-//   - only configs (and cmd, test) import viper.
+//   - only configs (and cmd, test) import viper;
+//   - the shipped binaries (the main packages under cmd) link neither
+//     testify nor ports/porttest, directly or through what they import
+//     (CheckBinaries).
 //
 // The rules apply to the packages' non-test imports: what ships in the
 // binary. Check is pure, so its rules are tested on synthetic graphs too;
@@ -33,6 +36,7 @@ import (
 // Package is one package of the import graph.
 type Package struct {
 	ImportPath string
+	Name       string   // the package clause's name: "main" for a binary
 	Standard   bool     // part of the standard library
 	Imports    []string // direct, non-test imports
 }
@@ -157,6 +161,59 @@ func Check(module string, pkgs []Package) []Violation {
 	return out
 }
 
+// testOnly are the packages no shipped binary may link: test libraries
+// and the conformance suites built on them.
+var testOnly = []string{"github.com/stretchr/testify", "ports/porttest"}
+
+// CheckBinaries returns, for each main package under cmd in pkgs, every
+// test-only package (testOnly: testify, ports/porttest) it links, with the
+// import that brings it in, in a stable order. pkgs must hold the
+// dependencies too (go list -deps).
+func CheckBinaries(module string, pkgs []Package) []Violation {
+	byPath := make(map[string]Package, len(pkgs))
+	for _, p := range pkgs {
+		byPath[p.ImportPath] = p
+	}
+	forbidden := func(path string) bool {
+		rel, own := relative(module, path)
+		for _, f := range testOnly {
+			if external(path, f) || own && under(rel, f) {
+				return true
+			}
+		}
+		return false
+	}
+	var out []Violation
+	for _, p := range pkgs {
+		rel, own := relative(module, p.ImportPath)
+		if !own || p.Name != "main" || !under(rel, "cmd") {
+			continue
+		}
+		// Walk the binary's imports; from records who imported each
+		// package first, to name the chain's first link in the module.
+		from := map[string]string{p.ImportPath: ""}
+		queue := []string{p.ImportPath}
+		for len(queue) > 0 {
+			cur := queue[0]
+			queue = queue[1:]
+			for _, imp := range byPath[cur].Imports {
+				if _, seen := from[imp]; seen {
+					continue
+				}
+				from[imp] = cur
+				if forbidden(imp) {
+					out = append(out, Violation{Package: p.ImportPath, Import: imp,
+						Rule: "a shipped binary must not link test code (linked through " + cur + ")"})
+					continue
+				}
+				queue = append(queue, imp)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b Violation) int { return strings.Compare(a.String(), b.String()) })
+	return out
+}
+
 // relative returns path relative to module and whether it is inside it.
 func relative(module, path string) (string, bool) {
 	if path == module {
@@ -191,7 +248,7 @@ func Load(dir string) (string, []Package, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	out, err := goCmd(root, "list", "-e", "-deps", "-json=ImportPath,Standard,Imports", "./...")
+	out, err := goCmd(root, "list", "-e", "-deps", "-json=ImportPath,Name,Standard,Imports", "./...")
 	if err != nil {
 		return "", nil, err
 	}

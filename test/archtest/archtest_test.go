@@ -22,6 +22,35 @@ func TestModuleFollowsDependencyRules(t *testing.T) {
 	for _, v := range Check(module, pkgs) {
 		t.Errorf("dependency rule broken: %s", v)
 	}
+	mains := 0
+	for _, p := range pkgs {
+		if rel, own := relative(module, p.ImportPath); own && p.Name == "main" && under(rel, "cmd") {
+			mains++
+		}
+	}
+	require.GreaterOrEqual(t, mains, 4, "the gateway, demo, callsim and loadtest binaries are listed")
+	for _, v := range CheckBinaries(module, pkgs) {
+		t.Errorf("test code in a binary: %s", v)
+	}
+}
+
+func TestCheckBinaries(t *testing.T) {
+	const m = "example.com/gw"
+	pkgs := []Package{
+		{ImportPath: m + "/cmd/demo", Name: "main", Imports: []string{m + "/test/sim/rt", "fmt"}},
+		{ImportPath: m + "/test/sim/rt", Name: "rt", Imports: []string{m + "/ports/porttest"}},
+		{ImportPath: m + "/ports/porttest", Name: "porttest", Imports: []string{"github.com/stretchr/testify/require"}},
+		{ImportPath: "github.com/stretchr/testify/require", Name: "require"},
+		{ImportPath: m + "/cmd/gateway", Name: "main", Imports: []string{m + "/ports", "fmt"}},
+		{ImportPath: m + "/ports", Name: "ports"},
+		{ImportPath: "fmt", Name: "fmt", Standard: true},
+		{ImportPath: m + "/test/e2e", Name: "e2e", Imports: []string{m + "/ports/porttest"}}, // not a binary
+	}
+	got := CheckBinaries(m, pkgs)
+	require.Len(t, got, 1, "%v", got)
+	assert.Equal(t, m+"/cmd/demo", got[0].Package)
+	assert.Equal(t, m+"/ports/porttest", got[0].Import)
+	assert.Contains(t, got[0].Rule, m+"/test/sim/rt", "the rule names the link that brings it in")
 }
 
 // TestCheck shows that each rule catches its violation and lets the allowed
