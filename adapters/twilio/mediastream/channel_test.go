@@ -11,7 +11,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -66,7 +69,7 @@ func newPair(t *testing.T) *pair {
 	ch := <-chans
 	t.Cleanup(func() {
 		_ = client.CloseNow()
-		_ = ch.Close("test_end", false)
+		_ = ch.End(ports.EndCompleted)
 	})
 	return &pair{ch: ch, client: client, url: url, logs: &logs}
 }
@@ -119,40 +122,22 @@ func TestDecodesTwilioSamples(t *testing.T) {
 	for _, line := range samples(t, "twilio-media-streams-inbound.jsonl") {
 		p.send(t, line)
 	}
-	const sid = "MZ00000000000000000000000000000000"
 	silence := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xFF}, 160))
 
-	assert.Equal(t, ports.CallEvent{Type: ports.CallConnected}, p.recv(t))
+	// connected is dropped: the start comes first.
+	assert.Equal(t, ports.CallEvent{Type: ports.CallStarted, Call: ports.CallInfo{
+		CallID: "CA00000000000000000000000000000000",
+		Params: map[string]string{"token": "REPLACE_WITH_TOKEN"},
+	}}, p.recv(t))
 
-	start := p.recv(t)
-	assert.Equal(t, ports.CallEvent{
-		Type: ports.CallStart, Seq: 1, StreamSid: sid,
-		CallSid: "CA00000000000000000000000000000000", AccountSid: "AC00000000000000000000000000000000",
-		Params:   map[string]string{"token": "REPLACE_WITH_TOKEN"},
-		Encoding: "audio/x-mulaw", SampleRate: 8000, Channels: 1,
-	}, start)
-
-	for i, ts := range []int64{20, 40} {
-		m := p.recv(t)
-		assert.Equal(t, ports.CallMedia, m.Type)
-		assert.Equal(t, int64(i+2), m.Seq)
-		assert.Equal(t, ts, m.TimestampMs)
-		assert.Equal(t, sid, m.StreamSid)
-		assert.Equal(t, silence, string(m.Payload))
+	for _, ts := range []int64{20, 40} {
+		assert.Equal(t, ports.CallEvent{Type: ports.CallAudio, MediaMs: ts, Audio: []byte(silence)}, p.recv(t))
 	}
+	assert.Equal(t, ports.CallEvent{Type: ports.CallKey, Key: "1"}, p.recv(t))
 
-	dtmf := p.recv(t)
-	assert.Equal(t, ports.CallDTMF, dtmf.Type)
-	assert.Equal(t, "1", dtmf.Digit)
-	assert.Equal(t, int64(4), dtmf.Seq)
-
-	mark := p.recv(t)
-	assert.Equal(t, ports.CallMark, mark.Type)
-	assert.Equal(t, "resp-1", mark.Mark)
-
-	stop := p.recv(t)
-	assert.Equal(t, ports.CallStop, stop.Type)
-	assert.Equal(t, int64(6), stop.Seq)
+	// The sample's mark ("resp-1") is not one the channel sent: skipped.
+	assert.Equal(t, ports.CallEvent{Type: ports.CallHungUp}, p.recv(t))
+	assert.Equal(t, 1, p.ch.Skipped())
 
 	_, err := p.ch.Recv(t.Context())
 	require.ErrorIs(t, err, ports.ErrClosed)
@@ -165,7 +150,7 @@ func TestOutboundMatchesTwilioSamples(t *testing.T) {
 	p := newPair(t)
 	lines := samples(t, "twilio-media-streams-inbound.jsonl")
 	p.send(t, lines[1]) // start
-	require.Equal(t, ports.CallStart, p.recv(t).Type)
+	require.Equal(t, ports.CallStarted, p.recv(t).Type)
 
 	want := samples(t, "twilio-media-streams-outbound.jsonl")
 	var wantMedia struct {
@@ -174,13 +159,15 @@ func TestOutboundMatchesTwilioSamples(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(want[0]), &wantMedia))
 
 	ctx := t.Context()
-	require.NoError(t, p.ch.SendAudio(ctx, []byte(wantMedia.Media.Payload)))
-	require.NoError(t, p.ch.SendMark(ctx, "resp-1"))
+	require.NoError(t, p.ch.Play(ctx, []byte(wantMedia.Media.Payload))) // media, then its mark
 	require.NoError(t, p.ch.Clear(ctx))
 
 	for i, line := range want {
 		var w map[string]any
 		require.NoError(t, json.Unmarshal([]byte(line), &w))
+		if mark, ok := w["mark"].(map[string]any); ok {
+			mark["name"] = "m1" // the channel names its marks
+		}
 		assert.Equal(t, w, p.readOutbound(t), "outbound frame %d", i)
 	}
 }
@@ -197,16 +184,17 @@ func TestSkipsBadFrames(t *testing.T) {
 		`{"event":"start","start":{"streamSid":"MZ1"}}`,              // no callSid
 		`{"event":"transcription","streamSid":"MZ1"}`,                // unknown
 		`{"event":"dtmf","dtmf":{}}`,
+		`{"event":"mark","streamSid":"MZ1","mark":{"name":"resp-1"}}`, // not the channel's
+		`{"event":"mark","streamSid":"MZ1","mark":{"name":"m1"}}`,     // never sent
+		`{"event":"mark","streamSid":"MZ1","mark":{}}`,
 	} {
 		p.send(t, frame)
 	}
 	require.NoError(t, p.client.Write(t.Context(), websocket.MessageBinary, []byte{1, 2, 3}))
 	p.send(t, `{"event":"dtmf","streamSid":"MZ1","sequenceNumber":"9","dtmf":{"track":"inbound_track","digit":"#"}}`)
 
-	ev := p.recv(t)
-	assert.Equal(t, ports.CallDTMF, ev.Type, "bad frames are skipped, the good one arrives")
-	assert.Equal(t, "#", ev.Digit)
-	assert.Equal(t, 9, p.ch.Skipped(), "every bad frame is counted")
+	assert.Equal(t, ports.CallEvent{Type: ports.CallKey, Key: "#"}, p.recv(t), "bad frames are skipped, the good one arrives")
+	assert.Equal(t, 12, p.ch.Skipped(), "every bad frame is counted")
 	assert.Equal(t, 1, strings.Count(p.logs.String(), "skipped frames"), "a burst of bad frames is logged once")
 }
 
@@ -214,7 +202,7 @@ func TestEscapedPayloadIsUnescaped(t *testing.T) {
 	p := newPair(t)
 	p.started(t)
 	p.send(t, `{"event":"media","sequenceNumber":"2","media":{"timestamp":"20","payload":"AB\/CD\/=="},"streamSid":"MZ1"}`)
-	assert.Equal(t, "AB/CD/==", string(p.recv(t).Payload))
+	assert.Equal(t, "AB/CD/==", string(p.recv(t).Audio))
 }
 
 func TestOversizedFrameClosesWith1009(t *testing.T) {
@@ -250,27 +238,38 @@ func TestPeerCloseEndsStream(t *testing.T) {
 
 func TestSendBeforeStartFails(t *testing.T) {
 	p := newPair(t)
-	assert.ErrorIs(t, p.ch.SendAudio(t.Context(), []byte("AAAA")), ports.ErrInvalidInput)
+	assert.ErrorIs(t, p.ch.Play(t.Context(), []byte("AAAA")), ports.ErrInvalidInput)
+	assert.ErrorIs(t, p.ch.Clear(t.Context()), ports.ErrInvalidInput)
 }
 
-func TestCloseReasonIsReported(t *testing.T) {
-	p := newPair(t)
-	read := make(chan error, 1)
-	go func() {
-		_, _, err := p.client.Read(t.Context())
-		read <- err
-	}()
-	require.NoError(t, p.ch.Close("invalid_token", true))
-	err := <-read
-	var ce websocket.CloseError
-	require.ErrorAs(t, err, &ce)
-	assert.Equal(t, websocket.StatusPolicyViolation, ce.Code)
-	assert.Equal(t, "invalid_token", ce.Reason)
+func TestEndReasonIsReported(t *testing.T) {
+	for reason, code := range map[ports.EndReason]websocket.StatusCode{
+		ports.EndCompleted: websocket.StatusNormalClosure,
+		ports.EndRefused:   websocket.StatusPolicyViolation,
+		ports.EndFailed:    websocket.StatusNormalClosure,
+	} {
+		t.Run(reason.String(), func(t *testing.T) {
+			p := newPair(t)
+			read := make(chan error, 1)
+			go func() {
+				_, _, err := p.client.Read(t.Context())
+				read <- err
+			}()
+			require.NoError(t, p.ch.End(reason))
+			require.NoError(t, p.ch.End(ports.EndRefused), "a second End does nothing")
+			err := <-read
+			var ce websocket.CloseError
+			require.ErrorAs(t, err, &ce)
+			assert.Equal(t, code, ce.Code)
+			assert.Equal(t, reason.String(), ce.Reason)
 
-	_, err = p.ch.Recv(t.Context())
-	var ended *ports.SessionEnded
-	require.ErrorAs(t, err, &ended)
-	assert.Equal(t, "invalid_token", ended.Reason)
+			_, err = p.ch.Recv(t.Context())
+			var ended *ports.SessionEnded
+			require.ErrorAs(t, err, &ended)
+			assert.Equal(t, reason.String(), ended.Reason)
+			assert.Equal(t, int(code), ended.Code)
+		})
+	}
 }
 
 func TestConformance(t *testing.T) {
@@ -282,44 +281,84 @@ func TestConformance(t *testing.T) {
 		require.NoError(t, err)
 		ch := <-chans
 		t.Cleanup(func() {
-			_ = ch.Close("test_end", false)
+			_ = ch.End(ports.EndCompleted)
 			_ = caller.Close()
 		})
 		return porttest.TelephonyHarness{Channel: ch, Peer: caller}
 	})
 }
 
-// BenchmarkSendMediaAndMark measures one assistant chunk to Twilio: a media
-// frame and its mark, written to a real loopback connection.
-func BenchmarkSendMediaAndMark(b *testing.B) {
+// BenchmarkPlay measures one assistant chunk to Twilio and its progress
+// back, on a real loopback connection: Play writes a media frame and its
+// mark, the client reads both and echoes the mark, and a Recv loop turns
+// the echo into a CallPlayed event.
+func BenchmarkPlay(b *testing.B) {
 	url, chans := serve(b, io.Discard)
 	client, _, err := websocket.Dial(b.Context(), url, nil)
 	require.NoError(b, err)
 	ch := <-chans
+	var wg sync.WaitGroup
 	b.Cleanup(func() {
 		_ = client.CloseNow()
-		_ = ch.Close("bench_end", false)
+		_ = ch.End(ports.EndCompleted)
+		wg.Wait()
 	})
-	go func() { // drain what the channel sends
+	lines := samples(b, "twilio-media-streams-inbound.jsonl")
+	ctx := context.Background()
+	require.NoError(b, client.Write(ctx, websocket.MessageText, []byte(lines[1])))
+	_, err = ch.Recv(ctx)
+	require.NoError(b, err)
+	var played atomic.Int64
+	wg.Go(func() { // the gateway's reader
 		for {
-			if _, _, err := client.Read(context.Background()); err != nil {
+			ev, err := ch.Recv(ctx)
+			if err != nil {
 				return
 			}
+			played.Store(ev.PlayedMs)
 		}
-	}()
-	lines := samples(b, "twilio-media-streams-inbound.jsonl")
-	require.NoError(b, client.Write(b.Context(), websocket.MessageText, []byte(lines[1])))
-	_, err = ch.Recv(b.Context())
-	require.NoError(b, err)
+	})
+	wg.Go(func() { echoMarks(client) })
 	audio := []byte(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xFF}, 160)))
-	ctx := context.Background()
 	b.ReportAllocs()
+	n := 0
 	for b.Loop() {
-		if err := ch.SendAudio(ctx, audio); err != nil {
+		if err := ch.Play(ctx, audio); err != nil {
 			b.Fatal(err)
 		}
-		if err := ch.SendMark(ctx, "resp_1-item_1-42"); err != nil {
-			b.Fatal(err)
+		n++
+	}
+	b.StopTimer()
+	for played.Load() < int64(n*20) { // every echo came back
+		runtime.Gosched()
+	}
+}
+
+// echoMarks reads what a channel sends, as Twilio would, and echoes each
+// mark at once, until the connection ends. It reuses its buffers.
+func echoMarks(client *websocket.Conn) {
+	var (
+		in   bytes.Buffer
+		echo []byte
+	)
+	markPrefix, nameKey := []byte(`{"event":"mark"`), []byte(`"name":`)
+	for {
+		_, r, err := client.Reader(context.Background())
+		if err != nil {
+			return
+		}
+		in.Reset()
+		if _, err := in.ReadFrom(r); err != nil {
+			return
+		}
+		f := in.Bytes()
+		if !bytes.HasPrefix(f, markPrefix) {
+			continue
+		}
+		echo = append(echo[:0], `{"event":"mark","sequenceNumber":"9","streamSid":"MZ00000000000000000000000000000000","mark":{`...)
+		echo = append(echo, f[bytes.Index(f, nameKey):]...)
+		if client.Write(context.Background(), websocket.MessageText, echo) != nil {
+			return
 		}
 	}
 }
@@ -333,7 +372,7 @@ func BenchmarkRecvMedia(b *testing.B) {
 	ch := <-chans
 	b.Cleanup(func() {
 		_ = client.CloseNow()
-		_ = ch.Close("bench_end", false)
+		_ = ch.End(ports.EndCompleted)
 	})
 	lines := samples(b, "twilio-media-streams-inbound.jsonl")
 	// Start with a context that cannot end: Recv then reads inline, as in
@@ -369,7 +408,7 @@ func TestCloseWithUnreadEvents(t *testing.T) {
 			}
 		}
 	}()
-	require.NoError(t, p.ch.Close("done", false), "the reader holding an undelivered event does not block the handshake")
+	require.NoError(t, p.ch.End(ports.EndCompleted), "the reader holding an undelivered event does not block the handshake")
 	assert.Equal(t, websocket.StatusNormalClosure, websocket.CloseStatus(<-read))
 	_, err := p.ch.Recv(t.Context())
 	assert.ErrorIs(t, err, ports.ErrClosed)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/convgateway/gateway/adapters/internal/jsonscan"
+	"github.com/convgateway/gateway/adapters/internal/wsstream"
 	"github.com/convgateway/gateway/ports"
 )
 
@@ -17,23 +18,27 @@ import (
 const MaxMediaPayload = (8000 + 2) / 3 * 4
 
 // errUnknownEvent marks a well-formed frame whose event the channel does not
-// handle; it is skipped like a malformed one but logged more quietly.
+// handle; it is skipped like a malformed one.
 var errUnknownEvent = errors.New("unknown event")
 
-// decoder turns Twilio frames into CallEvents. It remembers the last
-// streamSid so that the many media frames of one stream share one string.
-// It is not safe for concurrent use.
+// decoder turns Twilio frames into CallEvents. It is not safe for
+// concurrent use: the goroutine that reads uses it (one at a time).
 type decoder struct {
-	streamSid string
+	marks     *playback
+	started   bool   // a start frame was decoded
+	streamSid string // learned from the start frame
 }
 
 // frame holds the raw top-level members of one Twilio message.
 type frame struct {
-	event, seq, streamSid, start, media, mark, dtmf []byte
+	event, streamSid, start, media, mark, dtmf []byte
 }
 
-// decode parses one text frame. The returned event's Payload aliases b.
-// Errors wrap ports.ErrInvalidInput (malformed frame) or errUnknownEvent.
+// decode parses one text frame. The returned event's Audio aliases b. The
+// connected frame is dropped (wsstream.ErrIgnore); before the start frame,
+// anything but connected, start and stop is an error. Other errors wrap
+// ports.ErrInvalidInput (a malformed frame, or an echo of a mark the
+// channel did not send) or errUnknownEvent.
 func (d *decoder) decode(b []byte) (ports.CallEvent, error) {
 	if !json.Valid(b) {
 		return ports.CallEvent{}, fmt.Errorf("%w: not JSON", ports.ErrInvalidInput)
@@ -47,8 +52,6 @@ func (d *decoder) decode(b []byte) (ports.CallEvent, error) {
 		switch string(key) {
 		case "event":
 			f.event = val
-		case "sequenceNumber":
-			f.seq = val
 		case "streamSid":
 			f.streamSid = val
 		case "start":
@@ -65,33 +68,36 @@ func (d *decoder) decode(b []byte) (ports.CallEvent, error) {
 	if !ok {
 		return ports.CallEvent{}, fmt.Errorf("%w: no event name", ports.ErrInvalidInput)
 	}
-	var ev ports.CallEvent
-	if f.seq != nil {
-		if ev.Seq, ok = jsonscan.Int(f.seq); !ok {
-			return ports.CallEvent{}, fmt.Errorf("%w: bad sequenceNumber", ports.ErrInvalidInput)
-		}
-	}
-	if sid, ok := jsonscan.String(f.streamSid); ok {
-		ev.StreamSid = d.sid(sid)
-	}
-	var err error
+	var (
+		ev  ports.CallEvent
+		err error
+	)
 	switch string(event) {
-	case "media":
-		ev.Type = ports.CallMedia
-		err = decodeMedia(f.media, &ev)
-	case "mark":
-		ev.Type = ports.CallMark
-		ev.Mark, err = memberString(f.mark, "name")
-	case "dtmf":
-		ev.Type = ports.CallDTMF
-		ev.Digit, err = memberString(f.dtmf, "digit")
 	case "connected":
-		ev.Type = ports.CallConnected
+		return ports.CallEvent{}, fmt.Errorf("%w: connected", wsstream.ErrIgnore)
 	case "start":
-		ev.Type = ports.CallStart
-		err = d.decodeStart(f.start, &ev)
+		if d.started {
+			return ports.CallEvent{}, fmt.Errorf("%w: a second start event", ports.ErrInvalidInput)
+		}
+		ev.Type = ports.CallStarted
+		err = d.decodeStart(f.start, f.streamSid, &ev)
 	case "stop":
-		ev.Type = ports.CallStop
+		ev.Type = ports.CallHungUp
+	case "media", "mark", "dtmf":
+		if !d.started {
+			return ports.CallEvent{}, fmt.Errorf("%w: %s before the start event", ports.ErrInvalidInput, event)
+		}
+		switch string(event) {
+		case "media":
+			ev.Type = ports.CallAudio
+			err = decodeMedia(f.media, &ev)
+		case "mark":
+			ev.Type = ports.CallPlayed
+			err = d.decodeMark(f.mark, &ev)
+		default:
+			ev.Type = ports.CallKey
+			ev.Key, err = memberString(f.dtmf, "digit")
+		}
 	default:
 		return ports.CallEvent{}, fmt.Errorf("%w %q", errUnknownEvent, event[:min(len(event), 32)]) // the peer's text: bounded
 	}
@@ -99,14 +105,6 @@ func (d *decoder) decode(b []byte) (ports.CallEvent, error) {
 		return ports.CallEvent{}, fmt.Errorf("%s: %w", event, err)
 	}
 	return ev, nil
-}
-
-// sid returns raw as a string, reusing the remembered one when it matches.
-func (d *decoder) sid(raw []byte) string {
-	if string(raw) != d.streamSid {
-		d.streamSid = string(raw)
-	}
-	return d.streamSid
 }
 
 func decodeMedia(v []byte, ev *ports.CallEvent) error {
@@ -123,21 +121,33 @@ func decodeMedia(v []byte, ev *ports.CallEvent) error {
 			ts = val
 		}
 	}
-	if ev.Payload, ok = jsonscan.String(payload); !ok {
+	if ev.Audio, ok = jsonscan.String(payload); !ok {
 		return fmt.Errorf("%w: no payload", ports.ErrInvalidInput)
 	}
-	switch n := len(ev.Payload); {
+	switch n := len(ev.Audio); {
 	case n > MaxMediaPayload:
 		return fmt.Errorf("%w: payload of %d characters, over a second of audio", ports.ErrInvalidInput, n)
-	case !isBase64(ev.Payload):
+	case !isBase64(ev.Audio):
 		return fmt.Errorf("%w: payload is not padded base64 audio", ports.ErrInvalidInput)
 	}
 	if ts != nil {
-		if ev.TimestampMs, ok = jsonscan.Int(ts); !ok {
+		if ev.MediaMs, ok = jsonscan.Int(ts); !ok {
 			return fmt.Errorf("%w: bad timestamp", ports.ErrInvalidInput)
 		}
 	}
 	return nil
+}
+
+// decodeMark turns the echo of one of the channel's marks into the played
+// position.
+func (d *decoder) decodeMark(v []byte, ev *ports.CallEvent) error {
+	name, ok := member(v, "name")
+	if !ok {
+		return fmt.Errorf("%w: no name", ports.ErrInvalidInput)
+	}
+	var err error
+	ev.PlayedMs, err = d.marks.echoed(name)
+	return err
 }
 
 // base64Alphabet marks the characters of standard base64, padding aside.
@@ -171,36 +181,51 @@ func isBase64(p []byte) bool {
 	return true
 }
 
+// member returns the content of the string member name of the object v,
+// aliasing v unless it has escapes.
+func member(v []byte, name string) ([]byte, bool) {
+	it, ok := jsonscan.Object(v)
+	if !ok {
+		return nil, false
+	}
+	for key, val, ok := it.Next(); ok; key, val, ok = it.Next() {
+		if string(key) == name {
+			return jsonscan.String(val)
+		}
+	}
+	return nil, false
+}
+
 // memberString returns the string member name of the object v.
 func memberString(v []byte, name string) (string, error) {
-	it, ok := jsonscan.Object(v)
-	if ok {
-		for key, val, ok := it.Next(); ok; key, val, ok = it.Next() {
-			if string(key) == name {
-				if s, ok := jsonscan.String(val); ok {
-					return string(s), nil
-				}
-			}
-		}
+	if s, ok := member(v, name); ok {
+		return string(s), nil
 	}
 	return "", fmt.Errorf("%w: no %s", ports.ErrInvalidInput, name)
 }
 
 // startMessage is the start member of a start frame, as Twilio sends it.
 type startMessage struct {
-	AccountSid       string            `json:"accountSid"`
 	StreamSid        string            `json:"streamSid"`
 	CallSid          string            `json:"callSid"`
-	Tracks           []string          `json:"tracks"`
 	CustomParameters map[string]string `json:"customParameters"`
-	MediaFormat      struct {
+	MediaFormat      *struct {
 		Encoding   string `json:"encoding"`
 		SampleRate int    `json:"sampleRate"`
-		Channels   int    `json:"channels"`
 	} `json:"mediaFormat"`
 }
 
-func (d *decoder) decodeStart(v []byte, ev *ports.CallEvent) error {
+// The custom parameters that carry the call's numbers (CallInfo.From and
+// To), for an answer that passes them to the stream: Twilio's start frame
+// does not carry them otherwise.
+const (
+	paramFrom = "from"
+	paramTo   = "to"
+)
+
+// decodeStart reads the start member v; topSid is the frame's own
+// streamSid member, which Twilio also sends.
+func (d *decoder) decodeStart(v, topSid []byte, ev *ports.CallEvent) error {
 	var s startMessage
 	if v == nil {
 		return fmt.Errorf("%w: no start object", ports.ErrInvalidInput)
@@ -208,21 +233,25 @@ func (d *decoder) decodeStart(v []byte, ev *ports.CallEvent) error {
 	if err := json.Unmarshal(v, &s); err != nil {
 		return fmt.Errorf("%w: %v", ports.ErrInvalidInput, err)
 	}
-	if s.StreamSid != "" {
-		ev.StreamSid = s.StreamSid
-		d.streamSid = s.StreamSid
+	if s.StreamSid == "" {
+		if sid, ok := jsonscan.String(topSid); ok {
+			s.StreamSid = string(sid)
+		}
 	}
-	if ev.StreamSid == "" || s.CallSid == "" {
+	if s.StreamSid == "" || s.CallSid == "" {
 		return fmt.Errorf("%w: start without streamSid or callSid", ports.ErrInvalidInput)
 	}
-	ev.CallSid = s.CallSid
-	ev.AccountSid = s.AccountSid
-	ev.Params = s.CustomParameters
-	if ev.Params == nil {
-		ev.Params = map[string]string{}
+	if f := s.MediaFormat; f != nil && (f.Encoding != "audio/x-mulaw" || f.SampleRate != ports.Mulaw8k.SampleRate) {
+		return fmt.Errorf("%w: media format %.32q at %d Hz, not 8 kHz mu-law", ports.ErrInvalidInput, f.Encoding, f.SampleRate)
 	}
-	ev.Encoding = s.MediaFormat.Encoding
-	ev.SampleRate = s.MediaFormat.SampleRate
-	ev.Channels = s.MediaFormat.Channels
+	params := s.CustomParameters
+	if params == nil {
+		params = map[string]string{}
+	}
+	ev.Call = ports.CallInfo{CallID: s.CallSid, From: params[paramFrom], To: params[paramTo], Params: params}
+	delete(params, paramFrom)
+	delete(params, paramTo)
+	d.streamSid = s.StreamSid
+	d.started = true
 	return nil
 }

@@ -29,6 +29,12 @@ func inboundSamples(tb testing.TB) [][]byte {
 	return out
 }
 
+// eventTypes are the events Twilio's frames become.
+var eventTypes = map[string]ports.CallEventType{
+	"start": ports.CallStarted, "media": ports.CallAudio, "mark": ports.CallPlayed,
+	"dtmf": ports.CallKey, "stop": ports.CallHungUp,
+}
+
 // FuzzDecode checks that no input makes the decoder panic, and that what it
 // accepts agrees with encoding/json's reading of the same frame.
 func FuzzDecode(f *testing.F) {
@@ -37,39 +43,57 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Add([]byte(`{"event":"media","media":{"payload":"a\"b\\u0041","timestamp":1}}`))
 	f.Add([]byte(`{"event":"mark","mark":{"name":"\u00e9"}, "x":[{"}":"]"}]}`))
+	f.Add([]byte(`{"event":"mark","mark":{"name":"m2"}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var d decoder
-		ev, err := d.decode(b)
-		if err != nil {
-			return
-		}
-		var ref struct {
-			Event string `json:"event"`
-			Media struct {
-				Payload *string `json:"payload"`
-			} `json:"media"`
-			Mark struct {
-				Name string `json:"name"`
-			} `json:"mark"`
-			Dtmf struct {
-				Digit string `json:"digit"`
-			} `json:"dtmf"`
-		}
-		if !comparable(b) || json.Unmarshal(b, &ref) != nil {
-			return
-		}
-		assert.Equal(t, ref.Event, ev.Type.String(), "event name")
-		switch ev.Type {
-		case ports.CallMedia:
-			require.NotNil(t, ref.Media.Payload)
-			assert.Equal(t, *ref.Media.Payload, string(ev.Payload))
-			audio, err := base64.StdEncoding.DecodeString(string(ev.Payload))
-			assert.NoError(t, err, "accepted media is base64")
-			assert.LessOrEqual(t, len(audio), 8000, "of at most a second")
-		case ports.CallMark:
-			assert.Equal(t, ref.Mark.Name, ev.Mark)
-		case ports.CallDTMF:
-			assert.Equal(t, ref.Dtmf.Digit, ev.Digit)
+		for _, started := range []bool{false, true} {
+			marks := newPlayback()
+			for range 3 { // m1, m2 and m3, at 10, 20 and 30 ms
+				marks.played(10 * bytesPerMs)
+			}
+			d := decoder{marks: marks, started: started}
+			ev, err := d.decode(b)
+			if err != nil {
+				continue
+			}
+			var ref struct {
+				Event string `json:"event"`
+				Start struct {
+					CallSid string `json:"callSid"`
+				} `json:"start"`
+				Media struct {
+					Payload *string `json:"payload"`
+				} `json:"media"`
+				Mark struct {
+					Name string `json:"name"`
+				} `json:"mark"`
+				Dtmf struct {
+					Digit string `json:"digit"`
+				} `json:"dtmf"`
+			}
+			if !comparable(b) || json.Unmarshal(b, &ref) != nil {
+				return
+			}
+			assert.Equal(t, eventTypes[ref.Event], ev.Type, "event %q", ref.Event)
+			switch ev.Type {
+			case ports.CallStarted:
+				assert.False(t, started, "one start")
+				assert.Equal(t, ref.Start.CallSid, ev.Call.CallID)
+			case ports.CallAudio:
+				require.NotNil(t, ref.Media.Payload)
+				assert.Equal(t, *ref.Media.Payload, string(ev.Audio))
+				audio, err := base64.StdEncoding.DecodeString(string(ev.Audio))
+				assert.NoError(t, err, "accepted media is base64")
+				assert.LessOrEqual(t, len(audio), 8000, "of at most a second")
+			case ports.CallPlayed:
+				seq, ok := markSeq([]byte(ref.Mark.Name))
+				require.True(t, ok, "only the channel's marks: %q", ref.Mark.Name)
+				assert.Equal(t, int64(10*seq), ev.PlayedMs)
+			case ports.CallKey:
+				assert.Equal(t, ref.Dtmf.Digit, ev.Key)
+			}
+			if ev.Type != ports.CallStarted && ev.Type != ports.CallHungUp {
+				assert.True(t, started, "%s before the start", ev.Type)
+			}
 		}
 	})
 }
@@ -82,8 +106,8 @@ func comparable(b []byte) bool {
 		return false
 	}
 	lower := bytes.ToLower(b)
-	for _, key := range []string{`"event"`, `"media"`, `"payload"`, `"mark"`, `"name"`, `"dtmf"`, `"digit"`} {
-		if bytes.Count(lower, []byte(key)) != bytes.Count(b, []byte(key)) {
+	for _, key := range []string{`"event"`, `"start"`, `"callSid"`, `"media"`, `"payload"`, `"mark"`, `"name"`, `"dtmf"`, `"digit"`} {
+		if bytes.Count(lower, bytes.ToLower([]byte(key))) != bytes.Count(b, []byte(key)) {
 			return false
 		}
 	}
@@ -101,26 +125,45 @@ func TestIsBase64(t *testing.T) {
 	}
 }
 
+// sampleSid is the streamSid of the samples.
+const sampleSid = "MZ00000000000000000000000000000000"
+
 func BenchmarkDecodeMedia(b *testing.B) {
 	frame := inboundSamples(b)[2]
-	var d decoder
+	d := decoder{marks: newPlayback(), started: true}
 	b.ReportAllocs()
 	for b.Loop() {
 		ev, err := d.decode(frame)
-		if err != nil || ev.Type != ports.CallMedia {
+		if err != nil || ev.Type != ports.CallAudio {
 			b.Fatal(ev.Type, err)
 		}
 	}
 }
 
 func BenchmarkEncodeMediaAndMark(b *testing.B) {
-	var d decoder
+	d := decoder{marks: newPlayback(), started: true}
 	ev, err := d.decode(inboundSamples(b)[2])
 	require.NoError(b, err)
 	buf := make([]byte, 0, 512)
 	b.ReportAllocs()
 	for b.Loop() {
-		buf = appendMedia(buf[:0], ev.StreamSid, ev.Payload)
-		buf = appendMark(buf[:0], ev.StreamSid, "resp_1-item_1-42")
+		buf = appendMedia(buf[:0], sampleSid, ev.Audio)
+		buf = appendMark(buf[:0], sampleSid, 42)
+	}
+}
+
+// BenchmarkMarkRoundTrip measures the accounting of one Play's mark: its
+// sequence number, its frame, and the decoding of its echo.
+func BenchmarkMarkRoundTrip(b *testing.B) {
+	d := decoder{marks: newPlayback(), started: true}
+	buf := make([]byte, 0, 512)
+	b.ReportAllocs()
+	for b.Loop() {
+		seq, _ := d.marks.played(160)
+		buf = appendMark(buf[:0], sampleSid, seq)
+		ev, err := d.decode(buf)
+		if err != nil || ev.Type != ports.CallPlayed {
+			b.Fatal(ev.Type, err)
+		}
 	}
 }

@@ -11,13 +11,14 @@ func appendMedia(b []byte, streamSid string, audio []byte) []byte {
 	return append(b, "}}"...)
 }
 
-// appendMark appends a mark frame.
-func appendMark(b []byte, streamSid, name string) []byte {
+// appendMark appends a mark frame for the mark with sequence number seq
+// (appendMarkName).
+func appendMark(b []byte, streamSid string, seq uint64) []byte {
 	b = append(b, `{"event":"mark","streamSid":`...)
 	b = jsonscan.AppendString(b, streamSid)
-	b = append(b, `,"mark":{"name":`...)
-	b = jsonscan.AppendString(b, name)
-	return append(b, "}}"...)
+	b = append(b, `,"mark":{"name":"`...)
+	b = appendMarkName(b, seq)
+	return append(b, `"}}`...)
 }
 
 // appendClear appends a clear frame.

@@ -6,16 +6,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
 
-	"github.com/convgateway/gateway/ports/porttest"
+	"github.com/convgateway/gateway/ports"
+	"github.com/convgateway/gateway/ports/peer"
 )
 
 // Options configure a Caller.
@@ -30,12 +33,21 @@ type Options struct {
 	// Clock paces playback and Speak; nil means RealTime.
 	Clock Clock
 	// NoRecord keeps no copy of the frames received, the audio played or
-	// the marks echoed (Received, Played and Marks return nothing), for
-	// long or many calls.
+	// the marks echoed (Received, Frames, Played and Marks return
+	// nothing), for long or many calls.
 	NoRecord bool
 	// OnMedia, when set, sees the payload (base64 audio) of every media
 	// frame as it arrives, on the caller's reader goroutine.
 	OnMedia func(payload []byte)
+}
+
+// Frame is one frame the gateway sent, as Twilio sees it.
+type Frame struct {
+	// Event is the frame's event: "media", "mark", "clear", or whatever
+	// else the gateway sent; "" for a frame that is not JSON.
+	Event string
+	Audio []byte // the base64 payload of a media frame
+	Mark  string // the name of a mark
 }
 
 // MarkEcho is a mark the caller echoed back to the gateway.
@@ -61,7 +73,7 @@ type Caller struct {
 
 	echoMu     sync.Mutex // held while an echo is sent and recorded
 	mu         sync.Mutex
-	received   []porttest.Outbound
+	frames     []Frame
 	queue      []queued // audio and marks waiting to play
 	played     []byte   // mu-law audio that finished playing (or was cut by a clear)
 	marks      []MarkEcho
@@ -84,6 +96,8 @@ type queued struct {
 	isMark  bool
 	started time.Time // when the audio began to play; zero before
 }
+
+var _ peer.Telephony = (*Caller)(nil)
 
 // Dial connects to the gateway. ctx bounds the handshake only.
 func Dial(ctx context.Context, opts Options) (*Caller, error) {
@@ -131,16 +145,28 @@ func (c *Caller) Close() error {
 }
 
 // Start sends connected and then start, as Twilio does when the stream
-// begins; params become start.customParameters.
-func (c *Caller) Start(ctx context.Context, callSid, streamSid string, params map[string]string) error {
+// begins. The start frame's callSid is call.CallID and its streamSid is
+// "MZ" followed by the CallID without its "CA" prefix; its
+// customParameters are call.Params, with call.From and call.To, when set,
+// as the parameters "from" and "to" (where the gateway's channel reads
+// them).
+func (c *Caller) Start(ctx context.Context, call ports.CallInfo) error {
 	if err := c.writeJSON(ctx, connectedFrame{Event: "connected", Protocol: "Call", Version: "1.0.0"}); err != nil {
 		return err
 	}
+	streamSid := "MZ" + strings.TrimPrefix(call.CallID, "CA")
 	c.streamSid.Store(&streamSid)
+	params := make(map[string]string, len(call.Params)+2)
+	maps.Copy(params, call.Params)
+	for name, v := range map[string]string{"from": call.From, "to": call.To} {
+		if v != "" {
+			params[name] = v
+		}
+	}
 	f := startFrame{Event: "start", SequenceNumber: c.nextSeq(), StreamSid: streamSid}
 	f.Start.AccountSid = "AC00000000000000000000000000000000"
 	f.Start.StreamSid = streamSid
-	f.Start.CallSid = callSid
+	f.Start.CallSid = call.CallID
 	f.Start.Tracks = []string{"inbound"}
 	f.Start.CustomParameters = params
 	f.Start.MediaFormat.Encoding = "audio/x-mulaw"
@@ -152,19 +178,23 @@ func (c *Caller) Start(ctx context.Context, callSid, streamSid string, params ma
 	return c.writeJSON(ctx, f)
 }
 
-// Media sends one chunk of caller audio (base64 mu-law) at the given stream
-// position, numeric fields as strings like Twilio.
-func (c *Caller) Media(ctx context.Context, timestampMs int64, payload []byte) error {
+// StreamSid returns the streamSid of the call Start began, or "" before
+// Start.
+func (c *Caller) StreamSid() string { return c.sid() }
+
+// Audio sends one media frame of caller audio (base64 mu-law) at the given
+// stream position (its timestamp), numeric fields as strings like Twilio.
+func (c *Caller) Audio(ctx context.Context, mediaMs int64, audio []byte) error {
 	seq := c.seq.Add(1)
-	b := make([]byte, 0, 160+len(payload))
+	b := make([]byte, 0, 160+len(audio))
 	b = append(b, `{"event":"media","sequenceNumber":"`...)
 	b = strconv.AppendInt(b, seq, 10)
 	b = append(b, `","media":{"track":"inbound","chunk":"`...)
 	b = strconv.AppendInt(b, seq-1, 10)
 	b = append(b, `","timestamp":"`...)
-	b = strconv.AppendInt(b, timestampMs, 10)
+	b = strconv.AppendInt(b, mediaMs, 10)
 	b = append(b, `","payload":`...)
-	b = appendJSONString(b, string(payload))
+	b = appendJSONString(b, string(audio))
 	b = append(b, `},"streamSid":`...)
 	b = appendJSONString(b, c.sid())
 	b = append(b, '}')
@@ -195,7 +225,7 @@ func (c *Caller) Speak(ctx context.Context, mulaw []byte, paced bool) error {
 	for len(mulaw) > 0 {
 		n := min(frame, len(mulaw))
 		ts := c.nextTs.Add(int64(n / 8))
-		if err := c.Media(ctx, ts, []byte(base64.StdEncoding.EncodeToString(mulaw[:n]))); err != nil {
+		if err := c.Audio(ctx, ts, []byte(base64.StdEncoding.EncodeToString(mulaw[:n]))); err != nil {
 			return err
 		}
 		mulaw = mulaw[n:]
@@ -211,17 +241,17 @@ func (c *Caller) Speak(ctx context.Context, mulaw []byte, paced bool) error {
 	return nil
 }
 
-// DTMF sends a key press.
-func (c *Caller) DTMF(ctx context.Context, digit string) error {
+// Key sends a key press: a dtmf frame whose digit is key.
+func (c *Caller) Key(ctx context.Context, key string) error {
 	f := dtmfFrame{Event: "dtmf", StreamSid: c.sid(), SequenceNumber: c.nextSeq()}
 	f.DTMF.Track = "inbound_track"
-	f.DTMF.Digit = digit
+	f.DTMF.Digit = key
 	return c.writeJSON(ctx, f)
 }
 
-// Stop sends the stop event (the caller hung up) and closes the socket
+// HangUp sends the stop event (the caller hung up) and closes the socket
 // normally, as Twilio does.
-func (c *Caller) Stop(ctx context.Context) error {
+func (c *Caller) HangUp(ctx context.Context) error {
 	f := stopFrame{Event: "stop", SequenceNumber: c.nextSeq(), StreamSid: c.sid()}
 	f.Stop.AccountSid = "AC00000000000000000000000000000000"
 	if err := c.writeJSON(ctx, f); err != nil {
@@ -243,11 +273,30 @@ func (c *Caller) Raw(ctx context.Context, frame []byte) error { return c.write(c
 // skip.
 func (c *Caller) SendMalformed(ctx context.Context) error { return c.write(ctx, []byte("not json")) }
 
-// Received returns the frames the gateway sent, in order.
-func (c *Caller) Received() []porttest.Outbound {
+// Received returns the audio and the clears the gateway sent, in order:
+// its frames (Frames) in the gateway's own words, marks and frames the
+// simulator cannot read left out.
+func (c *Caller) Received() []peer.Outbound {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return append([]porttest.Outbound(nil), c.received...)
+	out := make([]peer.Outbound, 0, len(c.frames))
+	for _, f := range c.frames {
+		switch f.Event {
+		case "media":
+			out = append(out, peer.Outbound{Kind: peer.OutAudio, Audio: f.Audio})
+		case "clear":
+			out = append(out, peer.Outbound{Kind: peer.OutClear})
+		}
+	}
+	return out
+}
+
+// Frames returns the frames the gateway sent, in order, as Twilio sees
+// them.
+func (c *Caller) Frames() []Frame {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]Frame(nil), c.frames...)
 }
 
 // Closed reports whether the gateway closed the stream, and its close code.
@@ -255,6 +304,22 @@ func (c *Caller) Closed() (closed bool, code int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.closed, c.closeCode
+}
+
+// Ended reports whether the gateway closed the stream and why, as far as
+// the close code tells: 1008 (policy violation) is a refusal, 1000 a
+// normal end, any other code a failure.
+func (c *Caller) Ended() (ended bool, reason ports.EndReason) {
+	closed, code := c.Closed()
+	switch {
+	case !closed:
+		return false, ports.EndCompleted
+	case code == int(websocket.StatusPolicyViolation):
+		return true, ports.EndRefused
+	case code == int(websocket.StatusNormalClosure):
+		return true, ports.EndCompleted
+	}
+	return true, ports.EndFailed
 }
 
 // Played returns the mu-law audio played so far: whole media chunks that

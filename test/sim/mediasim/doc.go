@@ -7,6 +7,8 @@
 // marks at once).
 //
 // It records what it received, what it played and when, for tests, the
-// demo and the load test, and writes played audio to a WAV file. A Caller
-// implements porttest.TelephonyPeer.
+// demo and the load test (which may write the played audio to a WAV file
+// with package mulaw). A Caller implements peer.Telephony, the far side
+// that the conformance suite of ports.TelephonyChannel drives; the package
+// imports no test library.
 package mediasim

@@ -8,12 +8,10 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-
-	"github.com/convgateway/gateway/ports/porttest"
 )
 
 // read records the gateway's frames and feeds the playback queue. Frames
-// the simulator cannot parse are recorded with an empty Kind.
+// the simulator cannot parse are recorded with an empty Event.
 func (c *Caller) read(ctx context.Context) {
 	defer c.wg.Done()
 	defer close(c.done)
@@ -37,20 +35,20 @@ func (c *Caller) read(ctx context.Context) {
 		}
 		var f outboundFrame
 		if json.Unmarshal(b, &f) != nil {
-			c.record(porttest.Outbound{})
+			c.record(Frame{})
 			continue
 		}
 		switch f.Event {
 		case "media":
 			c.receiveMedia(f.Media.Payload)
 		case "mark":
-			c.record(porttest.Outbound{Kind: "mark", Mark: f.Mark.Name})
+			c.record(Frame{Event: "mark", Mark: f.Mark.Name})
 			c.enqueue(queued{mark: f.Mark.Name, isMark: true})
 		case "clear":
-			c.record(porttest.Outbound{Kind: "clear"})
+			c.record(Frame{Event: "clear"})
 			c.clear(ctx)
 		default:
-			c.record(porttest.Outbound{Kind: f.Event})
+			c.record(Frame{Event: f.Event})
 		}
 	}
 }
@@ -80,12 +78,12 @@ func fastMedia(b []byte) (string, bool) {
 	return string(rest[:end]), true
 }
 
-func (c *Caller) record(o porttest.Outbound) {
+func (c *Caller) record(f Frame) {
 	if c.opts.NoRecord {
 		return
 	}
 	c.mu.Lock()
-	c.received = append(c.received, o)
+	c.frames = append(c.frames, f)
 	c.mu.Unlock()
 }
 
@@ -94,7 +92,7 @@ func (c *Caller) receiveMedia(payload string) {
 		c.opts.OnMedia([]byte(payload))
 	}
 	audio, err := base64.StdEncoding.DecodeString(payload)
-	c.record(porttest.Outbound{Kind: "media", Audio: []byte(payload)})
+	c.record(Frame{Event: "media", Audio: []byte(payload)})
 	c.mu.Lock()
 	if c.firstAudio == 0 && !c.startedAt.IsZero() {
 		c.firstAudio = max(c.clock.Now().Sub(c.startedAt), time.Nanosecond)
@@ -119,9 +117,15 @@ func (c *Caller) poke() {
 	}
 }
 
+// Marks leave the playback queue only under echoMu, and are echoed before
+// it is released: the player, a clear and PlayOut each take the marks they
+// echo, so echoes go out in the order the marks came, as Twilio's do.
+
 // clear empties the playback queue, keeping the played part of the chunk
 // that was playing, and echoes every pending mark at once.
 func (c *Caller) clear(ctx context.Context) {
+	c.echoMu.Lock()
+	defer c.echoMu.Unlock()
 	c.mu.Lock()
 	now := c.clock.Now()
 	c.clears = append(c.clears, now)
@@ -140,9 +144,38 @@ func (c *Caller) clear(ctx context.Context) {
 	c.queue = nil
 	c.mu.Unlock()
 	for _, name := range flushed {
-		c.echo(ctx, name, true)
+		_ = c.echo(ctx, name, true) // the stream may be ending
 	}
 	c.poke()
+}
+
+// PlayOut plays at once everything queued for playback so far, as though
+// its time had come: the audio counts as played and the marks among it are
+// echoed, in order. What the gateway sent and the caller has not read yet
+// plays at its pace afterwards. It returns the error of an echo that could
+// not be sent.
+func (c *Caller) PlayOut(ctx context.Context) error {
+	c.echoMu.Lock()
+	defer c.echoMu.Unlock()
+	c.mu.Lock()
+	var marks []string
+	for _, q := range c.queue {
+		switch {
+		case q.isMark:
+			marks = append(marks, q.mark)
+		case !c.opts.NoRecord:
+			c.played = append(c.played, q.audio...)
+		}
+	}
+	c.queue = nil
+	c.mu.Unlock()
+	c.poke()
+	for _, name := range marks {
+		if err := c.echo(ctx, name, false); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // play plays the queue at 8 bytes per millisecond on the caller's clock,
@@ -150,6 +183,7 @@ func (c *Caller) clear(ctx context.Context) {
 func (c *Caller) play(ctx context.Context) {
 	defer c.wg.Done()
 	for {
+		c.echoMu.Lock()
 		c.mu.Lock()
 		var wait time.Duration
 		var mark string
@@ -179,10 +213,13 @@ func (c *Caller) play(ctx context.Context) {
 		}
 		idle := len(c.queue) == 0 && mark == ""
 		c.mu.Unlock()
+		if mark != "" {
+			_ = c.echo(ctx, mark, false) // the stream may be ending
+		}
+		c.echoMu.Unlock()
 
 		switch {
 		case mark != "":
-			c.echo(ctx, mark, false)
 		case idle:
 			select {
 			case <-c.wake:
@@ -202,13 +239,12 @@ func (c *Caller) play(ctx context.Context) {
 
 func playTime(bytes int) time.Duration { return time.Duration(bytes) * time.Millisecond / 8 }
 
-// echo sends a mark back to the gateway and records it, both under
-// echoMu, which Marks also takes: an echo is in Marks exactly when it is on
-// the wire, so a frame sent after seeing it there follows it, and a test
-// that saw it arrive finds it there.
-func (c *Caller) echo(ctx context.Context, name string, flushed bool) {
-	c.echoMu.Lock()
-	defer c.echoMu.Unlock()
+// echo sends a mark back to the gateway and records it. The caller holds
+// echoMu, which Marks also takes: an echo is in Marks exactly when it is
+// on the wire, so a frame sent after seeing it there follows it, and a
+// test that saw it arrive finds it there. The echo is recorded even when
+// it could not be sent.
+func (c *Caller) echo(ctx context.Context, name string, flushed bool) error {
 	at := c.clock.Now()
 	b := make([]byte, 0, 128)
 	b = append(b, `{"event":"mark","sequenceNumber":"`...)
@@ -218,10 +254,11 @@ func (c *Caller) echo(ctx context.Context, name string, flushed bool) {
 	b = append(b, `,"mark":{"name":`...)
 	b = appendJSONString(b, name)
 	b = append(b, "}}"...)
-	_ = c.write(ctx, b) // the stream may be ending; the echo is recorded either way
+	err := c.write(ctx, b)
 	if !c.opts.NoRecord {
 		c.mu.Lock()
 		c.marks = append(c.marks, MarkEcho{Name: name, At: at, Flushed: flushed})
 		c.mu.Unlock()
 	}
+	return err
 }
