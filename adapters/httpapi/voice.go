@@ -47,20 +47,20 @@ func handleIncomingCall(calls ports.Calls, v *signature.Validator) echo.HandlerF
 			return err
 		}
 		call := ports.IncomingCall{
-			CallSid:    form.Get("CallSid"),
+			CallID:     form.Get("CallSid"),
 			AccountSid: form.Get("AccountSid"),
 			From:       form.Get("From"),
 			To:         form.Get("To"),
 		}
-		if call.CallSid == "" {
+		if call.CallID == "" {
 			return echo.NewHTTPError(http.StatusBadRequest, "missing CallSid")
 		}
-		c.Set(keyCallSid, call.CallSid)
+		c.Set(keyCallSid, call.CallID)
 
 		answer, err := calls.Answer(c.Request().Context(), call)
 		switch {
 		case err != nil:
-			logFrom(c).Error("httpapi: answer call", "call_sid", call.CallSid, "err", err)
+			logFrom(c).Error("httpapi: answer call", "call_sid", call.CallID, "err", err)
 			return voiceTwiML(c, apology...)
 		case answer.Reject:
 			return voiceTwiML(c, twiml.VoiceReject{})

@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/convgateway/gateway/ports/porttest"
+	"github.com/convgateway/gateway/ports"
 	"github.com/convgateway/gateway/test/sim/mediasim"
 	"github.com/convgateway/gateway/test/sim/mulaw"
 )
@@ -71,7 +71,7 @@ func call(ctx context.Context, o options, client *http.Client, stdout io.Writer)
 		return explain("media stream "+ans.StreamURL, err)
 	}
 	defer caller.Close()
-	if err := caller.Start(ctx, callSid, sid("MZ"), ans.Params); err != nil {
+	if err := caller.Start(ctx, ports.CallInfo{CallID: callSid, Params: ans.Params}); err != nil {
 		return explain("media stream "+ans.StreamURL, err)
 	}
 	started := time.Now()
@@ -88,7 +88,7 @@ func call(ctx context.Context, o options, client *http.Client, stdout io.Writer)
 	hungUp := false
 	if !isDone(caller) {
 		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		err := caller.Stop(stopCtx)
+		err := caller.HangUp(stopCtx)
 		cancel()
 		hungUp = err == nil
 	}
@@ -300,11 +300,11 @@ func (s callStats) idle() bool { return s.marksSent == s.played+s.flushed }
 
 func stats(c *mediasim.Caller) callStats {
 	var s callStats
-	for _, f := range c.Received() {
-		switch f.Kind {
+	for _, f := range c.Frames() {
+		switch f.Event {
 		case "media":
 			s.mediaFrames++
-			s.audioBytes += decodedLen(f)
+			s.audioBytes += decodedLen(f.Audio)
 		case "mark":
 			s.marksSent++
 		}
@@ -321,11 +321,11 @@ func stats(c *mediasim.Caller) callStats {
 	return s
 }
 
-func decodedLen(f porttest.Outbound) int {
-	n := len(f.Audio) / 4 * 3
-	if k := len(f.Audio); k > 0 && f.Audio[k-1] == '=' {
+func decodedLen(audio []byte) int {
+	n := len(audio) / 4 * 3
+	if k := len(audio); k > 0 && audio[k-1] == '=' {
 		n--
-		if k > 1 && f.Audio[k-2] == '=' {
+		if k > 1 && audio[k-2] == '=' {
 			n--
 		}
 	}
