@@ -304,22 +304,6 @@ func TestOpenErrors(t *testing.T) {
 	})
 }
 
-func TestBetaHeaderIsRefusedBySimulator(t *testing.T) {
-	sim, _, _ := newSim(t, realtimesim.Options{})
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	conn, _, err := websocket.Dial(ctx, sim.URL(), &websocket.DialOptions{HTTPHeader: http.Header{
-		"Authorization": {"Bearer " + apiKey}, "OpenAI-Beta": {"realtime=v1"},
-	}})
-	require.NoError(t, err)
-	defer conn.CloseNow()
-	_, b, err := conn.Read(ctx)
-	require.NoError(t, err)
-	assert.Contains(t, string(b), "beta_api_shape_disabled")
-	_, _, err = conn.Read(ctx)
-	assert.Equal(t, websocket.StatusCode(4000), websocket.CloseStatus(err))
-}
-
 // TestMalformedEventsAreSkipped: malformed events are skipped and logged
 // at a bounded rate (a line when they begin, then at most one every few
 // seconds), not one line each; the session goes on.
