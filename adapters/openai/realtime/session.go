@@ -27,8 +27,9 @@ type session struct {
 
 // fatalWindow is how long Recv waits after an error event for the API to
 // close the session, which makes the error fatal. Any other event ends the
-// wait at once.
-const fatalWindow = 500 * time.Millisecond
+// wait at once, so it delays only the report of an error on a quiet line;
+// it is generous, as the close may be slow to arrive on a loaded host.
+const fatalWindow = 2 * time.Second
 
 var _ ports.SpeechSession = (*session)(nil)
 
