@@ -237,7 +237,9 @@ func TestErrorsReadAhead(t *testing.T) {
 
 	// A fatal error: the API closes the session right after it.
 	failed := make(chan error, 1)
-	go func() { failed <- sim.Fail(t.Context(), ports.ModelError{Type: "server_error", Message: "boom", Fatal: true}) }()
+	go func() {
+		failed <- sim.Fail(t.Context(), ports.ModelError{Type: "server_error", Message: "boom", Fatal: true})
+	}()
 	ev, err := s.Recv(ctx)
 	require.NoError(t, err)
 	require.Equal(t, ports.SpeechError, ev.Type)
