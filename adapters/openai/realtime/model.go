@@ -67,11 +67,12 @@ func New(opts Options) *Model {
 }
 
 // Open dials the Realtime API, sends session.update built from the
-// Options and cfg's instructions and waits for session.updated. ctx bounds only this handshake. Errors wrap
-// ports.ErrRejected when the API refused the credentials (401/403), the
-// request (other 4xx) or the configuration (an error event), ports.ErrUnavailable
-// when it could not be reached, answered 5xx or closed the socket, and
-// ctx.Err() when ctx ended first.
+// Options and cfg's instructions and waits for session.updated; cfg.CallID
+// names the session's log lines (call_id). ctx bounds only this handshake.
+// Errors wrap ports.ErrRejected when the API refused the credentials
+// (401/403), the request (other 4xx) or the configuration (an error
+// event), ports.ErrUnavailable when it could not be reached, answered 5xx
+// or closed the socket, and ctx.Err() when ctx ended first.
 func (m *Model) Open(ctx context.Context, cfg ports.SpeechConfig) (ports.SpeechSession, error) {
 	header := http.Header{}
 	header.Set("Authorization", "Bearer "+m.opts.APIKey)

@@ -176,9 +176,9 @@ func (s *session) sendEvent(ctx context.Context, op string, event json.Marshaler
 // the session's end, makes it return); after an error event, or with a
 // context that can end, the session reads through a goroutine.
 func (s *session) Recv(ctx context.Context) (ports.SpeechEvent, error) {
-	ev := s.next
+	var ev ports.SpeechEvent
 	if s.hasNext {
-		s.next, s.hasNext = ports.SpeechEvent{}, false
+		ev, s.next, s.hasNext = s.next, ports.SpeechEvent{}, false
 	} else {
 		var err error
 		if ev, err = s.stream.Recv(ctx); err != nil {
