@@ -7,7 +7,6 @@ import (
 	oai "github.com/openai/openai-go/v3/realtime"
 
 	"github.com/convgateway/gateway/adapters/internal/jsonscan"
-	"github.com/convgateway/gateway/ports"
 )
 
 // appendAudio appends an input_audio_buffer.append event carrying the
@@ -19,40 +18,31 @@ func appendAudio(b, audio []byte) []byte {
 }
 
 // sessionUpdate is the session.update that configures a call: mu-law in
-// and out, audio responses only.
-func sessionUpdate(cfg ports.SpeechConfig) oai.SessionUpdateEventParam {
+// and out, audio responses only, the adapter's voice, turn detection and
+// transcription, and the call's instructions.
+func sessionUpdate(instructions string, o Options) oai.SessionUpdateEventParam {
 	pcmu := oai.RealtimeAudioFormatsUnionParam{OfAudioPCMU: &oai.RealtimeAudioFormatsAudioPCMUParam{Type: "audio/pcmu"}}
 	in := oai.RealtimeAudioConfigInputParam{Format: pcmu}
-	switch cfg.TurnDetection {
-	case "semantic_vad":
+	if o.TurnDetection == TurnSemanticVAD {
 		in.TurnDetection.OfSemanticVad = &oai.RealtimeAudioInputTurnDetectionSemanticVadParam{}
-	case "server_vad", "":
+	} else {
 		in.TurnDetection.OfServerVad = &oai.RealtimeAudioInputTurnDetectionServerVadParam{}
 	}
-	if cfg.TranscriptionModel != "" {
-		in.Transcription.Model = oai.AudioTranscriptionModel(cfg.TranscriptionModel)
+	if o.TranscriptionModel != "" {
+		in.Transcription.Model = oai.AudioTranscriptionModel(o.TranscriptionModel)
 	}
 	out := oai.RealtimeAudioConfigOutputParam{Format: pcmu}
-	if cfg.Voice != "" {
-		out.Voice.OfString = param.NewOpt(cfg.Voice)
+	if o.Voice != "" {
+		out.Voice.OfString = param.NewOpt(o.Voice)
 	}
 	session := &oai.RealtimeSessionCreateRequestParam{
 		OutputModalities: []string{"audio"},
 		Audio:            oai.RealtimeAudioConfigParam{Input: in, Output: out},
 	}
-	if cfg.Instructions != "" {
-		session.Instructions = param.NewOpt(cfg.Instructions)
+	if instructions != "" {
+		session.Instructions = param.NewOpt(instructions)
 	}
 	return oai.SessionUpdateEventParam{Session: oai.SessionUpdateEventSessionUnionParam{OfRealtime: session}}
-}
-
-// userText is the conversation.item.create of a user text message.
-func userText(text string) oai.ConversationItemCreateEventParam {
-	return oai.ConversationItemCreateEventParam{
-		Item: oai.ConversationItemParamOfRealtimeUserMessageItem([]oai.RealtimeConversationItemUserMessageContentParam{
-			{Type: "input_text", Text: param.NewOpt(text)},
-		}),
-	}
 }
 
 // responseCreate is a response.create, with instructions for this response
@@ -69,9 +59,6 @@ func responseCreate(instructions string) oai.ResponseCreateEventParam {
 func truncate(itemID string, audioEndMs int) oai.ConversationItemTruncateEventParam {
 	return oai.ConversationItemTruncateEventParam{ItemID: itemID, ContentIndex: 0, AudioEndMs: int64(audioEndMs)}
 }
-
-// cancel is a response.cancel of the response in progress.
-func cancel() oai.ResponseCancelEventParam { return oai.ResponseCancelEventParam{} }
 
 // appendJSON appends the JSON encoding of a client event.
 func appendJSON(b []byte, v json.Marshaler) ([]byte, error) {

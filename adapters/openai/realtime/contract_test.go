@@ -6,7 +6,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/convgateway/gateway/ports"
 	"github.com/convgateway/gateway/test/sim/openairest/contract"
 )
 
@@ -18,20 +17,20 @@ func TestClientEventsMatchSchema(t *testing.T) {
 		require.NoError(t, err)
 		return b
 	}
-	full := ports.SpeechConfig{Instructions: "Be brief.", Voice: "marin", TurnDetection: "semantic_vad", TranscriptionModel: "gpt-4o-transcribe"}
+	full := Options{Voice: "marin", TurnDetection: TurnSemanticVAD, TranscriptionModel: "gpt-4o-transcribe"}
 	cases := []struct {
 		schema string
 		event  []byte
 	}{
 		{"RealtimeClientEventInputAudioBufferAppend", appendAudio(nil, []byte("//79/Pv6+fg="))},
 		{"RealtimeClientEventInputAudioBufferAppend", appendAudio(nil, []byte(`odd "bytes"`))},
-		{"RealtimeClientEventSessionUpdate", marshal(sessionUpdate(full))},
-		{"RealtimeClientEventSessionUpdate", marshal(sessionUpdate(ports.SpeechConfig{TurnDetection: "server_vad"}))},
-		{"RealtimeClientEventConversationItemCreate", marshal(userText("hello"))},
+		{"RealtimeClientEventSessionUpdate", marshal(sessionUpdate("Be brief.", full))},
+		{"RealtimeClientEventSessionUpdate", marshal(sessionUpdate("", Options{TurnDetection: TurnServerVAD}))},
+		{"RealtimeClientEventSessionUpdate", marshal(sessionUpdate("", Options{}))},
 		{"RealtimeClientEventResponseCreate", marshal(responseCreate(""))},
 		{"RealtimeClientEventResponseCreate", marshal(responseCreate("Greet the caller."))},
 		{"RealtimeClientEventConversationItemTruncate", marshal(truncate("item_1", 1234))},
-		{"RealtimeClientEventResponseCancel", marshal(cancel())},
+		{"RealtimeClientEventConversationItemTruncate", marshal(truncate("item_1", 0))},
 	}
 	for _, c := range cases {
 		t.Run(c.schema, func(t *testing.T) {
@@ -50,8 +49,8 @@ func TestClientEventsMatchSchema(t *testing.T) {
 // TestSessionUpdateShape pins the GA fields the gateway depends on, which
 // the schema allows but does not require.
 func TestSessionUpdateShape(t *testing.T) {
-	b, err := appendJSON(nil, sessionUpdate(ports.SpeechConfig{
-		Instructions: "Be brief.", Voice: "marin", TurnDetection: "semantic_vad", TranscriptionModel: "gpt-4o-transcribe",
+	b, err := appendJSON(nil, sessionUpdate("Be brief.", Options{
+		Voice: "marin", TurnDetection: TurnSemanticVAD, TranscriptionModel: "gpt-4o-transcribe",
 	}))
 	require.NoError(t, err)
 	assert.JSONEq(t, `{"type":"session.update","session":{
@@ -59,4 +58,24 @@ func TestSessionUpdateShape(t *testing.T) {
 		"audio":{
 			"input":{"format":{"type":"audio/pcmu"},"turn_detection":{"type":"semantic_vad"},"transcription":{"model":"gpt-4o-transcribe"}},
 			"output":{"format":{"type":"audio/pcmu"},"voice":"marin"}}}}`, string(b))
+
+	// Without options: server VAD, no transcription, the API's voice.
+	b, err = appendJSON(nil, sessionUpdate("", Options{}))
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"type":"session.update","session":{
+		"type":"realtime","output_modalities":["audio"],
+		"audio":{"input":{"format":{"type":"audio/pcmu"},"turn_detection":{"type":"server_vad"}},"output":{"format":{"type":"audio/pcmu"}}}}}`, string(b))
+}
+
+// TestResponseCreateShape: instructions for one response only when given.
+func TestResponseCreateShape(t *testing.T) {
+	b, err := appendJSON(nil, responseCreate(""))
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"type":"response.create"}`, string(b))
+	b, err = appendJSON(nil, responseCreate("Greet the caller."))
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"type":"response.create","response":{"instructions":"Greet the caller."}}`, string(b))
+	b, err = appendJSON(nil, truncate("item_1", 40))
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"type":"conversation.item.truncate","item_id":"item_1","content_index":0,"audio_end_ms":40}`, string(b))
 }

@@ -1,8 +1,11 @@
 package realtime
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"sync/atomic"
 
 	"github.com/convgateway/gateway/adapters/internal/jsonscan"
 	"github.com/convgateway/gateway/adapters/internal/wsstream"
@@ -10,25 +13,31 @@ import (
 )
 
 // decoder turns server events into SpeechEvents. It is used by one
-// goroutine only. The ids of the response and item being streamed are
-// remembered so that their many audio deltas share strings.
+// goroutine at a time. The id of the item being streamed is remembered so
+// that its many audio deltas share one string, and the audio of each item
+// is counted (spoken) so that Heard never truncates beyond it.
 type decoder struct {
-	responseID, itemID string
+	log *slog.Logger // nil discards
+	// opened is set once session.updated has confirmed the configuration:
+	// until then that event is returned (as SpeechUnknown) to configure,
+	// afterwards it is ignored.
+	opened bool
 	// lastWasError is set when the last event decoded was an error, so
 	// that a close right after it can be told apart as fatal.
 	lastWasError bool
+
+	itemID    string
+	itemBytes *atomic.Int64 // spoken's count for itemID
+	spoken    spoken
 }
 
 // serverEvent holds the fields of every non-audio server event the gateway
 // uses.
 type serverEvent struct {
-	Type         string `json:"type"`
-	ItemID       string `json:"item_id"`
-	ResponseID   string `json:"response_id"`
-	AudioStartMs int    `json:"audio_start_ms"`
-	AudioEndMs   int    `json:"audio_end_ms"`
-	Transcript   string `json:"transcript"`
-	Response     struct {
+	Type       string `json:"type"`
+	ItemID     string `json:"item_id"`
+	Transcript string `json:"transcript"`
+	Response   struct {
 		ID     string `json:"id"`
 		Status string `json:"status"`
 		Usage  struct {
@@ -57,13 +66,11 @@ func (d *decoder) decode(b []byte) (ports.SpeechEvent, error) {
 	if !ok {
 		return ports.SpeechEvent{}, fmt.Errorf("%w: not an object", ports.ErrInvalidInput)
 	}
-	var typ, responseID, itemID, delta []byte
+	var typ, itemID, delta []byte
 	for key, val, ok := it.Next(); ok; key, val, ok = it.Next() {
 		switch string(key) {
 		case "type":
 			typ, _ = jsonscan.String(val)
-		case "response_id":
-			responseID = val
 		case "item_id":
 			itemID = val
 		case "delta":
@@ -71,7 +78,7 @@ func (d *decoder) decode(b []byte) (ports.SpeechEvent, error) {
 		}
 	}
 	if string(typ) == "response.output_audio.delta" {
-		return d.audioDelta(responseID, itemID, delta)
+		return d.audioDelta(itemID, delta)
 	}
 	if !used[string(typ)] {
 		if typ == nil {
@@ -83,45 +90,62 @@ func (d *decoder) decode(b []byte) (ports.SpeechEvent, error) {
 	if err := json.Unmarshal(b, &e); err != nil {
 		return ports.SpeechEvent{}, fmt.Errorf("%w: %s: %v", ports.ErrInvalidInput, typ, err)
 	}
-	ev := ports.SpeechEvent{ResponseID: e.ResponseID, ItemID: e.ItemID}
+	return d.event(&e)
+}
+
+// event maps a decoded server event other than an audio delta.
+func (d *decoder) event(e *serverEvent) (ports.SpeechEvent, error) {
+	ev := ports.SpeechEvent{Utterance: e.ItemID}
 	switch e.Type {
 	case "session.updated":
-		ev.Type = ports.SpeechSessionUpdated
-	case "input_audio_buffer.speech_started":
-		ev.Type = ports.SpeechStarted
-		ev.AudioStartMs = e.AudioStartMs
-	case "input_audio_buffer.speech_stopped":
-		ev.Type = ports.SpeechStopped
-		ev.AudioEndMs = e.AudioEndMs
-	case "response.created":
-		ev.Type = ports.SpeechResponseCreated
-		ev.ResponseID = e.Response.ID
-	case "response.output_audio.done":
-		ev.Type = ports.SpeechAudioDone
-	case "response.output_audio_transcript.done":
-		ev.Type = ports.SpeechAssistantText
-		ev.Text = e.Transcript
-	case "conversation.item.input_audio_transcription.completed":
-		ev.Type = ports.SpeechCallerText
-		ev.Text = e.Transcript
-	case "response.done":
-		ev.Type = ports.SpeechResponseDone
-		ev.ResponseID = e.Response.ID
-		ev.Status = e.Response.Status
-		ev.Usage = ports.Usage{
-			InputTokens:  e.Response.Usage.InputTokens,
-			OutputTokens: e.Response.Usage.OutputTokens,
-			TotalTokens:  e.Response.Usage.TotalTokens,
+		if d.opened {
+			return ports.SpeechEvent{}, fmt.Errorf("%w %q", wsstream.ErrIgnore, e.Type)
 		}
-	case "conversation.item.truncated":
-		ev.Type = ports.SpeechTruncated
-		ev.AudioEndMs = e.AudioEndMs
+		return ports.SpeechEvent{Type: ports.SpeechUnknown}, nil
+	case "input_audio_buffer.speech_started":
+		ev.Type = ports.SpeechCallerStarted
+	case "input_audio_buffer.speech_stopped":
+		ev.Type = ports.SpeechCallerStopped
+	case "response.output_audio.done":
+		ev.Type = ports.SpeechUtteranceDone
+	case "response.output_audio_transcript.done":
+		ev.Type, ev.Text, ev.Final = ports.SpeechAssistantText, e.Transcript, true
+	case "conversation.item.input_audio_transcription.completed":
+		ev.Type, ev.Text, ev.Final = ports.SpeechCallerText, e.Transcript, true
+	case "response.done":
+		return d.responseDone(e)
 	case "error":
-		ev.Type = ports.SpeechError
-		ev.Err = &ports.ModelError{Type: e.Error.Type, Code: e.Error.Code, Message: e.Error.Message, EventID: e.Error.EventID}
 		d.lastWasError = true
+		d.logf(slog.LevelInfo, "model error", "type", e.Error.Type, "code", e.Error.Code,
+			"message", e.Error.Message, "event_id", e.Error.EventID)
+		ev = ports.SpeechEvent{Type: ports.SpeechError,
+			Err: &ports.ModelError{Type: e.Error.Type, Code: e.Error.Code, Message: e.Error.Message}}
 	}
 	return ev, nil
+}
+
+// responseDone reports a response's usage. A response that ended for
+// another reason than completion or cancellation is logged: the port has
+// no event for it.
+func (d *decoder) responseDone(e *serverEvent) (ports.SpeechEvent, error) {
+	if s := e.Response.Status; s != "completed" && s != "cancelled" {
+		d.logf(slog.LevelWarn, "model response ended", "response_id", e.Response.ID, "status", s)
+	}
+	u := ports.Usage{
+		InputTokens:  e.Response.Usage.InputTokens,
+		OutputTokens: e.Response.Usage.OutputTokens,
+		TotalTokens:  e.Response.Usage.TotalTokens,
+	}
+	if u == (ports.Usage{}) {
+		return ports.SpeechEvent{}, fmt.Errorf("%w: response.done without usage", wsstream.ErrIgnore)
+	}
+	return ports.SpeechEvent{Type: ports.SpeechUsage, Usage: u}, nil
+}
+
+func (d *decoder) logf(level slog.Level, msg string, args ...any) {
+	if d.log != nil {
+		d.log.Log(context.Background(), level, msg, args...)
+	}
 }
 
 // used lists the server events decoded into SpeechEvents besides audio
@@ -130,27 +154,23 @@ var used = map[string]bool{
 	"session.updated":                                       true,
 	"input_audio_buffer.speech_started":                     true,
 	"input_audio_buffer.speech_stopped":                     true,
-	"response.created":                                      true,
 	"response.output_audio.done":                            true,
 	"response.output_audio_transcript.done":                 true,
 	"conversation.item.input_audio_transcription.completed": true,
 	"response.done":                                         true,
-	"conversation.item.truncated":                           true,
 	"error":                                                 true,
 }
 
-func (d *decoder) audioDelta(responseID, itemID, delta []byte) (ports.SpeechEvent, error) {
+func (d *decoder) audioDelta(itemID, delta []byte) (ports.SpeechEvent, error) {
 	audio, ok := jsonscan.String(delta)
 	if !ok {
 		return ports.SpeechEvent{}, fmt.Errorf("%w: audio delta without delta", ports.ErrInvalidInput)
 	}
-	rid, _ := jsonscan.String(responseID)
 	iid, _ := jsonscan.String(itemID)
-	if string(rid) != d.responseID {
-		d.responseID = string(rid)
-	}
-	if string(iid) != d.itemID {
+	if string(iid) != d.itemID || d.itemBytes == nil {
 		d.itemID = string(iid)
+		d.itemBytes = d.spoken.item(d.itemID)
 	}
-	return ports.SpeechEvent{Type: ports.SpeechAudioDelta, ResponseID: d.responseID, ItemID: d.itemID, Audio: audio}, nil
+	d.itemBytes.Add(int64(decodedLen(audio)))
+	return ports.SpeechEvent{Type: ports.SpeechAudio, Utterance: d.itemID, Audio: audio}, nil
 }

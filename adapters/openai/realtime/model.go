@@ -28,7 +28,25 @@ type Options struct {
 	Logger *slog.Logger
 	// HTTPClient dials the WebSocket; nil means http.DefaultClient.
 	HTTPClient *http.Client
+
+	// Voice is the assistant's voice ("marin", "alloy", ...); empty leaves
+	// the API's default.
+	Voice string
+	// TurnDetection is how the API tells the caller's turns apart:
+	// TurnServerVAD (also when empty) or TurnSemanticVAD.
+	TurnDetection string
+	// TranscriptionModel transcribes the caller (SpeechCallerText), e.g.
+	// "gpt-4o-transcribe"; empty means the caller is not transcribed.
+	TranscriptionModel string
 }
+
+// The turn detections of Options.TurnDetection.
+const (
+	// TurnServerVAD ends a turn after a pause in the caller's voice.
+	TurnServerVAD = "server_vad"
+	// TurnSemanticVAD ends a turn when the caller's words seem complete.
+	TurnSemanticVAD = "semantic_vad"
+)
 
 // Model opens Realtime sessions. It implements ports.SpeechModel and is
 // safe for concurrent use.
@@ -48,12 +66,13 @@ func New(opts Options) *Model {
 	return &Model{opts: opts, log: log}
 }
 
-// Open dials the Realtime API, sends session.update built from cfg and
-// waits for session.updated. ctx bounds only this handshake. Errors wrap
-// ports.ErrRejected when the API refused the credentials (401/403), the
-// request (other 4xx) or the configuration (an error event), ports.ErrUnavailable
-// when it could not be reached, answered 5xx or closed the socket, and
-// ctx.Err() when ctx ended first.
+// Open dials the Realtime API, sends session.update built from the
+// Options and cfg's instructions and waits for session.updated; cfg.CallID
+// names the session's log lines (call_id). ctx bounds only this handshake.
+// Errors wrap ports.ErrRejected when the API refused the credentials
+// (401/403), the request (other 4xx) or the configuration (an error
+// event), ports.ErrUnavailable when it could not be reached, answered 5xx
+// or closed the socket, and ctx.Err() when ctx ended first.
 func (m *Model) Open(ctx context.Context, cfg ports.SpeechConfig) (ports.SpeechSession, error) {
 	header := http.Header{}
 	header.Set("Authorization", "Bearer "+m.opts.APIKey)
@@ -68,8 +87,8 @@ func (m *Model) Open(ctx context.Context, cfg ports.SpeechConfig) (ports.SpeechS
 		return nil, fmt.Errorf("realtime: dial: %w", dialError(resp, err))
 	}
 	conn.SetReadLimit(ReadLimit)
-	s := newSession(conn, m.log.With("call_sid", cfg.CallSid))
-	if err := s.configure(ctx, cfg); err != nil {
+	s := newSession(conn, m.log.With("call_id", cfg.CallID))
+	if err := s.configure(ctx, sessionUpdate(cfg.Instructions, m.opts)); err != nil {
 		_ = s.Close()
 		return nil, err
 	}

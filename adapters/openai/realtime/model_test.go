@@ -21,6 +21,7 @@ import (
 
 	"github.com/convgateway/gateway/adapters/openai/realtime"
 	"github.com/convgateway/gateway/ports"
+	"github.com/convgateway/gateway/ports/peer"
 	"github.com/convgateway/gateway/ports/porttest"
 	"github.com/convgateway/gateway/test/sim/openairest/contract"
 	"github.com/convgateway/gateway/test/sim/realtimesim"
@@ -38,9 +39,12 @@ func newSim(t *testing.T, opts realtimesim.Options) (*realtimesim.Server, *realt
 	t.Cleanup(sim.Close)
 	var logs testlog.Buffer
 	model := realtime.New(realtime.Options{
-		URL:    sim.URL(),
-		APIKey: apiKey,
-		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		URL:                sim.URL(),
+		APIKey:             apiKey,
+		Logger:             slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Voice:              "alloy",
+		TurnDetection:      realtime.TurnServerVAD,
+		TranscriptionModel: "whisper-1",
 	})
 	return sim, model, &logs
 }
@@ -49,7 +53,7 @@ func open(t *testing.T, model *realtime.Model) ports.SpeechSession {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
-	s, err := model.Open(ctx, ports.SpeechConfig{Voice: "alloy", TurnDetection: "server_vad", TranscriptionModel: "whisper-1"})
+	s, err := model.Open(ctx, ports.SpeechConfig{Instructions: "Be brief.", CallID: "CA1"})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Close() })
 	return s
@@ -119,48 +123,129 @@ func TestEndReasons(t *testing.T) {
 	})
 }
 
-func TestEventsAreMapped(t *testing.T) {
+func TestOpenConfiguresSession(t *testing.T) {
 	sim, model, _ := newSim(t, realtimesim.Options{})
 	s := open(t, model)
+	sess, err := sim.Latest(t.Context())
+	require.NoError(t, err)
+	conf, err := sess.WaitConfig(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, realtimesim.Config{Instructions: "Be brief.", Voice: "alloy", TurnDetection: "server_vad", TranscriptionModel: "whisper-1"}, conf)
+	assert.Equal(t, ports.Mulaw8k, s.Format())
+	assert.Equal(t, ports.InterruptedByGateway, s.Interruptions())
+}
+
+func TestEventsAreMapped(t *testing.T) {
+	sim, model, logs := newSim(t, realtimesim.Options{})
+	s := open(t, model)
 	ctx := t.Context()
-	require.NoError(t, sim.StartSpeech(ctx, "item_caller", 120))
+	sess, err := sim.Latest(ctx)
+	require.NoError(t, err)
+	require.NoError(t, sess.StartSpeech(ctx, "item_caller", 120))
 	chunk := []byte(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0x55}, 160))) // 20 ms
-	go func() { _ = sim.Say(ctx, "resp_1", "item_1", "Hi!", chunk) }()
+	go func() { _ = sess.SayAs(ctx, "resp_1", "item_1", "Hi!", chunk, chunk) }()
 
 	var got []ports.SpeechEvent
-	for len(got) == 0 || got[len(got)-1].Type != ports.SpeechResponseDone {
+	for len(got) == 0 || got[len(got)-1].Type != ports.SpeechUsage {
 		ev, err := s.Recv(ctx)
 		require.NoError(t, err)
 		ev.Audio = bytes.Clone(ev.Audio)
 		got = append(got, ev)
 	}
 	want := []ports.SpeechEvent{
-		{Type: ports.SpeechStarted, ItemID: "item_caller", AudioStartMs: 120},
-		{Type: ports.SpeechResponseCreated, ResponseID: "resp_1"},
-		{Type: ports.SpeechAudioDelta, ResponseID: "resp_1", ItemID: "item_1", Audio: chunk},
-		{Type: ports.SpeechAudioDone, ResponseID: "resp_1", ItemID: "item_1"},
-		{Type: ports.SpeechAssistantText, ResponseID: "resp_1", ItemID: "item_1", Text: "Hi!"},
-		{Type: ports.SpeechResponseDone, ResponseID: "resp_1", Status: "completed", Usage: ports.Usage{InputTokens: 10, OutputTokens: 21, TotalTokens: 31}},
+		{Type: ports.SpeechCallerStarted, Utterance: "item_caller"},
+		{Type: ports.SpeechAudio, Utterance: "item_1", Audio: chunk},
+		{Type: ports.SpeechAudio, Utterance: "item_1", Audio: chunk},
+		{Type: ports.SpeechUtteranceDone, Utterance: "item_1"},
+		{Type: ports.SpeechAssistantText, Utterance: "item_1", Text: "Hi!", Final: true},
+		{Type: ports.SpeechUsage, Usage: ports.Usage{InputTokens: 10, OutputTokens: 22, TotalTokens: 32}},
 	}
 	assert.Equal(t, want, got)
 
-	// A truncation within the item's 5 ms of audio is confirmed; one beyond
-	// it is an error, as with the real API, and the session goes on.
-	require.NoError(t, s.Truncate(ctx, "item_1", 5))
+	require.NoError(t, sim.CallerSpeaks(ctx, "Hello?"))
+	for _, want := range []ports.SpeechEventType{ports.SpeechCallerStarted, ports.SpeechCallerStopped, ports.SpeechCallerText} {
+		ev, err := s.Recv(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, want, ev.Type)
+		assert.NotEmpty(t, ev.Utterance, "the caller's item")
+		if ev.Type == ports.SpeechCallerText {
+			assert.Equal(t, "Hello?", ev.Text)
+			assert.True(t, ev.Final)
+		}
+	}
+
+	// Heard within the item's 40 ms of audio is sent as it is; beyond it,
+	// it is clamped to the audio the session delivered, which the API
+	// accepts. An item the session never heard of goes as it is, and the
+	// API's error is a SpeechError (and the first event since: the
+	// simulator answers in order, and confirmations are not passed on).
+	require.NoError(t, s.Heard(ctx, "item_1", 5))
+	require.NoError(t, s.Heard(ctx, "item_1", 500))
+	require.NoError(t, s.Heard(ctx, "item_unknown", 5))
 	ev, err := s.Recv(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, ports.SpeechEvent{Type: ports.SpeechTruncated, ItemID: "item_1", AudioEndMs: 5}, ev)
-	require.NoError(t, s.Truncate(ctx, "item_1", 500))
-	ev, err = s.Recv(ctx)
-	require.NoError(t, err)
 	require.Equal(t, ports.SpeechError, ev.Type)
-	assert.Equal(t, "invalid_value", ev.Err.Code)
+	assert.Equal(t, "item_not_found", ev.Err.Code)
+	assert.Equal(t, []peer.Heard{{Utterance: "item_1", Ms: 5}, {Utterance: "item_1", Ms: 40}, {Utterance: "item_unknown", Ms: 5}}, sim.Heard())
+	assert.Contains(t, logs.String(), "call_id=CA1", "the session's lines name the call")
+	assert.Contains(t, logs.String(), `msg="model error"`)
 
-	require.NoError(t, s.Cancel(ctx))
-	ev, err = s.Recv(ctx)
+	require.NoError(t, s.Respond(ctx, ""))
+	require.NoError(t, s.Respond(ctx, "Say goodbye."))
+	require.Eventually(t, func() bool { return sim.Responds() == 2 }, 5*time.Second, 5*time.Millisecond)
+}
+
+// TestErrorsReadAhead: Recv holds an error event until it knows whether
+// the API closes the session because of it. An event that follows ends the
+// wait and comes next, its audio intact (the session switches from reading
+// inline to reading through a goroutine meanwhile).
+func TestErrorsReadAhead(t *testing.T) {
+	sim, model, _ := newSim(t, realtimesim.Options{})
+	s := open(t, model)
+	sess, err := sim.Latest(t.Context())
+	require.NoError(t, err)
+	chunks := make([][]byte, 4)
+	for i := range chunks {
+		chunks[i] = []byte(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{byte(i)}, 160)))
+	}
+	ctx := context.Background() // inline reads until the error
+	for range 2 {
+		done := make(chan error, 1)
+		go func() {
+			if err := sess.Fail(ctx, ports.ModelError{Type: "invalid_request_error", Code: "bad", Message: "bad"}); err != nil {
+				done <- err
+				return
+			}
+			done <- sess.SayAs(ctx, "resp_1", "item_1", "Hi.", chunks...)
+		}()
+		ev, err := s.Recv(ctx)
+		require.NoError(t, err)
+		require.Equal(t, ports.SpeechError, ev.Type)
+		assert.False(t, ev.Err.Fatal, "an event followed")
+		for _, want := range chunks {
+			ev, err := s.Recv(ctx)
+			require.NoError(t, err)
+			require.Equal(t, ports.SpeechAudio, ev.Type)
+			assert.Equal(t, string(want), string(ev.Audio), "audio read ahead stays intact")
+		}
+		for ev.Type != ports.SpeechUsage {
+			ev, err = s.Recv(ctx)
+			require.NoError(t, err)
+		}
+		require.NoError(t, <-done)
+	}
+
+	// A fatal error: the API closes the session right after it.
+	failed := make(chan error, 1)
+	go func() {
+		failed <- sim.Fail(t.Context(), ports.ModelError{Type: "server_error", Message: "boom", Fatal: true})
+	}()
+	ev, err := s.Recv(ctx)
 	require.NoError(t, err)
 	require.Equal(t, ports.SpeechError, ev.Type)
-	assert.Equal(t, "response_cancel_not_active", ev.Err.Code, "cancel with no active response")
+	assert.True(t, ev.Err.Fatal)
+	assert.Equal(t, "fatal_error", recvEnd(t, s).Reason)
+	require.NoError(t, <-failed)
 }
 
 func TestServerEventsMatchSchema(t *testing.T) {
@@ -183,20 +268,22 @@ func TestServerEventsMatchSchema(t *testing.T) {
 	for _, frame := range []string{voice, quiet, quiet, quiet} {
 		require.NoError(t, s.AppendAudio(ctx, []byte(frame)))
 	}
+	var said string
 	for {
 		ev, err := s.Recv(ctx)
 		require.NoError(t, err)
-		if ev.Type == ports.SpeechResponseDone {
+		if ev.Type == ports.SpeechAudio {
+			said = ev.Utterance
+		}
+		if ev.Type == ports.SpeechUsage {
 			break
 		}
 	}
-	require.NoError(t, s.Truncate(ctx, "item_x", 1)) // an error event
-	require.NoError(t, s.Cancel(ctx))                // another
-	for range 2 {
-		ev, err := s.Recv(ctx)
-		require.NoError(t, err)
-		require.Equal(t, ports.SpeechError, ev.Type)
-	}
+	require.NoError(t, s.Heard(ctx, said, 10))    // confirmed: conversation.item.truncated
+	require.NoError(t, s.Heard(ctx, "item_x", 1)) // the caller's item: an error
+	ev, err := s.Recv(ctx)
+	require.NoError(t, err)
+	require.Equal(t, ports.SpeechError, ev.Type)
 
 	mu.Lock()
 	defer mu.Unlock()
@@ -213,7 +300,7 @@ func TestServerEventsMatchSchema(t *testing.T) {
 	}
 	for _, typ := range []string{"session.created", "session.updated", "input_audio_buffer.speech_started", "input_audio_buffer.speech_stopped",
 		"conversation.item.input_audio_transcription.completed", "response.created", "response.output_audio.delta",
-		"response.output_audio.done", "response.output_audio_transcript.done", "response.done", "error"} {
+		"response.output_audio.done", "response.output_audio_transcript.done", "response.done", "conversation.item.truncated", "error"} {
 		assert.True(t, seen[typ], "the simulator sent %s", typ)
 	}
 }
@@ -270,22 +357,6 @@ func TestOpenErrors(t *testing.T) {
 	})
 }
 
-func TestBetaHeaderIsRefusedBySimulator(t *testing.T) {
-	sim, _, _ := newSim(t, realtimesim.Options{})
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	conn, _, err := websocket.Dial(ctx, sim.URL(), &websocket.DialOptions{HTTPHeader: http.Header{
-		"Authorization": {"Bearer " + apiKey}, "OpenAI-Beta": {"realtime=v1"},
-	}})
-	require.NoError(t, err)
-	defer conn.CloseNow()
-	_, b, err := conn.Read(ctx)
-	require.NoError(t, err)
-	assert.Contains(t, string(b), "beta_api_shape_disabled")
-	_, _, err = conn.Read(ctx)
-	assert.Equal(t, websocket.StatusCode(4000), websocket.CloseStatus(err))
-}
-
 // TestMalformedEventsAreSkipped: malformed events are skipped and logged
 // at a bounded rate (a line when they begin, then at most one every few
 // seconds), not one line each; the session goes on.
@@ -335,7 +406,7 @@ func TestMalformedEventsAreSkipped(t *testing.T) {
 	ev, err := s.Recv(t.Context())
 	require.NoError(t, err)
 	took := time.Since(began)
-	assert.Equal(t, ports.SpeechEvent{Type: ports.SpeechStarted, ItemID: "i", AudioStartMs: 9}, ev)
+	assert.Equal(t, ports.SpeechEvent{Type: ports.SpeechCallerStarted, Utterance: "i"}, ev)
 	lines := strings.Count(logs.String(), "skipped frames")
 	t.Logf("%d malformed events in %v: %d log lines", flood+6, took, lines)
 	assert.Positive(t, lines)

@@ -3,8 +3,10 @@ package realtime
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -16,20 +18,35 @@ import (
 type session struct {
 	stream *wsstream.Stream[ports.SpeechEvent]
 	dec    decoder // used by whichever goroutine reads (one at a time)
+
+	// next is an event read ahead after an error event (see Recv); Recv's
+	// goroutine only.
+	next    ports.SpeechEvent
+	hasNext bool
 }
+
+// fatalWindow is how long Recv waits after an error event for the API to
+// close the session, which makes the error fatal. Any other event ends the
+// wait at once, so it delays only the report of an error on a quiet line;
+// it is generous, as the close may be slow to arrive on a loaded host.
+const fatalWindow = 2 * time.Second
 
 var _ ports.SpeechSession = (*session)(nil)
 
 func newSession(conn *websocket.Conn, log *slog.Logger) *session {
-	s := &session{}
+	log = log.With("component", "realtime")
+	s := &session{dec: decoder{log: log}}
 	s.stream = wsstream.Start(wsstream.Config[ports.SpeechEvent]{
 		Conn:   conn,
-		Log:    log.With("component", "realtime"),
+		Log:    log,
 		Decode: s.dec.decode,
 		Reason: s.endReason,
 	})
 	return s
 }
+
+// reasonFatal is the end of a session the API closed right after an error.
+const reasonFatal = "fatal_error"
 
 // endReason names the end of a session the server closed: the 60-minute
 // limit ends with 1001 (going away); a close right after an error event
@@ -39,7 +56,7 @@ func (s *session) endReason(code int) string {
 	case code == int(websocket.StatusGoingAway):
 		return "session_limit"
 	case s.dec.lastWasError:
-		return "fatal_error"
+		return reasonFatal
 	case code < 0:
 		return "connection_lost"
 	default:
@@ -47,11 +64,11 @@ func (s *session) endReason(code int) string {
 	}
 }
 
-// configure sends session.update and waits for session.updated. ctx bounds
-// the wait by closing the session when it ends, so that the session's
-// reads stay inline (wsstream) for the rest of its life.
-func (s *session) configure(ctx context.Context, cfg ports.SpeechConfig) error {
-	if err := s.sendEvent(ctx, "session update", sessionUpdate(cfg)); err != nil {
+// configure sends update and waits for session.updated. ctx bounds the
+// wait by closing the session when it ends, so that the session's reads
+// stay inline (wsstream) for the rest of its life.
+func (s *session) configure(ctx context.Context, update json.Marshaler) error {
+	if err := s.sendEvent(ctx, "session update", update); err != nil {
 		return fmt.Errorf("%w: %w", err, ports.ErrUnavailable)
 	}
 	stop := context.AfterFunc(ctx, func() { _ = s.stream.Close(websocket.StatusNormalClosure, "open cancelled") })
@@ -70,7 +87,8 @@ func (s *session) awaitUpdated() error {
 			return fmt.Errorf("realtime: open: %w: %w", ports.ErrUnavailable, err)
 		case ev.Type == ports.SpeechError:
 			return fmt.Errorf("realtime: open: %w: %w", ports.ErrRejected, ev.Err)
-		case ev.Type == ports.SpeechSessionUpdated:
+		case ev.Type == ports.SpeechUnknown: // session.updated, while opening
+			s.dec.opened = true
 			return nil
 		}
 	}
@@ -88,31 +106,30 @@ func (s *session) AppendAudio(ctx context.Context, audio []byte) error {
 	return nil
 }
 
-// SendText sends conversation.item.create with a user text message.
+// Format is 8 kHz mu-law (audio/pcmu), in both directions.
+func (s *session) Format() ports.AudioFormat { return ports.Mulaw8k }
+
+// Interruptions is ports.InterruptedByGateway: the API reports the caller's
+// speech (input_audio_buffer.speech_started) and is told what was heard.
+func (s *session) Interruptions() ports.Interruptions { return ports.InterruptedByGateway }
+
+// Respond sends response.create, with instructions for this response only
+// when not empty. Errors, blocking and concurrency as for AppendAudio.
+func (s *session) Respond(ctx context.Context, instructions string) error {
+	return s.sendEvent(ctx, "respond", responseCreate(instructions))
+}
+
+// Heard sends conversation.item.truncate for content 0 of the assistant
+// item utterance, at ms clamped to the item's audio the session delivered
+// (the API refuses an audio_end_ms beyond it). An item the session does not
+// remember (not one of its last few) is sent as it is: the API answers an
+// unknown one with an error event, which Recv returns as a SpeechError.
 // Errors, blocking and concurrency as for AppendAudio.
-func (s *session) SendText(ctx context.Context, text string) error {
-	return s.sendEvent(ctx, "send text", userText(text))
-}
-
-// RequestResponse sends response.create, with instructions for this
-// response only when not empty. Errors, blocking and concurrency as for
-// AppendAudio.
-func (s *session) RequestResponse(ctx context.Context, instructions string) error {
-	return s.sendEvent(ctx, "request response", responseCreate(instructions))
-}
-
-// Truncate sends conversation.item.truncate for content 0 of itemID. The
-// server answers an audioEndMs beyond the item's audio with an error event.
-// Errors, blocking and concurrency as for AppendAudio.
-func (s *session) Truncate(ctx context.Context, itemID string, audioEndMs int) error {
-	return s.sendEvent(ctx, "truncate", truncate(itemID, audioEndMs))
-}
-
-// Cancel sends response.cancel. The server answers with an error event
-// when no response is active. Errors, blocking and concurrency as for
-// AppendAudio.
-func (s *session) Cancel(ctx context.Context) error {
-	return s.sendEvent(ctx, "cancel", cancel())
+func (s *session) Heard(ctx context.Context, utterance string, ms int) error {
+	if n, ok := s.dec.spoken.bytesOf(utterance); ok {
+		ms = min(ms, ports.Mulaw8k.Millis(int(n)))
+	}
+	return s.sendEvent(ctx, "heard", truncate(utterance, max(ms, 0)))
 }
 
 func (s *session) sendEvent(ctx context.Context, op string, event json.Marshaler) error {
@@ -136,19 +153,61 @@ func (s *session) sendEvent(ctx context.Context, op string, event json.Marshaler
 // "local_close" (Close), "session_limit" (closed with 1001 at the 60-minute
 // limit), "fatal_error" (closed right after an error event, which Recv
 // returned first), "remote_closed", "connection_lost" or "message_too_big".
-// Error events are returned as SpeechError events with Fatal unset: whether
-// one was fatal shows only in the end that follows. Malformed and unused
-// events are logged and skipped. An audio delta's Audio is valid until the
-// next call. Recv must not be called concurrently with itself. With a
-// context that cannot end (context.Background()) it reads the connection
-// itself, which is cheapest: no goroutine and no hand-over per event
-// (then only Close, or the session's end, makes it return).
+//
+// Server events map to SpeechEvents thus: response.output_audio.delta to
+// SpeechAudio and response.output_audio.done to SpeechUtteranceDone (the
+// utterance is the item id), input_audio_buffer.speech_started and
+// speech_stopped to SpeechCallerStarted and SpeechCallerStopped (the
+// caller's item id), the completed input transcription to SpeechCallerText
+// and response.output_audio_transcript.done to SpeechAssistantText (both
+// Final), response.done's usage to SpeechUsage (a response that neither
+// completed nor was cancelled is logged), error to SpeechError. The API
+// does not say which errors end the session: it closes the session right
+// after a fatal one. So Recv holds an error event until the next event
+// arrives (the error was not fatal), the session ends (it was, if the API
+// closed it) or fatalWindow has passed (it was not). The client event id an
+// error names is logged, not returned. Malformed and unused events are
+// logged and skipped.
+//
+// An audio delta's Audio is valid until the next call. Recv must not be
+// called concurrently with itself. With a context that cannot end
+// (context.Background()) it reads the connection itself, which is
+// cheapest: no goroutine and no hand-over per event (then only Close, or
+// the session's end, makes it return); after an error event, or with a
+// context that can end, the session reads through a goroutine.
 func (s *session) Recv(ctx context.Context) (ports.SpeechEvent, error) {
-	ev, err := s.stream.Recv(ctx)
-	if err != nil {
-		return ev, fmt.Errorf("realtime: recv: %w", err)
+	var ev ports.SpeechEvent
+	if s.hasNext {
+		ev, s.next, s.hasNext = s.next, ports.SpeechEvent{}, false
+	} else {
+		var err error
+		if ev, err = s.stream.Recv(ctx); err != nil {
+			return ev, fmt.Errorf("realtime: recv: %w", err)
+		}
+	}
+	if ev.Type == ports.SpeechError {
+		s.awaitFatal(ctx, ev.Err)
 	}
 	return ev, nil
+}
+
+// awaitFatal reads ahead after an error event to learn whether the API
+// closes the session because of it: e.Fatal is set if it does. The event
+// read ahead, if any, is kept for the next Recv: the stream reads through
+// its goroutine from now on, whose two buffers keep that event's audio
+// intact until the Recv after next.
+func (s *session) awaitFatal(ctx context.Context, e *ports.ModelError) {
+	ctx, cancel := context.WithTimeout(ctx, fatalWindow)
+	defer cancel()
+	next, err := s.stream.Recv(ctx)
+	if err == nil {
+		s.next, s.hasNext = next, true
+		return
+	}
+	var ended *ports.SessionEnded
+	if errors.Is(err, ports.ErrClosed) && errors.As(err, &ended) && ended.Reason == reasonFatal {
+		e.Fatal = true
+	}
 }
 
 // Close ends the session with a normal WebSocket close (reason

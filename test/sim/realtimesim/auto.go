@@ -14,6 +14,7 @@ type vad struct {
 	speaking bool
 	posMs    int // position in the input audio
 	quietMs  int // quiet since the caller last spoke
+	startMs  int // where the caller's current turn began
 	itemID   string
 	pcm      []byte // decode buffer
 }
@@ -38,7 +39,7 @@ func (s *Session) listen(ctx context.Context, audio []byte) {
 		if v.speaking {
 			return
 		}
-		v.speaking = true
+		v.speaking, v.startMs = true, start
 		v.itemID = s.nextID("item")
 		_ = s.StartSpeech(ctx, v.itemID, start)
 		s.mu.Lock()
@@ -57,24 +58,28 @@ func (s *Session) listen(ctx context.Context, audio []byte) {
 	}
 	v.speaking = false
 	end := v.posMs
-	_ = s.send(ctx, speechEvent{EventID: s.nextID("event"), Type: "input_audio_buffer.speech_stopped", ItemID: v.itemID, AudioEndMs: &end})
+	_ = s.stopSpeech(ctx, v.itemID, end)
 	s.mu.Lock()
-	transcribe := s.cfg.TranscriptionModel != ""
+	transcribe := s.conf.TranscriptionModel != ""
 	s.mu.Unlock()
 	if transcribe {
-		e := transcriptionEvent{EventID: s.nextID("event"), Type: "conversation.item.input_audio_transcription.completed",
-			ItemID: v.itemID, Transcript: s.srv.opts.Auto.CallerTranscript}
-		e.Usage.Type, e.Usage.Seconds = "duration", float64(end-start)/1000
-		_ = s.send(ctx, e)
+		_ = s.transcribed(ctx, v.itemID, s.srv.opts.Auto.CallerTranscript, end-v.startMs)
 	}
 	s.autoReply(ctx)
 }
 
-// autoReply streams the scripted reply in the background.
+// autoReply streams the scripted reply in the background. It may run on
+// any goroutine.
 func (s *Session) autoReply(ctx context.Context) {
 	a := s.srv.opts.Auto
 	responseID, itemID := s.nextID("resp"), s.nextID("item")
+	s.mu.Lock()
+	if s.ended { // run is waiting for the responders, or has
+		s.mu.Unlock()
+		return
+	}
 	s.wg.Add(1)
+	s.mu.Unlock()
 	go func() {
 		defer s.wg.Done()
 		_ = s.respond(ctx, responseID, itemID, a.Transcript, s.srv.reply, a.chunkEvery())

@@ -47,9 +47,9 @@ func TestAutoTurnAndBargeIn(t *testing.T) {
 		ChunkEvery:       5 * time.Millisecond,
 	}})
 	defer sim.Close()
-	model := realtime.New(realtime.Options{URL: sim.URL(), APIKey: "sk-test"})
+	model := realtime.New(realtime.Options{URL: sim.URL(), APIKey: "sk-test", TurnDetection: realtime.TurnServerVAD, TranscriptionModel: "whisper-1"})
 	ctx := t.Context()
-	s, err := model.Open(ctx, ports.SpeechConfig{TurnDetection: "server_vad", TranscriptionModel: "whisper-1"})
+	s, err := model.Open(ctx, ports.SpeechConfig{})
 	require.NoError(t, err)
 	defer s.Close()
 
@@ -58,13 +58,13 @@ func TestAutoTurnAndBargeIn(t *testing.T) {
 		require.NoError(t, s.AppendAudio(ctx, f))
 	}
 	assert.Equal(t, []ports.SpeechEventType{
-		ports.SpeechStarted, ports.SpeechStopped, ports.SpeechCallerText, ports.SpeechResponseCreated, ports.SpeechAudioDelta,
-	}, until(t, s, ports.SpeechAudioDelta), "a turn, then the reply")
+		ports.SpeechCallerStarted, ports.SpeechCallerStopped, ports.SpeechCallerText, ports.SpeechAudio,
+	}, until(t, s, ports.SpeechAudio), "a turn, then the reply")
 
 	require.NoError(t, s.AppendAudio(ctx, speech)) // the caller talks over the reply
-	seen := until(t, s, ports.SpeechResponseDone)
-	assert.Contains(t, seen, ports.SpeechStarted, "barge-in is reported")
-	assert.NotContains(t, seen, ports.SpeechAudioDone, "the interrupted reply does not finish")
+	seen := until(t, s, ports.SpeechUsage)
+	assert.Contains(t, seen, ports.SpeechCallerStarted, "barge-in is reported")
+	assert.NotContains(t, seen, ports.SpeechUtteranceDone, "the interrupted reply does not finish")
 
 	sess, err := sim.Latest(ctx)
 	require.NoError(t, err)
@@ -77,9 +77,25 @@ func TestAutoAnswersResponseCreate(t *testing.T) {
 	s, err := realtime.New(realtime.Options{URL: sim.URL(), APIKey: "sk-test"}).Open(t.Context(), ports.SpeechConfig{})
 	require.NoError(t, err)
 	defer s.Close()
-	require.NoError(t, s.RequestResponse(t.Context(), "Greet the caller."))
-	seen := until(t, s, ports.SpeechResponseDone)
+	require.NoError(t, s.Respond(t.Context(), "Greet the caller."))
+	seen := until(t, s, ports.SpeechUsage)
 	assert.Equal(t, []ports.SpeechEventType{
-		ports.SpeechResponseCreated, ports.SpeechAudioDelta, ports.SpeechAudioDone, ports.SpeechAssistantText, ports.SpeechResponseDone,
+		ports.SpeechAudio, ports.SpeechUtteranceDone, ports.SpeechAssistantText, ports.SpeechUsage,
 	}, seen, "the AI speaks first")
+	assert.Equal(t, 1, sim.Responds())
+}
+
+// TestAutoAnswersCallerSpeaks: a scripted caller turn is answered as one
+// the simulator detected.
+func TestAutoAnswersCallerSpeaks(t *testing.T) {
+	sim := realtimesim.New(realtimesim.Options{Auto: &realtimesim.Auto{Reply: mulaw.Tone(440, 40), Transcript: "yes", ChunkEvery: time.Millisecond}})
+	defer sim.Close()
+	s, err := realtime.New(realtime.Options{URL: sim.URL(), APIKey: "sk-test", TranscriptionModel: "whisper-1"}).Open(t.Context(), ports.SpeechConfig{})
+	require.NoError(t, err)
+	defer s.Close()
+	require.NoError(t, sim.CallerSpeaks(t.Context(), "Are you there?"))
+	assert.Equal(t, []ports.SpeechEventType{
+		ports.SpeechCallerStarted, ports.SpeechCallerStopped, ports.SpeechCallerText,
+		ports.SpeechAudio, ports.SpeechUtteranceDone, ports.SpeechAssistantText, ports.SpeechUsage,
+	}, until(t, s, ports.SpeechUsage))
 }

@@ -145,14 +145,6 @@ type clientEvent struct {
 		} `json:"audio"`
 		OutputModalities []string `json:"output_modalities"`
 	} `json:"session"`
-	Item struct {
-		Type    string `json:"type"`
-		Role    string `json:"role"`
-		Content []struct {
-			Type string `json:"type"`
-			Text string `json:"text"`
-		} `json:"content"`
-	} `json:"item"`
 	Response struct {
 		Instructions string `json:"instructions"`
 	} `json:"response"`

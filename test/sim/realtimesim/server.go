@@ -15,7 +15,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/convgateway/gateway/ports"
-	"github.com/convgateway/gateway/ports/porttest"
+	"github.com/convgateway/gateway/ports/peer"
 	"github.com/convgateway/gateway/test/sim/mulaw"
 )
 
@@ -68,8 +68,8 @@ type Auto struct {
 	ChunkEvery time.Duration
 }
 
-// Server is a Realtime simulator. Its peer methods (porttest.SpeechPeer)
-// act on the session opened most recently. Safe for concurrent use.
+// Server is a Realtime simulator. Its peer methods (peer.Speech) act on
+// the session opened most recently. Safe for concurrent use.
 type Server struct {
 	opts   Options
 	log    *slog.Logger
@@ -84,7 +84,7 @@ type Server struct {
 	changed  chan struct{} // closed and replaced when a session is added
 }
 
-var _ porttest.SpeechPeer = (*Server)(nil)
+var _ peer.Speech = (*Server)(nil)
 
 // New starts a simulator on a loopback port.
 func New(opts Options) *Server {
@@ -223,13 +223,18 @@ func (s *Server) latest() *Session {
 var errNoSession = errors.New("realtimesim: no session")
 
 // WaitSession waits for the newest session to be configured and returns
-// its configuration.
+// its configuration in the port's words: the instructions (the rest of
+// the session's configuration is the adapter's; Session.WaitConfig has it).
 func (s *Server) WaitSession(ctx context.Context) (ports.SpeechConfig, error) {
 	sess, err := s.Latest(ctx)
 	if err != nil {
 		return ports.SpeechConfig{}, err
 	}
-	return sess.WaitConfig(ctx)
+	conf, err := sess.WaitConfig(ctx)
+	if err != nil {
+		return ports.SpeechConfig{}, err
+	}
+	return ports.SpeechConfig{Instructions: conf.Instructions}, nil
 }
 
 // ReceivedAudio returns the newest session's caller audio frames.
@@ -240,26 +245,18 @@ func (s *Server) ReceivedAudio() [][]byte {
 	return nil
 }
 
-// ReceivedTexts returns the newest session's user texts.
-func (s *Server) ReceivedTexts() []string {
+// Responds counts the newest session's response.create events.
+func (s *Server) Responds() int {
 	if sess := s.latest(); sess != nil {
-		return sess.ReceivedTexts()
-	}
-	return nil
-}
-
-// ResponseRequests counts the newest session's response.create events.
-func (s *Server) ResponseRequests() int {
-	if sess := s.latest(); sess != nil {
-		return sess.ResponseRequests()
+		return sess.Responds()
 	}
 	return 0
 }
 
-// Truncations returns the newest session's truncations.
-func (s *Server) Truncations() []porttest.Truncation {
+// Heard returns the newest session's truncations.
+func (s *Server) Heard() []peer.Heard {
 	if sess := s.latest(); sess != nil {
-		return sess.Truncations()
+		return sess.Heard()
 	}
 	return nil
 }
@@ -273,9 +270,18 @@ func (s *Server) Cancels() int {
 }
 
 // Say streams a response on the newest session (see Session.Say).
-func (s *Server) Say(ctx context.Context, responseID, itemID, transcript string, chunks ...[]byte) error {
+func (s *Server) Say(ctx context.Context, transcript string, chunks ...[]byte) error {
 	if sess := s.latest(); sess != nil {
-		return sess.Say(ctx, responseID, itemID, transcript, chunks...)
+		return sess.Say(ctx, transcript, chunks...)
+	}
+	return errNoSession
+}
+
+// CallerSpeaks reports the caller's words on the newest session (see
+// Session.CallerSpeaks).
+func (s *Server) CallerSpeaks(ctx context.Context, text string) error {
+	if sess := s.latest(); sess != nil {
+		return sess.CallerSpeaks(ctx, text)
 	}
 	return errNoSession
 }

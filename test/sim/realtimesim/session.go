@@ -3,18 +3,15 @@ package realtimesim
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/coder/websocket"
 
-	"github.com/convgateway/gateway/ports"
-	"github.com/convgateway/gateway/ports/porttest"
+	"github.com/convgateway/gateway/ports/peer"
 )
 
 // Session is one simulated Realtime session. Safe for concurrent use.
@@ -28,36 +25,30 @@ type Session struct {
 	wg    sync.WaitGroup
 
 	mu           sync.Mutex
-	cfg          ports.SpeechConfig
+	conf         Config
 	configured   chan struct{}
 	isConfigured bool
 	audio        [][]byte
 	frames       int
-	texts        []string
+	inputMs      int // ms of caller audio received
 	responses    int
-	truncs       []porttest.Truncation
+	heard        []peer.Heard // the truncations received
 	cancels      int
 	streamed     int            // responses streamed (respond calls)
 	itemAudioMs  map[string]int // assistant items: ms of audio sent
 	active       *response
+	ended        bool // the connection has ended: no responder may start
 
 	vad vad // the Auto policy's state; reader goroutine only
 }
 
-// response is a response being streamed.
-type response struct {
-	id     string
-	cancel chan struct{} // closed to cancel
-	reason string        // why it was cancelled; set before cancel is closed
-	once   sync.Once
-	done   chan struct{} // closed when it has sent its last event
-}
-
-func (r *response) stop(reason string) {
-	r.once.Do(func() {
-		r.reason = reason
-		close(r.cancel)
-	})
+// Config is a session's configuration as the client sent it
+// (session.update).
+type Config struct {
+	Instructions       string
+	Voice              string
+	TurnDetection      string // "server_vad", "semantic_vad"; empty without turn detection
+	TranscriptionModel string // empty when the caller is not transcribed
 }
 
 func newSession(srv *Server, conn *websocket.Conn, model string) *Session {
@@ -96,6 +87,7 @@ func (s *Session) run(ctx context.Context) {
 		b := buf.Bytes()
 		if err != nil {
 			s.mu.Lock()
+			s.ended = true
 			if s.active != nil {
 				s.active.stop("closed")
 			}
@@ -129,13 +121,6 @@ func (s *Session) handle(ctx context.Context, b []byte) {
 	case "session.update":
 		s.update(ctx, e)
 	case "conversation.item.create":
-		s.mu.Lock()
-		for _, c := range e.Item.Content {
-			if c.Type == "input_text" {
-				s.texts = append(s.texts, c.Text)
-			}
-		}
-		s.mu.Unlock()
 		s.send(ctx, itemAdded{EventID: s.nextID("event"), Type: "conversation.item.added"})
 	case "response.create":
 		s.mu.Lock()
@@ -176,6 +161,7 @@ func (s *Session) appendAudio(ctx context.Context, audio []byte) {
 	}
 	s.mu.Lock()
 	s.frames++
+	s.inputMs += audioMs(audio)
 	if !s.srv.opts.DropAudio {
 		s.audio = append(s.audio, bytes.Clone(audio))
 	}
@@ -192,15 +178,15 @@ func (s *Session) update(ctx context.Context, e clientEvent) {
 			"The simulator expects a realtime session with audio/pcmu in and out.", e.EventID)
 		return
 	}
-	cfg := ports.SpeechConfig{Instructions: e.Session.Instructions, Voice: e.Session.Audio.Output.Voice}
+	conf := Config{Instructions: e.Session.Instructions, Voice: e.Session.Audio.Output.Voice}
 	if in.TurnDetection != nil {
-		cfg.TurnDetection = in.TurnDetection.Type
+		conf.TurnDetection = in.TurnDetection.Type
 	}
 	if in.Transcription != nil {
-		cfg.TranscriptionModel = in.Transcription.Model
+		conf.TranscriptionModel = in.Transcription.Model
 	}
 	s.mu.Lock()
-	s.cfg = cfg
+	s.conf = conf
 	first := !s.isConfigured
 	s.isConfigured = true
 	s.mu.Unlock()
@@ -213,7 +199,7 @@ func (s *Session) update(ctx context.Context, e clientEvent) {
 // info describes the session as the server sees it.
 func (s *Session) info() sessionInfo {
 	s.mu.Lock()
-	cfg := s.cfg
+	cfg := s.conf
 	s.mu.Unlock()
 	a := &audioConf{}
 	a.Input.Format.Type = "audio/pcmu"
@@ -233,7 +219,7 @@ func (s *Session) info() sessionInfo {
 
 func (s *Session) truncate(ctx context.Context, e clientEvent) {
 	s.mu.Lock()
-	s.truncs = append(s.truncs, porttest.Truncation{ItemID: e.ItemID, AudioEndMs: e.AudioEndMs})
+	s.heard = append(s.heard, peer.Heard{Utterance: e.ItemID, Ms: e.AudioEndMs})
 	sent, known := s.itemAudioMs[e.ItemID]
 	s.mu.Unlock()
 	switch {
@@ -247,253 +233,4 @@ func (s *Session) truncate(ctx context.Context, e clientEvent) {
 		s.send(ctx, truncatedEvent{EventID: s.nextID("event"), Type: "conversation.item.truncated",
 			ItemID: e.ItemID, ContentIndex: e.ContentIndex, AudioEndMs: e.AudioEndMs})
 	}
-}
-
-// Say makes the model answer: response.created, the chunks (base64 audio)
-// as output_audio.delta events of item itemID, output_audio.done, the
-// transcript, then response.done with usage. It returns when all are sent;
-// a response.cancel arriving meanwhile ends it early (status cancelled).
-func (s *Session) Say(ctx context.Context, responseID, itemID, transcript string, chunks ...[]byte) error {
-	return s.respond(ctx, responseID, itemID, transcript, chunks, 0)
-}
-
-// respond streams one response, waiting every between chunks.
-func (s *Session) respond(ctx context.Context, responseID, itemID, transcript string, chunks [][]byte, every time.Duration) error {
-	r := &response{id: responseID, cancel: make(chan struct{}), done: make(chan struct{})}
-	defer close(r.done)
-	s.mu.Lock()
-	prev := s.active
-	if prev != nil {
-		prev.stop("superseded")
-	}
-	s.active = r
-	s.streamed++
-	number := s.streamed
-	if _, ok := s.itemAudioMs[itemID]; !ok {
-		s.itemAudioMs[itemID] = 0 // known, with no audio yet
-	}
-	s.mu.Unlock()
-	// The response stops being active before its response.done is sent,
-	// as with the real API: a response.cancel the client sends once it
-	// has seen response.done finds no active response.
-	inactive := func() {
-		s.mu.Lock()
-		if s.active == r {
-			s.active = nil
-		}
-		s.mu.Unlock()
-	}
-	defer inactive()
-	if prev != nil { // one response streams at a time, as with the real API
-		select {
-		case <-prev.done:
-		case <-ctx.Done():
-			return fmt.Errorf("realtimesim: respond: %w", ctx.Err())
-		}
-	}
-
-	if err := s.send(ctx, responseEvent{EventID: s.nextID("event"), Type: "response.created",
-		Response: responseInfo{Object: "realtime.response", ID: responseID, Status: "in_progress", Output: []struct{}{}}}); err != nil {
-		return err
-	}
-	head := deltaHead(responseID, itemID)
-	buf := make([]byte, 0, 512)
-	status := "completed"
-	var details *statusDetails
-stream:
-	for i, chunk := range chunks {
-		if i > 0 && every > 0 {
-			select {
-			case <-time.After(every):
-			case <-ctx.Done():
-				return fmt.Errorf("realtimesim: say: %w", ctx.Err())
-			case <-r.cancel:
-			}
-		}
-		select {
-		case <-r.cancel:
-			status, details = "cancelled", &statusDetails{Type: "cancelled", Reason: r.reason}
-			break stream
-		default:
-		}
-		if f := s.srv.opts.OnDelta; f != nil {
-			chunk = f(s, number, i, chunk)
-		}
-		buf = s.appendDelta(buf[:0], head, chunk)
-		if err := s.write(ctx, buf); err != nil {
-			return err
-		}
-		s.mu.Lock()
-		s.itemAudioMs[itemID] += audioMs(chunk)
-		s.mu.Unlock()
-	}
-	if status == "completed" {
-		if err := s.send(ctx, itemEvent{EventID: s.nextID("event"), Type: "response.output_audio.done", ResponseID: responseID, ItemID: itemID}); err != nil {
-			return err
-		}
-		if err := s.send(ctx, itemEvent{EventID: s.nextID("event"), Type: "response.output_audio_transcript.done", ResponseID: responseID, ItemID: itemID, Transcript: &transcript}); err != nil {
-			return err
-		}
-	}
-	inactive()
-	return s.send(ctx, responseEvent{EventID: s.nextID("event"), Type: "response.done", Response: responseInfo{
-		Object: "realtime.response", ID: responseID, Status: status, StatusDetails: details, Output: []struct{}{},
-		Usage: &usageInfo{InputTokens: 10, OutputTokens: 20 + len(chunks), TotalTokens: 30 + len(chunks)},
-	}})
-}
-
-// deltaHead is the part of a response's output_audio.delta events that
-// does not change from chunk to chunk.
-func deltaHead(responseID, itemID string) []byte {
-	rid, _ := json.Marshal(responseID) // strings always marshal
-	iid, _ := json.Marshal(itemID)
-	b := append([]byte(`{"type":"response.output_audio.delta","response_id":`), rid...)
-	b = append(b, `,"item_id":`...)
-	b = append(b, iid...)
-	return append(b, `,"output_index":0,"content_index":0,"event_id":"`...)
-}
-
-// appendDelta builds one output_audio.delta from its head and chunk.
-func (s *Session) appendDelta(b, head, chunk []byte) []byte {
-	b = append(b, head...)
-	b = append(b, s.nextID("event")...)
-	b = append(b, `","delta":`...)
-	if bytes.IndexFunc(chunk, func(r rune) bool { return r == '"' || r == '\\' || r < 0x20 || r >= 0x7f }) >= 0 {
-		delta, _ := json.Marshal(string(chunk))
-		b = append(b, delta...)
-	} else { // base64, as always but in tests of malformed input
-		b = append(append(append(b, '"'), chunk...), '"')
-	}
-	return append(b, '}')
-}
-
-// audioMs is the duration of base64 mu-law audio.
-func audioMs(chunk []byte) int {
-	return base64.StdEncoding.DecodedLen(len(chunk)) / 8
-}
-
-// StartSpeech reports that the caller started speaking
-// (input_audio_buffer.speech_started).
-func (s *Session) StartSpeech(ctx context.Context, itemID string, audioStartMs int) error {
-	return s.send(ctx, speechEvent{EventID: s.nextID("event"), Type: "input_audio_buffer.speech_started", ItemID: itemID, AudioStartMs: &audioStartMs})
-}
-
-// Fail sends an error event; a fatal one then closes the session with 1011
-// (internal error).
-func (s *Session) Fail(ctx context.Context, e ports.ModelError) error {
-	if err := s.sendError(ctx, e.Type, e.Code, e.Message, e.EventID); err != nil {
-		return err
-	}
-	if e.Fatal {
-		return s.Hangup(ctx, websocket.StatusInternalError, "fatal error")
-	}
-	return nil
-}
-
-// Hangup closes the session from the server side with code (1001 is what
-// the real API sends at the 60-minute limit) and waits for the close
-// handshake.
-func (s *Session) Hangup(ctx context.Context, code websocket.StatusCode, reason string) error {
-	err := s.conn.Close(code, reason)
-	if err != nil && websocket.CloseStatus(err) < 0 {
-		return fmt.Errorf("realtimesim: hang up: %w", err)
-	}
-	select {
-	case <-s.done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("realtimesim: hang up: %w", ctx.Err())
-	}
-}
-
-func (s *Session) sendError(ctx context.Context, typ, code, message, eventID string) error {
-	e := errorEvent{EventID: s.nextID("event"), Type: "error", Error: errorInfo{Type: typ, Message: message}}
-	if code != "" {
-		e.Error.Code = &code
-	}
-	if eventID != "" {
-		e.Error.EventID = &eventID
-	}
-	return s.send(ctx, e)
-}
-
-func (s *Session) send(ctx context.Context, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("realtimesim: encode: %w", err)
-	}
-	return s.write(ctx, b)
-}
-
-func (s *Session) write(ctx context.Context, b []byte) error {
-	if f := s.srv.opts.OnEvent; f != nil {
-		f(b)
-	}
-	if err := s.conn.Write(ctx, websocket.MessageText, b); err != nil {
-		return fmt.Errorf("realtimesim: write: %w", err)
-	}
-	return nil
-}
-
-// Raw sends event as it is, as a text message: for tests of malformed or
-// unusual server events.
-func (s *Session) Raw(ctx context.Context, event []byte) error { return s.write(ctx, event) }
-
-// Done is closed when the session's connection has ended.
-func (s *Session) Done() <-chan struct{} { return s.done }
-
-// WaitConfig waits until the client has configured the session and
-// returns the configuration.
-func (s *Session) WaitConfig(ctx context.Context) (ports.SpeechConfig, error) {
-	select {
-	case <-s.configured:
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.cfg, nil
-	case <-ctx.Done():
-		return ports.SpeechConfig{}, fmt.Errorf("realtimesim: wait for session.update: %w", ctx.Err())
-	}
-}
-
-// ReceivedAudio returns the caller audio frames, in order, as the base64
-// text the client sent (none with Options.DropAudio).
-func (s *Session) ReceivedAudio() [][]byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([][]byte(nil), s.audio...)
-}
-
-// Frames counts the caller audio frames received.
-func (s *Session) Frames() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.frames
-}
-
-// ReceivedTexts returns the user texts, in order.
-func (s *Session) ReceivedTexts() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.texts...)
-}
-
-// ResponseRequests counts response.create events.
-func (s *Session) ResponseRequests() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.responses
-}
-
-// Truncations returns the truncations received, in order.
-func (s *Session) Truncations() []porttest.Truncation {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]porttest.Truncation(nil), s.truncs...)
-}
-
-// Cancels counts response.cancel events.
-func (s *Session) Cancels() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.cancels
 }
