@@ -141,7 +141,8 @@ const (
 	// (Usage): the session's total is their sum.
 	SpeechUsage
 	// SpeechError: the model reported an error (Err). A fatal one ends the
-	// session: Recv returns ErrClosed next.
+	// session: Recv returns ErrClosed next (Err.Fatal says so in advance
+	// only when the model's protocol does).
 	SpeechError
 )
 
@@ -190,7 +191,9 @@ func (u Usage) Add(o Usage) Usage {
 }
 
 // ModelError is an error the model reported. Most leave the session open;
-// Fatal ones end it.
+// fatal ones end it. Fatal is set when the model's protocol marks the error
+// as fatal; a model that just closes the session after a fatal error
+// leaves it unset, and the end of the session follows.
 type ModelError struct {
 	Type    string // the model's kind of error, e.g. "invalid_request_error"
 	Code    string // the model's code, when it gives one

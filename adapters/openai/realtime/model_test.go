@@ -195,11 +195,10 @@ func TestEventsAreMapped(t *testing.T) {
 	require.Eventually(t, func() bool { return sim.Responds() == 2 }, 5*time.Second, 5*time.Millisecond)
 }
 
-// TestErrorsReadAhead: Recv holds an error event until it knows whether
-// the API closes the session because of it. An event that follows ends the
-// wait and comes next, its audio intact (the session switches from reading
-// inline to reading through a goroutine meanwhile).
-func TestErrorsReadAhead(t *testing.T) {
+// TestErrorsComeAsTheyAre: an error event is returned as it comes, and
+// the events after it follow intact; a fatal error is followed by the end
+// of the session, which says so (the API marks no error as fatal).
+func TestErrorsComeAsTheyAre(t *testing.T) {
 	sim, model, _ := newSim(t, realtimesim.Options{})
 	s := open(t, model)
 	sess, err := sim.Latest(t.Context())
@@ -208,42 +207,37 @@ func TestErrorsReadAhead(t *testing.T) {
 	for i := range chunks {
 		chunks[i] = []byte(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{byte(i)}, 160)))
 	}
-	ctx := context.Background() // inline reads until the error
-	for range 2 {
-		done := make(chan error, 1)
-		go func() {
-			if err := sess.Fail(ctx, ports.ModelError{Type: "invalid_request_error", Code: "bad", Message: "bad"}); err != nil {
-				done <- err
-				return
-			}
-			done <- sess.SayAs(ctx, "resp_1", "item_1", "Hi.", chunks...)
-		}()
-		ev, err := s.Recv(ctx)
-		require.NoError(t, err)
-		require.Equal(t, ports.SpeechError, ev.Type)
-		assert.False(t, ev.Err.Fatal, "an event followed")
-		for _, want := range chunks {
-			ev, err := s.Recv(ctx)
-			require.NoError(t, err)
-			require.Equal(t, ports.SpeechAudio, ev.Type)
-			assert.Equal(t, string(want), string(ev.Audio), "audio read ahead stays intact")
-		}
-		for ev.Type != ports.SpeechUsage {
-			ev, err = s.Recv(ctx)
-			require.NoError(t, err)
-		}
-		require.NoError(t, <-done)
-	}
-
-	// A fatal error: the API closes the session right after it.
-	failed := make(chan error, 1)
+	ctx := context.Background()
+	done := make(chan error, 1)
 	go func() {
-		failed <- sim.Fail(t.Context(), ports.ModelError{Type: "server_error", Message: "boom", Fatal: true})
+		if err := sess.Fail(ctx, ports.ModelError{Type: "invalid_request_error", Code: "bad", Message: "bad"}); err != nil {
+			done <- err
+			return
+		}
+		done <- sess.SayAs(ctx, "resp_1", "item_1", "Hi.", chunks...)
 	}()
 	ev, err := s.Recv(ctx)
 	require.NoError(t, err)
 	require.Equal(t, ports.SpeechError, ev.Type)
-	assert.True(t, ev.Err.Fatal)
+	for _, want := range chunks {
+		ev, err := s.Recv(ctx)
+		require.NoError(t, err)
+		require.Equal(t, ports.SpeechAudio, ev.Type)
+		assert.Equal(t, string(want), string(ev.Audio))
+	}
+	require.NoError(t, <-done)
+
+	failed := make(chan error, 1)
+	go func() {
+		failed <- sim.Fail(t.Context(), ports.ModelError{Type: "server_error", Message: "boom", Fatal: true})
+	}()
+	for {
+		ev, err = s.Recv(ctx)
+		require.NoError(t, err)
+		if ev.Type == ports.SpeechError {
+			break
+		}
+	}
 	assert.Equal(t, "fatal_error", recvEnd(t, s).Reason)
 	require.NoError(t, <-failed)
 }

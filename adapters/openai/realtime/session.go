@@ -3,10 +3,8 @@ package realtime
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/coder/websocket"
 
@@ -18,18 +16,7 @@ import (
 type session struct {
 	stream *wsstream.Stream[ports.SpeechEvent]
 	dec    decoder // used by whichever goroutine reads (one at a time)
-
-	// next is an event read ahead after an error event (see Recv); Recv's
-	// goroutine only.
-	next    ports.SpeechEvent
-	hasNext bool
 }
-
-// fatalWindow is how long Recv waits after an error event for the API to
-// close the session, which makes the error fatal. Any other event ends the
-// wait at once, so it delays only the report of an error on a quiet line;
-// it is generous, as the close may be slow to arrive on a loaded host.
-const fatalWindow = 2 * time.Second
 
 var _ ports.SpeechSession = (*session)(nil)
 
@@ -163,51 +150,23 @@ func (s *session) sendEvent(ctx context.Context, op string, event json.Marshaler
 // Final), response.done's usage to SpeechUsage (a response that neither
 // completed nor was cancelled is logged), error to SpeechError. The API
 // does not say which errors end the session: it closes the session right
-// after a fatal one. So Recv holds an error event until the next event
-// arrives (the error was not fatal), the session ends (it was, if the API
-// closed it) or fatalWindow has passed (it was not). The client event id an
-// error names is logged, not returned. Malformed and unused events are
-// logged and skipped.
+// after a fatal one, so an error is returned as it comes, with Fatal unset,
+// and a fatal one is followed by the end of the session (reason
+// "fatal_error"). The client event id an error names is logged, not
+// returned. Malformed and unused events are logged and skipped.
 //
 // An audio delta's Audio is valid until the next call. Recv must not be
 // called concurrently with itself. With a context that cannot end
 // (context.Background()) it reads the connection itself, which is
 // cheapest: no goroutine and no hand-over per event (then only Close, or
-// the session's end, makes it return); after an error event, or with a
-// context that can end, the session reads through a goroutine.
+// the session's end, makes it return); with a context that can end, the
+// session reads through a goroutine.
 func (s *session) Recv(ctx context.Context) (ports.SpeechEvent, error) {
-	var ev ports.SpeechEvent
-	if s.hasNext {
-		ev, s.next, s.hasNext = s.next, ports.SpeechEvent{}, false
-	} else {
-		var err error
-		if ev, err = s.stream.Recv(ctx); err != nil {
-			return ev, fmt.Errorf("realtime: recv: %w", err)
-		}
-	}
-	if ev.Type == ports.SpeechError {
-		s.awaitFatal(ctx, ev.Err)
+	ev, err := s.stream.Recv(ctx)
+	if err != nil {
+		return ev, fmt.Errorf("realtime: recv: %w", err)
 	}
 	return ev, nil
-}
-
-// awaitFatal reads ahead after an error event to learn whether the API
-// closes the session because of it: e.Fatal is set if it does. The event
-// read ahead, if any, is kept for the next Recv: the stream reads through
-// its goroutine from now on, whose two buffers keep that event's audio
-// intact until the Recv after next.
-func (s *session) awaitFatal(ctx context.Context, e *ports.ModelError) {
-	ctx, cancel := context.WithTimeout(ctx, fatalWindow)
-	defer cancel()
-	next, err := s.stream.Recv(ctx)
-	if err == nil {
-		s.next, s.hasNext = next, true
-		return
-	}
-	var ended *ports.SessionEnded
-	if errors.Is(err, ports.ErrClosed) && errors.As(err, &ended) && ended.Reason == reasonFatal {
-		e.Fatal = true
-	}
 }
 
 // Close ends the session with a normal WebSocket close (reason
