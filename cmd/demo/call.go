@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/convgateway/gateway/ports/porttest"
+	"github.com/convgateway/gateway/ports"
 	"github.com/convgateway/gateway/test/sim/mediasim"
 	"github.com/convgateway/gateway/test/sim/mulaw"
 )
@@ -16,7 +16,6 @@ import (
 // The parties of the demo call.
 const (
 	callSid    = "CA0000000000000000000000000000demo"
-	streamSid  = "MZ0000000000000000000000000000demo"
 	callerFrom = "+15551230001"
 	callTo     = "+15550100200"
 )
@@ -132,7 +131,7 @@ func (w *world) call(ctx context.Context, o options, stdout io.Writer) (err erro
 		return fmt.Errorf("open the media stream: %w", err)
 	}
 	defer caller.Close()
-	if err := caller.Start(ctx, callSid, streamSid, ans.Params); err != nil {
+	if err := caller.Start(ctx, ports.CallInfo{CallID: callSid, From: callerFrom, To: callTo, Params: ans.Params}); err != nil {
 		return fmt.Errorf("start the media stream: %w", err)
 	}
 	started := time.Now()
@@ -177,11 +176,11 @@ func (w *world) call(ctx context.Context, o options, stdout io.Writer) (err erro
 		return err
 	}
 	tl.add(time.Now(), "caller", "hangs up (stop)")
-	if err := caller.Stop(ctx); err != nil {
+	if err := caller.HangUp(ctx); err != nil {
 		return fmt.Errorf("hang up: %w", err)
 	}
 
-	summary, err := w.log.wait(ctx, "call ended", "call_sid", callSid)
+	summary, err := w.log.wait(ctx, "call ended", "call_id", callSid)
 	if err != nil {
 		return err
 	}
@@ -192,8 +191,8 @@ func (w *world) call(ctx context.Context, o options, stdout io.Writer) (err erro
 	played := caller.Played()
 	rep, err := checkCall(callRecord{
 		script: script, summary: summary, clear: clear, clears: len(caller.Clears()),
-		truncations: st.truncations, received: caller.Received(), marks: caller.Marks(),
-		simTruncations: len(sess.Truncations()), played: len(played),
+		truncations: st.truncations, frames: caller.Frames(), marks: caller.Marks(),
+		simTruncations: len(sess.Heard()), played: len(played),
 	})
 	if err != nil {
 		return err
@@ -211,7 +210,7 @@ func (w *world) call(ctx context.Context, o options, stdout io.Writer) (err erro
 	tr := st.truncations[0]
 	tl.add(tr.at, "openai", "receives conversation.item.truncate %s at audio_end_ms %d and confirms it (conversation.item.truncated)", tr.itemID, tr.endMs)
 	if line, ok := w.log.find("caller interrupted the assistant", "", ""); ok {
-		tl.add(line.Time, "gateway", "logs %q: item_id %v, audio_end_ms %v", line.Msg, line.Attrs["item_id"], line.Attrs["audio_end_ms"])
+		tl.add(line.Time, "gateway", "logs %q: utterance %v, heard_ms %v", line.Msg, line.Attrs["utterance"], line.Attrs["heard_ms"])
 	}
 	tl.add(lastMark(caller), "caller", "hears the end of the second answer (its last mark played)")
 	tl.add(summary.Time, "gateway", "logs %q: %v after %v", summary.Msg, summary.Attrs["end_reason"], summary.Attrs["duration"])
@@ -260,7 +259,13 @@ func num(v any) int {
 // idle reports whether the caller has played everything it was sent: every
 // mark the gateway sent has come back.
 func idle(c *mediasim.Caller) bool {
-	return porttest.CountKind(c.Received(), "mark") == len(c.Marks())
+	sent := 0
+	for _, f := range c.Frames() {
+		if f.Event == "mark" {
+			sent++
+		}
+	}
+	return sent == len(c.Marks())
 }
 
 // lastMark is when the caller echoed its latest mark (the zero time if

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/convgateway/gateway/ports/porttest"
 	"github.com/convgateway/gateway/test/sim/mediasim"
 )
 
@@ -23,17 +22,17 @@ type callRecord struct {
 	// simTruncations counts the truncate events it received.
 	truncations    []truncation
 	simTruncations int
-	// received, marks and played are the caller's records: the frames
+	// frames, marks and played are the caller's records: the frames
 	// the gateway sent, the marks echoed, the bytes of audio played.
-	received []porttest.Outbound
-	marks    []mediasim.MarkEcho
-	played   int
+	frames []mediasim.Frame
+	marks  []mediasim.MarkEcho
+	played int
 }
 
 // turnLog is a turn of the gateway's "call ended" line.
 type turnLog struct {
 	Speaker     string `json:"speaker"`
-	ItemID      string `json:"item_id"`
+	Utterance   string `json:"utterance"`
 	Text        string `json:"text"`
 	StartMs     int64  `json:"start_ms"`
 	SentMs      int    `json:"sent_ms"`
@@ -91,7 +90,7 @@ func checkCall(r callRecord) (callReport, error) {
 	}
 
 	interrupted, last := rep.turns[1], rep.turns[len(rep.turns)-1]
-	rep.interruptedItem = interrupted.ItemID
+	rep.interruptedItem = interrupted.Utterance
 	if !r.clear.seen || r.clears != 1 {
 		bad("the caller received %d clears, want 1", r.clears)
 	}
@@ -102,8 +101,8 @@ func checkCall(r callRecord) (callReport, error) {
 	tr := r.truncations[0]
 	heardMs := r.clear.played / 8
 	switch {
-	case tr.itemID != interrupted.ItemID:
-		bad("the gateway truncated %s, but the caller was hearing %s", tr.itemID, interrupted.ItemID)
+	case tr.itemID != interrupted.Utterance:
+		bad("the gateway truncated %s, but the caller was hearing %s", tr.itemID, interrupted.Utterance)
 	case tr.endMs <= 0 || tr.endMs > heardMs:
 		bad("the gateway truncated %s at %d ms, but the caller had heard %d ms", tr.itemID, tr.endMs, heardMs)
 	case tr.endMs >= interrupted.SentMs:
@@ -121,8 +120,8 @@ func checkCall(r callRecord) (callReport, error) {
 	// per 20 ms chunk.
 	rep.chunks = (len(r.script[0].replyAudio) + 159) / 160
 	first := map[string]bool{}
-	for _, f := range r.received {
-		if f.Kind == "mark" && len(first) < rep.chunks {
+	for _, f := range r.frames {
+		if f.Event == "mark" && len(first) < rep.chunks {
 			first[f.Mark] = true
 		}
 	}

@@ -8,7 +8,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/convgateway/gateway/ports/porttest"
 	"github.com/convgateway/gateway/test/sim/mediasim"
 	"github.com/convgateway/gateway/test/sim/openairest"
 )
@@ -21,28 +20,28 @@ func goodCall(t *testing.T) callRecord {
 	script := callScript()
 	first, second := len(script[0].replyAudio)/8, len(script[1].replyAudio)/8
 	turns := []map[string]any{
-		{"speaker": "caller", "item_id": "item_caller_1", "text": script[0].caller, "start_ms": 20},
-		{"speaker": "assistant", "item_id": "item_assistant_1", "text": script[0].reply, "start_ms": 2200, "sent_ms": first, "heard_ms": 1500, "interrupted": true},
-		{"speaker": "caller", "item_id": "item_caller_2", "text": script[1].caller, "start_ms": 3720},
-		{"speaker": "assistant", "item_id": "item_assistant_2", "text": script[1].reply, "start_ms": 4900, "sent_ms": second, "heard_ms": second},
+		{"speaker": "caller", "utterance": "item_caller_1", "text": script[0].caller, "start_ms": 20},
+		{"speaker": "assistant", "utterance": "item_assistant_1", "text": script[0].reply, "start_ms": 2200, "sent_ms": first, "heard_ms": 1500, "interrupted": true},
+		{"speaker": "caller", "utterance": "item_caller_2", "text": script[1].caller, "start_ms": 3720},
+		{"speaker": "assistant", "utterance": "item_assistant_2", "text": script[1].reply, "start_ms": 4900, "sent_ms": second, "heard_ms": second},
 	}
 	raw, err := json.Marshal(map[string]any{"end_reason": "caller_hangup", "barge_ins": 1, "turns": turns})
 	require.NoError(t, err)
 	var attrs map[string]any
 	require.NoError(t, json.Unmarshal(raw, &attrs))
 
-	var received []porttest.Outbound
+	var frames []mediasim.Frame
 	var marks []mediasim.MarkEcho
 	for i := range first/20 + second/20 {
 		name := fmt.Sprintf("m%d", i+1)
-		received = append(received, porttest.Outbound{Kind: "media"}, porttest.Outbound{Kind: "mark", Mark: name})
+		frames = append(frames, mediasim.Frame{Event: "media"}, mediasim.Frame{Event: "mark", Mark: name})
 		marks = append(marks, mediasim.MarkEcho{Name: name, Flushed: i >= 75 && i < first/20})
 	}
 	return callRecord{
 		script: script, summary: logLine{Msg: "call ended", Attrs: attrs},
 		clear: atClear{seen: true, played: 1508 * 8}, clears: 1,
 		truncations: []truncation{{itemID: "item_assistant_1", endMs: 1500}}, simTruncations: 1,
-		received: received, marks: marks, played: 1508*8 + len(script[1].replyAudio),
+		frames: frames, marks: marks, played: 1508*8 + len(script[1].replyAudio),
 	}
 }
 

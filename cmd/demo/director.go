@@ -230,7 +230,7 @@ func (d *director) answer(ev heardEvent, n int) {
 	}
 	resp, aitem := fmt.Sprintf("resp_%d", n), fmt.Sprintf("item_assistant_%d", n)
 	began := time.Now()
-	d.check(ev.sess.Say(d.ctx, resp, aitem, t.reply, chunks...))
+	d.check(ev.sess.SayAs(d.ctx, resp, aitem, t.reply, chunks...))
 	d.tl.add(began, "openai", "answers (%s, %s): %s of audio, %d deltas of 20 ms, streamed in %s\n%q",
 		resp, aitem, ms(len(t.replyAudio)/8), len(chunks), dur(time.Since(began)), t.reply)
 	d.mu.Lock()

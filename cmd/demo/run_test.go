@@ -48,7 +48,7 @@ func TestDemo(t *testing.T) {
 		"caller   clear arrives: playback stops after",
 		"pending marks come back flushed",
 		"receives conversation.item.truncate item_assistant_1 at audio_end_ms",
-		`gateway  logs "caller interrupted the assistant": item_id item_assistant_1`,
+		`gateway  logs "caller interrupted the assistant": utterance item_assistant_1`,
 		"caller   hangs up (stop)",
 		`gateway  logs "call ended": caller_hangup`,
 		"heard 2,400 ms of 2,400 ms",
