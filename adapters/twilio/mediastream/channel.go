@@ -36,9 +36,8 @@ type Channel struct {
 	stream *wsstream.Stream[ports.CallEvent]
 	dec    decoder // used by whichever goroutine reads (one at a time)
 	marks  *playback
-	// sendMu keeps each Play's media and mark frames together, and a
-	// Clear and its mark, so that a mark follows exactly the audio it
-	// accounts for.
+	// sendMu keeps each Play's media and mark frames together, so that a
+	// mark follows exactly the audio it accounts for.
 	sendMu    sync.Mutex
 	streamSid atomic.Pointer[string] // learned from start
 }
@@ -128,8 +127,8 @@ func (c *Channel) Play(ctx context.Context, audio []byte) error {
 	if err := c.write(ctx, "play", func(b []byte) []byte { return appendMedia(b, sid, audio) }); err != nil {
 		return err
 	}
-	seq, ok := c.marks.played(decodedLen(audio))
-	return c.mark(ctx, sid, seq, ok)
+	seq := c.marks.played(decodedLen(audio))
+	return c.write(ctx, "play: mark", func(b []byte) []byte { return appendMark(b, sid, seq) })
 }
 
 // Clear implements ports.TelephonyChannel: it sends a clear frame, which
@@ -143,19 +142,7 @@ func (c *Channel) Clear(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := c.write(ctx, "clear", func(b []byte) []byte { return appendClear(b, sid) }); err != nil {
-		return err
-	}
-	seq, ok := c.marks.cleared()
-	return c.mark(ctx, sid, seq, ok)
-}
-
-// mark sends the mark numbered seq when ok. It runs under sendMu.
-func (c *Channel) mark(ctx context.Context, sid string, seq uint64, ok bool) error {
-	if !ok {
-		return nil
-	}
-	return c.write(ctx, "mark", func(b []byte) []byte { return appendMark(b, sid, seq) })
+	return c.write(ctx, "clear", func(b []byte) []byte { return appendClear(b, sid) })
 }
 
 // sid returns the streamSid, or why nothing can be sent.

@@ -159,7 +159,7 @@ func BenchmarkMarkRoundTrip(b *testing.B) {
 	buf := make([]byte, 0, 512)
 	b.ReportAllocs()
 	for b.Loop() {
-		seq, _ := d.marks.played(160)
+		seq := d.marks.played(160)
 		buf = appendMark(buf[:0], sampleSid, seq)
 		ev, err := d.decode(buf)
 		if err != nil || ev.Type != ports.CallPlayed {

@@ -208,3 +208,100 @@ func TestClosedStreamErrorIsOneLine(t *testing.T) {
 	require.ErrorIs(t, err, ports.ErrClosed)
 	assert.NotContains(t, err.Error(), "\n")
 }
+
+// markName reads the next frame the channel sent, checks that it is a
+// mark, and returns its name.
+func (p *pair) markName(t *testing.T) string {
+	t.Helper()
+	m := p.readOutbound(t)
+	require.Equal(t, "mark", m["event"], "frame %v", m)
+	return m["mark"].(map[string]any)["name"].(string)
+}
+
+// echoMark sends the echo of the mark named name, as Twilio does.
+func (p *pair) echoMark(t *testing.T, name string) {
+	t.Helper()
+	p.send(t, `{"event":"mark","sequenceNumber":"7","streamSid":"MZ1","mark":{"name":"`+name+`"}}`)
+}
+
+func TestMarkEchoesReportPlayback(t *testing.T) {
+	p := newPair(t)
+	p.started(t)
+	ctx := t.Context()
+	var names []string
+	for _, n := range []int{160, 160, 80} { // 20, 20 and 10 ms
+		require.NoError(t, p.ch.Play(ctx, []byte(base64.StdEncoding.EncodeToString(make([]byte, n)))))
+		assert.Equal(t, "media", p.readOutbound(t)["event"])
+		names = append(names, p.markName(t))
+	}
+	assert.Equal(t, []string{"m1", "m2", "m3"}, names)
+	require.NoError(t, p.ch.Play(ctx, nil), "no audio: nothing to send")
+
+	p.echoMark(t, "m1")
+	assert.Equal(t, ports.CallEvent{Type: ports.CallPlayed, PlayedMs: 20}, p.recv(t))
+	p.echoMark(t, "m2")
+	assert.Equal(t, ports.CallEvent{Type: ports.CallPlayed, PlayedMs: 40}, p.recv(t))
+	p.echoMark(t, "m2") // again
+	p.echoMark(t, "m3")
+	assert.Equal(t, ports.CallEvent{Type: ports.CallPlayed, PlayedMs: 50}, p.recv(t))
+	assert.Equal(t, 1, p.ch.Skipped(), "an echo of a mark done already is skipped")
+}
+
+// The marks pending at a clear come back right after it; the last one
+// takes the played position up to all the audio given to Play.
+func TestClearedAudioCountsAsDone(t *testing.T) {
+	p := newPair(t)
+	p.started(t)
+	ctx := t.Context()
+	chunk := []byte(base64.StdEncoding.EncodeToString(make([]byte, 160)))
+	for range 4 {
+		require.NoError(t, p.ch.Play(ctx, chunk))
+	}
+	require.NoError(t, p.ch.Clear(ctx))
+	var sent []string
+	for range 9 {
+		sent = append(sent, p.readOutbound(t)["event"].(string))
+	}
+	assert.Equal(t, []string{"media", "mark", "media", "mark", "media", "mark", "media", "mark", "clear"}, sent)
+
+	p.echoMark(t, "m1") // played before the clear arrived
+	assert.Equal(t, int64(20), p.recv(t).PlayedMs)
+	for _, name := range []string{"m2", "m3", "m4"} { // flushed by the clear
+		p.echoMark(t, name)
+	}
+	for _, want := range []int64{40, 60, 80} {
+		assert.Equal(t, ports.CallEvent{Type: ports.CallPlayed, PlayedMs: want}, p.recv(t))
+	}
+
+	// Playback goes on from there.
+	require.NoError(t, p.ch.Play(ctx, chunk))
+	p.readOutbound(t)
+	p.echoMark(t, p.markName(t))
+	assert.Equal(t, int64(100), p.recv(t).PlayedMs)
+}
+
+func TestStartCarriesTheCall(t *testing.T) {
+	p := newPair(t)
+	p.send(t, `{"event":"start","sequenceNumber":"1","start":{"accountSid":"AC1","streamSid":"MZ1","callSid":"CA1",`+
+		`"customParameters":{"token":"t","from":"+15551230000","to":"+15559870000"}},"streamSid":"MZ1"}`)
+	assert.Equal(t, ports.CallEvent{Type: ports.CallStarted, Call: ports.CallInfo{
+		CallID: "CA1", From: "+15551230000", To: "+15559870000", Params: map[string]string{"token": "t"},
+	}}, p.recv(t))
+	assert.Equal(t, ports.Mulaw8k, p.ch.Format())
+}
+
+func TestStartsThatAreNotACallAreSkipped(t *testing.T) {
+	p := newPair(t)
+	for _, f := range []string{
+		strings.Replace(startFrame, "audio/x-mulaw", "audio/l16", 1),              // not mu-law
+		strings.Replace(startFrame, `"sampleRate":8000`, `"sampleRate":16000`, 1), // not 8 kHz
+		strings.Replace(startFrame, `"callSid":"CA1",`, "", 1),
+	} {
+		p.send(t, f)
+	}
+	p.started(t)
+	p.send(t, startFrame) // a second start
+	p.send(t, `{"event":"dtmf","streamSid":"MZ1","dtmf":{"digit":"3"}}`)
+	assert.Equal(t, "3", p.recv(t).Key)
+	assert.Equal(t, 4, p.ch.Skipped())
+}

@@ -24,68 +24,70 @@ import (
 // bytesPerMs is the size of a millisecond of 8 kHz mu-law.
 const bytesPerMs = 8
 
-// MaxPendingMarks bounds the marks sent and not yet echoed that a channel
-// keeps (eight bytes each). A Play while that many are pending sends no
-// mark: the next mark sent covers its audio, so progress is reported less
-// often, never wrongly. Twilio echoes marks as the audio plays; at 20 ms a
-// Play this is over a minute of audio queued at Twilio.
-const MaxPendingMarks = 4096
+// MaxPendingMarks bounds the positions a channel keeps of the marks sent
+// and not yet echoed (16 bytes each). Twilio echoes marks as the audio
+// plays; at 20 ms a Play, this many marks are 20 seconds of audio queued
+// at Twilio. Past it, every other position is forgotten, the last one
+// always kept: the echo of a mark whose position was forgotten reports the
+// position of the mark kept before it, so progress is reported less
+// finely, never beyond what played, and the end of the audio exactly.
+const MaxPendingMarks = 1024
 
 // playback accounts for the assistant audio given to Play and the marks
 // that report its progress. Send paths (under Channel.sendMu) and the
 // reading goroutine share it; its methods are safe for concurrent use.
 type playback struct {
-	mu     sync.Mutex
-	given  int64  // bytes given to Play so far
-	marked int64  // given when the last mark was sent
-	next   uint64 // sequence number of the next mark
-	// pending holds the positions (bytes) of the marks sent and not yet
-	// echoed, from pending[head], whose sequence number is first; the
-	// numbers are consecutive.
-	pending []int64
+	mu    sync.Mutex
+	given int64  // bytes given to Play so far
+	done  int64  // bytes reported played, at the last echo
+	next  uint64 // sequence number of the next mark
+	first uint64 // the lowest sequence number not echoed yet
+	// pending are the marks sent and not yet echoed whose positions are
+	// kept, from pending[head], by sequence number.
+	pending []pendingMark
 	head    int
-	first   uint64
+}
+
+// pendingMark is a mark sent and not yet echoed: its sequence number and
+// its position, the bytes given to Play before it.
+type pendingMark struct {
+	seq uint64
+	pos int64
 }
 
 func newPlayback() *playback { return &playback{next: 1, first: 1} }
 
-// played adds n bytes given to Play and, unless too many marks are
-// pending, returns the sequence number of the mark to send after them.
-func (p *playback) played(n int64) (seq uint64, mark bool) {
+// played adds n bytes given to Play and returns the sequence number of
+// the mark to send after them.
+func (p *playback) played(n int64) uint64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.given += n
-	if len(p.pending)-p.head >= MaxPendingMarks {
-		return 0, false
-	}
-	return p.markLocked(), true
-}
-
-// cleared returns the sequence number of a mark to send after a clear
-// when audio was given to Play since the last mark (a Play that sent none
-// because too many were pending): its echo, right after the clear's, takes
-// the played position up to what Play was given.
-func (p *playback) cleared() (seq uint64, mark bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.given == p.marked {
-		return 0, false
-	}
-	return p.markLocked(), true
-}
-
-func (p *playback) markLocked() uint64 {
-	if p.head == len(p.pending) { // all echoed: reuse the backing array
+	switch live := len(p.pending) - p.head; {
+	case live == 0: // all echoed: reuse the backing array
 		p.pending, p.head = p.pending[:0], 0
-	} else if p.head >= 64 && 2*p.head >= len(p.pending) { // keep the echoed part small
+	case live >= MaxPendingMarks:
+		p.thin()
+	case p.head >= 64 && 2*p.head >= len(p.pending): // keep the echoed part small
 		n := copy(p.pending, p.pending[p.head:])
 		p.pending, p.head = p.pending[:n], 0
 	}
 	seq := p.next
 	p.next++
-	p.pending = append(p.pending, p.given)
-	p.marked = p.given
+	p.pending = append(p.pending, pendingMark{seq: seq, pos: p.given})
 	return seq
+}
+
+// thin forgets every other pending position, keeping the last one, and
+// moves what it keeps to the front.
+func (p *playback) thin() {
+	live := p.pending[p.head:]
+	n := 0
+	for i := (len(live) - 1) % 2; i < len(live); i += 2 {
+		p.pending[n] = live[i]
+		n++
+	}
+	p.pending, p.head = p.pending[:n], 0
 }
 
 // echoed accounts for the echo of the mark named name and returns the
@@ -99,14 +101,16 @@ func (p *playback) echoed(name []byte) (int64, error) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	pending := uint64(len(p.pending) - p.head)
-	if seq < p.first || seq-p.first >= pending {
+	if seq < p.first || seq >= p.next {
 		return 0, fmt.Errorf("%w: mark m%d was not sent, or was echoed already", ports.ErrInvalidInput, seq)
 	}
-	i := p.head + int(seq-p.first)
-	pos := p.pending[i]
-	p.head, p.first = i+1, seq+1
-	return pos / bytesPerMs, nil
+	// Marks are echoed in order: those before this one are done too.
+	for p.head < len(p.pending) && p.pending[p.head].seq <= seq {
+		p.done = p.pending[p.head].pos
+		p.head++
+	}
+	p.first = seq + 1
+	return p.done / bytesPerMs, nil
 }
 
 // appendMarkName appends the name of the mark with sequence number seq.

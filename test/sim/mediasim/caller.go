@@ -71,7 +71,7 @@ type Caller struct {
 	nextTs    atomic.Int64 // stream position for Speak, in ms
 	hungUp    atomic.Bool  // Stop has started the close
 
-	echoMu     sync.Mutex // held while an echo is sent and recorded
+	echoMu     sync.Mutex // held while marks leave the queue and are echoed
 	mu         sync.Mutex
 	frames     []Frame
 	queue      []queued // audio and marks waiting to play
@@ -158,10 +158,11 @@ func (c *Caller) Start(ctx context.Context, call ports.CallInfo) error {
 	c.streamSid.Store(&streamSid)
 	params := make(map[string]string, len(call.Params)+2)
 	maps.Copy(params, call.Params)
-	for name, v := range map[string]string{"from": call.From, "to": call.To} {
-		if v != "" {
-			params[name] = v
-		}
+	if call.From != "" {
+		params["from"] = call.From
+	}
+	if call.To != "" {
+		params["to"] = call.To
 	}
 	f := startFrame{Event: "start", SequenceNumber: c.nextSeq(), StreamSid: streamSid}
 	f.Start.AccountSid = "AC00000000000000000000000000000000"
