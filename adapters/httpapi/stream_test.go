@@ -47,6 +47,19 @@ func dialStream(t *testing.T, baseURL, sig string) (*websocket.Conn, *http.Respo
 	return websocket.Dial(ctx, "ws"+strings.TrimPrefix(baseURL, "http")+"/media-stream", &websocket.DialOptions{HTTPHeader: h})
 }
 
+// refusedUpgrade opens the media stream as dialStream does, expects the
+// upgrade to be refused and returns the refusal's status code.
+func refusedUpgrade(t *testing.T, baseURL, sig string) int {
+	t.Helper()
+	conn, resp, err := dialStream(t, baseURL, sig)
+	require.Error(t, err)
+	if conn != nil {
+		conn.CloseNow()
+	}
+	require.NotNil(t, resp)
+	return resp.StatusCode
+}
+
 var wssSig = signature.Sign(authToken, "wss://gw.example.com/media-stream", nil)
 
 // firstStart reads events until the start event and returns it.
@@ -128,13 +141,7 @@ func TestMediaStreamRefusesBadSignature(t *testing.T) {
 		}
 		for name, sig := range sigs {
 			t.Run(fmt.Sprintf("%s, AllowUnsignedStreams %v", name, allowUnsigned), func(t *testing.T) {
-				conn, resp, err := dialStream(t, e.url, sig)
-				require.Error(t, err)
-				if conn != nil {
-					conn.CloseNow()
-				}
-				require.NotNil(t, resp)
-				assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+				assert.Equal(t, http.StatusForbidden, refusedUpgrade(t, e.url, sig))
 			})
 		}
 		assert.Zero(t, served.Load(), "no call is served")
@@ -239,13 +246,7 @@ func TestShutdownRefusesNewStreams(t *testing.T) {
 	e := newEnv(t) // the httptest listener stays open after Shutdown
 	require.NoError(t, e.srv.Shutdown(context.Background()))
 
-	conn, resp, err := dialStream(t, e.url, wssSig)
-	require.Error(t, err)
-	if conn != nil {
-		conn.CloseNow()
-	}
-	require.NotNil(t, resp)
-	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	assert.Equal(t, http.StatusServiceUnavailable, refusedUpgrade(t, e.url, wssSig))
 }
 
 func TestShutdownLetsWebhooksFinish(t *testing.T) {
