@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/convgateway/gateway/adapters/store/memory"
+	"github.com/convgateway/gateway/adapters/internal/memstore"
 	"github.com/convgateway/gateway/ports"
 )
 
@@ -40,12 +40,12 @@ func (o *outage) check(op string) error {
 // ThreadStore is a fake ports.ThreadStore: the in-memory store, plus an
 // injectable outage. Create one with NewThreadStore.
 type ThreadStore struct {
-	store *memory.ThreadStore
+	store *memstore.ThreadStore
 	down  outage
 }
 
 // NewThreadStore returns an empty, reachable store.
-func NewThreadStore() *ThreadStore { return &ThreadStore{store: memory.NewThreadStore()} }
+func NewThreadStore() *ThreadStore { return &ThreadStore{store: memstore.NewThreadStore()} }
 
 // Down makes every method fail with err (for example ports.ErrUnavailable)
 // until Down(nil). Locks already held stay held.
@@ -162,7 +162,7 @@ type IssuedToken struct {
 // injectable outage and a record of the tokens issued (so that a test can
 // present one). Create one with NewTokenStore.
 type TokenStore struct {
-	store *memory.TokenStore
+	store *memstore.TokenStore
 	down  outage
 
 	mu     sync.Mutex
@@ -170,7 +170,7 @@ type TokenStore struct {
 }
 
 // NewTokenStore returns an empty, reachable store on the real clock.
-func NewTokenStore() *TokenStore { return &TokenStore{store: memory.NewTokenStore(nil)} }
+func NewTokenStore() *TokenStore { return &TokenStore{store: memstore.NewTokenStore(nil)} }
 
 // Down makes every method fail with err (for example ports.ErrUnavailable)
 // until Down(nil).

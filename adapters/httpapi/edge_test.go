@@ -183,7 +183,7 @@ func TestLongCallOutlivesReadTimeout(t *testing.T) {
 	}
 	done := make(chan served, 1)
 	e.calls.SetServe(func(ctx context.Context, ch ports.TelephonyChannel) error {
-		defer ch.Close("hangup", false)
+		defer ch.End(ports.EndCompleted)
 		n := 0
 		for {
 			ev, err := ch.Recv(context.Background())
@@ -192,7 +192,7 @@ func TestLongCallOutlivesReadTimeout(t *testing.T) {
 				return nil
 			}
 			n++
-			if ev.Type == ports.CallStop {
+			if ev.Type == ports.CallHungUp {
 				done <- served{n, nil}
 				return nil
 			}

@@ -212,11 +212,12 @@ func Build(ctx context.Context, cfg configs.Config, log *slog.Logger, opts ...Op
 		public = nil // served on METRICS_ADDR only (cmd/gateway)
 	}
 	g.server = httpapi.New(httpapi.Deps{
-		Logger:    log.With("adapter", "httpapi"),
-		Calls:     p.calls,
-		Messages:  messages,
-		Validator: signature.New(string(cfg.TwilioAuthToken), cfg.PublicURL, signature.WithSharedKey(string(cfg.TwilioWebhookSharedKey))),
-		Checks:    g.checks,
+		Logger:       log.With("adapter", "httpapi"),
+		Calls:        p.calls,
+		Messages:     messages,
+		Verifier:     signature.New(string(cfg.TwilioAuthToken), cfg.PublicURL, signature.WithSharedKey(string(cfg.TwilioWebhookSharedKey))),
+		AcceptStream: acceptStream,
+		Checks:       g.checks,
 
 		AllowUnsignedStreams: !cfg.StreamSignatureRequired,
 

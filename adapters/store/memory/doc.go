@@ -4,4 +4,7 @@
 // gateway instance (tokens) or for tests; use the SQLite, PostgreSQL or
 // Redis stores to keep threads across restarts or to share them between
 // instances.
+//
+// The stores are implemented in adapters/internal/memstore, which the fakes
+// of adapters/fake build on too; this package is the adapter app/wire picks.
 package memory
