@@ -28,10 +28,10 @@ const pruneEvery = time.Hour
 // hold or wait for user locks (see WithMaxLockConns).
 const DefaultMaxLockConns = 16
 
-// Store is a ports.ThreadStore, with its ports.Leases, on PostgreSQL. It is
-// safe for concurrent use
-// by any number of goroutines and, sharing one database (and schema), by
-// any number of processes.
+// Store is a ports.ThreadStore, a ports.DeliveryLedger (with its
+// ports.Leases) and ports.UserLocks, on PostgreSQL. It is safe for
+// concurrent use by any number of goroutines and, sharing one database (and
+// schema), by any number of processes.
 type Store struct {
 	pool   *pgxpool.Pool // queries
 	locks  *pgxpool.Pool // one connection per LockUser caller, held until unlock
@@ -50,8 +50,10 @@ type Store struct {
 }
 
 var (
-	_ ports.ThreadStore = (*Store)(nil)
-	_ ports.Leases      = (*Store)(nil)
+	_ ports.ThreadStore    = (*Store)(nil)
+	_ ports.DeliveryLedger = (*Store)(nil)
+	_ ports.Leases         = (*Store)(nil)
+	_ ports.UserLocks      = (*Store)(nil)
 )
 
 type options struct {
