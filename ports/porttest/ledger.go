@@ -270,7 +270,6 @@ func DeliveryLedger(t *testing.T, newLedger func(t *testing.T) ports.DeliveryLed
 		release(t, s, owner)
 		assert.Equal(t, []string{working}, abandoned(t, s, 0), "the other once its owner stopped")
 	})
-
 }
 
 // firstSeen records key as taken by an instance that holds no lease (one

@@ -207,7 +207,6 @@ func UserLocks(t *testing.T, newLocks func(t *testing.T) ports.UserLocks) {
 		unlock()
 		lockUser(t, s, user)()
 	})
-
 }
 
 // lockUser takes user's lock, failing the test if that does not happen in
