@@ -435,6 +435,23 @@ func TestHandleTooMuchForInline(t *testing.T) {
 	}
 }
 
+// The limits come from the sender, whose contract makes them positive: a
+// sender that breaks it is a programming error, caught at once.
+func TestNewMessagesNeedsPositiveLimits(t *testing.T) {
+	for _, l := range []ports.MessageLimits{
+		{MaxReplyMessages: 10, MaxReplyBytes: 100},
+		{MaxChars: 40, MaxReplyBytes: 100},
+		{MaxChars: 40, MaxReplyMessages: 10},
+	} {
+		sender := fake.NewMessageSender()
+		sender.SetLimits(l)
+		store := memory.NewThreadStore()
+		assert.Panics(t, func() {
+			NewMessages(MessagesDeps{Threads: store, Ledger: store, Locks: store, Assistant: fake.NewChatAssistant(), Sender: sender})
+		}, "%+v", l)
+	}
+}
+
 func TestHandleUnusualInput(t *testing.T) {
 	h := newHarness(t, nil)
 
