@@ -43,7 +43,7 @@ type Option func(*parts)
 // the Config.
 type parts struct {
 	httpClient *http.Client
-	threads    ports.ThreadStore
+	threads    MessageStore
 	tokens     ports.TokenStore
 	speech     ports.SpeechModel
 	assistant  ports.ChatAssistant
@@ -66,9 +66,20 @@ type parts struct {
 // Twilio REST) go through c.
 func WithHTTPClient(c *http.Client) Option { return func(p *parts) { p.httpClient = c } }
 
-// WithThreadStore replaces the SQLite or PostgreSQL thread store. Build
-// does not close it.
-func WithThreadStore(s ports.ThreadStore) Option { return func(p *parts) { p.threads = s } }
+// MessageStore is what the WhatsApp/SMS use case keeps in one database:
+// users' threads, the delivery ledger (with the instances' leases) and the
+// per-user locks. The SQLite, PostgreSQL and in-memory stores implement
+// all of it.
+type MessageStore interface {
+	ports.ThreadStore
+	ports.DeliveryLedger
+	ports.UserLocks
+}
+
+// WithThreadStore replaces the SQLite or PostgreSQL thread store (with the
+// delivery ledger and user locks in the same database). Build does not
+// close it.
+func WithThreadStore(s MessageStore) Option { return func(p *parts) { p.threads = s } }
 
 // WithTokenStore replaces the in-memory or Redis token store. Build does
 // not close it.
@@ -183,7 +194,9 @@ func Build(ctx context.Context, cfg configs.Config, log *slog.Logger, opts ...Op
 	}
 	instance := app.NewInstance(app.InstanceDeps{Leases: p.leases, Logger: log, TTL: p.leaseTTL})
 	messages := app.NewMessages(app.MessagesDeps{
-		Store:          p.threads,
+		Threads:        p.threads,
+		Ledger:         p.threads,
+		Locks:          p.threads,
 		Assistant:      p.assistant,
 		Sender:         p.sender,
 		Logger:         log.With("usecase", "messages"),

@@ -1,5 +1,6 @@
-// Package memory implements ports.ThreadStore (with its ports.Leases) and
-// ports.TokenStore in the memory of one process. State is lost when the
+// Package memory implements ports.ThreadStore, ports.DeliveryLedger (with
+// its ports.Leases), ports.UserLocks and ports.TokenStore in the memory of
+// one process. State is lost when the
 // process ends and is not shared with other processes: use it for a single
 // gateway instance (tokens) or for tests; use the SQLite, PostgreSQL or
 // Redis stores to keep threads across restarts or to share them between

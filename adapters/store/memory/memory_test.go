@@ -16,6 +16,14 @@ func TestThreadStoreConformance(t *testing.T) {
 	porttest.ThreadStore(t, func(*testing.T) ports.ThreadStore { return memory.NewThreadStore() })
 }
 
+func TestDeliveryLedgerConformance(t *testing.T) {
+	porttest.DeliveryLedger(t, func(*testing.T) ports.DeliveryLedger { return NewThreadStore() })
+}
+
+func TestUserLocksConformance(t *testing.T) {
+	porttest.UserLocks(t, func(*testing.T) ports.UserLocks { return NewThreadStore() })
+}
+
 func TestLeasesConformance(t *testing.T) {
 	porttest.Leases(t, func(*testing.T) ports.Leases { return memory.NewThreadStore() })
 }
