@@ -17,11 +17,11 @@ func TestThreadStoreConformance(t *testing.T) {
 }
 
 func TestDeliveryLedgerConformance(t *testing.T) {
-	porttest.DeliveryLedger(t, func(*testing.T) ports.DeliveryLedger { return NewThreadStore() })
+	porttest.DeliveryLedger(t, func(*testing.T) ports.DeliveryLedger { return memory.NewThreadStore() })
 }
 
 func TestUserLocksConformance(t *testing.T) {
-	porttest.UserLocks(t, func(*testing.T) ports.UserLocks { return NewThreadStore() })
+	porttest.UserLocks(t, func(*testing.T) ports.UserLocks { return memory.NewThreadStore() })
 }
 
 func TestLeasesConformance(t *testing.T) {
