@@ -186,8 +186,9 @@ func (s *session) write(ctx context.Context, event oai.ClientEventUnionParam) er
 // "local_close" (Close), "fatal_error" (after a fatal SpeechError, which
 // Recv returned first, or a close right after an error), "session_limit",
 // "content_filter", "remote_closed", "connection_lost" or
-// "message_too_big". A session.closed carrying usage not yet reported is
-// returned as a last SpeechUsage first. Error events are SpeechErrors;
+// "message_too_big". A session.closed the server sent on its own carrying
+// usage not yet reported is returned as a last SpeechUsage first (after
+// Close, the caller has stopped counting). Error events are SpeechErrors;
 // Fatal ones (a server_error, or a code saying the key or account cannot
 // pay) end the session: the adapter closes it, and Recv returns ErrClosed
 // next. Malformed and unknown events are logged and skipped. An audio
@@ -211,7 +212,7 @@ func (s *session) Recv(ctx context.Context) (ports.SpeechEvent, error) {
 			continue // the handshake's, never twice
 		case evClosed:
 			s.end(s.closedReason(ev.Text))
-			if ev.Usage != (ports.Usage{}) {
+			if ev.Usage != (ports.Usage{}) && !s.saidBye.Load() {
 				return ports.SpeechEvent{Type: ports.SpeechUsage, Usage: ev.Usage}, nil
 			}
 			return ports.SpeechEvent{}, fmt.Errorf("live: recv: %w", s.stream.Err())

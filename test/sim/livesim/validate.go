@@ -21,6 +21,18 @@ type problem struct {
 	message string
 }
 
+func (p *problem) Error() string { return p.code + ": " + p.message }
+
+// Check checks a client event as the simulator does: nil when the SDK's
+// types accept it, else an error naming the code the simulator answers
+// with and the parameter at fault.
+func Check(event []byte) error {
+	if _, p := checkClientEvent(event); p != nil {
+		return p
+	}
+	return nil
+}
+
 // clientEvents maps every client event type to its param struct.
 var clientEvents = variants(reflect.TypeFor[oai.ClientEventUnionParam]())
 
