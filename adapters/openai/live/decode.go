@@ -39,6 +39,9 @@ type decoder struct {
 	// lastWasError is set when the last event decoded was an error, so
 	// that a close right after it can be told apart as fatal.
 	lastWasError bool
+	// closed is the reason of the session.closed decoded, if any: the
+	// socket's close that follows ends the session for that reason.
+	closed string
 }
 
 // serverEvent holds the fields of every non-audio server event the gateway
@@ -137,6 +140,7 @@ func (d *decoder) event(e *serverEvent) (ports.SpeechEvent, error) {
 		}
 		return ports.SpeechEvent{Type: ports.SpeechUsage, Usage: u}, nil
 	case "session.closed":
+		d.closed = e.Reason
 		ev := ports.SpeechEvent{Type: evClosed, Text: e.Reason}
 		if e.Usage != nil && e.Usage.Seconds != nil {
 			ev.Usage = d.usage(*e.Usage.Seconds)

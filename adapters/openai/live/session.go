@@ -49,11 +49,13 @@ func newSession(conn *websocket.Conn, log *slog.Logger, now func() time.Time) *s
 	return s
 }
 
-// endReason names the end of a session whose socket the server closed
-// without session.closed: a close right after an error event ends a
-// session that error made fatal.
+// endReason names the end of a session whose socket the server closed:
+// after session.closed, its reason; a close right after an error event
+// ends a session that error made fatal.
 func (s *session) endReason(code int) string {
 	switch {
+	case s.dec.closed != "":
+		return s.closedReason(s.dec.closed)
 	case s.dec.lastWasError:
 		return "fatal_error"
 	case code < 0:
