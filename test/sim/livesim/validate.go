@@ -77,10 +77,15 @@ func checkClientEvent(raw []byte) (typ string, p *problem) {
 	return typ, check("", v, t)
 }
 
-// isUnion tells a union param (it embeds paramUnion) from an object param.
+// isUnion tells a union (its variants are inline fields named Of...) from
+// an object.
 func isUnion(t reflect.Type) bool {
-	f, ok := t.FieldByName("paramUnion")
-	return ok && f.Anonymous
+	for i := range t.NumField() {
+		if f := t.Field(i); strings.HasPrefix(f.Name, "Of") && strings.Contains(f.Tag.Get("json"), "inline") {
+			return true
+		}
+	}
+	return false
 }
 
 // isOpt tells param.Opt[T] and other scalar wrappers, which the check
