@@ -16,6 +16,7 @@ import (
 
 	"github.com/convgateway/gateway/ports"
 	"github.com/convgateway/gateway/ports/peer"
+	"github.com/convgateway/gateway/test/sim/internal/simsess"
 	"github.com/convgateway/gateway/test/sim/mulaw"
 )
 
@@ -78,9 +79,7 @@ type Server struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu       sync.Mutex
-	sessions []*Session
-	changed  chan struct{} // closed and replaced when a session is added
+	sessions simsess.Registry[*Session]
 }
 
 var _ peer.Speech = (*Server)(nil)
@@ -95,7 +94,7 @@ func New(opts Options) *Server {
 		opts.Gap = 2 * time.Second
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{opts: opts, log: log, ctx: ctx, cancel: cancel, changed: make(chan struct{})}
+	s := &Server{opts: opts, log: log, ctx: ctx, cancel: cancel}
 	if a := opts.Auto; a != nil {
 		audio := a.Reply
 		if audio == nil {
@@ -118,10 +117,7 @@ func (s *Server) URL() string { return "ws" + strings.TrimPrefix(s.srv.URL, "htt
 // server, waiting for its goroutines.
 func (s *Server) Close() {
 	s.cancel()
-	s.mu.Lock()
-	sessions := s.sessions
-	s.mu.Unlock()
-	for _, sess := range sessions {
+	for _, sess := range s.sessions.All() {
 		_ = sess.conn.CloseNow()
 	}
 	s.wg.Wait()
@@ -150,11 +146,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	sess := newSession(s, conn)
 	s.wg.Add(1)
 	defer s.wg.Done()
-	s.mu.Lock()
-	s.sessions = append(s.sessions, sess)
-	close(s.changed)
-	s.changed = make(chan struct{})
-	s.mu.Unlock()
+	s.sessions.Add(sess)
 	if s.ctx.Err() != nil { // Close has run and will not see this session
 		_ = conn.CloseNow()
 	}
@@ -168,40 +160,20 @@ func refuse(w http.ResponseWriter, status int, code, message string) {
 }
 
 // Sessions returns every session opened so far, oldest first.
-func (s *Server) Sessions() []*Session {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]*Session(nil), s.sessions...)
-}
+func (s *Server) Sessions() []*Session { return s.sessions.All() }
 
 // Latest waits until a session exists and returns the newest.
 func (s *Server) Latest(ctx context.Context) (*Session, error) {
-	for {
-		s.mu.Lock()
-		changed := s.changed
-		var last *Session
-		if n := len(s.sessions); n > 0 {
-			last = s.sessions[n-1]
-		}
-		s.mu.Unlock()
-		if last != nil {
-			return last, nil
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return nil, fmt.Errorf("livesim: wait for a session: %w", ctx.Err())
-		}
+	sess, err := s.sessions.Latest(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("livesim: %w", err)
 	}
+	return sess, nil
 }
 
 func (s *Server) latest() *Session {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if n := len(s.sessions); n > 0 {
-		return s.sessions[n-1]
-	}
-	return nil
+	sess, _ := s.sessions.Newest()
+	return sess
 }
 
 var errNoSession = errors.New("livesim: no session")

@@ -13,6 +13,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/convgateway/gateway/ports"
+	"github.com/convgateway/gateway/test/sim/internal/simsess"
 )
 
 // Config is what a client's session.start asked for.
@@ -65,23 +66,12 @@ func (s *Session) nextID(prefix string) string {
 func (s *Session) run(ctx context.Context) {
 	defer s.wg.Wait()
 	defer close(s.done)
-	var buf bytes.Buffer
-	for {
-		buf.Reset()
-		_, r, err := s.conn.Reader(context.Background())
-		if err == nil {
-			_, err = buf.ReadFrom(r)
-		}
-		if err != nil {
-			s.mu.Lock()
-			if s.speaking != nil {
-				s.speaking.halt()
-			}
-			s.mu.Unlock()
-			return
-		}
-		s.handle(ctx, buf.Bytes())
+	_ = simsess.ReadLoop(s.conn, func(msg []byte) { s.handle(ctx, msg) })
+	s.mu.Lock()
+	if s.speaking != nil {
+		s.speaking.halt()
 	}
+	s.mu.Unlock()
 }
 
 // appendPrefix is how the gateway's adapter starts every append; the
