@@ -3,7 +3,10 @@ package live
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"time"
+
+	oai "github.com/openai/openai-go/v3/live"
 
 	"github.com/convgateway/gateway/adapters/internal/jsonscan"
 	"github.com/convgateway/gateway/adapters/internal/wsstream"
@@ -94,6 +97,9 @@ func (d *decoder) decode(b []byte) (ports.SpeechEvent, error) {
 		return ports.SpeechEvent{}, fmt.Errorf("%w: no type", ports.ErrInvalidInput)
 	}
 	if !used[string(typ)] {
+		if !known[string(typ)] { // counted: the SDK has never heard of it
+			return ports.SpeechEvent{}, fmt.Errorf("%w: unknown event %q", ports.ErrInvalidInput, typ)
+		}
 		return ports.SpeechEvent{}, fmt.Errorf("%w %q", wsstream.ErrIgnore, typ)
 	}
 	var e serverEvent
@@ -113,6 +119,21 @@ var used = map[string]bool{
 	"session.closed":                  true,
 	"error":                           true,
 }
+
+// known lists the server event types of the SDK's union of server events
+// (the defaults of its variants' Type fields).
+var known = func() map[string]bool {
+	m := map[string]bool{}
+	u := reflect.TypeFor[oai.ServerEventUnion]()
+	for i := range u.NumField() {
+		if v := u.Field(i).Type; v.Kind() == reflect.Struct {
+			if f, ok := v.FieldByName("Type"); ok && f.Tag.Get("default") != "" {
+				m[f.Tag.Get("default")] = true
+			}
+		}
+	}
+	return m
+}()
 
 func (d *decoder) event(e *serverEvent) (ports.SpeechEvent, error) {
 	missing := func(field string) (ports.SpeechEvent, error) {

@@ -92,6 +92,7 @@ func TestDecodeMapsEvents(t *testing.T) {
 
 func TestDecodeSkipsWhatItCannotUse(t *testing.T) {
 	d := newDecoder()
+	assert.True(t, known["session.output_audio.delta"] && known["session.closed"] && known["response.event"], "the SDK's event types")
 	for _, ignored := range []string{
 		`{"type":"session.commentary.appended","event_id":"e","start_ms":1,"end_ms":1}`,
 		`{"type":"session.delegation.created","event_id":"e","offset_ms":1,"delegation":{"id":"d","target":"responses"}}`,
@@ -110,6 +111,7 @@ func TestDecodeSkipsWhatItCannotUse(t *testing.T) {
 		`{"type":"session.usage.updated","event_id":"e","usage":{}}`,
 		`{"type":"error","event_id":"e"}`,
 		`{"type":"error","event_id":"e","error":"boom"}`,
+		`{"type":"session.brand_new","event_id":"e"}`, // unknown to the SDK: counted
 	} {
 		_, err := d.decode([]byte(bad))
 		assert.ErrorIs(t, err, ports.ErrInvalidInput, bad)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/convgateway/gateway/adapters/openai/internal/wsdial"
@@ -68,18 +69,24 @@ func New(opts Options) *Model {
 	return &Model{opts: opts, log: log, now: time.Now}
 }
 
-var errNoBackend = errors.New("no backend model for Responses delegation")
+var (
+	errNoBackend = errors.New("no backend model for Responses delegation")
+	errQuery     = errors.New("the Live URL takes no query string: the model goes in session.start")
+)
 
 // Open dials the Live API, sends session.start built from cfg and waits
 // for session.started. ctx bounds only this handshake. Errors wrap
 // ports.ErrRejected when the API refused the credentials (401/403), the
-// request (other 4xx) or the configuration (an error event, or no
-// BackendModel), ports.ErrUnavailable when it could not be reached,
+// request (other 4xx) or the configuration (an error event, no
+// BackendModel, a URL with a query string), ports.ErrUnavailable when it could not be reached,
 // answered 429 or 5xx, reported a server error or ended the session, and
 // ctx.Err() when ctx ended first.
 func (m *Model) Open(ctx context.Context, cfg ports.SpeechConfig) (ports.SpeechSession, error) {
 	if m.opts.BackendModel == "" {
 		return nil, fmt.Errorf("live: open: %w: %w", ports.ErrRejected, errNoBackend)
+	}
+	if strings.Contains(m.opts.URL, "?") {
+		return nil, fmt.Errorf("live: open: %w: %w", ports.ErrRejected, errQuery)
 	}
 	conn, err := wsdial.Dial(ctx, m.opts.URL, m.opts.APIKey, m.opts.HTTPClient, ReadLimit)
 	if err != nil {

@@ -109,6 +109,12 @@ func TestOpenRefusals(t *testing.T) {
 		require.ErrorIs(t, err, ports.ErrRejected)
 		assert.Empty(t, sim.Sessions(), "refused before dialling")
 	})
+	t.Run("query string", func(t *testing.T) {
+		sim, _, _ := newSim(t, livesim.Options{})
+		_, err := live.New(live.Options{URL: sim.URL() + "?model=gpt-live-1", APIKey: apiKey, BackendModel: "m"}).Open(ctx, ports.SpeechConfig{})
+		require.ErrorIs(t, err, ports.ErrRejected)
+		assert.Empty(t, sim.Sessions(), "refused before dialling")
+	})
 	t.Run("configuration refused", func(t *testing.T) {
 		url := fakeServer(t, func(ctx context.Context, c *websocket.Conn) {
 			_, _, _ = c.Read(ctx) // session.start

@@ -17,25 +17,8 @@ const Pause = 800 * time.Millisecond
 // silence: about -42 dBFS, below speech, above the codec's idle noise.
 const silencePeak = 256
 
-// turns names the assistant's utterances. GPT-Live has none: the model
-// streams audio and transcript pieces without ids, turns or ends. The rule:
-// a piece of assistant output (audio or transcript) belongs to the
-// current utterance, and a new utterance begins with the first one that
-// follows
-//
-//   - the start of the session;
-//   - the caller's words: a caller transcript since the assistant's last
-//     output (the turn went to the caller and came back);
-//   - a pause: Pause or more since the assistant's last voiced audio,
-//     counted both as silent audio received (the model may stream silence
-//     while it is quiet) and as time passed without audio (it may send
-//     none);
-//   - for a transcript that comes before its audio (no audio since the
-//     previous transcript piece), a start on the session timeline more
-//     than Pause after the previous piece's end.
-//
-// Silent audio never begins an utterance but the first: it continues the
-// current one. It is used by one goroutine at a time (the session's reader).
+// turns names the assistant's utterances by the rule of the package
+// comment. It is used by one goroutine at a time (the session's reader).
 type turns struct {
 	now func() time.Time
 	n   int    // utterances so far
