@@ -88,7 +88,7 @@ func Build(ctx context.Context, cfg configs.Config, log *slog.Logger, opts ...Op
 	}
 	m := metrics.New()
 	if p.calls == nil {
-		p.calls = newCalls(cfg, log, p, callsHooks(m))
+		p.calls = newCalls(cfg, log, p, callsHooks(m, cfg.SpeechBackend))
 	}
 
 	if p.leases == nil {
