@@ -44,7 +44,8 @@ func (c *call) finish(end *ending) {
 	}
 	attrs = append(attrs,
 		slog.Group("usage", "input_tokens", c.sum.Usage.InputTokens,
-			"output_tokens", c.sum.Usage.OutputTokens, "total_tokens", c.sum.Usage.TotalTokens),
+			"output_tokens", c.sum.Usage.OutputTokens, "total_tokens", c.sum.Usage.TotalTokens,
+			"seconds", c.sum.Usage.Duration.Seconds()),
 		"frames_in", c.sum.FramesIn,
 		"frames_out", c.sum.FramesOut,
 		"frames_dropped", c.sum.FramesDropped,

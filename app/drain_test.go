@@ -26,8 +26,9 @@ func TestShutdownWithNothingPendingIgnoresAnExpiredContext(t *testing.T) {
 		calls := NewCalls(CallsDeps{Tokens: fake.NewTokenStore(), Speech: fake.NewSpeechModel()})
 		require.NoError(t, calls.Shutdown(expired(t)), "calls, round %d", i)
 
+		store := memory.NewThreadStore()
 		messages := NewMessages(MessagesDeps{
-			Store: memory.NewThreadStore(), Assistant: fake.NewChatAssistant(), Sender: fake.NewMessageSender(),
+			Threads: store, Ledger: store, Locks: store, Assistant: fake.NewChatAssistant(), Sender: fake.NewMessageSender(),
 		})
 		require.NoError(t, messages.Shutdown(expired(t)), "messages, round %d", i)
 	}

@@ -30,7 +30,7 @@ const firstRenewTimeout = 2 * time.Second
 // InstanceDeps are the dependencies and settings of an Instance.
 type InstanceDeps struct {
 	// Leases keeps the lease; it must be the store in which the work the
-	// instance owns is recorded (the ThreadStore, for WhatsApp/SMS
+	// instance owns is recorded (the DeliveryLedger, for WhatsApp/SMS
 	// deliveries), so that a takeover checks the lease there. Required.
 	Leases ports.Leases
 	Logger *slog.Logger // nil discards logs

@@ -19,7 +19,7 @@ import (
 // down after the service.
 func withLease(t *testing.T, ttl time.Duration) func(*MessagesDeps) {
 	return func(d *MessagesDeps) {
-		inst := NewInstance(InstanceDeps{Leases: d.Store, TTL: ttl})
+		inst := NewInstance(InstanceDeps{Leases: d.Ledger, TTL: ttl})
 		t.Cleanup(func() { _ = inst.Shutdown(context.Background()) })
 		d.Instance = inst
 	}
@@ -28,12 +28,12 @@ func withLease(t *testing.T, ttl time.Duration) func(*MessagesDeps) {
 // sharing makes the service use h's store and assistant, as a second
 // gateway process on the same database does.
 func sharing(h *harness) func(*MessagesDeps) {
-	return func(d *MessagesDeps) { d.Store, d.Assistant = h.store, h.asst }
+	return func(d *MessagesDeps) { useStore(d, h.store); d.Assistant = h.asst }
 }
 
 // takenBy records the delivery of m as taken by the instance owner, as a
 // gateway that then stopped did.
-func takenBy(t *testing.T, store ports.ThreadStore, m ports.InboundMessage, owner string) {
+func takenBy(t *testing.T, store ports.DeliveryLedger, m ports.InboundMessage, owner string) {
 	t.Helper()
 	for _, key := range allKeys(m) {
 		first, err := store.FirstSeen(context.Background(), key, owner)
@@ -215,7 +215,7 @@ func (s *timedSender) Send(ctx context.Context, m ports.OutboundMessage) (string
 func TestHandlePartsPaced(t *testing.T) {
 	const interval = 50 * time.Millisecond
 	sender := &timedSender{MessageSender: fake.NewMessageSender()}
-	h := newHarness(t, func(d *MessagesDeps) { d.MaxLen, d.MaxInlineParts, d.PartInterval, d.Sender = 40, 2, interval, sender })
+	h := newHarness(t, func(d *MessagesDeps) { d.PartInterval, d.Sender = interval, sender; setLimits(d, 40, 2, 0) })
 	long := strings.Repeat("Twenty chars here. ", 10) // 5 parts of 40
 	h.asst.QueueReplies(long)
 	require.Empty(t, handle(t, h.svc, msg("SM1", "tell me a lot")).Messages)
@@ -230,7 +230,7 @@ func TestHandlePartsPaced(t *testing.T) {
 // Shutdown's deadline during the pause between parts drops the rest, and
 // logs it.
 func TestHandlePausedPartsDroppedAtShutdown(t *testing.T) {
-	h := newHarness(t, func(d *MessagesDeps) { d.MaxLen, d.MaxInlineParts, d.PartInterval = 40, 2, time.Hour })
+	h := newHarness(t, func(d *MessagesDeps) { d.PartInterval = time.Hour; setLimits(d, 40, 2, 0) })
 	h.asst.QueueReplies(strings.Repeat("Twenty chars here. ", 10))
 	require.Empty(t, handle(t, h.svc, msg("SM-paused", "tell me a lot")).Messages)
 	waitSent(t, h.sender, 1)
@@ -245,7 +245,7 @@ func TestHandlePausedPartsDroppedAtShutdown(t *testing.T) {
 // such, not repeated, and ends the answer: the later parts are not sent.
 // The delivery counts as answered (it is not reported as never delivered).
 func TestHandleSendOutcomeUnknown(t *testing.T) {
-	h := newHarness(t, func(d *MessagesDeps) { d.MaxLen, d.MaxInlineParts = 40, 2 })
+	h := newHarness(t, func(d *MessagesDeps) { setLimits(d, 40, 2, 0) })
 	h.sender.LoseNext()
 	h.asst.QueueReplies(strings.Repeat("Twenty chars here. ", 10))
 	require.Empty(t, handle(t, h.svc, msg("SM-unknown", "tell me a lot")).Messages)

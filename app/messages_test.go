@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -33,11 +34,26 @@ const wait = 10 * time.Second
 // firstThread is the id the fake assistant gives its first thread.
 const firstThread = "conv_fake_1"
 
-// downStore is a ThreadStore whose chosen methods fail as if the database
-// were unreachable: firstSeenIdem fails FirstSeen for idempotency-token
-// keys only (after the MessageSid was recorded).
-type downStore struct {
+// stores is what the service keeps in one database: its ThreadStore,
+// DeliveryLedger and UserLocks. The in-memory store and the fake implement
+// all of it, and so do the wrappers below.
+type stores interface {
 	ports.ThreadStore
+	ports.DeliveryLedger
+	ports.UserLocks
+}
+
+// useStore makes the service keep everything in s.
+func useStore(d *MessagesDeps, s stores) { d.Threads, d.Ledger, d.Locks = s, s, s }
+
+// storeOf returns the store the service keeps everything in (useStore).
+func storeOf(d *MessagesDeps) stores { return d.Threads.(stores) }
+
+// downStore is a store whose chosen methods fail as if the database were
+// unreachable: firstSeenIdem fails FirstSeen for idempotency-token keys
+// only (after the MessageSid was recorded).
+type downStore struct {
+	stores
 	firstSeen, firstSeenIdem, thread, lock, delivered bool
 }
 
@@ -45,46 +61,46 @@ func (d downStore) Delivered(ctx context.Context, key string) error {
 	if d.delivered {
 		return fmt.Errorf("db: delivered: %w", ports.ErrUnavailable)
 	}
-	return d.ThreadStore.Delivered(ctx, key)
+	return d.stores.Delivered(ctx, key)
 }
 
 func (d downStore) LockUser(ctx context.Context, user string) (func(), error) {
 	if d.lock {
 		return nil, fmt.Errorf("db: lock user: %w", ports.ErrUnavailable)
 	}
-	return d.ThreadStore.LockUser(ctx, user)
+	return d.stores.LockUser(ctx, user)
 }
 
 func (d downStore) FirstSeen(ctx context.Context, key, owner string) (bool, error) {
 	if d.firstSeen || d.firstSeenIdem && strings.HasPrefix(key, idemPrefix) {
 		return false, fmt.Errorf("db: first seen: %w", ports.ErrUnavailable)
 	}
-	return d.ThreadStore.FirstSeen(ctx, key, owner)
+	return d.stores.FirstSeen(ctx, key, owner)
 }
 
 func (d downStore) Thread(ctx context.Context, user string) (string, error) {
 	if d.thread {
 		return "", fmt.Errorf("db: thread: %w", ports.ErrUnavailable)
 	}
-	return d.ThreadStore.Thread(ctx, user)
+	return d.stores.Thread(ctx, user)
 }
 
-// jitterStore is a ThreadStore whose LockUser waits a random moment before
+// jitterStore is a store whose LockUser waits a random moment before
 // asking for the lock, as a busy scheduler or a remote database might: the
 // order in which callers reach the store then says nothing about the order
 // in which the messages arrived.
-type jitterStore struct{ ports.ThreadStore }
+type jitterStore struct{ stores }
 
 func (j jitterStore) LockUser(ctx context.Context, user string) (func(), error) {
 	time.Sleep(rand.N(5 * time.Millisecond))
-	return j.ThreadStore.LockUser(ctx, user)
+	return j.stores.LockUser(ctx, user)
 }
 
-// sweepStore is a ThreadStore that counts the calls of Abandoned (when they
+// sweepStore is a store that counts the calls of Abandoned (when they
 // start and once they return) and, while blocking is set, makes them wait
 // for their context.
 type sweepStore struct {
-	ports.ThreadStore
+	stores
 	started, calls atomic.Int32
 	blocking       atomic.Bool
 }
@@ -96,7 +112,7 @@ func (s *sweepStore) Abandoned(ctx context.Context, olderThan time.Duration) ([]
 		<-ctx.Done()
 		return nil, ctx.Err()
 	}
-	return s.ThreadStore.Abandoned(ctx, olderThan)
+	return s.stores.Abandoned(ctx, olderThan)
 }
 
 // awaitSweeps waits until n more sweeps than when it was called have
@@ -110,7 +126,7 @@ func (s *sweepStore) awaitSweeps(t *testing.T, n int32) {
 
 type harness struct {
 	svc    *MessagesService
-	store  ports.ThreadStore
+	store  stores
 	asst   *fake.ChatAssistant
 	sender *fake.MessageSender
 	logs   *testlog.Buffer
@@ -123,17 +139,17 @@ func newHarness(t *testing.T, edit func(*MessagesDeps)) *harness {
 	t.Helper()
 	h := &harness{logs: &testlog.Buffer{}}
 	d := MessagesDeps{
-		Store:     memory.NewThreadStore(),
 		Assistant: fake.NewChatAssistant(),
 		Sender:    fake.NewMessageSender(),
 		Logger:    slog.New(slog.NewTextHandler(h.logs, nil)),
 		// Parts back to back, unless a test is about the pause.
 		PartInterval: -1,
 	}
+	useStore(&d, memory.NewThreadStore())
 	if edit != nil {
 		edit(&d)
 	}
-	h.store = d.Store
+	h.store = storeOf(&d)
 	h.asst, _ = d.Assistant.(*fake.ChatAssistant)
 	h.sender, _ = d.Sender.(*fake.MessageSender)
 	h.svc = NewMessages(d)
@@ -147,6 +163,20 @@ func newHarness(t *testing.T, edit func(*MessagesDeps)) *harness {
 
 // later makes every answer miss the inline deadline.
 func later(d *MessagesDeps) { d.InlineTimeout = time.Millisecond }
+
+// setLimits changes the limits of the service's sender (a fake, or a
+// wrapper of one): each argument that is not zero replaces its limit.
+func setLimits(d *MessagesDeps, chars, replyMessages, replyBytes int) {
+	s := d.Sender.(interface {
+		ports.MessageSender
+		SetLimits(ports.MessageLimits)
+	})
+	l := s.Limits()
+	l.MaxChars = cmp.Or(chars, l.MaxChars)
+	l.MaxReplyMessages = cmp.Or(replyMessages, l.MaxReplyMessages)
+	l.MaxReplyBytes = cmp.Or(replyBytes, l.MaxReplyBytes)
+	s.SetLimits(l)
+}
 
 func msg(sid, body string) ports.InboundMessage {
 	return ports.InboundMessage{
@@ -287,7 +317,7 @@ func TestHandleSequentialMessagesAnsweredInOrder(t *testing.T) {
 	// service alone, not by the order they reach the store's lock.
 	h := newHarness(t, func(d *MessagesDeps) {
 		later(d)
-		d.Store = jitterStore{d.Store}
+		useStore(d, jitterStore{storeOf(d)})
 	})
 	release := h.asst.Hold()
 
@@ -331,7 +361,7 @@ func TestHandleTwoServicesShareOneStore(t *testing.T) {
 	// Two gateway processes over one shared store and assistant: one
 	// thread, one exchange at a time, each delivery answered once.
 	a := newHarness(t, nil)
-	b := newHarness(t, func(d *MessagesDeps) { d.Store, d.Assistant = a.store, a.asst })
+	b := newHarness(t, func(d *MessagesDeps) { useStore(d, a.store); d.Assistant = a.asst })
 	a.asst.SetDelay(time.Millisecond)
 
 	const n = 20
@@ -357,7 +387,7 @@ func TestHandleTwoServicesShareOneStore(t *testing.T) {
 func TestHandleLongReplySplit(t *testing.T) {
 	long := strings.Repeat("Twenty chars here. ", 10) // 190 characters
 	want := strings.TrimSpace(long)
-	short := func(d *MessagesDeps) { d.MaxLen = 40 }
+	short := func(d *MessagesDeps) { setLimits(d, 40, 0, 0) }
 
 	t.Run("inline", func(t *testing.T) {
 		h := newHarness(t, short)
@@ -389,19 +419,36 @@ func TestHandleTooMuchForInline(t *testing.T) {
 	want := strings.TrimSpace(long)
 
 	for name, limit := range map[string]func(d *MessagesDeps, n int){
-		"parts": func(d *MessagesDeps, n int) { d.MaxInlineParts = 5 + n },
-		"bytes": func(d *MessagesDeps, n int) { d.MaxInlineBytes = 185 + n },
+		"parts": func(d *MessagesDeps, n int) { setLimits(d, 0, 5+n, 0) },
+		"bytes": func(d *MessagesDeps, n int) { setLimits(d, 0, 0, 185+n) },
 	} {
 		t.Run(name, func(t *testing.T) {
-			h := newHarness(t, func(d *MessagesDeps) { d.MaxLen, d.InlineTimeout = 40, time.Hour; limit(d, 0) })
+			h := newHarness(t, func(d *MessagesDeps) { setLimits(d, 40, 0, 0); d.InlineTimeout = time.Hour; limit(d, 0) })
 			h.asst.QueueReplies(long)
 			assert.Len(t, handle(t, h.svc, msg("SM1", "five parts")).Messages, 5, "as much as allowed: inline")
 
-			h = newHarness(t, func(d *MessagesDeps) { d.MaxLen, d.InlineTimeout = 40, time.Hour; limit(d, -1) })
+			h = newHarness(t, func(d *MessagesDeps) { setLimits(d, 40, 0, 0); d.InlineTimeout = time.Hour; limit(d, -1) })
 			h.asst.QueueReplies(long)
 			assert.Empty(t, handle(t, h.svc, msg("SM1", "five parts")).Messages, "one too many: nothing inline, no wait")
 			assert.Equal(t, want, strings.Join(bodies(waitSent(t, h.sender, 5)), " "), "every part sent, in order")
 		})
+	}
+}
+
+// The limits come from the sender, whose contract makes them positive: a
+// sender that breaks it is a programming error, caught at once.
+func TestNewMessagesNeedsPositiveLimits(t *testing.T) {
+	for _, l := range []ports.MessageLimits{
+		{MaxReplyMessages: 10, MaxReplyBytes: 100},
+		{MaxChars: 40, MaxReplyBytes: 100},
+		{MaxChars: 40, MaxReplyMessages: 10},
+	} {
+		sender := fake.NewMessageSender()
+		sender.SetLimits(l)
+		store := memory.NewThreadStore()
+		assert.Panics(t, func() {
+			NewMessages(MessagesDeps{Threads: store, Ledger: store, Locks: store, Assistant: fake.NewChatAssistant(), Sender: sender})
+		}, "%+v", l)
 	}
 }
 
@@ -469,8 +516,8 @@ func TestHandleStoreUnavailable(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			h := newHarness(t, func(d *MessagesDeps) {
-				down.ThreadStore = d.Store
-				d.Store = down
+				down.stores = storeOf(d)
+				useStore(d, down)
 			})
 			r := handle(t, h.svc, msg("SM-down", "hi"))
 			assert.Equal(t, []string{textUnavailable}, r.Messages)
@@ -571,7 +618,7 @@ func TestAnsweredDeliveriesAreMarked(t *testing.T) {
 			release()
 			waitSent(t, h.sender, 1)
 		}},
-		"too many parts for inline": {func(d *MessagesDeps) { d.MaxLen, d.MaxInlineParts = 40, 4 }, func(t *testing.T, h *harness) {
+		"too many parts for inline": {func(d *MessagesDeps) { setLimits(d, 40, 4, 0) }, func(t *testing.T, h *harness) {
 			h.asst.QueueReplies(long)
 			require.Empty(t, handle(t, h.svc, msg("SM-long", "tell me a lot")).Messages)
 			waitSent(t, h.sender, 5)
@@ -596,10 +643,10 @@ func TestAnsweredDeliveriesAreMarked(t *testing.T) {
 			require.Empty(t, handle(t, h.svc, msg("SM-reject", "hi")).Messages)
 			release()
 		}},
-		"lock failed: polite text": {func(d *MessagesDeps) { d.Store = downStore{ThreadStore: d.Store, lock: true} }, func(t *testing.T, h *harness) {
+		"lock failed: polite text": {func(d *MessagesDeps) { useStore(d, downStore{stores: storeOf(d), lock: true}) }, func(t *testing.T, h *harness) {
 			assert.Equal(t, []string{textUnavailable}, handle(t, h.svc, msg("SM-lock", "hi")).Messages)
 		}},
-		"token not recorded: polite text": {func(d *MessagesDeps) { d.Store = downStore{ThreadStore: d.Store, firstSeenIdem: true} }, func(t *testing.T, h *harness) {
+		"token not recorded: polite text": {func(d *MessagesDeps) { useStore(d, downStore{stores: storeOf(d), firstSeenIdem: true}) }, func(t *testing.T, h *harness) {
 			assert.Equal(t, []string{textUnavailable}, handle(t, h.svc, withToken(msg("SM-idem-down", "hi"), "tok-1")).Messages)
 		}},
 	} {
@@ -611,15 +658,15 @@ func TestAnsweredDeliveriesAreMarked(t *testing.T) {
 	}
 }
 
-// cancelledStore is a ThreadStore whose FirstSeen of idempotency-token keys
+// cancelledStore is a store whose FirstSeen of idempotency-token keys
 // fails with its context's error when that is done, as a database would.
-type cancelledStore struct{ ports.ThreadStore }
+type cancelledStore struct{ stores }
 
 func (c cancelledStore) FirstSeen(ctx context.Context, key, owner string) (bool, error) {
 	if strings.HasPrefix(key, idemPrefix) && ctx.Err() != nil {
 		return false, ctx.Err()
 	}
-	return c.ThreadStore.FirstSeen(ctx, key, owner)
+	return c.stores.FirstSeen(ctx, key, owner)
 }
 
 // An answer dropped at the Shutdown deadline, while the assistant prepares
@@ -631,7 +678,7 @@ func TestUnansweredDeliveriesStayUnmarked(t *testing.T) {
 	replied := make(chan struct{}, 1)
 	h := newHarness(t, func(d *MessagesDeps) {
 		later(d)
-		d.Store = cancelledStore{d.Store}
+		useStore(d, cancelledStore{storeOf(d)})
 		d.Hooks.AssistantReplied = func(_ time.Duration, err error) {
 			if err == nil {
 				replied <- struct{}{}
@@ -672,7 +719,7 @@ func TestUnansweredDeliveriesStayUnmarked(t *testing.T) {
 
 // A failed mark is logged: the delivery may be reported later.
 func TestMarkFailureLogged(t *testing.T) {
-	h := newHarness(t, func(d *MessagesDeps) { d.Store = downStore{ThreadStore: d.Store, delivered: true} })
+	h := newHarness(t, func(d *MessagesDeps) { useStore(d, downStore{stores: storeOf(d), delivered: true}) })
 	assert.Equal(t, []string{"echo: hi"}, handle(t, h.svc, msg("SM-unmarked", "hi")).Messages)
 	assert.Equal(t, []string{"sid:SM-unmarked"}, unanswered(t, h))
 	assert.Regexp(t, `level=WARN msg="answer not recorded as delivered: [^"]+" message_sid=SM-unmarked .*err=`, h.logs.String())
@@ -688,8 +735,8 @@ func neverDelivered(sid string) *regexp.Regexp {
 // every delivery older than a millisecond.
 func sweeping(store *sweepStore) func(*MessagesDeps) {
 	return func(d *MessagesDeps) {
-		store.ThreadStore = d.Store
-		d.Store = store
+		store.stores = storeOf(d)
+		useStore(d, store)
 		d.AbandonedAfter, d.AbandonedEvery = time.Millisecond, 2*time.Millisecond
 	}
 }
@@ -708,7 +755,7 @@ func TestSweepReportsAbandonedDeliveryOnce(t *testing.T) {
 	require.NoError(t, store.Delivered(ctx, "sid:SM-answered"))
 
 	sweeps := &sweepStore{}
-	h := newHarness(t, func(d *MessagesDeps) { d.Store = store; sweeping(sweeps)(d) })
+	h := newHarness(t, func(d *MessagesDeps) { useStore(d, store); sweeping(sweeps)(d) })
 	require.Eventually(t, func() bool { return neverDelivered("SM-crashed").MatchString(h.logs.String()) },
 		wait, time.Millisecond, "the abandoned delivery is reported")
 	assert.Equal(t, []string{"echo: hi"}, handle(t, h.svc, msg("SM-new", "hi")).Messages)
@@ -720,17 +767,17 @@ func TestSweepReportsAbandonedDeliveryOnce(t *testing.T) {
 	assert.NotContains(t, logs, "tok-crashed")
 }
 
-// unrenewed is a ThreadStore whose leases are never taken or renewed: the
+// unrenewed is a store whose leases are never taken or renewed: the
 // lease of an instance on it has lapsed (the store was unreachable for
 // longer than the ttl, say).
-type unrenewed struct{ ports.ThreadStore }
+type unrenewed struct{ stores }
 
 func (unrenewed) Renew(context.Context, string, time.Duration) error { return nil }
 
 // lapsedLease gives the service an instance whose lease has lapsed.
 func lapsedLease(t *testing.T) func(*MessagesDeps) {
 	return func(d *MessagesDeps) {
-		inst := NewInstance(InstanceDeps{Leases: unrenewed{d.Store}})
+		inst := NewInstance(InstanceDeps{Leases: unrenewed{storeOf(d)}})
 		t.Cleanup(func() { _ = inst.Shutdown(context.Background()) })
 		d.Instance = inst
 	}
@@ -764,7 +811,7 @@ func TestSweepRetriesAfterStoreFailure(t *testing.T) {
 	store.Down(ports.ErrUnavailable)
 
 	sweeps := &sweepStore{}
-	h := newHarness(t, func(d *MessagesDeps) { d.Store = store; sweeping(sweeps)(d) })
+	h := newHarness(t, func(d *MessagesDeps) { useStore(d, store); sweeping(sweeps)(d) })
 	sweeps.awaitSweeps(t, 2)
 	assert.Regexp(t, `level=WARN msg="could not look for answers never delivered: trying again later" retry_in=2ms err=`, h.logs.String())
 	assert.NotContains(t, h.logs.String(), "answer never delivered")
@@ -779,7 +826,8 @@ func TestShutdownStopsSweeper(t *testing.T) {
 	leaks := goleak.IgnoreCurrent()
 	sweeps := &sweepStore{}
 	sweeps.blocking.Store(true)
-	d := MessagesDeps{Assistant: fake.NewChatAssistant(), Sender: fake.NewMessageSender(), Store: memory.NewThreadStore()}
+	d := MessagesDeps{Assistant: fake.NewChatAssistant(), Sender: fake.NewMessageSender()}
+	useStore(&d, memory.NewThreadStore())
 	sweeping(sweeps)(&d)
 	svc := NewMessages(d)
 	require.Eventually(t, func() bool { return sweeps.started.Load() > 0 }, wait, time.Millisecond,
@@ -834,8 +882,9 @@ func TestMaskUser(t *testing.T) {
 }
 
 var (
-	_ ports.ThreadStore = downStore{}
-	_ ports.ThreadStore = jitterStore{}
-	_ ports.ThreadStore = (*sweepStore)(nil)
-	_ ports.ThreadStore = cancelledStore{}
+	_ stores = downStore{}
+	_ stores = jitterStore{}
+	_ stores = (*sweepStore)(nil)
+	_ stores = cancelledStore{}
+	_ stores = unrenewed{}
 )

@@ -7,7 +7,7 @@ import "context"
 //
 // Implementations are safe for concurrent use across threads. The caller
 // guarantees that at most one Reply runs at a time on one thread (see
-// ThreadStore.LockUser); implementations need not serialize per thread.
+// UserLocks.LockUser); implementations need not serialize per thread.
 type ChatAssistant interface {
 	// NewThread creates an empty conversation thread and returns its id
 	// (a "conv_..." or "thread_..." id). Errors: ErrUnavailable,

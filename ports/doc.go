@@ -1,6 +1,7 @@
 // Package ports declares the interfaces the gateway's core needs from the
 // outside world (driven ports: SpeechModel, TelephonyChannel, MessageSender,
-// ChatAssistant, ThreadStore, TokenStore) and the interfaces the core offers
+// ChatAssistant, ThreadStore, DeliveryLedger, Leases, UserLocks, TokenStore)
+// and the interfaces the core offers
 // to the outside world (driving ports: Calls, Messages), together with the
 // small value types they exchange and one error vocabulary.
 //

@@ -40,33 +40,3 @@ type Leases interface {
 	// Alive reports whether instance holds a lease that has not expired.
 	Alive(ctx context.Context, instance string) (bool, error)
 }
-
-// Claim is what ThreadStore.TakeOver found, and did, for a recorded
-// delivery.
-type Claim uint8
-
-// The claims of TakeOver.
-const (
-	// ClaimSettled: nothing to take: the delivery was answered
-	// (Delivered), reported (Abandoned), or is not (or no longer)
-	// recorded.
-	ClaimSettled Claim = iota
-	// ClaimTaken: the delivery was pending and had no owner alive (its
-	// owner's lease expired or was released): the caller owns it now,
-	// and is to answer it.
-	ClaimTaken
-	// ClaimOwned: the delivery is pending and the caller owns it already.
-	ClaimOwned
-	// ClaimBusy: the delivery is pending and another instance that holds
-	// a live lease owns it: it may still answer it.
-	ClaimBusy
-)
-
-var claimNames = [...]string{"settled", "taken", "owned", "busy"}
-
-func (c Claim) String() string {
-	if int(c) < len(claimNames) {
-		return claimNames[c]
-	}
-	return "unknown"
-}

@@ -174,11 +174,15 @@ type SpeechEvent struct {
 	Err   *ModelError
 }
 
-// Usage counts tokens reported by the model for one response.
+// Usage counts what the model reported: tokens, or session time for a
+// model billed by duration.
 type Usage struct {
 	InputTokens  int
 	OutputTokens int
 	TotalTokens  int
+	// Duration is session time, for a model billed by duration (GPT-Live);
+	// zero for models billed by tokens.
+	Duration time.Duration
 }
 
 // Add returns the sum of two usages.
@@ -187,6 +191,7 @@ func (u Usage) Add(o Usage) Usage {
 		InputTokens:  u.InputTokens + o.InputTokens,
 		OutputTokens: u.OutputTokens + o.OutputTokens,
 		TotalTokens:  u.TotalTokens + o.TotalTokens,
+		Duration:     u.Duration + o.Duration,
 	}
 }
 

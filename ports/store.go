@@ -9,30 +9,20 @@ import (
 	"time"
 )
 
-// ThreadStore keeps one conversation thread per user, records which webhook
-// deliveries were already processed and by which gateway instance, and
-// serializes work per user.
-//
-// The store also tells deliveries that were taken but never answered: the
-// gateway records a delivery with FirstSeen under the id of the instance
-// that takes it (its owner), marks it Delivered once it is answered, and
-// asks for the Abandoned ones, so that a delivery whose process died in
-// between (a crash, a kill) is found by another process or by the next
-// start. A repeat of such a delivery (Twilio retries a webhook whose
-// answer it never got) is taken over with TakeOver by the instance it
-// reaches, once the owner is known to have stopped: the store keeps the
-// instances' leases (Leases) beside the deliveries, so that the owner's
-// lease and the delivery are checked in one atomic step.
+// ThreadStore keeps one conversation thread per user: the thread in which
+// the ChatAssistant holds the user's conversation (ports.ChatAssistant).
+// The WhatsApp/SMS use case records the deliveries it takes in a
+// DeliveryLedger and orders each user's messages with UserLocks; an
+// adapter backed by one database usually implements all three.
 //
 // Implementations are safe for concurrent use, and the guarantees below hold
 // across several gateway processes sharing one database when the
 // implementation is backed by a shared database (SQLite is one process; the
-// in-memory store is one process). Every method may return ErrUnavailable
-// when the backing store cannot be reached.
+// in-memory store is one process). Every method blocks for one round trip
+// to the store at most, or until ctx is done (then it returns an error
+// wrapping ctx's error), and may return ErrUnavailable when the backing
+// store cannot be reached.
 type ThreadStore interface {
-	// Leases are the leases of the instances that own deliveries.
-	Leases
-
 	// Thread returns the thread id stored for user, or an error wrapping
 	// ErrNotFound.
 	Thread(ctx context.Context, user string) (string, error)
@@ -50,60 +40,6 @@ type ThreadStore interface {
 	// caller replaced old first). It is a compare-and-swap on old:
 	// concurrent calls replacing one old thread all return the same id.
 	ReplaceThread(ctx context.Context, user, old, threadID string) (string, error)
-
-	// FirstSeen records key (an idempotency token or a MessageSid) as
-	// taken by owner (an instance id, see Leases) and reports whether this
-	// is the first time it was recorded. Among concurrent calls with one
-	// key exactly one returns true. Keys are remembered for at least 24
-	// hours. A key recorded as new is pending until Delivered(key): see
-	// TakeOver and Abandoned.
-	FirstSeen(ctx context.Context, key, owner string) (bool, error)
-
-	// TakeOver makes owner the owner of the pending delivery recorded
-	// under key if its owner holds no live lease (the owner stopped before
-	// answering it), and reports what it found (see Claim): ClaimTaken
-	// when owner took it, ClaimOwned when it was owner's already,
-	// ClaimBusy when another instance alive owns it, ClaimSettled when
-	// there is nothing to take (answered, reported, or unknown). The
-	// check and the change are atomic: among concurrent calls for one
-	// key, in every process sharing the store, at most one gets
-	// ClaimTaken, and only while no owner alive holds the key. When
-	// owner's own lease has expired, a later caller may take the delivery
-	// from owner in turn. It blocks for one transaction on the store or
-	// until ctx is done.
-	TakeOver(ctx context.Context, key, owner string) (Claim, error)
-
-	// Delivered records that the delivery whose key FirstSeen recorded was
-	// answered (handed over, sent, or deliberately answered otherwise), so
-	// that Abandoned never returns key and TakeOver never takes it. Marking
-	// a key twice, or a key Abandoned already returned, is harmless; an
-	// unknown (or forgotten) key is not an error and nothing is recorded for
-	// it, so a later FirstSeen of that key is new and pending as usual. It
-	// blocks for one write to the store or until ctx is done (then the key
-	// may or may not be marked). Safe for concurrent use.
-	Delivered(ctx context.Context, key string) error
-
-	// Abandoned claims and returns, in no particular order, the keys that
-	// FirstSeen recorded at least olderThan ago (olderThan <= 0: every one
-	// recorded before the call), that were neither marked Delivered nor
-	// returned by an earlier Abandoned call, and whose owner holds no live
-	// lease (an owner alive may still answer them). The claim is atomic:
-	// among concurrent calls, in every process sharing the store, each such
-	// key is returned by exactly one call, once. Keys are forgotten with the
-	// retention of FirstSeen (at least 24 hours); a key older than that may
-	// never be returned. Nothing to claim is an empty result, not an
-	// error. It blocks for one transaction on the store or until ctx is
-	// done. A call that fails (an error wrapping ctx's error when ctx
-	// ended, else ErrUnavailable) claimed nothing, unless the store failed
-	// while committing the claim: keys may then be claimed and never
-	// returned. Safe for concurrent use.
-	Abandoned(ctx context.Context, olderThan time.Duration) ([]string, error)
-
-	// LockUser blocks until the caller holds the user's lock, or ctx is
-	// done. Waiters are granted the lock in the order they asked for it.
-	// The returned unlock must be called exactly once; it never blocks for
-	// long and is safe to call after ctx is done.
-	LockUser(ctx context.Context, user string) (unlock func(), err error)
 
 	// Ping reports whether the store is reachable (for readiness checks).
 	Ping(ctx context.Context) error

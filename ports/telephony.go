@@ -160,6 +160,28 @@ type MessageSender interface {
 	//     cannot be read): the message may or may not have been sent;
 	//   - ctx's error: the message may or may not have been sent.
 	Send(ctx context.Context, msg OutboundMessage) (string, error)
+
+	// Limits returns what one message, and one inline reply to an inbound
+	// message (the Reply of Messages.Handle), may carry on the provider's
+	// channel: the caller splits longer text into several messages and
+	// sends a reply that would carry more through Send instead. It does
+	// not block, returns the same limits every time, and every field is
+	// positive.
+	Limits() MessageLimits
+}
+
+// MessageLimits are a messaging channel's limits on what messages carry.
+type MessageLimits struct {
+	// MaxChars is the most characters (Unicode code points) of one
+	// message's Body: Send refuses a longer Body with ErrRejected.
+	MaxChars int
+	// MaxReplyMessages is the most messages one inline reply may hold:
+	// the provider drops the others.
+	MaxReplyMessages int
+	// MaxReplyBytes is the most bytes of text, all its messages
+	// together, one inline reply may carry: the provider may refuse a
+	// larger one whole.
+	MaxReplyBytes int
 }
 
 // OutboundMessage is a message to send. Exactly one of Body and ContentSID

@@ -51,6 +51,14 @@ func TestThreadStoreConformance(t *testing.T) {
 	porttest.ThreadStore(t, func(*testing.T) ports.ThreadStore { return fake.NewThreadStore() })
 }
 
+func TestDeliveryLedgerConformance(t *testing.T) {
+	porttest.DeliveryLedger(t, func(*testing.T) ports.DeliveryLedger { return fake.NewThreadStore() })
+}
+
+func TestUserLocksConformance(t *testing.T) {
+	porttest.UserLocks(t, func(*testing.T) ports.UserLocks { return fake.NewThreadStore() })
+}
+
 func TestLeasesConformance(t *testing.T) {
 	porttest.Leases(t, func(*testing.T) ports.Leases { return fake.NewThreadStore() })
 }

@@ -7,11 +7,16 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/convgateway/gateway/ports"
 )
 
 var _ ports.MessageSender = (*MessageSender)(nil)
+
+// DefaultLimits are the limits of a new MessageSender: Twilio's (a body of
+// 1600 characters, ten messages or 12,000 bytes in an inline reply).
+var DefaultLimits = ports.MessageLimits{MaxChars: 1600, MaxReplyMessages: 10, MaxReplyBytes: 12_000}
 
 // MessageSender is a fake ports.MessageSender that records what it accepts.
 // Create one with NewMessageSender.
@@ -23,16 +28,35 @@ type MessageSender struct {
 	lost     int // next Sends accepted with their answer lost
 	attempts int
 	delay    time.Duration
+	limits   ports.MessageLimits
 	changed  changes
 }
 
-// NewMessageSender returns a sender that accepts every well-formed message
-// at once.
-func NewMessageSender() *MessageSender { return &MessageSender{} }
+// NewMessageSender returns a sender with DefaultLimits that accepts every
+// well-formed message at once.
+func NewMessageSender() *MessageSender { return &MessageSender{limits: DefaultLimits} }
+
+// Limits returns the sender's limits: DefaultLimits, or those set with
+// SetLimits.
+func (s *MessageSender) Limits() ports.MessageLimits {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.limits
+}
+
+// SetLimits makes Limits return l, and Send refuse a body longer than
+// l.MaxChars. Set them before the sender is handed to its user, which may
+// read them once.
+func (s *MessageSender) SetLimits(l ports.MessageLimits) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.limits = l
+}
 
 // Send records msg and returns a message id ("SM" + 32 hex digits). It
-// fails with ports.ErrRejected when msg has no recipient or not exactly one
-// of Body and ContentSID, and with the next error queued by FailNext. A
+// fails with ports.ErrRejected when msg has no recipient, not exactly one
+// of Body and ContentSID, or a Body longer than the Limits' MaxChars, and
+// with the next error queued by FailNext. A
 // Send rate limited by RateLimitNext counts two attempts and succeeds (as
 // the real sender retries); one lost by LoseNext records msg and fails
 // with ports.ErrUnavailable and ports.ErrOutcomeUnknown. It waits for the
@@ -52,6 +76,10 @@ func (s *MessageSender) Send(ctx context.Context, msg ports.OutboundMessage) (st
 	}
 	s.mu.Lock()
 	s.attempts++
+	if utf8.RuneCountInString(msg.Body) > s.limits.MaxChars {
+		s.mu.Unlock()
+		return "", fmt.Errorf("fake: send message: body longer than %d characters: %w", s.limits.MaxChars, ports.ErrRejected)
+	}
 	if err, ok := s.errs.pop(); ok {
 		s.mu.Unlock()
 		return "", fmt.Errorf("fake: send message: %w", err)

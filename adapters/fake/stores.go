@@ -7,13 +7,15 @@ import (
 	"sync"
 	"time"
 
-	"github.com/convgateway/gateway/adapters/store/memory"
+	"github.com/convgateway/gateway/adapters/internal/memstore"
 	"github.com/convgateway/gateway/ports"
 )
 
 var (
-	_ ports.ThreadStore = (*ThreadStore)(nil)
-	_ ports.TokenStore  = (*TokenStore)(nil)
+	_ ports.ThreadStore    = (*ThreadStore)(nil)
+	_ ports.DeliveryLedger = (*ThreadStore)(nil)
+	_ ports.UserLocks      = (*ThreadStore)(nil)
+	_ ports.TokenStore     = (*TokenStore)(nil)
 )
 
 // outage is an injectable store failure. The zero value means "up".
@@ -37,15 +39,17 @@ func (o *outage) check(op string) error {
 	return nil
 }
 
-// ThreadStore is a fake ports.ThreadStore: the in-memory store, plus an
+// ThreadStore is a fake of the stores of the WhatsApp/SMS use case, one
+// value for all of them: a ports.ThreadStore, a ports.DeliveryLedger (with
+// its ports.Leases) and ports.UserLocks. It is the in-memory store, plus an
 // injectable outage. Create one with NewThreadStore.
 type ThreadStore struct {
-	store *memory.ThreadStore
+	store *memstore.ThreadStore
 	down  outage
 }
 
 // NewThreadStore returns an empty, reachable store.
-func NewThreadStore() *ThreadStore { return &ThreadStore{store: memory.NewThreadStore()} }
+func NewThreadStore() *ThreadStore { return &ThreadStore{store: memstore.NewThreadStore()} }
 
 // Down makes every method fail with err (for example ports.ErrUnavailable)
 // until Down(nil). Locks already held stay held.
@@ -75,7 +79,7 @@ func (s *ThreadStore) ReplaceThread(ctx context.Context, user, old, threadID str
 	return s.store.ReplaceThread(ctx, user, old, threadID)
 }
 
-// FirstSeen records key, taken by owner (see ports.ThreadStore).
+// FirstSeen records key, taken by owner (see ports.DeliveryLedger).
 func (s *ThreadStore) FirstSeen(ctx context.Context, key, owner string) (bool, error) {
 	if err := s.down.check("first seen"); err != nil {
 		return false, err
@@ -83,7 +87,7 @@ func (s *ThreadStore) FirstSeen(ctx context.Context, key, owner string) (bool, e
 	return s.store.FirstSeen(ctx, key, owner)
 }
 
-// TakeOver takes a delivery whose owner stopped (see ports.ThreadStore).
+// TakeOver takes a delivery whose owner stopped (see ports.DeliveryLedger).
 func (s *ThreadStore) TakeOver(ctx context.Context, key, owner string) (ports.Claim, error) {
 	if err := s.down.check("take over"); err != nil {
 		return ports.ClaimSettled, err
@@ -91,7 +95,7 @@ func (s *ThreadStore) TakeOver(ctx context.Context, key, owner string) (ports.Cl
 	return s.store.TakeOver(ctx, key, owner)
 }
 
-// Delivered marks key answered (see ports.ThreadStore).
+// Delivered marks key answered (see ports.DeliveryLedger).
 func (s *ThreadStore) Delivered(ctx context.Context, key string) error {
 	if err := s.down.check("delivered"); err != nil {
 		return err
@@ -99,7 +103,8 @@ func (s *ThreadStore) Delivered(ctx context.Context, key string) error {
 	return s.store.Delivered(ctx, key)
 }
 
-// Abandoned claims the keys never marked Delivered (see ports.ThreadStore).
+// Abandoned claims the keys never marked Delivered (see
+// ports.DeliveryLedger).
 // While the store is down it claims nothing.
 func (s *ThreadStore) Abandoned(ctx context.Context, olderThan time.Duration) ([]string, error) {
 	if err := s.down.check("abandoned"); err != nil {
@@ -132,7 +137,8 @@ func (s *ThreadStore) Alive(ctx context.Context, instance string) (bool, error) 
 	return s.store.Alive(ctx, instance)
 }
 
-// LockUser takes user's lock, first come first served (see ports.ThreadStore).
+// LockUser takes user's lock, first come first served (see
+// ports.UserLocks).
 func (s *ThreadStore) LockUser(ctx context.Context, user string) (func(), error) {
 	if err := s.down.check("lock user"); err != nil {
 		return nil, err
@@ -162,7 +168,7 @@ type IssuedToken struct {
 // injectable outage and a record of the tokens issued (so that a test can
 // present one). Create one with NewTokenStore.
 type TokenStore struct {
-	store *memory.TokenStore
+	store *memstore.TokenStore
 	down  outage
 
 	mu     sync.Mutex
@@ -170,7 +176,7 @@ type TokenStore struct {
 }
 
 // NewTokenStore returns an empty, reachable store on the real clock.
-func NewTokenStore() *TokenStore { return &TokenStore{store: memory.NewTokenStore(nil)} }
+func NewTokenStore() *TokenStore { return &TokenStore{store: memstore.NewTokenStore(nil)} }
 
 // Down makes every method fail with err (for example ports.ErrUnavailable)
 // until Down(nil).

@@ -8,6 +8,17 @@
 //	GET  /media-stream    Twilio Media Stream WebSocket (signed)
 //	POST /webhook         WhatsApp/SMS webhook (signed): TwiML <Message>s
 //
+// It serves what it is given and builds no other adapter: app/wire passes
+// the use cases, a Verifier of Twilio's signatures and an AcceptStream that
+// turns a media-stream upgrade into a ports.TelephonyChannel (Deps).
+//
+// The generic server is server.go (the http.Server, Serve, Shutdown),
+// middleware.go (request id, request log, panics, body limit), health.go,
+// errors.go and calls.go (the live calls Shutdown drains); the Twilio
+// handling is twilio.go (what the server needs from the Twilio adapters,
+// signature checks), voice.go (the voice webhook's TwiML, the media stream)
+// and messaging.go (the messaging webhook).
+//
 // routes.go lists every route. Errors are mapped to status codes in one
 // place (errors.go); only internal failures are logged as errors and no
 // internal text or stack trace reaches a client. What a client controls is

@@ -3,10 +3,10 @@ package httpapi
 import (
 	"errors"
 	"net/http"
+	"os"
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/convgateway/gateway/adapters/twilio/signature"
 	"github.com/convgateway/gateway/ports"
 )
 
@@ -24,7 +24,7 @@ func statusOf(err error) (int, string) {
 	}
 	code := http.StatusInternalServerError
 	switch {
-	case errors.Is(err, signature.ErrMissing), errors.Is(err, signature.ErrInvalid):
+	case errors.Is(err, errUnverified):
 		code = http.StatusForbidden
 	case errors.Is(err, ports.ErrInvalidInput):
 		code = http.StatusBadRequest
@@ -56,4 +56,17 @@ func errorHandler(err error, c echo.Context) {
 	if err != nil {
 		logFrom(c).Warn("httpapi: write error response", "err", err)
 	}
+}
+
+// readError maps a failure to read a request body to its status: the body
+// limit's 413, 408 for a body still arriving at the read timeout, else 400.
+func readError(err error) error {
+	var he *echo.HTTPError
+	switch {
+	case errors.As(err, &he):
+		return he
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return echo.NewHTTPError(http.StatusRequestTimeout, "request body too slow").SetInternal(err)
+	}
+	return echo.NewHTTPError(http.StatusBadRequest, "unreadable body").SetInternal(err)
 }

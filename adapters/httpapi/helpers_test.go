@@ -14,7 +14,9 @@ import (
 
 	"github.com/convgateway/gateway/adapters/fake"
 	"github.com/convgateway/gateway/adapters/httpapi"
+	"github.com/convgateway/gateway/adapters/twilio/mediastream"
 	"github.com/convgateway/gateway/adapters/twilio/signature"
+	"github.com/convgateway/gateway/ports"
 	"github.com/convgateway/gateway/test/sim/mediasim"
 	"github.com/convgateway/gateway/test/testlog"
 )
@@ -33,16 +35,26 @@ type env struct {
 	logs     *testlog.Buffer
 }
 
+// acceptStream is the media-stream adapter's Accept, as app/wire gives it.
+func acceptStream(w http.ResponseWriter, r *http.Request, log *slog.Logger) (ports.TelephonyChannel, error) {
+	ch, err := mediastream.Accept(w, r, log)
+	if err != nil {
+		return nil, err
+	}
+	return ch, nil
+}
+
 // newEnv starts the server's handler on a loopback httptest server with
 // fake use cases. edit may change the dependencies first.
 func newEnv(t *testing.T, edit ...func(*httpapi.Deps)) *env {
 	t.Helper()
 	e := &env{calls: fake.NewCalls(), messages: fake.NewMessages(), logs: &testlog.Buffer{}}
 	d := httpapi.Deps{
-		Logger:    slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Calls:     e.calls,
-		Messages:  e.messages,
-		Validator: signature.New(authToken, publicURL),
+		Logger:       slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Calls:        e.calls,
+		Messages:     e.messages,
+		Verifier:     signature.New(authToken, publicURL),
+		AcceptStream: acceptStream,
 	}
 	for _, f := range edit {
 		f(&d)

@@ -10,7 +10,6 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/twilio/twilio-go/twiml"
 
-	"github.com/convgateway/gateway/adapters/twilio/signature"
 	"github.com/convgateway/gateway/ports"
 )
 
@@ -24,7 +23,7 @@ import (
 // MessageSid and still answered 200 with whatever reply came back: Twilio
 // does not retry a messaging webhook on an error status by default (it only
 // logs error 11200), and the use case has already told the user politely.
-func handleWebhook(messages ports.Messages, v *signature.Validator) echo.HandlerFunc {
+func handleWebhook(messages ports.Messages, v Verifier) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		form, err := signedForm(c, v)
 		if err != nil {

@@ -20,9 +20,9 @@ func addRoutes(e *echo.Echo, d Deps, live *liveCalls) {
 	e.GET("/ready", handleReady(d.Checks, d.ReadyTimeout))
 	// Twilio calls the voice webhook with POST by default, GET when so
 	// configured (the seed accepted both).
-	e.Match([]string{http.MethodGet, http.MethodPost}, pathIncomingCall, handleIncomingCall(d.Calls, d.Validator))
-	e.GET(pathMediaStream, handleMediaStream(d.Calls, d.Validator, !d.AllowUnsignedStreams, live))
-	e.POST(pathWebhook, handleWebhook(d.Messages, d.Validator))
+	e.Match([]string{http.MethodGet, http.MethodPost}, pathIncomingCall, handleIncomingCall(d.Calls, d.Verifier))
+	e.GET(pathMediaStream, handleMediaStream(d.Calls, d.Verifier, d.AcceptStream, d.AllowUnsignedStreams, live))
+	e.POST(pathWebhook, handleWebhook(d.Messages, d.Verifier))
 	if d.Metrics != nil {
 		e.GET("/metrics", echo.WrapHandler(d.Metrics))
 	}

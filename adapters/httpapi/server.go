@@ -13,7 +13,6 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
-	"github.com/convgateway/gateway/adapters/twilio/signature"
 	"github.com/convgateway/gateway/ports"
 )
 
@@ -30,13 +29,17 @@ const (
 // readHeaderTimeout bounds reading a request's headers.
 const readHeaderTimeout = 10 * time.Second
 
-// Deps is what the server needs. Logger, Calls, Messages and Validator are
-// required.
+// Deps is what the server serves and needs; app/wire builds every part.
+// Logger, Calls, Messages, Verifier and AcceptStream are required.
 type Deps struct {
-	Logger    *slog.Logger
-	Calls     ports.Calls
-	Messages  ports.Messages
-	Validator *signature.Validator // built with the public URL Twilio calls
+	Logger   *slog.Logger
+	Calls    ports.Calls
+	Messages ports.Messages
+	// Verifier checks Twilio's signature on webhooks and on media-stream
+	// upgrades.
+	Verifier Verifier
+	// AcceptStream turns a media-stream upgrade into the call's channel.
+	AcceptStream AcceptStream
 
 	// Checks are pinged by /ready, reported under their names.
 	Checks map[string]ports.Pinger
@@ -84,8 +87,8 @@ type Server struct {
 // New builds the server and its routes. It panics when a required
 // dependency is missing: that is a wiring bug, not a runtime condition.
 func New(d Deps) *Server {
-	if d.Logger == nil || d.Calls == nil || d.Messages == nil || d.Validator == nil {
-		panic("httpapi: New: Logger, Calls, Messages and Validator are required")
+	if d.Logger == nil || d.Calls == nil || d.Messages == nil || d.Verifier == nil || d.AcceptStream == nil {
+		panic("httpapi: New: Logger, Calls, Messages, Verifier and AcceptStream are required")
 	}
 	if d.ReadyTimeout <= 0 {
 		d.ReadyTimeout = DefaultReadyTimeout

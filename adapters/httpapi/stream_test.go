@@ -47,13 +47,26 @@ func dialStream(t *testing.T, baseURL, sig string) (*websocket.Conn, *http.Respo
 	return websocket.Dial(ctx, "ws"+strings.TrimPrefix(baseURL, "http")+"/media-stream", &websocket.DialOptions{HTTPHeader: h})
 }
 
+// refusedUpgrade opens the media stream as dialStream does, expects the
+// upgrade to be refused and returns the refusal's status code.
+func refusedUpgrade(t *testing.T, baseURL, sig string) int {
+	t.Helper()
+	conn, resp, err := dialStream(t, baseURL, sig)
+	require.Error(t, err)
+	if conn != nil {
+		conn.CloseNow()
+	}
+	require.NotNil(t, resp)
+	return resp.StatusCode
+}
+
 var wssSig = signature.Sign(authToken, "wss://gw.example.com/media-stream", nil)
 
 // firstStart reads events until the start event and returns it.
 func firstStart(ctx context.Context, ch ports.TelephonyChannel) (ports.CallEvent, error) {
 	for {
 		ev, err := ch.Recv(ctx)
-		if err != nil || ev.Type == ports.CallStart {
+		if err != nil || ev.Type == ports.CallStarted {
 			return ev, err
 		}
 	}
@@ -73,12 +86,12 @@ func TestMediaStreamServesCall(t *testing.T) {
 			e := newEnv(t, func(d *httpapi.Deps) { d.AllowUnsignedStreams = tt.allowUnsigned })
 			gotToken := make(chan string, 1)
 			e.calls.SetServe(func(ctx context.Context, ch ports.TelephonyChannel) error {
-				defer ch.Close("test done", false)
+				defer ch.End(ports.EndCompleted)
 				ev, err := firstStart(ctx, ch)
 				if err != nil {
 					return err
 				}
-				gotToken <- ev.Params["token"]
+				gotToken <- ev.Call.Params["token"]
 				return nil
 			})
 
@@ -116,7 +129,7 @@ func TestMediaStreamRefusesBadSignature(t *testing.T) {
 		var served atomic.Int32
 		e.calls.SetServe(func(_ context.Context, ch ports.TelephonyChannel) error {
 			served.Add(1)
-			return ch.Close("unexpected", false)
+			return ch.End(ports.EndFailed)
 		})
 		sigs := map[string]string{
 			"garbage":       "bm90IGEgc2lnbmF0dXJl",
@@ -128,13 +141,7 @@ func TestMediaStreamRefusesBadSignature(t *testing.T) {
 		}
 		for name, sig := range sigs {
 			t.Run(fmt.Sprintf("%s, AllowUnsignedStreams %v", name, allowUnsigned), func(t *testing.T) {
-				conn, resp, err := dialStream(t, e.url, sig)
-				require.Error(t, err)
-				if conn != nil {
-					conn.CloseNow()
-				}
-				require.NotNil(t, resp)
-				assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+				assert.Equal(t, http.StatusForbidden, refusedUpgrade(t, e.url, sig))
 			})
 		}
 		assert.Zero(t, served.Load(), "no call is served")
@@ -165,7 +172,7 @@ func TestShutdownWaitsForLiveCall(t *testing.T) {
 	hangup := make(chan struct{})
 	var cancelled atomic.Bool
 	e.calls.SetServe(func(ctx context.Context, ch ports.TelephonyChannel) error {
-		defer ch.Close("hangup", false)
+		defer ch.End(ports.EndCompleted)
 		select {
 		case <-hangup:
 		case <-ctx.Done():
@@ -204,7 +211,7 @@ func TestShutdownCancelsCallsAtDeadline(t *testing.T) {
 	e, shutdown := serving(t)
 	var cancelled atomic.Bool
 	e.calls.SetServe(func(ctx context.Context, ch ports.TelephonyChannel) error {
-		defer ch.Close("drained", false)
+		defer ch.End(ports.EndCompleted)
 		<-ctx.Done()
 		cancelled.Store(true)
 		return nil
@@ -239,13 +246,7 @@ func TestShutdownRefusesNewStreams(t *testing.T) {
 	e := newEnv(t) // the httptest listener stays open after Shutdown
 	require.NoError(t, e.srv.Shutdown(context.Background()))
 
-	conn, resp, err := dialStream(t, e.url, wssSig)
-	require.Error(t, err)
-	if conn != nil {
-		conn.CloseNow()
-	}
-	require.NotNil(t, resp)
-	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	assert.Equal(t, http.StatusServiceUnavailable, refusedUpgrade(t, e.url, wssSig))
 }
 
 func TestShutdownLetsWebhooksFinish(t *testing.T) {

@@ -1,16 +1,12 @@
 package httpapi
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 
-	"github.com/coder/websocket"
 	"github.com/labstack/echo/v4"
 	"github.com/twilio/twilio-go/twiml"
 
-	"github.com/convgateway/gateway/adapters/twilio/mediastream"
-	"github.com/convgateway/gateway/adapters/twilio/signature"
 	"github.com/convgateway/gateway/ports"
 )
 
@@ -40,7 +36,7 @@ var afterStream = []twiml.Element{
 // URLs), followed by a spoken apology for when the gateway ends the stream
 // before the caller hangs up. If the use case fails the caller hears an
 // apology and the error is logged. The token is never logged.
-func handleIncomingCall(calls ports.Calls, v *signature.Validator) echo.HandlerFunc {
+func handleIncomingCall(calls ports.Calls, v Verifier) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		form, err := signedForm(c, v)
 		if err != nil {
@@ -77,30 +73,31 @@ func handleIncomingCall(calls ports.Calls, v *signature.Validator) echo.HandlerF
 
 // handleMediaStream accepts Twilio's Media Stream WebSocket and serves the
 // call until it ends. The upgrade's signature is checked: a wrong one gets
-// 403, and so does a missing one when signed is set (Twilio signs every
-// upgrade); the stream token in the start event is the use case's check.
-// The call runs under the server's call tracking, not the request's
-// lifetime, so Shutdown can drain it.
-func handleMediaStream(calls ports.Calls, v *signature.Validator, signed bool, live *liveCalls) echo.HandlerFunc {
+// 403, and so does a missing one unless allowUnsigned is set (Twilio signs
+// every upgrade); the stream token in the start event is the use case's
+// check. accept makes the channel; the call runs under the server's call
+// tracking, not the request's lifetime, so Shutdown can drain it.
+func handleMediaStream(calls ports.Calls, v Verifier, accept AcceptStream, allowUnsigned bool, live *liveCalls) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		r := c.Request()
-		if err := v.ValidateUpgrade(r); err != nil && (signed || !errors.Is(err, signature.ErrMissing)) {
-			return forbidden(c, err)
+		if err := signedUpgrade(c, v, allowUnsigned); err != nil {
+			return err
 		}
+		r := c.Request()
 		ctx, end, ok := live.begin(r.Context())
 		if !ok {
 			return echo.NewHTTPError(http.StatusServiceUnavailable, "shutting down")
 		}
 		defer end()
 
-		conn, err := websocket.Accept(c.Response(), r, nil)
+		ch, err := accept(c.Response(), r, logFrom(c))
 		if err != nil {
 			logFrom(c).Warn("httpapi: accept media stream", "err", err)
-			return nil // Accept has answered the request
+			return nil // accept has answered the request
 		}
-		defer conn.CloseNow() // Serve closes the channel; this only guarantees release
-		// Serve logs its own failures.
-		_ = calls.Serve(ctx, mediastream.New(conn, logFrom(c)))
+		// Serve closes the channel and logs its own failures; closing it
+		// again only guarantees its release.
+		defer func() { _ = ch.End(ports.EndCompleted) }()
+		_ = calls.Serve(ctx, ch)
 		return nil
 	}
 }

@@ -46,7 +46,7 @@ func TestIncomingCallConnectsStream(t *testing.T) {
 		"an apology follows <Connect> for when the gateway ends the stream")
 
 	assert.Equal(t, []ports.IncomingCall{{
-		CallSid:    "CA0123456789abcdef0123456789abcdef",
+		CallID:     "CA0123456789abcdef0123456789abcdef",
 		AccountSid: "AC0123456789abcdef0123456789abcdef",
 		From:       "+15551234567",
 		To:         "+15557654321",

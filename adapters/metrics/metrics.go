@@ -36,6 +36,7 @@ type Metrics struct {
 	assistant      *prometheus.HistogramVec
 	openaiErrors   *prometheus.CounterVec
 	tokens         *prometheus.CounterVec
+	speechSeconds  prometheus.Counter
 }
 
 // New registers the gateway's metrics.
@@ -55,7 +56,7 @@ func New() *Metrics {
 	}, []string{"reason"})
 	m.bargeIns = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: namespace, Name: "barge_ins_total",
-		Help: "Times a caller talked over the assistant: its audio was cleared and truncated.",
+		Help: "Times a caller talked over the assistant: its audio was cleared (and, with Realtime, the answer truncated where it was heard).",
 	})
 	m.frames = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Name: "audio_frames_total",
@@ -87,18 +88,22 @@ func New() *Metrics {
 	}, []string{"result"})
 	m.openaiErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Name: "openai_errors_total",
-		Help: "Errors from OpenAI, by API (realtime, chat) and code (the Realtime error event's code or type; for chat: rejected, unavailable, assistant_failed or other).",
+		Help: "Errors from OpenAI, by API (the speech backend: realtime or live; or chat) and code (the speech model's error code or type; for chat: rejected, unavailable, assistant_failed or other).",
 	}, []string{"api", "code"})
 	m.tokens = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Name: "openai_tokens_total",
-		Help: "Tokens used by ended calls, as reported by the Realtime API's response.done, by kind (input, output).",
+		Help: "Tokens used by ended calls, as the speech model reported them (Realtime: response.done), by kind (input, output).",
 	}, []string{"kind"})
+	m.speechSeconds = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: namespace, Name: "openai_speech_seconds_total",
+		Help: "Session time of ended calls, as a speech model billed by duration reported it (GPT-Live: session.usage.updated).",
+	})
 
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.callsActive, m.callsEnded, m.streamsRefused, m.bargeIns, m.frames, m.firstAudio, m.callDuration,
-		m.requests, m.messages, m.assistant, m.openaiErrors, m.tokens,
+		m.requests, m.messages, m.assistant, m.openaiErrors, m.tokens, m.speechSeconds,
 	)
 	return m
 }
@@ -117,6 +122,7 @@ type Call struct {
 	Duration                           time.Duration
 	FramesIn, FramesOut, FramesDropped int
 	InputTokens, OutputTokens          int
+	SpeechTime                         time.Duration // for a model billed by duration
 }
 
 // CallEnded counts a call out. A scrape gathers the metrics one by one, so
@@ -129,6 +135,7 @@ func (m *Metrics) CallEnded(c Call) {
 	m.frames.WithLabelValues("dropped").Add(float64(c.FramesDropped))
 	m.tokens.WithLabelValues("input").Add(float64(c.InputTokens))
 	m.tokens.WithLabelValues("output").Add(float64(c.OutputTokens))
+	m.speechSeconds.Add(c.SpeechTime.Seconds())
 	m.callsActive.Dec()
 	m.callsEnded.WithLabelValues(c.EndReason).Inc()
 }
@@ -142,8 +149,9 @@ func (m *Metrics) BargeIn() { m.bargeIns.Inc() }
 // FirstAudio records a call's time to its first assistant audio.
 func (m *Metrics) FirstAudio(d time.Duration) { m.firstAudio.Observe(d.Seconds()) }
 
-// RealtimeError counts an error event of the Realtime API.
-func (m *Metrics) RealtimeError(code string) { m.openaiErrors.WithLabelValues("realtime", code).Inc() }
+// SpeechError counts an error the speech model of backend api ("realtime"
+// or "live") reported.
+func (m *Metrics) SpeechError(api, code string) { m.openaiErrors.WithLabelValues(api, code).Inc() }
 
 // Message counts an incoming message by outcome.
 func (m *Metrics) Message(outcome string) { m.messages.WithLabelValues(outcome).Inc() }

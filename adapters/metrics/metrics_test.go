@@ -36,9 +36,12 @@ func TestMetrics(t *testing.T) {
 	m.FirstAudio(300 * time.Millisecond)
 	m.BargeIn()
 	m.BargeIn()
-	m.RealtimeError("invalid_value")
+	m.SpeechError("realtime", "invalid_value")
+	m.SpeechError("live", "server_error")
 	m.StreamRefused("invalid_token")
 	m.CallEnded(metrics.Call{EndReason: "caller_hangup", Duration: 42 * time.Second, FramesIn: 2100, FramesOut: 900, FramesDropped: 12, InputTokens: 1000, OutputTokens: 400})
+	m.CallStarted()
+	m.CallEnded(metrics.Call{EndReason: "caller_hangup", Duration: 30 * time.Second, SpeechTime: 30 * time.Second})
 	m.Message("inline")
 	m.Message("later")
 	m.Message("inline")
@@ -50,7 +53,9 @@ func TestMetrics(t *testing.T) {
 	out := scrape(t, m)
 	for _, want := range []string{
 		"gateway_calls_active 1",
-		`gateway_calls_total{end_reason="caller_hangup"} 1`,
+		`gateway_calls_total{end_reason="caller_hangup"} 2`,
+		`gateway_openai_errors_total{api="live",code="server_error"} 1`,
+		"gateway_openai_speech_seconds_total 30",
 		`gateway_media_streams_refused_total{reason="invalid_token"} 1`,
 		"gateway_barge_ins_total 2",
 		`gateway_audio_frames_total{direction="caller_to_model"} 2100`,
@@ -59,7 +64,7 @@ func TestMetrics(t *testing.T) {
 		"gateway_first_audio_seconds_count 1",
 		`gateway_first_audio_seconds_bucket{le="0.3"} 1`,
 		`gateway_first_audio_seconds_bucket{le="0.2"} 0`,
-		"gateway_call_duration_seconds_sum 42",
+		"gateway_call_duration_seconds_sum 72",
 		`gateway_openai_errors_total{api="realtime",code="invalid_value"} 1`,
 		`gateway_openai_errors_total{api="chat",code="unavailable"} 1`,
 		`gateway_openai_tokens_total{kind="input"} 1000`,

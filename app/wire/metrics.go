@@ -10,8 +10,9 @@ import (
 	"github.com/convgateway/gateway/ports"
 )
 
-// callsHooks feed m from the phone-call use case.
-func callsHooks(m *metrics.Metrics) app.CallsHooks {
+// callsHooks feed m from the phone-call use case, whose speech model is
+// that of backend ("realtime" or "live").
+func callsHooks(m *metrics.Metrics, backend string) app.CallsHooks {
 	return app.CallsHooks{
 		CallStarted: m.CallStarted,
 		CallEnded: func(s app.CallSummary) {
@@ -19,11 +20,12 @@ func callsHooks(m *metrics.Metrics) app.CallsHooks {
 				EndReason: s.EndReason, Duration: s.Duration,
 				FramesIn: s.FramesIn, FramesOut: s.FramesOut, FramesDropped: s.FramesDropped,
 				InputTokens: s.Usage.InputTokens, OutputTokens: s.Usage.OutputTokens,
+				SpeechTime: s.Usage.Duration,
 			})
 		},
 		FirstAudio:    m.FirstAudio,
 		BargeIn:       m.BargeIn,
-		ModelError:    m.RealtimeError,
+		ModelError:    func(code string) { m.SpeechError(backend, code) },
 		StreamRefused: m.StreamRefused,
 	}
 }

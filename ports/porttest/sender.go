@@ -3,6 +3,7 @@ package porttest
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -14,7 +15,8 @@ import (
 
 // MessageSender runs the conformance suite of ports.MessageSender.
 // newHarness is called once per subtest; subtests run in parallel. Every
-// hook of the harness must be set.
+// hook of the harness must be set. The provider behind the sender must
+// refuse a body longer than the sender's Limits (as Twilio does).
 func MessageSender(t *testing.T, newHarness func(t *testing.T) SenderHarness) {
 	t.Run("Body", func(t *testing.T) {
 		t.Parallel()
@@ -47,6 +49,24 @@ func MessageSender(t *testing.T, newHarness func(t *testing.T) SenderHarness) {
 		require.NoError(t, err)
 		assert.NotEmpty(t, id)
 		requireSent(t, h, msg)
+	})
+
+	t.Run("Limits", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t)
+		l := h.Sender.Limits()
+		require.Positive(t, l.MaxChars)
+		require.Positive(t, l.MaxReplyMessages)
+		require.Positive(t, l.MaxReplyBytes)
+		assert.Equal(t, l, h.Sender.Limits(), "the same limits every time")
+		// Characters, not bytes: "é" is two bytes.
+		longest := ports.OutboundMessage{To: "whatsapp:+15551234567", Body: strings.Repeat("é", l.MaxChars)}
+		_, err := send(t, h.Sender, longest)
+		require.NoError(t, err, "a body of MaxChars characters")
+		requireSent(t, h, longest)
+		_, err = send(t, h.Sender, ports.OutboundMessage{To: "whatsapp:+15551234567", Body: strings.Repeat("é", l.MaxChars+1)})
+		require.ErrorIs(t, err, ports.ErrRejected, "a body of one character more")
+		assert.Len(t, h.Sent(), 1, "the longer body was not sent")
 	})
 
 	t.Run("Rejected", func(t *testing.T) {

@@ -14,6 +14,10 @@ import (
 // because suites also run against real servers on busy machines.
 const stepTimeout = 10 * time.Second
 
+// concurrency is how many goroutines the concurrency subtests release
+// together.
+const concurrency = 24
+
 // grace is how long a step may take to return after its context expired
 // before the suite reports it as hung.
 const grace = 2 * time.Second

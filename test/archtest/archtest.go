@@ -1,5 +1,5 @@
-// Package archtest enforces the dependency rules of ARCHITECTURE.md on the
-// module's real import graph:
+// Package archtest enforces the gateway's dependency rules (README.md,
+// "Architecture rules") on the module's real import graph:
 //
 //   - domain imports only the standard library;
 //   - ports imports domain and the standard library (ports/porttest, the
@@ -10,6 +10,11 @@
 //     adapters, configs and anything else a binary needs, and nothing but
 //     cmd and test imports it;
 //   - adapters never import app, cmd, configs or test;
+//   - an adapter imports no other adapter: of the adapters it may import
+//     only its own subtree and shared internals, the internal packages of
+//     adapters or of one of its parents (adapters/internal/...,
+//     adapters/openai/internal/... from adapters/openai/...);
+//   - only app/wire, cmd and test import adapters;
 //   - only adapters/httpapi (and cmd, test) import echo;
 //   - only configs (and cmd, test) import viper;
 //   - the shipped binaries (the main packages under cmd) link neither
@@ -64,6 +69,7 @@ type dep struct {
 	std  bool
 	rel  string // path relative to the module; "" when outside it
 	own  bool   // inside the module
+	by   string // the importing package, relative to the module
 }
 
 func under(rel, dir string) bool { return rel == dir || strings.HasPrefix(rel, dir+"/") }
@@ -77,6 +83,24 @@ const (
 
 // anywhere except the layers that may import anything.
 func notCmdOrTest(rel string) bool { return !under(rel, "cmd") && !under(rel, "test") }
+
+// sharedInternal reports whether the adapter package imp is a shared
+// internal package for by: one under an "internal" directory (the last, as
+// Go's own rule) whose parent is adapters or another parent of by, like
+// adapters/internal/... for every adapter and adapters/openai/internal/...
+// for adapters/openai/....
+func sharedInternal(by, imp string) bool {
+	parts := strings.Split(imp, "/")
+	i := len(parts) - 1
+	for i >= 0 && parts[i] != "internal" {
+		i--
+	}
+	if i < 0 {
+		return false
+	}
+	parent := strings.Join(parts[:i], "/")
+	return under(parent, "adapters") && under(by, parent)
+}
 
 var rules = []rule{
 	{
@@ -121,6 +145,20 @@ var rules = []rule{
 		},
 	},
 	{
+		text: "an adapter may import no other adapter, only its own subtree and shared internals (adapters/internal/..., <parent>/internal/...)",
+		from: func(rel string) bool { return under(rel, "adapters") },
+		allow: func(d dep) bool {
+			return !d.own || !under(d.rel, "adapters") || under(d.rel, d.by) || sharedInternal(d.by, d.rel)
+		},
+	},
+	{
+		text: "only app/wire, cmd and test may import adapters",
+		from: func(rel string) bool {
+			return notCmdOrTest(rel) && !under(rel, "adapters") && !under(rel, "app/wire")
+		},
+		allow: func(d dep) bool { return !d.own || !under(d.rel, "adapters") },
+	},
+	{
 		text:  "only adapters/httpapi may import echo",
 		from:  func(rel string) bool { return notCmdOrTest(rel) && !under(rel, "adapters/httpapi") },
 		allow: func(d dep) bool { return !external(d.path, echoPath) },
@@ -148,7 +186,7 @@ func Check(module string, pkgs []Package) []Violation {
 			continue
 		}
 		for _, imp := range p.Imports {
-			d := dep{path: imp, std: isStd(imp, std)}
+			d := dep{path: imp, std: isStd(imp, std), by: rel}
 			d.rel, d.own = relative(module, imp)
 			for _, r := range rules {
 				if r.from(rel) && !r.allow(d) {

@@ -53,6 +53,12 @@ func TestCheckBinaries(t *testing.T) {
 	assert.Contains(t, got[0].Rule, m+"/test/sim/rt", "the rule names the link that brings it in")
 }
 
+// The texts of the rules on importing adapters.
+const (
+	adapterImportsAdapter   = "an adapter may import no other adapter, only its own subtree and shared internals (adapters/internal/..., <parent>/internal/...)"
+	onlyWireImportsAdapters = "only app/wire, cmd and test may import adapters"
+)
+
 // TestCheck shows that each rule catches its violation and lets the allowed
 // imports through, on synthetic graphs.
 func TestCheck(t *testing.T) {
@@ -70,13 +76,17 @@ func TestCheck(t *testing.T) {
 			[]string{"domain may import only the standard library"}},
 		{"ports imports domain", Package{ImportPath: m + "/ports", Imports: []string{m + "/domain", "context"}}, nil},
 		{"ports imports an adapter", Package{ImportPath: m + "/ports", Imports: []string{m + "/adapters/fake"}},
-			[]string{"ports may import only domain and the standard library"}},
+			[]string{"ports may import only domain and the standard library", onlyWireImportsAdapters}},
 		{"porttest imports testify", Package{ImportPath: m + "/ports/porttest", Imports: []string{m + "/ports", "github.com/stretchr/testify/require", "testing"}}, nil},
 		{"porttest imports an adapter", Package{ImportPath: m + "/ports/porttest", Imports: []string{m + "/adapters/store/memory"}},
-			[]string{"ports/porttest may import only domain, ports, testify, goleak and the standard library"}},
+			[]string{"ports/porttest may import only domain, ports, testify, goleak and the standard library", onlyWireImportsAdapters}},
 		{"app imports ports and x/sync", Package{ImportPath: m + "/app", Imports: []string{m + "/ports", m + "/domain", "golang.org/x/sync/errgroup"}}, nil},
 		{"app imports an adapter", Package{ImportPath: m + "/app", Imports: []string{m + "/adapters/store/memory"}},
-			[]string{"app may import only domain, ports, golang.org/x/sync and the standard library"}},
+			[]string{"app may import only domain, ports, golang.org/x/sync and the standard library", onlyWireImportsAdapters}},
+		{"configs imports an adapter", Package{ImportPath: m + "/configs", Imports: []string{m + "/adapters/store/sqlite"}},
+			[]string{onlyWireImportsAdapters}},
+		{"domain imports an adapter", Package{ImportPath: m + "/domain", Imports: []string{m + "/adapters/audio"}},
+			[]string{"domain may import only the standard library", onlyWireImportsAdapters}},
 		{"app imports echo", Package{ImportPath: m + "/app", Imports: []string{"github.com/labstack/echo/v4"}},
 			[]string{"app may import only domain, ports, golang.org/x/sync and the standard library", "only adapters/httpapi may import echo"}},
 		{"wire imports adapters and configs", Package{ImportPath: m + "/app/wire", Imports: []string{m + "/adapters/openai/realtime", m + "/configs", m + "/app", m + "/ports"}}, nil},
@@ -86,6 +96,24 @@ func TestCheck(t *testing.T) {
 			[]string{"adapters must not import app, cmd, configs or test"}},
 		{"adapter imports configs", Package{ImportPath: m + "/adapters/store/sqlite", Imports: []string{m + "/configs"}},
 			[]string{"adapters must not import app, cmd, configs or test"}},
+		{"adapter imports its own subtree and ports", Package{ImportPath: m + "/adapters/openai/realtime", Imports: []string{m + "/adapters/openai/realtime/events", m + "/ports", m + "/domain"}}, nil},
+		{"adapter imports adapters/internal", Package{ImportPath: m + "/adapters/twilio/mediastream", Imports: []string{m + "/adapters/internal/wsstream", m + "/adapters/internal/jsonscan"}}, nil},
+		{"adapter imports its parent's internal", Package{ImportPath: m + "/adapters/openai/responses", Imports: []string{m + "/adapters/openai/internal/rest"}}, nil},
+		{"an internal package imports another", Package{ImportPath: m + "/adapters/openai/internal/rest", Imports: []string{m + "/adapters/internal/jsonscan"}}, nil},
+		{"httpapi imports a twilio adapter", Package{ImportPath: m + "/adapters/httpapi", Imports: []string{m + "/adapters/twilio/signature", m + "/adapters/twilio/mediastream"}},
+			[]string{adapterImportsAdapter, adapterImportsAdapter}},
+		{"fake imports a store", Package{ImportPath: m + "/adapters/fake", Imports: []string{m + "/adapters/store/memory"}},
+			[]string{adapterImportsAdapter}},
+		{"adapter imports its sibling", Package{ImportPath: m + "/adapters/store/postgres", Imports: []string{m + "/adapters/store/sqlite"}},
+			[]string{adapterImportsAdapter}},
+		{"adapter imports its parent", Package{ImportPath: m + "/adapters/store/postgres", Imports: []string{m + "/adapters/store"}},
+			[]string{adapterImportsAdapter}},
+		{"adapter imports another's internal", Package{ImportPath: m + "/adapters/twilio/messaging", Imports: []string{m + "/adapters/openai/internal/rest"}},
+			[]string{adapterImportsAdapter}},
+		{"an internal package imports an adapter", Package{ImportPath: m + "/adapters/internal/memstore", Imports: []string{m + "/adapters/store/memory"}},
+			[]string{adapterImportsAdapter}},
+		{"a package named internal is not shared", Package{ImportPath: m + "/adapters/fake", Imports: []string{m + "/adapters/internalx"}},
+			[]string{adapterImportsAdapter}},
 		{"httpapi imports echo", Package{ImportPath: m + "/adapters/httpapi", Imports: []string{"github.com/labstack/echo/v4/middleware", m + "/ports"}}, nil},
 		{"another adapter imports echo", Package{ImportPath: m + "/adapters/twilio/messaging", Imports: []string{"github.com/labstack/echo/v4"}},
 			[]string{"only adapters/httpapi may import echo"}},

@@ -16,8 +16,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/convgateway/gateway/adapters/twilio/messaging"
 	"github.com/convgateway/gateway/adapters/twilio/signature"
-	"github.com/convgateway/gateway/app"
 	"github.com/convgateway/gateway/app/wire"
 	"github.com/convgateway/gateway/configs"
 	"github.com/convgateway/gateway/test/sim/openairest"
@@ -504,8 +504,8 @@ func TestMessagesInlineTwiMLWithinTwilioLimit(t *testing.T) {
 		answer string
 		inline bool
 	}{
-		{"as much as inline may carry", strings.Repeat("&", app.DefaultMaxInlineBytes), true},
-		{"one byte more", strings.Repeat("&", app.DefaultMaxInlineBytes+1), false},
+		{"as much as inline may carry", strings.Repeat("&", messaging.MaxReplyBytes), true},
+		{"one byte more", strings.Repeat("&", messaging.MaxReplyBytes+1), false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e := newMessagingEnv(t, configs.BackendResponses, nil)

@@ -1,7 +1,7 @@
-// Package postgres implements ports.ThreadStore (with its ports.Leases) on
-// PostgreSQL (pgx v5 and pgxpool), so that several gateway instances
-// sharing one database keep its guarantees: the database does the
-// coordinating.
+// Package postgres implements ports.ThreadStore, ports.DeliveryLedger (with
+// its ports.Leases) and ports.UserLocks on PostgreSQL (pgx v5 and pgxpool),
+// so that several gateway instances sharing one database keep its guarantees:
+// the database does the coordinating.
 //
 //   - One thread per user: threads.user_id is the primary key and SaveThread
 //     inserts with ON CONFLICT DO NOTHING, then reads what is stored.

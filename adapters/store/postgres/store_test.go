@@ -74,8 +74,20 @@ func open(t *testing.T, rawURL, schema string) *postgres.Store {
 
 func TestConformance(t *testing.T) {
 	rawURL := serverURL(t)
+	schema := newSchema(t, rawURL) // threads of random users: the subtests may share it
+	porttest.ThreadStore(t, func(t *testing.T) ports.ThreadStore { return open(t, rawURL, schema) })
+}
+
+func TestDeliveryLedgerConformance(t *testing.T) {
+	rawURL := serverURL(t)
 	// A schema per subtest: the suite needs state of its own for each.
-	porttest.ThreadStore(t, func(t *testing.T) ports.ThreadStore { return open(t, rawURL, newSchema(t, rawURL)) })
+	porttest.DeliveryLedger(t, func(t *testing.T) ports.DeliveryLedger { return open(t, rawURL, newSchema(t, rawURL)) })
+}
+
+func TestUserLocksConformance(t *testing.T) {
+	rawURL := serverURL(t)
+	schema := newSchema(t, rawURL) // locks of random users: the subtests may share it
+	porttest.UserLocks(t, func(t *testing.T) ports.UserLocks { return open(t, rawURL, schema) })
 }
 
 func TestLeasesConformance(t *testing.T) {

@@ -1,7 +1,7 @@
-// Package sqlite implements ports.ThreadStore (with its ports.Leases) on an
-// embedded SQLite database (modernc.org/sqlite, pure Go, no cgo): the
-// gateway's default store, which keeps each user's conversation thread
-// across restarts.
+// Package sqlite implements ports.ThreadStore, ports.DeliveryLedger (with its
+// ports.Leases) and ports.UserLocks on an embedded SQLite database
+// (modernc.org/sqlite, pure Go, no cgo): the gateway's default store, which
+// keeps each user's conversation thread across restarts.
 //
 // The database file, and its directory when the directory's parent exists,
 // are created on first start. The

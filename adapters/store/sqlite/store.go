@@ -30,13 +30,16 @@ const pruneEvery = time.Minute
 const busyTimeout = 5 * time.Second
 
 var (
-	_ ports.ThreadStore = (*Store)(nil)
-	_ ports.Leases      = (*Store)(nil)
+	_ ports.ThreadStore    = (*Store)(nil)
+	_ ports.DeliveryLedger = (*Store)(nil)
+	_ ports.Leases         = (*Store)(nil)
+	_ ports.UserLocks      = (*Store)(nil)
 )
 
-// Store is a ports.ThreadStore, with its ports.Leases, in one SQLite file. It is safe for concurrent
-// use within one process; see the package comment for why only one process
-// may use a file.
+// Store is a ports.ThreadStore, a ports.DeliveryLedger (with its
+// ports.Leases) and ports.UserLocks, in one SQLite file. It is safe for
+// concurrent use within one process; see the package comment for why only
+// one process may use a file.
 type Store struct {
 	db        *sql.DB
 	log       *slog.Logger

@@ -42,8 +42,21 @@ func openAt(t *testing.T, now *time.Time) *Store {
 }
 
 func TestConformance(t *testing.T) {
-	// A file per subtest: the suite needs state of its own for each.
+	// A file per subtest: the ledger's suite needs state of its own for
+	// each; the others' get one too.
 	porttest.ThreadStore(t, func(t *testing.T) ports.ThreadStore {
+		return openStore(t, filepath.Join(t.TempDir(), "gateway.db"))
+	})
+}
+
+func TestDeliveryLedgerConformance(t *testing.T) {
+	porttest.DeliveryLedger(t, func(t *testing.T) ports.DeliveryLedger {
+		return openStore(t, filepath.Join(t.TempDir(), "gateway.db"))
+	})
+}
+
+func TestUserLocksConformance(t *testing.T) {
+	porttest.UserLocks(t, func(t *testing.T) ports.UserLocks {
 		return openStore(t, filepath.Join(t.TempDir(), "gateway.db"))
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"sync/atomic"
 
@@ -60,6 +61,19 @@ func New(conn *websocket.Conn, log *slog.Logger) *Channel {
 		Opens:         func(ev ports.CallEvent) bool { return ev.Type == ports.CallStarted },
 	})
 	return c
+}
+
+// Accept upgrades Twilio's Media Stream request r to a WebSocket and
+// returns its Channel (see New). On error the request has been answered
+// (the upgrade refused, 426 for a request that is not a WebSocket upgrade)
+// and there is nothing to close. It checks no signature: that is the
+// caller's job, before calling Accept.
+func Accept(w http.ResponseWriter, r *http.Request, log *slog.Logger) (*Channel, error) {
+	conn, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		return nil, fmt.Errorf("mediastream: accept: %w", err)
+	}
+	return New(conn, log), nil
 }
 
 // decode decodes a frame and, from the start event, keeps the streamSid

@@ -48,11 +48,11 @@ func serve(t testing.TB, logs io.Writer) (url string, channels <-chan *mediastre
 	chans := make(chan *mediastream.Channel, 1)
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		conn, err := websocket.Accept(w, r, nil)
+		ch, err := mediastream.Accept(w, r, log)
 		if err != nil {
 			return
 		}
-		chans <- mediastream.New(conn, log)
+		chans <- ch
 	}))
 	t.Cleanup(srv.Close)
 	return "ws" + strings.TrimPrefix(srv.URL, "http"), chans
@@ -412,4 +412,15 @@ func TestCloseWithUnreadEvents(t *testing.T) {
 	assert.Equal(t, websocket.StatusNormalClosure, websocket.CloseStatus(<-read))
 	_, err := p.ch.Recv(t.Context())
 	assert.ErrorIs(t, err, ports.ErrClosed)
+}
+
+// TestAcceptRefusesPlainRequest: a request that is not a WebSocket upgrade
+// is answered by Accept (426) and gets an error, not a channel.
+func TestAcceptRefusesPlainRequest(t *testing.T) {
+	w := httptest.NewRecorder()
+	ch, err := mediastream.Accept(w, httptest.NewRequest(http.MethodGet, "/media-stream", nil), slog.New(slog.DiscardHandler))
+	require.Error(t, err)
+	assert.Nil(t, ch)
+	assert.Contains(t, err.Error(), "mediastream: accept")
+	assert.Equal(t, http.StatusUpgradeRequired, w.Code)
 }

@@ -1,6 +1,8 @@
 // Package messaging implements ports.MessageSender with Twilio's Messages
 // REST API (twilio-go): WhatsApp and SMS messages, as free text (Body) or as
-// approved templates (ContentSid and ContentVariables).
+// approved templates (ContentSid and ContentVariables). The Sender also
+// reports Twilio's limits on messages (Limits): the length of one body and
+// what one TwiML reply to an incoming message may carry.
 //
 // twilio-go's REST client has a fixed base URL and takes no context. The
 // Sender therefore builds a light client per request whose HTTP transport

@@ -88,6 +88,12 @@ func New(authToken, publicURL string, opts ...Option) *Validator {
 	return v
 }
 
+// Signed reports whether r carries an X-Twilio-Signature at all (right or
+// wrong), so that an unsigned request can be refused before its body is
+// read, or, where unsigned requests are tolerated, told apart from a wrongly
+// signed one.
+func (v *Validator) Signed(r *http.Request) bool { return r.Header.Get(Header) != "" }
+
 // ValidateForm checks the signature of a webhook. form holds the POST
 // parameters (r.PostForm) and body the raw request body; the URL is the
 // public base URL plus the request's path and query string. The public

@@ -185,7 +185,9 @@ func TestValidateUpgrade(t *testing.T) {
 			if tt.header != nil {
 				tt.header(r)
 			}
-			err := signature.New(token, tt.publicURL).ValidateUpgrade(r)
+			v := signature.New(token, tt.publicURL)
+			err := v.ValidateUpgrade(r)
+			assert.Equal(t, tt.signedURL != "", v.Signed(r), "Signed tells whether there is a signature, right or wrong")
 			if tt.want == nil {
 				require.NoError(t, err)
 				return

@@ -1,4 +1,4 @@
-package memory
+package memstore
 
 import (
 	"context"
@@ -16,13 +16,17 @@ const SeenTTL = 24 * time.Hour
 const minPrune = 1024
 
 var (
-	_ ports.ThreadStore = (*ThreadStore)(nil)
-	_ ports.Leases      = (*ThreadStore)(nil)
+	_ ports.ThreadStore    = (*ThreadStore)(nil)
+	_ ports.DeliveryLedger = (*ThreadStore)(nil)
+	_ ports.Leases         = (*ThreadStore)(nil)
+	_ ports.UserLocks      = (*ThreadStore)(nil)
 )
 
-// ThreadStore is an in-memory ports.ThreadStore, with the instance leases
-// (ports.Leases) its deliveries' owners hold. The zero value is not
-// usable; create one with NewThreadStore. It is safe for concurrent use.
+// ThreadStore is an in-memory ports.ThreadStore, and the
+// ports.DeliveryLedger (with the instance leases, ports.Leases, its
+// deliveries' owners hold) and ports.UserLocks of the same process. The
+// zero value is not usable; create one with NewThreadStore. It is safe for
+// concurrent use.
 type ThreadStore struct {
 	now func() time.Time
 
@@ -114,9 +118,9 @@ func (s *ThreadStore) FirstSeen(_ context.Context, key, owner string) (bool, err
 	return true, nil
 }
 
-// TakeOver makes owner the owner of key's pending delivery if its owner
-// holds no live lease, under the store's mutex (see ports.ThreadStore). It
-// does not block and never fails.
+// TakeOver makes owner the owner of key's pending delivery if its owner holds
+// no live lease, under the store's mutex (see ports.DeliveryLedger). It does
+// not block and never fails.
 func (s *ThreadStore) TakeOver(_ context.Context, key, owner string) (ports.Claim, error) {
 	now := s.now()
 	s.mu.Lock()

@@ -1,0 +1,32 @@
+// Package livesim is an OpenAI GPT-Live simulator: a WebSocket server on
+// loopback speaking the Live protocol (openai-go v3 package live) closely
+// enough for the gateway's live adapter, the end-to-end tests and the demo.
+// It imports no test library, so that cmd/ can ship it.
+//
+// It behaves as the SDK and the guides say GPT-Live does: the client
+// connects to /v1/live/sessions without a query string, sends
+// session.start first and gets session.started before anything else is
+// accepted; the model is full duplex, so there are no speech-started or
+// speech-stopped events, no utterance or item ids and no end of its audio;
+// transcripts come as deltas on the session timeline; usage is the
+// session's cumulative seconds; session.close is answered with
+// session.closed, then the socket is closed.
+//
+// Every client event is checked against the SDK's own types: a type the
+// SDK's union of client events does not know, a field its struct does not
+// have, or a missing field its `api:"required"` tags ask for is answered
+// with an error event (invalid_value, unknown_parameter,
+// missing_required_parameter), as the API does; the session goes on.
+//
+// Scripted, a test drives it through the peer.Speech methods (Say,
+// CallerSpeaks, Fail, Hangup) and reads what the client sent. With
+// Options.Auto it also behaves on its own: caller audio that is not mu-law
+// silence, followed by a pause, is a turn, transcribed and answered with a
+// scripted reply in 20 ms chunks, and session.commentary.append (the
+// gateway's Respond) makes it speak the reply too; caller audio that is not
+// silence while it speaks stops its speech, without any event.
+//
+// Between two utterances without the caller's words in between the model
+// pauses (Options.Gap), as a live speaker does; unlike the real model, the
+// simulator sends no audio while it is quiet.
+package livesim
