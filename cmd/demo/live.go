@@ -36,7 +36,7 @@ type live struct {
 	said     []spoken     // the model's utterances, in order
 	heard    []heardWords // the caller's words it transcribed, in order
 	speaking bool         // an utterance is under way (no usage since its audio)
-	lastType string       // the type of the last event sent
+	lastWord time.Time    // the last session.input_transcript.delta
 	errs     []string
 }
 
@@ -47,8 +47,10 @@ type spoken struct {
 	text         string    // its transcript deltas
 }
 
-// heardWords are caller words the model transcribed at once (a run of
-// session.input_transcript.delta events).
+// heardWords are caller words the model transcribed at once: a run of
+// session.input_transcript.delta events less than burst apart. (The
+// simulator sends the words it transcribes back to back; the words it
+// yields to come at least the end of a turn before the rest.)
 type heardWords struct {
 	at   time.Time
 	text string
@@ -59,6 +61,9 @@ type heardWords struct {
 	// the model yielded to them while it spoke.
 	over bool
 }
+
+// burst is the longest gap between two transcript deltas of one run.
+const burst = 100 * time.Millisecond
 
 // yieldMs is how much of the caller talking over it GPT-Live hears before
 // it yields the turn: about a word.
@@ -104,7 +109,6 @@ func (m *live) sent(b []byte) {
 			m.said = append(m.said, spoken{began: now})
 		}
 		m.said[len(m.said)-1].deltas++
-		m.lastType = "session.output_audio.delta"
 		return
 	}
 	var e simEvent
@@ -119,9 +123,10 @@ func (m *live) sent(b []byte) {
 			m.said[n-1].text += e.Delta
 		}
 	case "session.input_transcript.delta":
-		if m.lastType != e.Type || len(m.heard) == 0 {
+		if now.Sub(m.lastWord) > burst || len(m.heard) == 0 {
 			m.heard = append(m.heard, heardWords{at: now, turn: len(m.said)})
 		}
+		m.lastWord = now
 		m.heard[len(m.heard)-1].text += e.Delta
 	case "session.usage.updated":
 		if m.speaking {
@@ -131,7 +136,6 @@ func (m *live) sent(b []byte) {
 	case "error":
 		m.errs = append(m.errs, e.Error.String())
 	}
-	m.lastType = e.Type
 }
 
 // liveRecord is what the GPT-Live simulator recorded of the call.
