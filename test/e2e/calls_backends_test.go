@@ -77,8 +77,17 @@ var (
 type simOptions struct {
 	// Reply, when not empty, makes the model speak on its own: the
 	// greeting when the gateway asks for one, and an answer after each
-	// caller turn, with Reply as the transcript.
+	// caller turn (caller audio that is not silence, then a pause), with
+	// Reply as the transcript.
 	Reply string
+	// ReplyAudio is the answer's audio (raw mu-law); nil means the
+	// simulator's own.
+	ReplyAudio []byte
+	// CallerWords is what the model hears the caller say in each turn.
+	CallerWords string
+	// ChunkEvery paces the answer's 20 ms chunks; 0 means the simulator's
+	// own pace.
+	ChunkEvery time.Duration
 	// HandshakeDelay delays every WebSocket handshake (a simulated
 	// internet), where the simulator can.
 	HandshakeDelay time.Duration
@@ -192,7 +201,7 @@ func startRealtime(tb testing.TB, o simOptions) speechSim {
 	s := &rtSim{events: &serverEvents{}}
 	opts := realtimesim.Options{APIKey: callAPIKey, OnEvent: s.events.record, HandshakeDelay: o.HandshakeDelay, DropAudio: o.DropAudio}
 	if o.Reply != "" {
-		opts.Auto = &realtimesim.Auto{Transcript: o.Reply}
+		opts.Auto = &realtimesim.Auto{Transcript: o.Reply, Reply: o.ReplyAudio, CallerTranscript: o.CallerWords, ChunkEvery: o.ChunkEvery}
 	}
 	s.srv = realtimesim.New(opts)
 	tb.Cleanup(s.srv.Close)
@@ -220,7 +229,7 @@ func (s rtSession) Expire(ctx context.Context) error {
 func startLive(tb testing.TB, o simOptions) speechSim {
 	opts := livesim.Options{APIKey: callAPIKey}
 	if o.Reply != "" {
-		opts.Auto = &livesim.Auto{Transcript: o.Reply}
+		opts.Auto = &livesim.Auto{Transcript: o.Reply, Reply: o.ReplyAudio, CallerTranscript: o.CallerWords, ChunkEvery: o.ChunkEvery}
 	}
 	srv := livesim.New(opts)
 	tb.Cleanup(srv.Close)

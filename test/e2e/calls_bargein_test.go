@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -10,9 +11,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/convgateway/gateway/app"
+	"github.com/convgateway/gateway/configs"
 	"github.com/convgateway/gateway/ports"
 	"github.com/convgateway/gateway/ports/peer"
 	"github.com/convgateway/gateway/test/sim/mediasim"
+	"github.com/convgateway/gateway/test/sim/mulaw"
 )
 
 // A barge-in works differently with each speech model, and each test here
@@ -182,6 +185,60 @@ func TestCallBargeInLive(t *testing.T) {
 		in := e.logged(`"msg":"caller interrupted the assistant"`, `"call_id":"`+sid+`"`)
 		assert.Equal(t, story["utterance"], in["utterance"])
 		assert.EqualValues(t, lead*chunkMs, in["heard_ms"])
+	})
+
+	t.Run("the model stops by itself", func(t *testing.T) {
+		// The model on its own, as on a real call: it greets the caller
+		// with a 5 s answer in real time, 20 ms at a time, its words as
+		// its audio goes out; the caller talks over it and pauses; the
+		// model stops talking when it hears the caller's voice and, once
+		// the caller paused, reports the words and answers them.
+		const auto = 20 // ms, the simulator's chunks
+		words := strings.TrimSpace(strings.Repeat("and then ", 25))
+		e := newCallEnv(t, liveBackend, simOptions{Reply: words, ReplyAudio: mulaw.Tone(440, 5000),
+			CallerWords: "Wait, stop, I have a question."}, func(c *configs.Config) { c.AISpeaksFirst = true })
+		sid, caller, model := e.callWith(mediasim.Options{Clock: stoppedClock{}})
+		sess := model.(liveSession)
+		leadChunks := int(app.DefaultPlaybackLead.Milliseconds()) / auto
+		// The caller hears the first three leads, and the gateway hands it
+		// the next one as the model speaks on.
+		for played := 0; played < 3*leadChunks; played += leadChunks {
+			e.until("a lead at the caller", func() bool { return countEvent(caller.Frames(), "mark") == played+leadChunks })
+			require.NoError(t, caller.PlayOut(e.ctx))
+		}
+		e.until("the next lead at the caller", func() bool { return countEvent(caller.Frames(), "mark") == 4*leadChunks })
+		heard := caller.Played()
+		require.Len(t, heard, 3*leadChunks*auto*8)
+
+		require.NoError(t, caller.Speak(e.ctx, append(mulaw.Tone(300, 200), mulaw.Quiet(600)...), false))
+		e.until("the clear", func() bool { return len(caller.Clears()) == 1 })
+		e.until("the lead's marks echoed", func() bool { return len(caller.Marks()) == 4*leadChunks })
+		for i, m := range caller.Marks() {
+			assert.Equal(t, i >= 3*leadChunks, m.Flushed, "mark %d: the lead queued at the talk-over is flushed", i)
+		}
+		assert.Equal(t, heard, caller.Played(), "nothing more of the first answer played after the talk-over")
+		// The model answers the caller's words: a new answer plays.
+		e.until("the new answer at the caller", func() bool { return countEvent(caller.Frames(), "media") > 4*leadChunks })
+		require.NoError(t, caller.HangUp(e.ctx))
+		ended(e, sess)
+
+		assert.Equal(t, []string{"session.start", "session.commentary.append", "session.close"}, commandTypes(t, sess),
+			"nothing is truncated: the model is told nothing but the greeting's request")
+		s := e.summary(sid)
+		assert.EqualValues(t, 1, s["barge_ins"])
+		turns := s["turns"].([]any)
+		require.Len(t, turns, 3)
+		first, caller3, second := turns[0].(map[string]any), turns[1].(map[string]any), turns[2].(map[string]any)
+		assert.Equal(t, true, first["interrupted"])
+		assert.EqualValues(t, 3*leadChunks*auto, first["heard_ms"])
+		assert.EqualValues(t, 4*leadChunks*auto, first["sent_ms"], "what the caller got; what the gateway held was withdrawn")
+		said, _ := first["text"].(string)
+		assert.NotEmpty(t, said, "the model said some of its words")
+		assert.True(t, strings.HasPrefix(words, said) && len(said) < len(words),
+			"the model stopped by itself, mid-answer: it said %q", said)
+		assert.Equal(t, "Wait, stop, I have a question.", caller3["text"])
+		assert.Equal(t, "assistant", second["speaker"])
+		assert.NotEqual(t, first["utterance"], second["utterance"])
 	})
 
 	t.Run("a backchannel does not", func(t *testing.T) {
