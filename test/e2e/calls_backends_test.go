@@ -2,10 +2,16 @@ package e2e_test
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/stretchr/testify/require"
 
 	"github.com/convgateway/gateway/configs"
 	"github.com/convgateway/gateway/ports"
@@ -72,8 +78,7 @@ var (
 	speechBackends = []speechBackend{realtimeBackend, liveBackend}
 )
 
-// simOptions are what a test asks of either simulator. (livesim has no
-// HandshakeDelay nor DropAudio: it ignores them.)
+// simOptions are what a test asks of either simulator.
 type simOptions struct {
 	// Reply, when not empty, makes the model speak on its own: the
 	// greeting when the gateway asks for one, and an answer after each
@@ -89,10 +94,10 @@ type simOptions struct {
 	// own pace.
 	ChunkEvery time.Duration
 	// HandshakeDelay delays every WebSocket handshake (a simulated
-	// internet), where the simulator can.
+	// internet).
 	HandshakeDelay time.Duration
 	// DropAudio keeps no copy of the caller's audio, for long or many
-	// calls, where the simulator can.
+	// calls, where the simulator can (livesim keeps it).
 	DropAudio bool
 }
 
@@ -233,7 +238,39 @@ func startLive(tb testing.TB, o simOptions) speechSim {
 	}
 	srv := livesim.New(opts)
 	tb.Cleanup(srv.Close)
-	return sim[*livesim.Session]{srv: srv, wrap: func(sess *livesim.Session) modelSession { return liveSession{sess} }}
+	s := sim[*livesim.Session]{srv: srv, wrap: func(sess *livesim.Session) modelSession { return liveSession{sess} }}
+	if d := o.HandshakeDelay; d > 0 {
+		s.srv = slowLive{srv, slowHandshakes(tb, srv.URL(), d)}
+	}
+	return s
+}
+
+// slowLive is a GPT-Live simulator reached through slowHandshakes.
+type slowLive struct {
+	*livesim.Server
+	url string
+}
+
+func (s slowLive) URL() string { return s.url }
+
+// slowHandshakes serves a proxy to the WebSocket server at target whose
+// handshakes take delay, for a simulator that cannot delay its own, and
+// returns the URL to dial instead of target. It stops when the test ends.
+func slowHandshakes(tb testing.TB, target string, delay time.Duration) string {
+	u, err := url.Parse(target)
+	require.NoError(tb, err)
+	path := u.RequestURI()
+	u.Scheme, u.Path, u.RawQuery = "http", "", ""
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(delay):
+			proxy.ServeHTTP(w, r)
+		case <-r.Context().Done():
+		}
+	}))
+	tb.Cleanup(srv.Close)
+	return "ws" + strings.TrimPrefix(srv.URL, "http") + path
 }
 
 // liveSession is a GPT-Live session seen as a modelSession; its Session
