@@ -15,7 +15,6 @@ import (
 
 	"github.com/convgateway/gateway/configs"
 	"github.com/convgateway/gateway/ports"
-	"github.com/convgateway/gateway/ports/peer"
 	"github.com/convgateway/gateway/test/sim/livesim"
 	"github.com/convgateway/gateway/test/sim/realtimesim"
 )
@@ -90,15 +89,9 @@ type simOptions struct {
 	ReplyAudio []byte
 	// CallerWords is what the model hears the caller say in each turn.
 	CallerWords string
-	// ChunkEvery paces the answer's 20 ms chunks; 0 means the simulator's
-	// own pace.
-	ChunkEvery time.Duration
 	// HandshakeDelay delays every WebSocket handshake (a simulated
 	// internet).
 	HandshakeDelay time.Duration
-	// DropAudio keeps no copy of the caller's audio, for long or many
-	// calls, where the simulator can (livesim keeps it).
-	DropAudio bool
 }
 
 // speechSim is a running simulator of a speech model.
@@ -135,8 +128,6 @@ type modelSession interface {
 	Expire(ctx context.Context) error
 	// Raw sends an event as it is.
 	Raw(ctx context.Context, event []byte) error
-	// Heard returns what the gateway told the model the caller heard.
-	Heard() []peer.Heard
 	// Responds counts the gateway's requests to speak now.
 	Responds() int
 	// ReceivedAudio returns the caller audio received, in order, as sent.
@@ -204,9 +195,9 @@ type rtSim struct {
 
 func startRealtime(tb testing.TB, o simOptions) speechSim {
 	s := &rtSim{events: &serverEvents{}}
-	opts := realtimesim.Options{APIKey: callAPIKey, OnEvent: s.events.record, HandshakeDelay: o.HandshakeDelay, DropAudio: o.DropAudio}
+	opts := realtimesim.Options{APIKey: callAPIKey, OnEvent: s.events.record, HandshakeDelay: o.HandshakeDelay}
 	if o.Reply != "" {
-		opts.Auto = &realtimesim.Auto{Transcript: o.Reply, Reply: o.ReplyAudio, CallerTranscript: o.CallerWords, ChunkEvery: o.ChunkEvery}
+		opts.Auto = &realtimesim.Auto{Transcript: o.Reply, Reply: o.ReplyAudio, CallerTranscript: o.CallerWords}
 	}
 	s.srv = realtimesim.New(opts)
 	tb.Cleanup(s.srv.Close)
@@ -234,7 +225,7 @@ func (s rtSession) Expire(ctx context.Context) error {
 func startLive(tb testing.TB, o simOptions) speechSim {
 	opts := livesim.Options{APIKey: callAPIKey}
 	if o.Reply != "" {
-		opts.Auto = &livesim.Auto{Transcript: o.Reply, Reply: o.ReplyAudio, CallerTranscript: o.CallerWords, ChunkEvery: o.ChunkEvery}
+		opts.Auto = &livesim.Auto{Transcript: o.Reply, Reply: o.ReplyAudio, CallerTranscript: o.CallerWords}
 	}
 	srv := livesim.New(opts)
 	tb.Cleanup(srv.Close)
@@ -288,9 +279,6 @@ func (s liveSession) Hangup(ctx context.Context) error { return s.Session.Hangup
 
 // Expire ends the session as GPT-Live does when its time is up.
 func (s liveSession) Expire(ctx context.Context) error { return s.Session.Hangup(ctx, "expired") }
-
-// Heard returns none: GPT-Live is told nothing of what the caller heard.
-func (s liveSession) Heard() []peer.Heard { return nil }
 
 func (s liveSession) Responds() int { return s.Commentaries() }
 

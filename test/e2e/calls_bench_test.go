@@ -27,7 +27,7 @@ func BenchmarkFirstAudio(b *testing.B) {
 		for _, prewarm := range []bool{true, false} {
 			for _, gap := range []time.Duration{0, 250 * time.Millisecond} {
 				b.Run(fmt.Sprintf("%s/prewarm=%v/gap=%v", backend.name, prewarm, gap), func(b *testing.B) {
-					e := newCallEnv(b, backend, simOptions{HandshakeDelay: handshake, DropAudio: true, Reply: "Hello!"},
+					e := newCallEnv(b, backend, simOptions{HandshakeDelay: handshake, Reply: "Hello!"},
 						func(c *configs.Config) {
 							c.AISpeaksFirst = true
 							c.Prewarm = prewarm

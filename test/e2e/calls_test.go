@@ -114,7 +114,7 @@ func TestCallAISpeaksFirst(t *testing.T) {
 			require.NoError(t, caller.HangUp(e.ctx))
 			ended(e, sess)
 			s := e.summary(sid)
-			assert.Positive(t, s["first_audio_ms"].(float64)+s["frames_out"].(float64))
+			assert.Positive(t, s["frames_out"], "the greeting was handed to the caller")
 			assert.Empty(t, e.modelErrors(), "the greeting's request is one the model takes")
 		})
 	}
