@@ -4,8 +4,6 @@ import (
 	"encoding/base64"
 	"strconv"
 	"time"
-
-	"github.com/convgateway/gateway/adapters/audio"
 )
 
 // Pause is how long the assistant must be quiet before its next words
@@ -87,7 +85,7 @@ func (t *turns) analyse(chunk []byte) (voiced bool, ms int) {
 		return true, need / 8
 	}
 	for _, b := range t.pcm[:n] {
-		if s := audio.MulawToLinear(b); s > silencePeak || s < -silencePeak {
+		if mulawMagnitude(b) > silencePeak {
 			return true, n / 8
 		}
 	}
@@ -99,4 +97,12 @@ func later(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// mulawMagnitude is the magnitude of the 16-bit linear sample a G.711
+// mu-law code stands for (ITU-T G.711, as Sun's g711.c decodes it).
+func mulawMagnitude(code byte) int {
+	c := ^code
+	t := (int(c&0x0f)<<3 + 0x84) << (int(c>>4) & 7)
+	return t - 0x84
 }
