@@ -3,8 +3,8 @@ package openairest_test
 import (
 	"encoding/json"
 	"maps"
-	"slices"
 	"net/http"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
