@@ -29,19 +29,14 @@ func (a *Assistant) runParams(req ports.ChatRequest) (openai.BetaThreadRunNewPar
 		return params, fmt.Errorf("%w: the Assistants API cannot use MCP servers (%s); use the Responses backend",
 			ports.ErrRejected, strings.Join(labels, ", "))
 	}
-	if err := tools.Check(req); err != nil {
+	fns, err := tools.Functions(req)
+	if err != nil {
 		return params, err
 	}
-	for _, spec := range req.Tools {
-		schema, err := tools.Parameters(spec)
-		if err != nil {
-			return params, err
-		}
-		fn := shared.FunctionDefinitionParam{Name: spec.Name, Parameters: schema, Strict: openai.Bool(false)}
-		if spec.Description != "" {
-			fn.Description = openai.String(spec.Description)
-		}
-		params.Tools = append(params.Tools, openai.AssistantToolParamOfFunction(fn))
+	for _, f := range fns {
+		params.Tools = append(params.Tools, openai.AssistantToolParamOfFunction(shared.FunctionDefinitionParam{
+			Name: f.Name, Description: f.Description, Parameters: f.Parameters, Strict: openai.Bool(false),
+		}))
 	}
 	return params, nil
 }

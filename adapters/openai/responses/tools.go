@@ -32,19 +32,14 @@ func (a *Assistant) params(req ports.ChatRequest) (responses.ResponseNewParams, 
 	if a.instructions != "" {
 		params.Instructions = openai.String(a.instructions)
 	}
-	if err := tools.Check(req); err != nil {
+	fns, err := tools.Functions(req)
+	if err != nil {
 		return params, err
 	}
-	for _, spec := range req.Tools {
-		schema, err := tools.Parameters(spec)
-		if err != nil {
-			return params, err
-		}
-		fn := responses.FunctionToolParam{Name: spec.Name, Parameters: schema, Strict: openai.Bool(false)}
-		if spec.Description != "" {
-			fn.Description = openai.String(spec.Description)
-		}
-		params.Tools = append(params.Tools, responses.ToolUnionParam{OfFunction: &fn})
+	for _, f := range fns {
+		params.Tools = append(params.Tools, responses.ToolUnionParam{OfFunction: &responses.FunctionToolParam{
+			Name: f.Name, Description: f.Description, Parameters: f.Parameters, Strict: openai.Bool(false),
+		}})
 	}
 	for _, s := range req.MCP {
 		params.Tools = append(params.Tools, responses.ToolUnionParam{OfMcp: mcpTool(s)})

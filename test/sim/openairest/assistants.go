@@ -153,7 +153,11 @@ func messageJSON(threadID string, m *message) map[string]any {
 }
 
 // contentText reads CreateMessageRequest content: a string or text parts.
-func contentText(raw json.RawMessage) (string, bool) {
+func contentText(raw json.RawMessage) (string, bool) { return partsText(raw, "text") }
+
+// partsText reads message content: a string, or parts of which those of
+// type partType hold text.
+func partsText(raw json.RawMessage, partType string) (string, bool) {
 	var str string
 	if json.Unmarshal(raw, &str) == nil {
 		return str, true
@@ -167,7 +171,7 @@ func contentText(raw json.RawMessage) (string, bool) {
 	}
 	var texts []string
 	for _, p := range parts {
-		if p.Type == "text" {
+		if p.Type == partType {
 			texts = append(texts, p.Text)
 		}
 	}

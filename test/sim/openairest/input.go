@@ -67,26 +67,7 @@ func parseInput(raw json.RawMessage) (input, bool) {
 }
 
 // messageText reads a message's content: a string or input_text parts.
-func messageText(raw json.RawMessage) (string, bool) {
-	var str string
-	if json.Unmarshal(raw, &str) == nil {
-		return str, true
-	}
-	var content []struct {
-		Type string `json:"type"`
-		Text string `json:"text"`
-	}
-	if json.Unmarshal(raw, &content) != nil {
-		return "", false
-	}
-	var parts []string
-	for _, p := range content {
-		if p.Type == "input_text" {
-			parts = append(parts, p.Text)
-		}
-	}
-	return strings.Join(parts, "\n"), true
-}
+func messageText(raw json.RawMessage) (string, bool) { return partsText(raw, "input_text") }
 
 // conversationID reads the conversation parameter: an id or {"id": ...}.
 func conversationID(raw json.RawMessage) (string, bool) {

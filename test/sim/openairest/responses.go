@@ -71,9 +71,8 @@ func (s *Server) createResponse(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request_error", "invalid_type", "Invalid 'conversation'.")
 		return
 	}
-	declared, msg := declaredFunctions(req.Tools)
-	if msg != "" {
-		writeError(w, http.StatusBadRequest, "invalid_request_error", "invalid_value", msg)
+	declared, ok := functionsOf(w, req.Tools)
+	if !ok {
 		return
 	}
 

@@ -39,9 +39,8 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request_error", "missing_required_parameter", "Missing required parameter: 'assistant_id'.")
 		return
 	}
-	declared, msg := declaredFunctions(req.Tools)
-	if msg != "" {
-		writeError(w, http.StatusBadRequest, "invalid_request_error", "invalid_value", msg)
+	declared, ok := functionsOf(w, req.Tools)
+	if !ok {
 		return
 	}
 	s.mu.Lock()

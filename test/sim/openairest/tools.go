@@ -2,6 +2,7 @@ package openairest
 
 import (
 	"encoding/json"
+	"net/http"
 	"slices"
 	"strings"
 )
@@ -129,6 +130,17 @@ func declaredFunctions(raw json.RawMessage) ([]string, string) {
 		}
 	}
 	return names, ""
+}
+
+// functionsOf reads a request's tools as declaredFunctions does; it answers
+// 400 and reports false when they are not valid.
+func functionsOf(w http.ResponseWriter, raw json.RawMessage) ([]string, bool) {
+	names, msg := declaredFunctions(raw)
+	if msg != "" {
+		writeError(w, http.StatusBadRequest, "invalid_request_error", "invalid_value", msg)
+		return nil, false
+	}
+	return names, true
 }
 
 // undeclared returns the error message for a script whose function the

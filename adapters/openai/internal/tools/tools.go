@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/openai/openai-go/v3/packages/param"
+
 	"github.com/convgateway/gateway/ports"
 )
 
@@ -23,6 +25,33 @@ func Check(req ports.ChatRequest) error {
 		seen[t.Name] = true
 	}
 	return nil
+}
+
+// Function is a tool as the model's API declares it.
+type Function struct {
+	Name        string
+	Description param.Opt[string] // omitted when the spec has none
+	Parameters  map[string]any    // a JSON Schema object
+}
+
+// Functions checks req's tools (see Check) and returns them as functions.
+// Errors wrap ports.ErrRejected.
+func Functions(req ports.ChatRequest) ([]Function, error) {
+	if err := Check(req); err != nil {
+		return nil, err
+	}
+	fns := make([]Function, len(req.Tools))
+	for i, spec := range req.Tools {
+		schema, err := Parameters(spec)
+		if err != nil {
+			return nil, err
+		}
+		fns[i] = Function{Name: spec.Name, Parameters: schema}
+		if spec.Description != "" {
+			fns[i].Description = param.NewOpt(spec.Description)
+		}
+	}
+	return fns, nil
 }
 
 // Rounds is the number of tool rounds req allows: MaxToolRounds, or

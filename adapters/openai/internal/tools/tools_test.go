@@ -72,3 +72,18 @@ func TestParametersAndCheck(t *testing.T) {
 	assert.Equal(t, ports.DefaultMaxToolRounds, Rounds(ports.ChatRequest{}))
 	assert.Equal(t, 2, Rounds(ports.ChatRequest{MaxToolRounds: 2}))
 }
+
+func TestFunctions(t *testing.T) {
+	run := func(context.Context, ports.ToolCall) ports.ToolResult { return ports.ToolResult{} }
+	fns, err := Functions(ports.ChatRequest{RunTool: run, Tools: []ports.ToolSpec{
+		{Name: "a", Description: "Does a.", Parameters: json.RawMessage(`{"type":"object"}`)}, {Name: "b"},
+	}})
+	require.NoError(t, err)
+	require.Len(t, fns, 2)
+	assert.Equal(t, "a", fns[0].Name)
+	assert.Equal(t, "Does a.", fns[0].Description.Value)
+	assert.False(t, fns[1].Description.Valid(), "no description: omitted")
+	assert.Equal(t, "object", fns[1].Parameters["type"])
+	_, err = Functions(ports.ChatRequest{Tools: []ports.ToolSpec{{Name: "a"}}})
+	require.ErrorIs(t, err, ports.ErrRejected)
+}
