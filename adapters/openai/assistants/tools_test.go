@@ -29,7 +29,9 @@ func TestToolsDeclaredAndOutputsSubmitted(t *testing.T) {
 	sim.Next(openairest.Script{Tool: &openairest.ToolScript{Name: "lookup", Parallel: 2, Rounds: 2}})
 	got, err := a.Reply(t.Context(), ports.ChatRequest{
 		ThreadID: id, Text: "find x", Tools: []ports.ToolSpec{chattest.Lookup},
-		RunTool: func(_ context.Context, c ports.ToolCall) ports.ToolResult { return ports.ToolResult{Output: "found " + c.ID} },
+		RunTool: func(_ context.Context, c ports.ToolCall) ports.ToolResult {
+			return ports.ToolResult{Output: "found " + c.ID}
+		},
 	})
 	require.NoError(t, err)
 	outs := sim.ToolOutputs(id)

@@ -32,7 +32,9 @@ func TestToolsDeclaredAndOutputsSent(t *testing.T) {
 		ThreadID: id, Text: "find x", Tools: []ports.ToolSpec{chattest.Lookup},
 		MCP: []ports.MCPServer{{Label: "calendar", URL: "https://mcp.example/mcp", AllowedTools: []string{"list_events"},
 			Headers: map[string]string{"Authorization": "Bearer t"}}},
-		RunTool: func(_ context.Context, c ports.ToolCall) ports.ToolResult { return ports.ToolResult{Output: "found " + c.ID} },
+		RunTool: func(_ context.Context, c ports.ToolCall) ports.ToolResult {
+			return ports.ToolResult{Output: "found " + c.ID}
+		},
 	})
 	require.NoError(t, err)
 
