@@ -162,7 +162,7 @@ func (s *Server) submittableLocked(w http.ResponseWriter, r *http.Request, outpu
 		return nil, nil, true
 	}
 	s.advanceLocked(t, ru, false)
-	if ru.status != "requires_action" {
+	if ru.status != "requires_action" || ru.tool == nil {
 		invalid("Runs in status \"" + ru.status + "\" do not accept tool outputs.").write(w)
 		return nil, nil, true
 	}
@@ -304,8 +304,12 @@ func runJSON(threadID string, ru *run) map[string]any {
 	case "incomplete":
 		out["incomplete_details"] = map[string]any{"reason": "max_completion_tokens"}
 	case "requires_action":
-		calls := make([]any, len(ru.tool.pending))
-		for i, c := range ru.tool.pending {
+		var pending []toolCall
+		if ru.tool != nil {
+			pending = ru.tool.pending
+		}
+		calls := make([]any, len(pending))
+		for i, c := range pending {
 			calls[i] = map[string]any{
 				"id": c.id, "type": "function",
 				"function": map[string]any{"name": c.name, "arguments": c.arguments},
