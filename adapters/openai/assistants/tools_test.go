@@ -8,9 +8,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/convgateway/gateway/adapters/openai/internal/chattest"
 	"github.com/convgateway/gateway/ports"
 	"github.com/convgateway/gateway/test/sim/openairest"
+	"github.com/convgateway/gateway/test/sim/openairest/chattest"
 	"github.com/convgateway/gateway/test/sim/openairest/contract"
 )
 

@@ -1,8 +1,8 @@
 // Package chattest tests what the OpenAI chat adapters (responses,
-// assistants) must do with tools beyond the porttest suite, against the
-// openairest simulator: calls run at once, error results, the rounds bound
-// and a cancelled context, after which the thread still takes messages.
-// Only tests import it.
+// assistants) must do with tools beyond the porttest suite, against this
+// simulator: calls run at once, error results, the rounds bound and a
+// cancelled context, after which the thread still takes messages. Only
+// tests import it (it uses testify).
 package chattest
 
 import (
