@@ -51,7 +51,7 @@ func (s *MessagesService) answer(ctx context.Context, j *job) ([]string, error) 
 // the hook.
 func (s *MessagesService) reply(ctx context.Context, thread, text string) (string, error) {
 	start := time.Now()
-	answer, err := s.assistant.Reply(ctx, thread, text)
+	answer, err := s.assistant.Reply(ctx, ports.ChatRequest{ThreadID: thread, Text: text})
 	if s.hooks.AssistantReplied != nil {
 		s.hooks.AssistantReplied(time.Since(start), err)
 	}
