@@ -65,13 +65,17 @@ func (s *Session) listen(ctx context.Context, audio []byte) {
 	if transcribe {
 		_ = s.transcribed(ctx, v.itemID, s.srv.opts.Auto.CallerTranscript, end-v.startMs)
 	}
-	s.autoReply(ctx)
+	s.autoReply(ctx, "")
 }
 
-// autoReply streams the scripted reply in the background. It may run on
-// any goroutine.
-func (s *Session) autoReply(ctx context.Context) {
+// autoReply streams the scripted reply in the background, with transcript
+// or, when empty, Auto.Transcript. The response is active when it returns.
+// It may run on any goroutine.
+func (s *Session) autoReply(ctx context.Context, transcript string) {
 	a := s.srv.opts.Auto
+	if transcript == "" {
+		transcript = a.Transcript
+	}
 	responseID, itemID := s.nextID("resp"), s.nextID("item")
 	s.mu.Lock()
 	if s.ended { // run is waiting for the responders, or has
@@ -80,9 +84,10 @@ func (s *Session) autoReply(ctx context.Context) {
 	}
 	s.wg.Add(1)
 	s.mu.Unlock()
+	r := s.begin(responseID)
 	go func() {
 		defer s.wg.Done()
-		_ = s.respond(ctx, responseID, itemID, a.Transcript, s.srv.reply, a.chunkEvery())
+		_ = s.speak(ctx, r, itemID, transcript, s.srv.reply, a.chunkEvery())
 	}()
 }
 
