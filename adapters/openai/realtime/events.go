@@ -48,7 +48,7 @@ type serverEvent struct {
 	ItemID     string `json:"item_id"`
 	Transcript string `json:"transcript"`
 	// A function call's end (response.function_call_arguments.done), or
-	// the item of response.output_item.done.
+	// the item of response.output_item.done or conversation.item.added.
 	CallID    string `json:"call_id"`
 	Name      string `json:"name"`
 	Arguments string `json:"arguments"`
@@ -126,8 +126,15 @@ func (d *decoder) event(e *serverEvent) (ports.SpeechEvent, error) {
 		return ports.SpeechEvent{Type: ports.SpeechUnknown}, nil
 	case "input_audio_buffer.speech_started":
 		ev.Type = ports.SpeechCallerStarted
+		d.flush = d.turns.speech(true)
 	case "input_audio_buffer.speech_stopped":
 		ev.Type = ports.SpeechCallerStopped
+		d.flush = d.turns.speech(false)
+	case "conversation.item.added", "conversation.item.created":
+		if e.Item.Type == "function_call_output" {
+			d.flush = d.turns.resultAdded()
+		}
+		return ports.SpeechEvent{}, fmt.Errorf("%w %q", wsstream.ErrIgnore, e.Type)
 	case "response.output_audio.done":
 		ev.Type = ports.SpeechUtteranceDone
 	case "response.output_audio_transcript.done":
@@ -231,6 +238,8 @@ var used = map[string]bool{
 	"response.output_audio.done":                            true,
 	"response.output_audio_transcript.done":                 true,
 	"conversation.item.input_audio_transcription.completed": true,
+	"conversation.item.added":                               true,
+	"conversation.item.created":                             true,
 	"response.created":                                      true,
 	"response.done":                                         true,
 	"response.function_call_arguments.done":                 true,

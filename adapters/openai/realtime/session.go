@@ -117,8 +117,8 @@ func (s *session) Interruptions() ports.Interruptions { return ports.Interrupted
 
 // Respond sends response.create, with instructions for this response only
 // when not empty, at once: a response in progress makes the API refuse it
-// (an error Recv returns). Tool results wait for the response it asks for.
-// Errors, blocking and concurrency as for AppendAudio.
+// (an error Recv returns). Tool results wait for the response it asks for
+// (see ToolResult). Errors, blocking and concurrency as for AppendAudio.
 func (s *session) Respond(ctx context.Context, instructions string) error {
 	id := s.dec.turns.respond()
 	if err := s.sendEvent(ctx, "respond", responseCreate(id, instructions)); err != nil {
@@ -129,28 +129,17 @@ func (s *session) Respond(ctx context.Context, instructions string) error {
 }
 
 // ToolResult sends r at once as a function_call_output item
-// (conversation.item.create; a failed run's output is {"error": r.Error}),
-// then response.create so that the model goes on with it, unless a
-// response is in progress or asked for (by Respond, by turn detection or
-// for earlier results): the response.create is then sent when that
-// response is done, one for all the results given meanwhile (a barge-in
-// that cancels the response ends it as well; the results stay in the
-// conversation). A call_id the API does not know makes it answer with an
-// error, which Recv returns as a SpeechError. Errors, blocking and
-// concurrency as for AppendAudio.
+// (conversation.item.create; a failed run's output is {"error": r.Error}).
+// The response.create that lets the model go on with it is sent by Recv
+// (the reading goroutine) once the API has added the item and the model
+// is free: at once if it is; after the response in progress, if any (one
+// for all the results added during it); after the caller's turn, if they
+// are speaking (a barge-in during a tool run keeps the result: it is in
+// the conversation, and the next response sees it). A call_id the API
+// does not know makes it answer with an error, which Recv returns as a
+// SpeechError. Errors, blocking and concurrency as for AppendAudio.
 func (s *session) ToolResult(ctx context.Context, r ports.ToolResult) error {
-	if err := s.sendEvent(ctx, "tool result", functionCallOutput(r)); err != nil {
-		return err
-	}
-	id := s.dec.turns.toolResult()
-	if id == "" {
-		return nil
-	}
-	if err := s.sendEvent(ctx, "tool result: respond", responseCreate(id, "")); err != nil {
-		s.dec.turns.unsent(id)
-		return err
-	}
-	return nil
+	return s.sendEvent(ctx, "tool result", functionCallOutput(r))
 }
 
 // Heard sends conversation.item.truncate for content 0 of the assistant

@@ -108,13 +108,18 @@ const (
 // response is in progress.
 const codeActiveResponse = "conversation_already_has_active_response"
 
-// turns tracks the model's responses so that a session never asks for one
-// while one is in progress (the API refuses it): tool results go to the
-// conversation at once, and the response.create that lets the model go on
-// with them waits until the model is free. Results that arrive during one
-// response are answered by one response.create after it. The reading
-// goroutine reports the responses' life (created, done, refused); senders
-// ask for responses from any goroutine.
+// turns decides when the model is asked to go on with tool results
+// (response.create), from the server's events, which come in the order
+// the API acted: a result whose item was added (conversation.item.added)
+// before a response was created (response.created) is seen by that
+// response; one added after needs another response. That one is asked for
+// once the model is free: no response in progress (the API refuses a
+// response.create then) or asked for and not yet begun, and the caller not
+// speaking (the model would talk over them; the end of their turn makes
+// turn detection create a response, which sees the results). Results
+// added during one response are answered by one response.create after
+// it. The reading goroutine reports the events; Respond reports its
+// requests from any goroutine.
 type turns struct {
 	mu sync.Mutex
 	// active: a response is in progress (response.created seen, its
@@ -123,10 +128,11 @@ type turns struct {
 	// requested is the event id of the last response.create sent, until
 	// a response is created or the API refuses that event.
 	requested string
-	// owed: tool results were given while the model was busy, and no
-	// response.create has been sent for them yet.
-	owed bool
-	seq  int
+	speaking  bool // the caller is speaking (speech_started, not yet stopped)
+	// unseen counts the tool results added to the conversation since the
+	// last response was created.
+	unseen int
+	seq    int
 }
 
 func (t *turns) nextID(prefix string) string {
@@ -134,28 +140,12 @@ func (t *turns) nextID(prefix string) string {
 	return prefix + strconv.Itoa(t.seq)
 }
 
-func (t *turns) busy() bool { return t.active || t.requested != "" }
-
 // respond returns the event id of a response.create the gateway asked for
 // (Respond), which is sent whether or not the model is busy.
 func (t *turns) respond() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.requested = t.nextID(respondPrefix)
-	return t.requested
-}
-
-// toolResult is called once a tool result has been sent: it returns the
-// event id of a response.create to send now, or "" when the model is busy
-// (the response.create is owed until it is free).
-func (t *turns) toolResult() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.busy() {
-		t.owed = true
-		return ""
-	}
-	t.requested = t.nextID(toolsPrefix)
 	return t.requested
 }
 
@@ -168,16 +158,26 @@ func (t *turns) unsent(id string) {
 	}
 }
 
-// created: a response began (asked for, or started by turn detection).
+// resultAdded: a tool result's item was added to the conversation. It
+// returns the event id of a response.create to send now, or "".
+func (t *turns) resultAdded() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.unseen++
+	return t.flush()
+}
+
+// created: a response began (asked for, or created by turn detection);
+// it sees every result added so far.
 func (t *turns) created() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.active, t.requested = true, ""
+	t.active, t.requested, t.unseen = true, "", 0
 }
 
 // done: the response in progress ended (completed, cancelled by a
-// barge-in, failed). It returns the event id of the response.create owed
-// to tool results, if any, to send now.
+// barge-in, failed). It returns the event id of a response.create to
+// send now, or "".
 func (t *turns) done() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -185,12 +185,24 @@ func (t *turns) done() string {
 	return t.flush()
 }
 
+// speech: the caller started (true) or stopped speaking. It returns the
+// event id of a response.create to send now, or "": at the end of a turn
+// results not yet seen are asked for at once, in case turn detection
+// creates no response (when it does, it refuses this request, which is
+// then not reported: see refused).
+func (t *turns) speech(started bool) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.speaking = started
+	return t.flush()
+}
+
 // refused: the API answered the client event eventID with an error of
 // code. It reports whether the error is the refusal of a response.create
-// of the session's own after tool results (their result is in the
-// conversation, and the response in progress, which the refusal says
-// there is, continues the conversation: the error is not worth reporting),
-// and returns the event id of a response.create owed and due now, if any.
+// of the session's own after tool results because a response is in
+// progress (which then sees the results, or is followed by a request:
+// the error is not worth reporting), and returns the event id of a
+// response.create to send now, or "".
 func (t *turns) refused(eventID, code string) (ours bool, flush string) {
 	if !strings.HasPrefix(eventID, respondPrefix) && !strings.HasPrefix(eventID, toolsPrefix) {
 		return false, ""
@@ -203,13 +215,12 @@ func (t *turns) refused(eventID, code string) (ours bool, flush string) {
 	return strings.HasPrefix(eventID, toolsPrefix) && code == codeActiveResponse, t.flush()
 }
 
-// flush returns the id of the owed response.create when the model is free.
-// t.mu is held.
+// flush returns the id of a response.create to send when results wait
+// and the model is free, and "" otherwise. t.mu is held.
 func (t *turns) flush() string {
-	if !t.owed || t.busy() {
+	if t.unseen == 0 || t.active || t.requested != "" || t.speaking {
 		return ""
 	}
-	t.owed = false
 	t.requested = t.nextID(toolsPrefix)
 	return t.requested
 }

@@ -65,22 +65,23 @@ func (s *Session) listen(ctx context.Context, audio []byte) {
 	if transcribe {
 		_ = s.transcribed(ctx, v.itemID, s.srv.opts.Auto.CallerTranscript, end-v.startMs)
 	}
-	s.autoReply(ctx, "")
+	s.autoReply(ctx)
 }
 
-// autoReply streams the scripted reply in the background, with transcript
-// or, when empty, Auto.Transcript. The response is active when it returns.
-// It may run on any goroutine.
-func (s *Session) autoReply(ctx context.Context, transcript string) {
+// autoReply streams the scripted reply in the background: Auto.Transcript,
+// or, with Auto.SayToolOutputs after tool results, their outputs. The
+// response is active when it returns. It may run on any goroutine.
+func (s *Session) autoReply(ctx context.Context) {
 	a := s.srv.opts.Auto
-	if transcript == "" {
-		transcript = a.Transcript
-	}
+	transcript := a.Transcript
 	responseID, itemID := s.nextID("resp"), s.nextID("item")
 	s.mu.Lock()
 	if s.ended { // run is waiting for the responders, or has
 		s.mu.Unlock()
 		return
+	}
+	if said := s.toolOutputs(); a.SayToolOutputs && said != "" {
+		transcript = said
 	}
 	s.wg.Add(1)
 	s.mu.Unlock()

@@ -61,7 +61,7 @@ func (s *Session) CallerSpeaks(ctx context.Context, text string) error {
 		return err
 	}
 	if s.srv.opts.Auto != nil {
-		s.autoReply(ctx, "")
+		s.autoReply(ctx)
 	}
 	return nil
 }

@@ -66,9 +66,9 @@ type Auto struct {
 	// ChunkEvery paces the reply's 20 ms chunks; 0 means 10 ms (twice real
 	// time, as the real API streams faster than real time).
 	ChunkEvery time.Duration
-	// SayToolOutputs makes the reply to a response.create that follows
-	// tool results say their outputs: its transcript is the outputs given
-	// since the last response, joined by spaces (instead of Transcript).
+	// SayToolOutputs makes the first reply after tool results say their
+	// outputs: its transcript is the outputs received since a response
+	// last began, joined by spaces (instead of Transcript).
 	SayToolOutputs bool
 }
 

@@ -148,9 +148,7 @@ func (s *Session) createItem(ctx context.Context, e clientEvent) {
 
 // responseCreate answers response.create: refused with
 // conversation_already_has_active_response while a response is active, as
-// by the API; with Options.Auto, answered with the scripted reply, which
-// says the outputs of the tool results given since the last response when
-// Auto.SayToolOutputs is set.
+// by the API; with Options.Auto, answered with the scripted reply.
 func (s *Session) responseCreate(ctx context.Context, e clientEvent) {
 	s.mu.Lock()
 	s.responses++
@@ -158,23 +156,26 @@ func (s *Session) responseCreate(ctx context.Context, e clientEvent) {
 	if busy {
 		s.refused++
 	}
-	var outputs []string
-	for _, r := range s.unanswered {
-		outputs = append(outputs, r.Output)
-	}
 	s.mu.Unlock()
 	if busy {
 		_ = s.sendError(ctx, "invalid_request_error", "conversation_already_has_active_response",
 			"Conversation already has an active response in progress. Wait until the response is finished before creating a new one.", e.EventID)
 		return
 	}
-	if a := s.srv.opts.Auto; a != nil {
-		transcript := ""
-		if a.SayToolOutputs && len(outputs) > 0 {
-			transcript = strings.Join(outputs, " ")
-		}
-		s.autoReply(ctx, transcript)
+	if s.srv.opts.Auto != nil {
+		s.autoReply(ctx)
 	}
+}
+
+// toolOutputs is what the Auto reply says with Auto.SayToolOutputs: the
+// outputs of the tool results received since a response last began,
+// joined by spaces; "" when there are none. s.mu is held.
+func (s *Session) toolOutputs() string {
+	var outputs []string
+	for _, r := range s.unanswered {
+		outputs = append(outputs, r.Output)
+	}
+	return strings.Join(outputs, " ")
 }
 
 // ToolResults returns the function_call_output items received for calls
