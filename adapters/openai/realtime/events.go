@@ -193,9 +193,9 @@ func (d *decoder) toolCall(callID, name, arguments, status string) (ports.Speech
 		args = json.RawMessage(`{}`)
 	}
 	var obj map[string]json.RawMessage
-	if status == "incomplete" || json.Unmarshal(args, &obj) != nil {
+	if status == "incomplete" || json.Unmarshal(args, &obj) != nil || obj == nil {
 		if d.calls.first(callID) {
-			d.logf(slog.LevelWarn, "model's tool call cut short: not run", "call_id", callID, "tool", name, "status", status)
+			d.logf(slog.LevelInfo, "model's tool call cut short: not run", "call_id", callID, "tool", name, "status", status)
 		}
 		return ports.SpeechEvent{}, fmt.Errorf("%w: tool call %s cut short", wsstream.ErrIgnore, callID)
 	}

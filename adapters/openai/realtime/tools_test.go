@@ -42,6 +42,7 @@ func TestDecodeToolCalls(t *testing.T) {
 		`{"type":"response.function_call_arguments.done","event_id":"e","response_id":"r","item_id":"fc_3","output_index":0,"call_id":"call_3","name":"x","arguments":"{\"peo"}`,
 		`{"type":"response.output_item.done","event_id":"e","response_id":"r","output_index":0,"item":{"id":"fc_3","type":"function_call","status":"incomplete","name":"x","call_id":"call_3","arguments":"{\"peo"}}`,
 		`{"type":"response.output_item.done","event_id":"e","response_id":"r","output_index":0,"item":{"id":"fc_4","type":"function_call","status":"incomplete","name":"x","call_id":"call_4","arguments":"{}"}}`,
+		`{"type":"response.function_call_arguments.done","event_id":"e","response_id":"r","item_id":"fc_7","output_index":0,"call_id":"call_7","name":"x","arguments":"null"}`,
 		`{"type":"response.output_item.done","event_id":"e","response_id":"r","output_index":0,"item":{"id":"m","type":"message","status":"completed","role":"assistant","content":[]}}`,
 		`{"type":"response.function_call_arguments.delta","event_id":"e","response_id":"r","item_id":"fc_5","output_index":0,"call_id":"call_5","delta":"{"}`,
 		`{"type":"mcp_list_tools.failed","event_id":"e","item_id":"mcp_1"}`,
@@ -49,7 +50,7 @@ func TestDecodeToolCalls(t *testing.T) {
 		_, err := decode(e)
 		assert.ErrorIs(t, err, wsstream.ErrIgnore, e)
 	}
-	assert.Equal(t, 2, strings.Count(logs.String(), "cut short"), "one line for call_3, one for call_4")
+	assert.Equal(t, 3, strings.Count(logs.String(), "cut short"), "one line for each of call_3, call_4, call_7")
 	_, err = decode(`{"type":"response.function_call_arguments.done","event_id":"e","response_id":"r","item_id":"fc_6","output_index":0,"call_id":"","name":"x","arguments":"{}"}`)
 	assert.ErrorIs(t, err, ports.ErrInvalidInput)
 	assert.Contains(t, logs.String(), "MCP tool failed")
