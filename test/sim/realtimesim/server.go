@@ -39,11 +39,12 @@ type Options struct {
 	// the call). Calls may come from several goroutines.
 	OnEvent func(event []byte)
 	// OnDelta, when set, is called right before each audio delta of a
-	// response is sent, with the response's number in the session (from 1)
-	// and the chunk's index in it (from 0); it returns the chunk to send
-	// (base64 audio): chunk itself, or a replacement (for example one that
-	// carries a marker, for measurements). It runs on the response's
-	// goroutine.
+	// response is sent, with the response's number in the session (from 1;
+	// the responses that call tools are counted too) and the chunk's index
+	// in it (from 0); it returns the chunk to send (base64 audio): chunk
+	// itself, or a replacement (for example one that carries a marker, for
+	// measurements). It runs on the response's goroutine; a test may block
+	// in it to keep a response in progress.
 	OnDelta func(s *Session, response, index int, chunk []byte) []byte
 	// HandshakeDelay delays every WebSocket handshake, as the real API's
 	// TLS, upgrade and session set-up over the internet take time (a few
