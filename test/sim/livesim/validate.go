@@ -95,6 +95,9 @@ func isOpt(t reflect.Type) bool {
 }
 
 func check(path string, v any, t reflect.Type) *problem {
+	if v == nil { // null: present, and many required fields are nullable
+		return nil
+	}
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
