@@ -42,9 +42,10 @@ func (s *Session) CallTool(ctx context.Context, call ports.ToolCall) error {
 	return s.CompleteResponse(ctx)
 }
 
-// CallToolHeld is CallTool without the response.completed: the response
-// stays in progress until CompleteResponse.
-func (s *Session) CallToolHeld(ctx context.Context, call ports.ToolCall) error {
+// CallToolHeld makes the backend call the tools as CallTool does, all in
+// one response (parallel calls: one output item each), and leaves that
+// response in progress until CompleteResponse.
+func (s *Session) CallToolHeld(ctx context.Context, calls ...ports.ToolCall) error {
 	s.mu.Lock()
 	if s.cfg.Delegation != "responses" {
 		s.mu.Unlock()
@@ -56,23 +57,27 @@ func (s *Session) CallToolHeld(ctx context.Context, call ports.ToolCall) error {
 	}
 	delegation, resp := s.nextID("del"), s.nextID("resp")
 	s.delegation, s.active = delegation, resp
-	s.calls[call.ID] = true
+	for _, c := range calls {
+		s.calls[c.ID] = true
+	}
 	s.mu.Unlock()
 
 	d := delegationEvent{EventID: s.nextID("event"), Type: "session.delegation.created", OffsetMs: s.timeline()}
 	d.Delegation.ID, d.Delegation.Type, d.Delegation.Target, d.Delegation.ResponseID = delegation, "delegation", "responses", resp
-	item := functionCall{Type: "function_call", ID: s.nextID("fc"), CallID: call.ID, Name: call.Name, Status: "in_progress"}
-	args := string(call.Arguments)
-	if args == "" {
-		args = "{}"
+	events := []any{s.lifecycle("response.created", resp, "in_progress")}
+	for i, c := range calls {
+		item := functionCall{Type: "function_call", ID: s.nextID("fc"), CallID: c.ID, Name: c.Name, Status: "in_progress"}
+		args := string(c.Arguments)
+		if args == "" {
+			args = "{}"
+		}
+		added := itemEvent{Type: "response.output_item.added", SequenceNumber: s.seq.Add(1), OutputIndex: int64(i), Item: item}
+		argsDone := argumentsDoneEvent{Type: "response.function_call_arguments.done", SequenceNumber: s.seq.Add(1),
+			OutputIndex: int64(i), ItemID: item.ID, Arguments: args}
+		item.Arguments, item.Status = args, "completed"
+		done := itemEvent{Type: "response.output_item.done", SequenceNumber: s.seq.Add(1), OutputIndex: int64(i), Item: item}
+		events = append(events, added, argsDone, done)
 	}
-	events := []any{
-		s.lifecycle("response.created", resp, "in_progress"),
-		itemEvent{Type: "response.output_item.added", SequenceNumber: s.seq.Add(1), Item: item},
-		argumentsDoneEvent{Type: "response.function_call_arguments.done", SequenceNumber: s.seq.Add(1), ItemID: item.ID, Arguments: args},
-	}
-	item.Arguments, item.Status = args, "completed"
-	events = append(events, itemEvent{Type: "response.output_item.done", SequenceNumber: s.seq.Add(1), Item: item})
 	if err := s.send(ctx, d); err != nil {
 		return err
 	}
