@@ -173,6 +173,9 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"type":"session.output_transcript.delta","event_id":"e","delta":"a","start_ms":1,"end_ms":2}`))
 	f.Add([]byte(`{"type":"session.closed","event_id":"e","reason":"expired","session":{},"usage":{"seconds":1}}`))
 	f.Add([]byte(`{"type":"error","event_id":"e","error":{"type":"t","code":"c","message":"m"}}`))
+	f.Add([]byte(`{"type":"response.event","event_id":"e","delegation_id":"d","event":{"type":"response.output_item.done",` +
+		`"item":{"type":"function_call","call_id":"c","name":"f","arguments":"{}"}}}`))
+	f.Add([]byte(`{"type":"response.event","event_id":"e","delegation_id":null,"event":{"type":"response.completed","response":{"id":"r"}}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		d := newDecoder()
 		ev, err := d.decode(b)

@@ -237,7 +237,10 @@ func (s *session) write(ctx context.Context, event oai.ClientEventUnionParam) er
 // Close, the caller has stopped counting). Error events are SpeechErrors;
 // Fatal ones (a server_error, or a code saying the key or account cannot
 // pay) end the session: the adapter closes it, and Recv returns ErrClosed
-// next. Malformed and unknown events are logged and skipped. An audio
+// next. A function call of the delegated backend is a SpeechToolCall; when
+// the last delegated response in progress ends and tool results wait for
+// a response.create, Recv sends it (bounded by CloseWait) before reading
+// on. Malformed and unknown events are logged and skipped. An audio
 // event's Audio is valid until the next call. Recv must not be called
 // concurrently with itself; Close makes it return. With a context that
 // cannot end (context.Background()) it reads the connection itself, which
