@@ -19,11 +19,22 @@
 // missing_required_parameter), as the API does; the session goes on.
 //
 // Scripted, a test drives it through the peer.Speech methods (Say,
-// CallerSpeaks, Fail, Hangup) and reads what the client sent. With
+// CallerSpeaks, Fail, Hangup, CallTool) and reads what the client sent
+// (ToolResults, Commands, Refusals).
+//
+// Under Responses delegation the session has a backend (backend.go): the
+// delegation's function tools are what WaitSession returns; CallTool makes
+// it call one as GPT-Live does (session.delegation.created, then the
+// Responses stream in response.event, the call a function_call item in
+// response.output_item.done); response.item.create of a
+// function_call_output and response.create answer it. A result for a call
+// it did not make, or a response.create while its response is in progress,
+// is refused with an error event. With
 // Options.Auto it also behaves on its own: caller audio that is not mu-law
 // silence, followed by a pause, is a turn, transcribed and answered with a
-// scripted reply in 20 ms chunks, and session.commentary.append (the
-// gateway's Respond) makes it speak the reply too; caller audio that is not
+// scripted reply in 20 ms chunks, session.commentary.append (the
+// gateway's Respond) makes it speak the reply too, and a response.create
+// after tool results makes it speak a reply that says them (SaysResult); caller audio that is not
 // silence while it speaks stops its speech, without any event.
 //
 // Between two utterances without the caller's words in between the model
