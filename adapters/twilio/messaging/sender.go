@@ -176,7 +176,7 @@ func (s *Sender) attempt(ctx context.Context, params *api.CreateMessageParams) (
 	})
 	if err != nil {
 		f := ex.Failure(err)
-		return "", retryOf(f, ex.RetryAfter()), sendErr(f)
+		return "", retryOf(f, ex.RetryAfter()), f.PortErr()
 	}
 	if sid == "" {
 		return "", retry{}, fmt.Errorf("no message sid in the answer: %w: %w", ports.ErrUnavailable, ports.ErrOutcomeUnknown)
@@ -248,26 +248,4 @@ func retryAfter(v string) time.Duration {
 		return max(time.Until(at), 0)
 	}
 	return 0
-}
-
-// sendErr translates a failed request: ctx's error if ctx is done;
-// ports.ErrRejected for a 4xx other than 429, with Twilio's status, code
-// and message; ports.ErrUnavailable for a 429 and for a request that never
-// left (no connection); ports.ErrUnavailable and ports.ErrOutcomeUnknown
-// for a 5xx and for a failure after a connection was made (a timeout, a
-// connection cut, an answer that cannot be read).
-func sendErr(f restclient.Failure) error {
-	switch {
-	case f.Ctx != nil:
-		return f.Ctx
-	case f.Status == http.StatusTooManyRequests:
-		return fmt.Errorf("%w: %w", ports.ErrUnavailable, f.Err)
-	case f.Status >= 500:
-		return fmt.Errorf("%w: %w: %w", ports.ErrUnavailable, ports.ErrOutcomeUnknown, f.Err)
-	case f.Status >= 400:
-		return fmt.Errorf("%w: %w", ports.ErrRejected, f.Err)
-	case !f.Sent:
-		return fmt.Errorf("%w: %w", ports.ErrUnavailable, f.Err)
-	}
-	return fmt.Errorf("%w: %w: %w", ports.ErrUnavailable, ports.ErrOutcomeUnknown, f.Err)
 }

@@ -28,6 +28,8 @@ import (
 
 	"github.com/twilio/twilio-go/client"
 	api "github.com/twilio/twilio-go/rest/api/v2010"
+
+	"github.com/convgateway/gateway/ports"
 )
 
 // DefaultBaseURL is Twilio's REST API.
@@ -190,4 +192,27 @@ func (t *transport) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	return resp, nil
+}
+
+// PortErr translates the failure into the ports' errors: ctx's error when
+// it was done; ports.ErrUnavailable for a 429 (Twilio did not take the
+// request) and for a request that never left (no connection);
+// ports.ErrUnavailable and ports.ErrOutcomeUnknown for a 5xx and for a
+// failure after a connection was made (a timeout, a connection cut, an
+// answer that cannot be read): Twilio may have acted on it;
+// ports.ErrRejected for any other 4xx. The error carries f.Err.
+func (f Failure) PortErr() error {
+	switch {
+	case f.Ctx != nil:
+		return f.Ctx
+	case f.Status == http.StatusTooManyRequests:
+		return fmt.Errorf("%w: %w", ports.ErrUnavailable, f.Err)
+	case f.Status >= 500:
+		return fmt.Errorf("%w: %w: %w", ports.ErrUnavailable, ports.ErrOutcomeUnknown, f.Err)
+	case f.Status >= 400:
+		return fmt.Errorf("%w: %w", ports.ErrRejected, f.Err)
+	case !f.Sent:
+		return fmt.Errorf("%w: %w", ports.ErrUnavailable, f.Err)
+	}
+	return fmt.Errorf("%w: %w: %w", ports.ErrUnavailable, ports.ErrOutcomeUnknown, f.Err)
 }
