@@ -82,6 +82,7 @@ func TestLoadPriority(t *testing.T) {
 }
 
 func TestLoadReadsEverySettingFromEachSource(t *testing.T) {
+	toolsFile := write(t, t.TempDir(), "tools.yaml", "tools:\n  - {name: ping, description: Ping., url: \"http://127.0.0.1:9/ping\"}\n")
 	values := map[string]string{
 		"PORT": "8080", "PUBLIC_URL": "https://gw.example.com/", "METRICS_ADDR": "127.0.0.1:9090", "OPENAI_API_KEY": "sk-1",
 		"OPENAI_BASE_URL": "http://127.0.0.1:9/v1/", "OPENAI_REALTIME_MODEL": "rt-model",
@@ -98,6 +99,8 @@ func TestLoadReadsEverySettingFromEachSource(t *testing.T) {
 		"LOG_LEVEL": "warn", "DEBUG": "false", "OPENAI_REALTIME_URL": "ws://127.0.0.1:7/realtime?model=x",
 		"STREAM_SIGNATURE_REQUIRED": "false", "TWILIO_WEBHOOK_SHARED_KEY": "whk-secret",
 		"OPENAI_OPEN_TIMEOUT": "4s", "STREAM_IDLE_TIMEOUT": "7s", "LOG_DIGITS": "true",
+		"TOOLS_FILE": toolsFile, "TOOLS_SIGNING_SECRET": "tools-signing-secret", "TOOL_HOLD_AFTER": "2s",
+		"TOOL_MAX_CALLS_PER_TURN": "5", "TRANSFER_NUMBER": "sip:desk@pbx.example.com",
 	}
 	require.Len(t, values, len(settings), "the test must cover every setting")
 	want := Config{
@@ -114,6 +117,10 @@ func TestLoadReadsEverySettingFromEachSource(t *testing.T) {
 		DatabaseSchema: "gw_prod", RedisKeyPrefix: "gw-prod:",
 		TwilioWebhookSharedKey: "whk-secret",
 		OpenAIOpenTimeout:      4 * time.Second, StreamIdleTimeout: 7 * time.Second, LogDigits: true,
+		ToolsFile: toolsFile, ToolsSigningSecret: "tools-signing-secret", ToolHoldAfter: 2 * time.Second,
+		ToolMaxCallsPerTurn: 5, TransferNumber: "sip:desk@pbx.example.com",
+		Tools: ToolsFile{Tools: []HTTPTool{{Name: "ping", Description: "Ping.", URL: "http://127.0.0.1:9/ping",
+			Timeout: DefaultHTTPToolTimeout, Channels: AllChannels}}},
 	}
 
 	var yaml, dotenv strings.Builder
