@@ -252,7 +252,9 @@ func TestToolSettingsValidate(t *testing.T) {
 	ok := []func(*Config){
 		func(c *Config) { c.ToolHoldAfter = 0 },
 		func(c *Config) { c.TransferNumber, c.TwilioAccountSID = "+15551234567", "AC1" },
-		func(c *Config) { c.TransferNumber, c.TwilioAccountSID = "sip:desk@pbx.example.com:5061;transport=tls", "AC1" },
+		func(c *Config) {
+			c.TransferNumber, c.TwilioAccountSID = "sip:desk@pbx.example.com:5061;transport=tls", "AC1"
+		},
 		func(c *Config) { c.ToolsSigningSecret = "short" }, // no HTTP tools: unused
 		func(c *Config) { c.Tools.Tools, c.ToolsSigningSecret = []HTTPTool{tool}, "0123456789abcdef" },
 	}
