@@ -125,13 +125,10 @@ func checkToolURL(s string) string {
 	if u.User != nil {
 		return "must not hold a user or password"
 	}
-	switch u.Scheme {
-	case "https":
+	switch {
+	case httpsOrLoopback(u):
 		return ""
-	case "http":
-		if isLoopback(u.Hostname()) {
-			return ""
-		}
+	case u.Scheme == "http":
 		return fmt.Sprintf("must use https; http is allowed for a loopback host only (got http for %q)", u.Hostname())
 	default:
 		return fmt.Sprintf("must be an https URL (got the scheme %q)", u.Scheme)

@@ -126,8 +126,6 @@ mcp:
 `)
 	_, err := Load(LoadOptions{Dir: t.TempDir(), Getenv: required.with("TOOLS_FILE", path).get})
 	require.Error(t, err)
-	var p *Problems
-	require.True(t, errors.As(err, &p))
 	msg := err.Error()
 	want := []string{
 		`line 2: has the unknown key "tool" (known: tools, mcp)`,
@@ -149,10 +147,7 @@ mcp:
 		`mcp[0] (calendar).headers.Authorization refers to ${MISSING_TOKEN}, which is set neither in the environment nor in .env`,
 		`TOOLS_SIGNING_SECRET is required: TOOLS_FILE has HTTP tools`,
 	}
-	for _, w := range want {
-		assert.Contains(t, msg, w)
-	}
-	assert.Len(t, p.List, len(want), msg)
+	assertProblems(t, err, want)
 	assert.Contains(t, msg, "TOOLS_FILE "+path+" line 2:", "a problem names the file and the line")
 	for _, secret := range []string{headerValue, "qu3ry", "Bearer"} {
 		assert.NotContains(t, msg, secret, "header values and URLs are never quoted")
@@ -194,75 +189,16 @@ func TestToolsFileIsNotReadToSend(t *testing.T) {
 	assert.NoError(t, err, "gateway send does not need the tools")
 }
 
-func TestToolSettingsValidate(t *testing.T) {
-	base := Defaults()
-	base.OpenAIAPIKey, base.TwilioAuthToken = "sk", "tok"
-	assert.Equal(t, 1500*time.Millisecond, base.ToolHoldAfter)
-	assert.Equal(t, 3, base.ToolMaxCallsPerTurn)
-	tool := HTTPTool{Name: "t", Description: "d", URL: "https://x.example.com", Timeout: time.Second, Channels: AllChannels}
+// validTool is an HTTP tool Validate accepts.
+var validTool = HTTPTool{Name: "t", Description: "d", URL: "https://x.example.com", Timeout: time.Second, Channels: AllChannels}
 
-	tests := []struct {
-		name   string
-		change func(*Config)
-		want   []string
-	}{
-		{"hold", func(c *Config) { c.ToolHoldAfter = -time.Second }, []string{"TOOL_HOLD_AFTER must be positive, or 0"}},
-		{"max calls", func(c *Config) { c.ToolMaxCallsPerTurn = 0 }, []string{"TOOL_MAX_CALLS_PER_TURN must be at least 1"}},
-		{"transfer number", func(c *Config) { c.TransferNumber, c.TwilioAccountSID = "5551234", "AC1" },
-			[]string{`TRANSFER_NUMBER must be an E.164 number such as +15551234567 or a SIP address such as sip:desk@example.com (got "5551234")`}},
-		{"sip without user", func(c *Config) { c.TransferNumber, c.TwilioAccountSID = "sip:example.com", "AC1" }, []string{"TRANSFER_NUMBER must be"}},
-		{"transfer without account", func(c *Config) { c.TransferNumber = "+15551234567" }, []string{"TRANSFER_NUMBER needs TWILIO_ACCOUNT_SID"}},
-		{"short secret", func(c *Config) { c.Tools.Tools, c.ToolsSigningSecret = []HTTPTool{tool}, "short" },
-			[]string{"TOOLS_SIGNING_SECRET must be at least 16 characters"}},
-		{"tool timeout", func(c *Config) {
-			tt := tool
-			tt.Timeout = 2 * time.Minute
-			c.Tools.Tools, c.ToolsSigningSecret = []HTTPTool{tt}, "0123456789abcdef"
-		}, []string{"tools[0] (t).timeout must be positive and at most 1m0s (got 2m0s)"}},
-		{"mcp", func(c *Config) {
-			c.Tools.MCP = []MCPServer{
-				{Label: "a", URL: "https://u:p@m.example.com", RequireApproval: ApprovalNever, AllowedTools: []string{"ok", "not ok"}},
-				{Label: "a", URL: "https://m.example.com", RequireApproval: ApprovalAlways,
-					Headers: map[string]Secret{"Bad Name": "v", "X-Split": "a\r\nInjected: 1"}},
-			}
-		}, []string{
-			"mcp[0] (a).url must not hold a user or password",
-			`mcp[0] (a).allowed_tools has "not ok", which is not a tool name`,
-			"mcp[1] (a).label repeats the name of mcp[0] (a)",
-			`mcp[1] (a).headers has "Bad Name", which is not a header name`,
-			"mcp[1] (a).headers.X-Split must be on one line",
-		}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := base
-			tt.change(&c)
-			err := c.Validate()
-			require.Error(t, err)
-			var p *Problems
-			require.True(t, errors.As(err, &p))
-			assert.Len(t, p.List, len(tt.want), err.Error())
-			for _, w := range tt.want {
-				assert.Contains(t, err.Error(), w)
-			}
-			assert.NotContains(t, err.Error(), "Injected")
-		})
-	}
-
-	ok := []func(*Config){
-		func(c *Config) { c.ToolHoldAfter = 0 },
-		func(c *Config) { c.TransferNumber, c.TwilioAccountSID = "+15551234567", "AC1" },
-		func(c *Config) {
-			c.TransferNumber, c.TwilioAccountSID = "sip:desk@pbx.example.com:5061;transport=tls", "AC1"
-		},
-		func(c *Config) { c.ToolsSigningSecret = "short" }, // no HTTP tools: unused
-		func(c *Config) { c.Tools.Tools, c.ToolsSigningSecret = []HTTPTool{tool}, "0123456789abcdef" },
-	}
-	for i, change := range ok {
-		c := base
-		change(&c)
-		assert.NoError(t, c.Validate(), "case %d", i)
-	}
+func TestToolSettingsDefaults(t *testing.T) {
+	c := Defaults()
+	assert.Equal(t, 1500*time.Millisecond, c.ToolHoldAfter)
+	assert.Equal(t, 3, c.ToolMaxCallsPerTurn)
+	assert.Empty(t, c.ToolsFile)
+	assert.Equal(t, ToolsFile{}, c.Tools)
+	assert.Empty(t, c.TransferNumber)
 }
 
 func TestToolSecretsNeverPrinted(t *testing.T) {

@@ -292,17 +292,19 @@ func checkPublicURL(s string) string {
 	if u.RawQuery != "" || u.Fragment != "" {
 		return "must not have a query or fragment"
 	}
-	switch u.Scheme {
-	case "https":
+	switch {
+	case httpsOrLoopback(u):
 		return ""
-	case "http":
-		if isLoopback(u.Hostname()) {
-			return ""
-		}
+	case u.Scheme == "http":
 		return "must use https (Twilio calls it over the internet; http is allowed for loopback only)"
 	default:
 		return "must be an https URL"
 	}
+}
+
+// httpsOrLoopback reports whether u is https, or http to a loopback host.
+func httpsOrLoopback(u *url.URL) bool {
+	return u.Scheme == "https" || u.Scheme == "http" && isLoopback(u.Hostname())
 }
 
 func isLoopback(host string) bool {
