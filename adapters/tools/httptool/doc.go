@@ -24,6 +24,8 @@
 // ("tool check_availability: no answer within 5s"), never the tool's URL.
 //
 // The runner logs one line per run: the tool's name, its HTTP status (or
-// what went wrong) and the run's duration; the arguments only at debug
-// level, the output and the secret never.
+// what went wrong, without the URL) and the run's duration, at info level
+// ("tool ran", or "tool cancelled" when the caller's context ended) or warn
+// ("tool failed"); the arguments only at debug level; the output, the URL
+// and the secret never.
 package httptool

@@ -153,7 +153,11 @@ func (r *Runner) Run(ctx context.Context, req ports.ToolRequest) (string, error)
 	if status != 0 {
 		attrs = append(attrs, slog.Int("status", status))
 	}
-	if failed != nil {
+	switch {
+	case failed != nil && ctx.Err() != nil: // the caller gave up (a hang-up, a barge-in): not the tool's fault
+		r.log.LogAttrs(ctx, slog.LevelInfo, "tool cancelled", append(attrs, slog.String("error", failed.cause))...)
+		return "", fmt.Errorf("tool %s: %w", name, failed.err)
+	case failed != nil:
 		r.log.LogAttrs(ctx, slog.LevelWarn, "tool failed", append(attrs, slog.String("error", failed.cause))...)
 		return "", fmt.Errorf("tool %s: %w", name, failed.err)
 	}

@@ -270,7 +270,8 @@ func TestRunContextCancel(t *testing.T) {
 	srv := newToolServer(t, blocked(started))
 	lookup := tool("lookup", srv.URL+"/lookup")
 	lookup.Timeout = time.Minute
-	r := newRunner(t, httptool.Options{}, lookup)
+	var logs testlog.Buffer
+	r := newRunner(t, httptool.Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil))}, lookup)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -282,6 +283,7 @@ func TestRunContextCancel(t *testing.T) {
 	cancel()
 	err := <-done
 	assert.ErrorIs(t, err, context.Canceled)
+	assert.Contains(t, logs.String(), `"msg":"tool cancelled"`, "a caller giving up is no tool failure")
 	assert.NotErrorIs(t, err, ports.ErrUnavailable, "the caller gave up; the tool did not fail")
 }
 
