@@ -111,7 +111,7 @@ func (t *callTools) onCall(call ports.ToolCall) {
 	default:
 		if tools.Runner == nil {
 			t.reply(ports.ToolResult{CallID: call.ID, Error: "there is no such tool here"})
-			t.note(call, "refused", 0, nil)
+			t.note(call, "unknown", 0, nil)
 			return
 		}
 		t.start(call, func(ctx context.Context, call ports.ToolCall) ports.ToolResult {

@@ -53,7 +53,8 @@ type Tools struct {
 	// caller or user; zero means DefaultMaxToolCallsPerTurn.
 	MaxCallsPerTurn int
 	// Ran, when set, is told of every tool run: its name, outcome ("ok",
-	// "error", "refused", "timeout") and duration. It must be fast and
+	// "error", "refused", "timeout", or "unknown" for a tool that does not
+	// exist, named "unknown" then) and duration. It must be fast and
 	// safe for concurrent use.
 	Ran func(name, outcome string, d time.Duration)
 }
@@ -127,7 +128,7 @@ func toolResult(call ports.ToolCall, out string, err error) (ports.ToolResult, s
 	case errors.Is(err, context.DeadlineExceeded):
 		return ports.ToolResult{CallID: call.ID, Error: "the tool did not answer in time"}, "timeout"
 	case errors.Is(err, ports.ErrNotFound):
-		return ports.ToolResult{CallID: call.ID, Error: "there is no such tool here"}, "refused"
+		return ports.ToolResult{CallID: call.ID, Error: "there is no such tool here"}, "unknown"
 	default:
 		return ports.ToolResult{CallID: call.ID, Error: toolErrorText(err)}, "error"
 	}
@@ -147,7 +148,11 @@ func (t Tools) report(log *slog.Logger, call ports.ToolCall, outcome string, too
 	}
 	log.Debug("tool arguments", "tool", call.Name, "arguments", string(call.Arguments))
 	if t.Ran != nil {
-		t.Ran(call.Name, outcome, took)
+		name := call.Name
+		if outcome == "unknown" {
+			name = "unknown" // a name the model made up: not a label of its own
+		}
+		t.Ran(name, outcome, took)
 	}
 }
 
