@@ -187,31 +187,36 @@ func BenchmarkAssistantChunk(b *testing.B) {
 // time, because stopping the timer is far dearer than the decision.
 func BenchmarkBargeIn(b *testing.B) {
 	const batch = 1024
-	calls := make([]*domain.Conversation, batch)
-	prepare := func(c *domain.Conversation) {
+	type playing struct {
+		conv *domain.Conversation
+		pos  int64 // the end of its playback timeline
+	}
+	calls := make([]playing, batch)
+	prepare := func(c *playing) {
+		c.conv.UtteranceDone("item_1") // the last round's cut utterance ended
 		for range 6 {
-			c.AssistantAudio("item_1", 20)
+			c.conv.AssistantAudio("item_1", 20)
 		}
-		c.Played(20) // one chunk played
+		c.conv.Played(c.pos + 20) // one chunk played
+		c.pos += 120
 	}
 	for i := range calls {
-		calls[i] = domain.NewConversation()
-		prepare(calls[i])
+		calls[i].conv = domain.NewConversation()
+		prepare(&calls[i])
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for done := 0; done < b.N; {
 		n := min(batch, b.N-done)
 		for i := range n {
-			if _, cut := calls[i].CallerStartedSpeaking("item_caller"); !cut {
+			if _, cut := calls[i].conv.CallerStartedSpeaking("item_caller"); !cut {
 				b.Fatal("no barge-in")
 			}
 		}
 		done += n
 		b.StopTimer()
 		for i := range n {
-			calls[i] = domain.NewConversation()
-			prepare(calls[i])
+			prepare(&calls[i])
 		}
 		b.StartTimer()
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -8,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/convgateway/gateway/ports/porttest"
+	"github.com/convgateway/gateway/ports"
 	"github.com/convgateway/gateway/test/sim/mediasim"
 	"github.com/convgateway/gateway/test/sim/mulaw"
 )
@@ -16,7 +17,6 @@ import (
 // The parties of the demo call.
 const (
 	callSid    = "CA0000000000000000000000000000demo"
-	streamSid  = "MZ0000000000000000000000000000demo"
 	callerFrom = "+15551230001"
 	callTo     = "+15550100200"
 )
@@ -89,18 +89,11 @@ func (p *phone) streamError(err error) error {
 	return fmt.Errorf("media stream: %w", err)
 }
 
-// atClear is what the caller had when the clear arrived.
-type atClear struct {
-	seen   bool
-	at     time.Time
-	played int // bytes of audio played, the part of the chunk cut by the clear included
-}
-
 // call plays the phone call and prints its transcript.
 func (w *world) call(ctx context.Context, o options, stdout io.Writer) (err error) {
-	script := w.script.script
-	tl := w.script.tl
-	fmt.Fprintf(stdout, "\n== Phone call %s from %s to %s (real time, about 8 s)\n\n", callSid, callerFrom, callTo)
+	script := callScript()
+	tl := w.tl
+	fmt.Fprintf(stdout, "\n== Phone call %s from %s to %s on %s (real time, about 8 s)\n\n", callSid, callerFrom, callTo, w.speech.name())
 
 	t0 := time.Now()
 	printed := false
@@ -132,24 +125,19 @@ func (w *world) call(ctx context.Context, o options, stdout io.Writer) (err erro
 		return fmt.Errorf("open the media stream: %w", err)
 	}
 	defer caller.Close()
-	if err := caller.Start(ctx, callSid, streamSid, ans.Params); err != nil {
+	if err := caller.Start(ctx, ports.CallInfo{CallID: callSid, From: callerFrom, To: callTo, Params: ans.Params}); err != nil {
 		return fmt.Errorf("start the media stream: %w", err)
 	}
 	started := time.Now()
 	tl.add(started, "twilio", "opens the media stream (upgrade signed with x-twilio-signature); its start event carries the token")
-	sess, err := w.rt.Latest(ctx)
-	if err != nil {
-		return err
-	}
-	speech, err := sess.WaitConfig(ctx)
-	if err != nil {
+	if err := w.speech.session(ctx); err != nil {
 		return err
 	}
 
-	var clear atClear
+	rec := callRecord{script: script}
 	p := &phone{ctx: ctx, caller: caller, tick: func() {
-		if clears := caller.Clears(); !clear.seen && len(clears) > 0 {
-			clear = atClear{seen: true, at: clears[0], played: len(caller.Played())}
+		if clears := caller.Clears(); !rec.clear.seen && len(clears) > 0 {
+			rec.clear = atClear{seen: true, at: clears[0], played: len(caller.Played())}
 		}
 	}}
 	first, second := script[0], script[1]
@@ -158,18 +146,18 @@ func (w *world) call(ctx context.Context, o options, stdout io.Writer) (err erro
 	if err := p.send(first.callerAudio); err != nil {
 		return err
 	}
-	spoke := time.Now()
-	tl.add(spoke, "caller", "stops speaking")
+	tl.add(time.Now(), "caller", "stops speaking")
 	if err := p.quietUntil("the caller to hear the first answer", func() bool { return len(caller.Played()) >= bargeAfterMs*8 }); err != nil {
 		return err
 	}
-	tl.add(time.Now(), "caller", "talks over the assistant after hearing %s of its answer", ms(len(caller.Played())/8))
+	rec.bargeAt, rec.bargePlayed = time.Now(), len(caller.Played())
+	tl.add(rec.bargeAt, "caller", "talks over the assistant after hearing %s of its answer", ms(rec.bargePlayed/8))
 	if err := p.send(second.callerAudio); err != nil {
 		return err
 	}
 	tl.add(time.Now(), "caller", "stops speaking")
 	if err := p.quietUntil("the second answer to play out", func() bool {
-		return clear.seen && len(caller.Played())-clear.played >= len(second.replyAudio) && idle(caller)
+		return bytes.HasSuffix(caller.Played(), second.replyAudio) && idle(caller)
 	}); err != nil {
 		return err
 	}
@@ -177,54 +165,61 @@ func (w *world) call(ctx context.Context, o options, stdout io.Writer) (err erro
 		return err
 	}
 	tl.add(time.Now(), "caller", "hangs up (stop)")
-	if err := caller.Stop(ctx); err != nil {
+	if err := caller.HangUp(ctx); err != nil {
 		return fmt.Errorf("hang up: %w", err)
 	}
 
-	summary, err := w.log.wait(ctx, "call ended", "call_sid", callSid)
-	if err != nil {
+	if rec.summary, err = w.log.wait(ctx, "call ended", "call_id", callSid); err != nil {
 		return err
 	}
-	st := w.script.state()
-	if err := st.problem(); err != nil {
-		return err
+	if line, ok := w.log.find("caller interrupted the assistant", "call_id", callSid); ok {
+		rec.interruption = &line
 	}
+	rec.clears, rec.frames, rec.marks = len(caller.Clears()), caller.Frames(), caller.Marks()
 	played := caller.Played()
-	rep, err := checkCall(callRecord{
-		script: script, summary: summary, clear: clear, clears: len(caller.Clears()),
-		truncations: st.truncations, received: caller.Received(), marks: caller.Marks(),
-		simTruncations: len(sess.Truncations()), played: len(played),
-	})
+	rec.played = len(played)
+	rep, err := w.speech.check(rec)
 	if err != nil {
 		return err
 	}
 
 	// What only the records tell: when each side saw what.
-	tl.add(st.opened, "openai", "the gateway opens a Realtime session while it answers the webhook (pre-warm)")
-	tl.add(st.configured, "openai", "the gateway configures the session: voice %s, %s, caller transcription by %s",
-		speech.Voice, speech.TurnDetection, speech.TranscriptionModel)
 	if fa, ok := caller.FirstAudio(); ok {
 		tl.add(started.Add(fa), "caller", "hears the assistant: first audio %s after the stream started", dur(fa))
 	}
-	tl.add(clear.at, "caller", "clear arrives: playback stops after %s of %s; %d pending marks come back flushed",
-		ms(clear.played/8), rep.interruptedItem, rep.flushed)
-	tr := st.truncations[0]
-	tl.add(tr.at, "openai", "receives conversation.item.truncate %s at audio_end_ms %d and confirms it (conversation.item.truncated)", tr.itemID, tr.endMs)
-	if line, ok := w.log.find("caller interrupted the assistant", "", ""); ok {
-		tl.add(line.Time, "gateway", "logs %q: item_id %v, audio_end_ms %v", line.Msg, line.Attrs["item_id"], line.Attrs["audio_end_ms"])
+	if line := rec.interruption; line != nil {
+		tl.add(line.Time, "gateway", "logs %q: utterance %v, heard_ms %v", line.Msg, line.Attrs["utterance"], line.Attrs["heard_ms"])
+	}
+	if rec.clear.seen {
+		tl.add(rec.clear.at, "caller", "clear arrives: playback stops after %s of %s; %d pending marks come back flushed",
+			ms(rec.clear.played/8), rep.turns[1].Utterance, rep.flushed)
 	}
 	tl.add(lastMark(caller), "caller", "hears the end of the second answer (its last mark played)")
-	tl.add(summary.Time, "gateway", "logs %q: %v after %v", summary.Msg, summary.Attrs["end_reason"], summary.Attrs["duration"])
+	tl.add(rec.summary.Time, "gateway", "logs %q: %v after %v", rec.summary.Msg, rec.summary.Attrs["end_reason"], rec.summary.Attrs["duration"])
 	tl.print(stdout, t0)
 	printed = true
 
-	fmt.Fprintf(stdout, "\n  Barge-in: the caller had heard %s of the first answer (%d of its %d chunks played, the last one cut by the clear).\n"+
-		"  The gateway cleared the caller's audio and truncated %s at %s: the audio whose marks had come back\n"+
-		"  played, never more than the caller heard; the %d marks still queued came back flushed.\n",
-		ms(clear.played/8), rep.playedMarks, rep.chunks, rep.interruptedItem, ms(tr.endMs), rep.flushed)
-	fmt.Fprintf(stdout, "\n  The gateway's summary (its %q log line): %v, %v barge-in, first audio after %s, frames %v in / %v out,\n  tokens %v in / %v out\n",
-		summary.Msg, summary.Attrs["end_reason"], summary.Attrs["barge_ins"], ms(num(summary.Attrs["first_audio_ms"])),
-		summary.Attrs["frames_in"], summary.Attrs["frames_out"], rep.usage["input_tokens"], rep.usage["output_tokens"])
+	w.speech.explain(stdout, rec, rep)
+	printSummary(stdout, rec.summary, rep)
+	if err := writeWAV(o.out, played); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "\n  What the caller heard (%s: the first answer until it was cut off, then the second): %s\n", ms(len(played)/8), o.out)
+	return nil
+}
+
+// printSummary prints the gateway's call summary: its figures and turns.
+func printSummary(w io.Writer, summary logLine, rep callReport) {
+	a := summary.Attrs
+	fmt.Fprintf(w, "\n  The gateway's summary (its %q log line): %v, %v barge-in, first audio after %s, frames %v in / %v out",
+		summary.Msg, a["end_reason"], a["barge_ins"], ms(num(a["first_audio_ms"])), a["frames_in"], a["frames_out"])
+	if num(rep.usage["input_tokens"])+num(rep.usage["output_tokens"]) > 0 {
+		fmt.Fprintf(w, ",\n  tokens %v in / %v out", rep.usage["input_tokens"], rep.usage["output_tokens"])
+	}
+	if sec, _ := rep.usage["seconds"].(float64); sec > 0 {
+		fmt.Fprintf(w, ",\n  session time reported by the model %.1f s", sec)
+	}
+	fmt.Fprintln(w)
 	for _, t := range rep.turns {
 		line := fmt.Sprintf("    %-9s at %9s  %q", t.Speaker, ms(int(t.StartMs)), t.Text)
 		if t.Speaker == "assistant" {
@@ -233,10 +228,13 @@ func (w *world) call(ctx context.Context, o options, stdout io.Writer) (err erro
 				line += ", interrupted"
 			}
 		}
-		fmt.Fprintln(stdout, line)
+		fmt.Fprintln(w, line)
 	}
+}
 
-	f, err := os.Create(o.out)
+// writeWAV writes what the caller heard to path and says so.
+func writeWAV(path string, played []byte) error {
+	f, err := os.Create(path)
 	if err != nil {
 		return fmt.Errorf("write the caller's audio: %w", err)
 	}
@@ -247,7 +245,6 @@ func (w *world) call(ctx context.Context, o options, stdout io.Writer) (err erro
 	if err != nil {
 		return fmt.Errorf("write the caller's audio: %w", err)
 	}
-	fmt.Fprintf(stdout, "\n  What the caller heard (%s: the first answer up to the barge-in, then the second): %s\n", ms(len(played)/8), o.out)
 	return nil
 }
 
@@ -260,7 +257,13 @@ func num(v any) int {
 // idle reports whether the caller has played everything it was sent: every
 // mark the gateway sent has come back.
 func idle(c *mediasim.Caller) bool {
-	return porttest.CountKind(c.Received(), "mark") == len(c.Marks())
+	sent := 0
+	for _, f := range c.Frames() {
+		if f.Event == "mark" {
+			sent++
+		}
+	}
+	return sent == len(c.Marks())
 }
 
 // lastMark is when the caller echoed its latest mark (the zero time if

@@ -4,125 +4,62 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-
-	"github.com/convgateway/gateway/ports/porttest"
-	"github.com/convgateway/gateway/test/sim/mediasim"
 )
 
-// callRecord is everything the demo call left behind: the script it
-// followed, the gateway's summary log line, and what the simulators
-// recorded.
-type callRecord struct {
-	script  []turn
-	summary logLine
-	// clear is what the caller had when the clear arrived; clears counts
-	// the clears it received.
-	clear  atClear
-	clears int
-	// truncations are the confirmations the Realtime simulator sent;
-	// simTruncations counts the truncate events it received.
-	truncations    []truncation
-	simTruncations int
-	// received, marks and played are the caller's records: the frames
-	// the gateway sent, the marks echoed, the bytes of audio played.
-	received []porttest.Outbound
-	marks    []mediasim.MarkEcho
-	played   int
-}
+// problems collects what went wrong.
+type problems []error
 
-// turnLog is a turn of the gateway's "call ended" line.
-type turnLog struct {
-	Speaker     string `json:"speaker"`
-	ItemID      string `json:"item_id"`
-	Text        string `json:"text"`
-	StartMs     int64  `json:"start_ms"`
-	SentMs      int    `json:"sent_ms"`
-	HeardMs     int    `json:"heard_ms"`
-	Interrupted bool   `json:"interrupted"`
-}
+func (p *problems) add(format string, args ...any) { *p = append(*p, fmt.Errorf(format, args...)) }
 
-// callReport is what checkCall worked out for the transcript.
-type callReport struct {
-	turns           []turnLog
-	usage           map[string]any
-	interruptedItem string
-	chunks          int // chunks (and marks) of the first answer
-	playedMarks     int // its marks that came back played
-	flushed         int // its marks that came back flushed by the clear
-}
-
-// checkCall checks that the call went as the demo says it did, from the
-// records alone: the gateway's summary matches the script, the caller's
-// audio was cleared once, the Realtime simulator received one truncation
-// of the interrupted answer at no more than what the caller had heard and
-// no more than the marks that came back, and the second answer played out.
-func checkCall(r callRecord) (callReport, error) {
+// checkTurns checks what every backend must have done: the call ended
+// with the caller's hang-up, and the gateway's summary holds the script's
+// turns in order, the caller's words as said and the last answer whole,
+// heard to its end. The first answer is the backend's to check. It fails
+// at once when the summary cannot be read or has not the script's turns.
+func checkTurns(r callRecord) (callReport, problems, error) {
 	var rep callReport
-	var problems []error
-	bad := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
-
+	var bad problems
 	a := r.summary.Attrs
 	if a["end_reason"] != "caller_hangup" {
-		bad("the call ended with %v, not the caller's hang-up", a["end_reason"])
-	}
-	if n, _ := a["barge_ins"].(float64); n != 1 {
-		bad("the gateway counted %v barge-ins, not 1", a["barge_ins"])
+		bad.add("the call ended with %v, not the caller's hang-up", a["end_reason"])
 	}
 	rep.usage, _ = a["usage"].(map[string]any)
 	raw, _ := json.Marshal(a["turns"])
 	if err := json.Unmarshal(raw, &rep.turns); err != nil {
-		bad("the summary's turns: %v", err)
+		return rep, nil, errors.Join(append(bad, fmt.Errorf("the summary's turns: %w", err))...)
 	}
 	if len(rep.turns) != 2*len(r.script) {
-		return rep, fmt.Errorf("the gateway's summary has %d turns, the script %d exchanges: %s", len(rep.turns), len(r.script), raw)
+		return rep, nil, errors.Join(append(bad, fmt.Errorf("the gateway's summary has %d turns, the script %d exchanges: %s",
+			len(rep.turns), len(r.script), raw))...)
 	}
 	for i, t := range r.script {
 		c, s := rep.turns[2*i], rep.turns[2*i+1]
 		if c.Speaker != "caller" || c.Text != t.caller {
-			bad("turn %d: the gateway recorded %s %q, the caller said %q", 2*i+1, c.Speaker, c.Text, t.caller)
+			bad.add("turn %d: the gateway recorded %s %q, the caller said %q", 2*i+1, c.Speaker, c.Text, t.caller)
 		}
-		if s.Speaker != "assistant" || s.Text != t.reply || s.SentMs != len(t.replyAudio)/8 {
-			bad("turn %d: the gateway recorded %s %q (%d ms sent), the assistant said %q (%d ms)",
-				2*i+2, s.Speaker, s.Text, s.SentMs, t.reply, len(t.replyAudio)/8)
+		if s.Speaker != "assistant" {
+			bad.add("turn %d: the gateway recorded %s, want the assistant", 2*i+2, s.Speaker)
 		}
 	}
-	if len(problems) > 0 {
-		return rep, errors.Join(problems...)
-	}
-
-	interrupted, last := rep.turns[1], rep.turns[len(rep.turns)-1]
-	rep.interruptedItem = interrupted.ItemID
-	if !r.clear.seen || r.clears != 1 {
-		bad("the caller received %d clears, want 1", r.clears)
-	}
-	if r.simTruncations != 1 || len(r.truncations) != 1 {
-		return rep, errors.Join(append(problems, fmt.Errorf("the Realtime simulator received %d truncations and confirmed %d, want 1",
-			r.simTruncations, len(r.truncations)))...)
-	}
-	tr := r.truncations[0]
-	heardMs := r.clear.played / 8
-	switch {
-	case tr.itemID != interrupted.ItemID:
-		bad("the gateway truncated %s, but the caller was hearing %s", tr.itemID, interrupted.ItemID)
-	case tr.endMs <= 0 || tr.endMs > heardMs:
-		bad("the gateway truncated %s at %d ms, but the caller had heard %d ms", tr.itemID, tr.endMs, heardMs)
-	case tr.endMs >= interrupted.SentMs:
-		bad("the truncation at %d ms cut nothing of the %d ms answer", tr.endMs, interrupted.SentMs)
-	}
-	if !interrupted.Interrupted || interrupted.HeardMs != tr.endMs {
-		bad("the summary says the first answer was heard for %d ms (interrupted %v), the truncation says %d ms",
-			interrupted.HeardMs, interrupted.Interrupted, tr.endMs)
+	last, reply := rep.turns[len(rep.turns)-1], r.script[len(r.script)-1]
+	if last.Text != reply.reply || last.SentMs != len(reply.replyAudio)/8 {
+		bad.add("turn %d: the gateway recorded the assistant's %q (%d ms sent), the assistant said %q (%d ms)",
+			len(rep.turns), last.Text, last.SentMs, reply.reply, len(reply.replyAudio)/8)
 	}
 	if last.Interrupted || last.HeardMs != last.SentMs {
-		bad("the last answer was heard for %d of %d ms (interrupted %v), want all of it", last.HeardMs, last.SentMs, last.Interrupted)
+		bad.add("the last answer was heard for %d of %d ms (interrupted %v), want all of it", last.HeardMs, last.SentMs, last.Interrupted)
 	}
+	return rep, bad, nil
+}
 
-	// The first answer's marks are the first ones the gateway sent, one
-	// per 20 ms chunk.
-	rep.chunks = (len(r.script[0].replyAudio) + 159) / 160
+// countMarks counts the first answer's marks: the gateway sends one after
+// each chunk it hands the caller, so the first answer's are the first
+// sentMs/20 marks sent; each came back played, or flushed by a clear.
+func countMarks(r callRecord, rep *callReport, sentMs int) {
+	rep.chunks = (sentMs + 19) / 20
 	first := map[string]bool{}
-	for _, f := range r.received {
-		if f.Kind == "mark" && len(first) < rep.chunks {
+	for _, f := range r.frames {
+		if f.Event == "mark" && len(first) < rep.chunks {
 			first[f.Mark] = true
 		}
 	}
@@ -135,14 +72,32 @@ func checkCall(r callRecord) (callReport, error) {
 			rep.playedMarks++
 		}
 	}
-	if rep.playedMarks+rep.flushed != rep.chunks || rep.flushed == 0 {
-		bad("of the first answer's %d marks, %d came back played and %d flushed", rep.chunks, rep.playedMarks, rep.flushed)
+}
+
+// checkBargeIn checks the gateway's side of a barge-in both backends
+// share: it counted one, cleared the caller's audio once, marked the
+// first answer interrupted, heard up to the clear and no further.
+func checkBargeIn(r callRecord, rep callReport, bad *problems) {
+	first := rep.turns[1]
+	if n, _ := r.summary.Attrs["barge_ins"].(float64); n != 1 {
+		bad.add("the gateway counted %v barge-ins, not 1", r.summary.Attrs["barge_ins"])
 	}
-	if tr.endMs > rep.playedMarks*20 {
-		bad("the truncation at %d ms is beyond the %d ms whose marks came back", tr.endMs, rep.playedMarks*20)
+	if !r.clear.seen || r.clears != 1 {
+		bad.add("the caller received %d clears, want 1", r.clears)
+	}
+	if r.interruption == nil {
+		bad.add("the gateway did not log the interruption")
+	} else if u := r.interruption.Attrs["utterance"]; u != first.Utterance {
+		bad.add("the gateway logged an interruption of %v, but the caller was hearing %s", u, first.Utterance)
+	}
+	if !first.Interrupted || first.HeardMs > r.clear.played/8 {
+		bad.add("the summary says the first answer was heard for %d ms (interrupted %v), the caller had heard %d ms at the clear",
+			first.HeardMs, first.Interrupted, r.clear.played/8)
+	}
+	if rep.playedMarks+rep.flushed != rep.chunks || rep.flushed == 0 {
+		bad.add("of the first answer's %d marks, %d came back played and %d flushed", rep.chunks, rep.playedMarks, rep.flushed)
 	}
 	if want := r.clear.played + len(r.script[len(r.script)-1].replyAudio); r.played != want {
-		bad("the caller played %d bytes, want %d (the first answer up to the clear, then the second)", r.played, want)
+		bad.add("the caller played %d bytes, want %d (the first answer up to the clear, then the second)", r.played, want)
 	}
-	return rep, errors.Join(problems...)
 }

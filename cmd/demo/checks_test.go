@@ -8,48 +8,62 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/convgateway/gateway/ports/porttest"
 	"github.com/convgateway/gateway/test/sim/mediasim"
 	"github.com/convgateway/gateway/test/sim/openairest"
 )
 
-// goodCall is the record of a call that went as the demo says: the first
-// answer heard for 1,500 ms (75 marks played, 1,508 ms when the clear
-// came), truncated at 1,500 ms, the second played out.
-func goodCall(t *testing.T) callRecord {
+// realtimeCall is the record of a call on Realtime and the truncations
+// the simulator confirmed and received.
+type realtimeCall struct {
+	callRecord
+	truncations    []truncation
+	simTruncations int
+}
+
+func (r realtimeCall) check() (callReport, error) {
+	return checkRealtime(r.callRecord, r.truncations, r.simTruncations)
+}
+
+// goodCall is the record of a call on Realtime that went as the demo says:
+// the first answer heard for 1,500 ms (75 marks played, 1,508 ms when the
+// clear came), truncated at 1,500 ms, the second played out.
+func goodCall(t *testing.T) realtimeCall {
 	t.Helper()
 	script := callScript()
 	first, second := len(script[0].replyAudio)/8, len(script[1].replyAudio)/8
 	turns := []map[string]any{
-		{"speaker": "caller", "item_id": "item_caller_1", "text": script[0].caller, "start_ms": 20},
-		{"speaker": "assistant", "item_id": "item_assistant_1", "text": script[0].reply, "start_ms": 2200, "sent_ms": first, "heard_ms": 1500, "interrupted": true},
-		{"speaker": "caller", "item_id": "item_caller_2", "text": script[1].caller, "start_ms": 3720},
-		{"speaker": "assistant", "item_id": "item_assistant_2", "text": script[1].reply, "start_ms": 4900, "sent_ms": second, "heard_ms": second},
+		{"speaker": "caller", "utterance": "item_caller_1", "text": script[0].caller, "start_ms": 20},
+		{"speaker": "assistant", "utterance": "item_assistant_1", "text": script[0].reply, "start_ms": 2200, "sent_ms": first, "heard_ms": 1500, "interrupted": true},
+		{"speaker": "caller", "utterance": "item_caller_2", "text": script[1].caller, "start_ms": 3720},
+		{"speaker": "assistant", "utterance": "item_assistant_2", "text": script[1].reply, "start_ms": 4900, "sent_ms": second, "heard_ms": second},
 	}
 	raw, err := json.Marshal(map[string]any{"end_reason": "caller_hangup", "barge_ins": 1, "turns": turns})
 	require.NoError(t, err)
 	var attrs map[string]any
 	require.NoError(t, json.Unmarshal(raw, &attrs))
 
-	var received []porttest.Outbound
+	var frames []mediasim.Frame
 	var marks []mediasim.MarkEcho
 	for i := range first/20 + second/20 {
 		name := fmt.Sprintf("m%d", i+1)
-		received = append(received, porttest.Outbound{Kind: "media"}, porttest.Outbound{Kind: "mark", Mark: name})
+		frames = append(frames, mediasim.Frame{Event: "media"}, mediasim.Frame{Event: "mark", Mark: name})
 		marks = append(marks, mediasim.MarkEcho{Name: name, Flushed: i >= 75 && i < first/20})
 	}
-	return callRecord{
-		script: script, summary: logLine{Msg: "call ended", Attrs: attrs},
-		clear: atClear{seen: true, played: 1508 * 8}, clears: 1,
+	return realtimeCall{
+		callRecord: callRecord{
+			script: script, summary: logLine{Msg: "call ended", Attrs: attrs},
+			interruption: &logLine{Msg: "caller interrupted the assistant", Attrs: map[string]any{"utterance": "item_assistant_1", "heard_ms": 1500.0}},
+			clear:        atClear{seen: true, played: 1508 * 8}, clears: 1,
+			frames: frames, marks: marks, played: 1508*8 + len(script[1].replyAudio),
+		},
 		truncations: []truncation{{itemID: "item_assistant_1", endMs: 1500}}, simTruncations: 1,
-		received: received, marks: marks, played: 1508*8 + len(script[1].replyAudio),
 	}
 }
 
 func TestCheckCallAcceptsTheCallAsItShouldGo(t *testing.T) {
-	rep, err := checkCall(goodCall(t))
+	rep, err := goodCall(t).check()
 	require.NoError(t, err)
-	assert.Equal(t, "item_assistant_1", rep.interruptedItem)
+	assert.Equal(t, "item_assistant_1", rep.turns[1].Utterance)
 	assert.Equal(t, 220, rep.chunks)
 	assert.Equal(t, 75, rep.playedMarks)
 	assert.Equal(t, 145, rep.flushed)
@@ -61,40 +75,41 @@ func TestCheckCallAcceptsTheCallAsItShouldGo(t *testing.T) {
 func TestCheckCallNamesWhatWentWrong(t *testing.T) {
 	tests := []struct {
 		name  string
-		spoil func(r *callRecord)
+		spoil func(r *realtimeCall)
 		want  string
 	}{
-		{"beyond what was heard", func(r *callRecord) {
+		{"beyond what was heard", func(r *realtimeCall) {
 			r.truncations[0].endMs = 1520
 			r.summary.Attrs["turns"].([]any)[1].(map[string]any)["heard_ms"] = 1520.0
 		}, "truncated item_assistant_1 at 1520 ms, but the caller had heard 1508 ms"},
-		{"beyond the marks", func(r *callRecord) {
+		{"beyond the marks", func(r *realtimeCall) {
 			r.clear.played = 1600 * 8
 			r.played = 1600*8 + len(r.script[1].replyAudio)
 			r.truncations[0].endMs = 1520
 			r.summary.Attrs["turns"].([]any)[1].(map[string]any)["heard_ms"] = 1520.0
 		}, "beyond the 1500 ms whose marks came back"},
-		{"wrong item", func(r *callRecord) { r.truncations[0].itemID = "item_assistant_2" }, "truncated item_assistant_2, but the caller was hearing item_assistant_1"},
-		{"nothing cut", func(r *callRecord) { r.truncations[0].endMs = 0 }, "at 0 ms"},
-		{"no truncation", func(r *callRecord) { r.truncations, r.simTruncations = nil, 0 }, "received 0 truncations"},
-		{"two clears", func(r *callRecord) { r.clears = 2 }, "received 2 clears"},
-		{"no flush", func(r *callRecord) {
+		{"wrong item", func(r *realtimeCall) { r.truncations[0].itemID = "item_assistant_2" }, "truncated item_assistant_2, but the caller was hearing item_assistant_1"},
+		{"nothing cut", func(r *realtimeCall) { r.truncations[0].endMs = 0 }, "at 0 ms"},
+		{"no truncation", func(r *realtimeCall) { r.truncations, r.simTruncations = nil, 0 }, "received 0 truncations"},
+		{"two clears", func(r *realtimeCall) { r.clears = 2 }, "received 2 clears"},
+		{"not logged", func(r *realtimeCall) { r.interruption = nil }, "the gateway did not log the interruption"},
+		{"no flush", func(r *realtimeCall) {
 			for i := range r.marks {
 				r.marks[i].Flushed = false
 			}
 		}, "220 came back played and 0 flushed"},
-		{"summary disagrees", func(r *callRecord) {
+		{"summary disagrees", func(r *realtimeCall) {
 			r.summary.Attrs["turns"].([]any)[1].(map[string]any)["heard_ms"] = 1480.0
 		}, "heard for 1480 ms (interrupted true), the truncation says 1500 ms"},
-		{"wrong transcript", func(r *callRecord) {
+		{"wrong transcript", func(r *realtimeCall) {
 			r.summary.Attrs["turns"].([]any)[2].(map[string]any)["text"] = "Nine, please."
 		}, `turn 3: the gateway recorded caller "Nine, please."`},
-		{"dropped call", func(r *callRecord) { r.summary.Attrs["end_reason"] = "model_lost" }, "ended with model_lost"},
-		{"second answer cut", func(r *callRecord) {
+		{"dropped call", func(r *realtimeCall) { r.summary.Attrs["end_reason"] = "model_lost" }, "ended with model_lost"},
+		{"second answer cut", func(r *realtimeCall) {
 			r.summary.Attrs["turns"].([]any)[3].(map[string]any)["heard_ms"] = 100.0
 		}, "the last answer was heard for 100 of 2400 ms"},
-		{"played too much", func(r *callRecord) { r.played += 160 }, "the caller played"},
-		{"missing turn", func(r *callRecord) {
+		{"played too much", func(r *realtimeCall) { r.played += 160 }, "the caller played"},
+		{"missing turn", func(r *realtimeCall) {
 			r.summary.Attrs["turns"] = r.summary.Attrs["turns"].([]any)[:3]
 		}, "has 3 turns"},
 	}
@@ -102,7 +117,7 @@ func TestCheckCallNamesWhatWentWrong(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			r := goodCall(t)
 			tt.spoil(&r)
-			_, err := checkCall(r)
+			_, err := r.check()
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tt.want)
 		})
@@ -155,6 +170,101 @@ func TestCheckChat(t *testing.T) {
 			script, r := goodChat()
 			tt.spoil(&r)
 			err := checkChat(script, r)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.want)
+		})
+	}
+}
+
+// goodLiveCall is the record of a call on GPT-Live that went as the demo
+// says: the model sent 3,360 ms of the first answer before it yielded to
+// the caller's first word; the gateway had handed 2,040 ms (the caller had
+// heard 1,740 ms, 87 marks played, 1,747 ms when the clear came) and
+// withdrew the 1,320 ms it held; the second answer played out.
+func goodLiveCall(t *testing.T) (callRecord, liveRecord) {
+	t.Helper()
+	script := callScript()
+	said := "Of course! Tonight I have a table for two at seven by the window, or at nine on the terrace, which is "
+	second := len(script[1].replyAudio) / 8
+	turns := []map[string]any{
+		{"speaker": "caller", "text": script[0].caller, "start_ms": 2200},
+		{"speaker": "assistant", "utterance": "u1", "text": said, "start_ms": 2200, "sent_ms": 2040, "heard_ms": 1740, "interrupted": true},
+		{"speaker": "caller", "text": script[1].caller, "start_ms": 4000},
+		{"speaker": "assistant", "utterance": "u2", "text": script[1].reply, "start_ms": 4960, "sent_ms": second, "heard_ms": second},
+	}
+	raw, err := json.Marshal(map[string]any{"end_reason": "caller_hangup", "barge_ins": 1, "frames_dropped": 66, "turns": turns})
+	require.NoError(t, err)
+	var attrs map[string]any
+	require.NoError(t, json.Unmarshal(raw, &attrs))
+
+	var frames []mediasim.Frame
+	var marks []mediasim.MarkEcho
+	for i := range 2040/20 + second/20 {
+		name := fmt.Sprintf("m%d", i+1)
+		frames = append(frames, mediasim.Frame{Event: "media"}, mediasim.Frame{Event: "mark", Mark: name})
+		marks = append(marks, mediasim.MarkEcho{Name: name, Flushed: i >= 87 && i < 2040/20})
+	}
+	r := callRecord{
+		script: script, summary: logLine{Msg: "call ended", Attrs: attrs},
+		interruption: &logLine{Msg: "caller interrupted the assistant", Attrs: map[string]any{"utterance": "u1", "heard_ms": 1740.0}},
+		bargePlayed:  1500 * 8,
+		clear:        atClear{seen: true, played: 1747 * 8}, clears: 1,
+		frames: frames, marks: marks, played: 1747*8 + len(script[1].replyAudio),
+	}
+	lr := liveRecord{
+		said: []spoken{{deltas: 168, text: said}, {deltas: second / 20, text: script[1].reply}},
+		heard: []heardWords{
+			{text: script[0].caller},
+			{text: "Seven, ", turn: 1, over: true},
+			{text: "please.", turn: 1},
+		},
+		commands: []string{"session.start"},
+	}
+	return r, lr
+}
+
+func TestCheckLiveAcceptsTheCallAsItShouldGo(t *testing.T) {
+	rep, err := checkLive(goodLiveCall(t))
+	require.NoError(t, err)
+	assert.Equal(t, 102, rep.chunks, "the chunks handed to the caller")
+	assert.Equal(t, 87, rep.playedMarks)
+	assert.Equal(t, 15, rep.flushed)
+}
+
+// TestCheckLiveNamesWhatWentWrong: each way the call on GPT-Live can go
+// wrong makes the demo fail with a message naming it.
+func TestCheckLiveNamesWhatWentWrong(t *testing.T) {
+	first := func(r *callRecord) map[string]any { return r.summary.Attrs["turns"].([]any)[1].(map[string]any) }
+	tests := []struct {
+		name  string
+		spoil func(r *callRecord, lr *liveRecord)
+		want  string
+	}{
+		{"the model did not stop", func(r *callRecord, lr *liveRecord) {
+			lr.said[0].deltas = 220
+			lr.heard[1].over = false
+		}, "it did not stop when the caller talked over it"},
+		{"a truncation sent", func(r *callRecord, lr *liveRecord) {
+			lr.commands = append(lr.commands, "session.commentary.append")
+		}, "the gateway sent GPT-Live session.commentary.append"},
+		{"chunks lost", func(r *callRecord, lr *liveRecord) { r.summary.Attrs["frames_dropped"] = 60.0 }, "withdrew 60 chunks"},
+		{"words changed", func(r *callRecord, lr *liveRecord) { first(r)["text"] = "Of course!" }, `recorded the first answer as "Of course!"`},
+		{"no clear", func(r *callRecord, lr *liveRecord) {
+			r.clear, r.clears, r.interruption = atClear{}, 0, nil
+			r.summary.Attrs["barge_ins"] = 0.0
+		}, "received 0 clears"},
+		{"heard past the clear", func(r *callRecord, lr *liveRecord) { first(r)["heard_ms"] = 1760.0 }, "heard for 1760 ms"},
+		{"a turn too many", func(r *callRecord, lr *liveRecord) { lr.heard[2].turn = 2 }, "heard 3 caller turns"},
+		{"an error", func(r *callRecord, lr *liveRecord) { lr.errs = []string{"invalid_value: no"} }, "answered the gateway with an error: invalid_value"},
+		{"caller's words", func(r *callRecord, lr *liveRecord) {
+			r.summary.Attrs["turns"].([]any)[2].(map[string]any)["text"] = "Seven, "
+		}, `turn 3: the gateway recorded caller "Seven, "`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, lr := goodLiveCall(t)
+			tt.spoil(&r, &lr)
+			_, err := checkLive(r, lr)
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tt.want)
 		})

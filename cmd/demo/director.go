@@ -54,7 +54,8 @@ const endOfTurnMs = 400
 // speech), reports speech started and stopped and the caller's transcript
 // as the real API does, and answers each turn with the script's reply. It
 // watches what the simulator sends (OnEvent) for the session's
-// configuration, truncations and errors. Its records go to its timeline.
+// configuration, truncations and errors. It notes what it does on the
+// call's timeline.
 type director struct {
 	script []turn
 	tl     *timeline
@@ -95,9 +96,9 @@ type truncation struct {
 	endMs  int
 }
 
-func newDirector(script []turn) *director {
+func newDirector(script []turn, tl *timeline) *director {
 	ctx, cancel := context.WithCancel(context.Background())
-	d := &director{script: script, tl: &timeline{}, ctx: ctx, cancel: cancel, heard: make(chan heardEvent, 16)}
+	d := &director{script: script, tl: tl, ctx: ctx, cancel: cancel, heard: make(chan heardEvent, 16)}
 	d.wg.Add(1)
 	go d.run()
 	return d
@@ -151,15 +152,7 @@ func (d *director) sent(b []byte) {
 	if bytes.HasPrefix(b, []byte(`{"type":"response.output_audio.delta"`)) {
 		return // the audio; the caller's side records it
 	}
-	var e struct {
-		Type       string `json:"type"`
-		ItemID     string `json:"item_id"`
-		AudioEndMs int    `json:"audio_end_ms"`
-		Error      struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
+	var e simEvent
 	if json.Unmarshal(b, &e) != nil {
 		return
 	}
@@ -178,7 +171,7 @@ func (d *director) sent(b []byte) {
 	case "conversation.item.truncated":
 		d.truncations = append(d.truncations, truncation{at: now, itemID: e.ItemID, endMs: e.AudioEndMs})
 	case "error":
-		d.errs = append(d.errs, e.Error.Code+": "+e.Error.Message)
+		d.errs = append(d.errs, e.Error.String())
 	}
 }
 
@@ -230,7 +223,7 @@ func (d *director) answer(ev heardEvent, n int) {
 	}
 	resp, aitem := fmt.Sprintf("resp_%d", n), fmt.Sprintf("item_assistant_%d", n)
 	began := time.Now()
-	d.check(ev.sess.Say(d.ctx, resp, aitem, t.reply, chunks...))
+	d.check(ev.sess.SayAs(d.ctx, resp, aitem, t.reply, chunks...))
 	d.tl.add(began, "openai", "answers (%s, %s): %s of audio, %d deltas of 20 ms, streamed in %s\n%q",
 		resp, aitem, ms(len(t.replyAudio)/8), len(chunks), dur(time.Since(began)), t.reply)
 	d.mu.Lock()

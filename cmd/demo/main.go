@@ -4,7 +4,13 @@
 // and plays out a phone call with a barge-in and a WhatsApp exchange with
 // a slow answer. It needs no credentials and no network.
 //
-//	demo [--out caller.wav] [--dir DIR] [--inline-timeout 2s]
+//	demo [--speech realtime|live] [--out caller.wav] [--dir DIR] [--inline-timeout 2s]
+//
+// --speech picks the voice model of the call (SPEECH_BACKEND): OpenAI
+// Realtime, which reports the caller's speech and leaves the barge-in to
+// the gateway (clear, then truncate), or GPT-Live, full duplex, which
+// stops by itself when talked over while the gateway clears the little
+// audio it had handed ahead of playback.
 //
 // It prints a timestamped transcript built from what the simulators
 // recorded and what the gateway logged, writes the audio the simulated

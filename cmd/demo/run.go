@@ -16,7 +16,6 @@ import (
 	"github.com/convgateway/gateway/app/wire"
 	"github.com/convgateway/gateway/configs"
 	"github.com/convgateway/gateway/test/sim/openairest"
-	"github.com/convgateway/gateway/test/sim/realtimesim"
 	"github.com/convgateway/gateway/test/sim/twiliorest"
 )
 
@@ -38,12 +37,15 @@ type options struct {
 	// inline is REPLY_INLINE_TIMEOUT, slow how long the slow WhatsApp
 	// answer takes (longer).
 	inline, slow time.Duration
+	speech       string // SPEECH_BACKEND: configs.SpeechRealtime or configs.SpeechLive
 }
 
-const usage = `usage: demo [--out caller.wav] [--dir DIR] [--inline-timeout 2s]
+const usage = `usage: demo [--speech realtime|live] [--out caller.wav] [--dir DIR] [--inline-timeout 2s]
 
 The offline demo: the real gateway against simulated Twilio and OpenAI on
-loopback. No credentials, no network.
+loopback. No credentials, no network. --speech picks the voice model the
+call runs on: OpenAI Realtime (the gateway handles the barge-in) or
+GPT-Live (full duplex: the model stops by itself).
 `
 
 func parse(args []string, stdout io.Writer) (options, error) {
@@ -57,11 +59,15 @@ func parse(args []string, stdout io.Writer) (options, error) {
 	fs.StringVar(&o.out, "out", "", "WAV `file` for the audio the caller heard (default: caller-heard.wav in --dir)")
 	fs.StringVar(&o.dir, "dir", "", "`directory` for the gateway's log and database (default: a new one under "+os.TempDir()+")")
 	fs.DurationVar(&o.inline, "inline-timeout", 2*time.Second, "REPLY_INLINE_TIMEOUT of the demo gateway")
+	fs.StringVar(&o.speech, "speech", configs.SpeechRealtime, "SPEECH_BACKEND of the call: `realtime` (OpenAI Realtime) or live (GPT-Live)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return o, err
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %q\n%s", fs.Args(), usage)
+	}
+	if o.speech != configs.SpeechRealtime && o.speech != configs.SpeechLive {
+		return o, fmt.Errorf("--speech must be %s or %s (got %q)", configs.SpeechRealtime, configs.SpeechLive, o.speech)
 	}
 	if o.inline <= 0 || o.inline >= configs.TwilioWebhookLimit {
 		return o, fmt.Errorf("--inline-timeout must be positive and below %s (got %s)", configs.TwilioWebhookLimit, o.inline)
@@ -96,9 +102,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "Offline demo: the real gateway (wire.Build: OpenAI Realtime and Responses adapters,\n"+
+	fmt.Fprintf(stdout, "Offline demo: the real gateway (wire.Build: OpenAI %s and Responses adapters,\n"+
 		"Twilio Messages sender, SQLite) on %s, against simulated Twilio and OpenAI on loopback.\n"+
-		"No credentials, no network. Gateway log (JSON lines): %s\n", w.base, w.logPath)
+		"No credentials, no network. Gateway log (JSON lines): %s\n", w.speech.name(), w.base, w.logPath)
 
 	sceneErr := w.scenes(ctx, o, stdout)
 	closeErr := w.close()
@@ -122,8 +128,8 @@ type world struct {
 	logPath string
 	log     *gatewayLog
 	client  *http.Client // plays Twilio's webhook requests
-	script  *director
-	rt      *realtimesim.Server
+	tl      *timeline    // the call's
+	speech  speech       // the speech model's simulator
 	openai  *openairest.Server
 	twilio  *twiliorest.Server
 	gw      *wire.Gateway
@@ -143,12 +149,12 @@ func start(ctx context.Context, o options) (w *world, err error) {
 		}
 	}()
 
-	w.script = newDirector(callScript())
-	w.rt = realtimesim.New(realtimesim.Options{
-		APIKey:  demoAPIKey,
-		OnAudio: w.script.hear,
-		OnEvent: w.script.sent,
-	})
+	w.tl = &timeline{}
+	if o.speech == configs.SpeechLive {
+		w.speech = newLive(callScript(), w.tl)
+	} else {
+		w.speech = newRealtime(callScript(), w.tl)
+	}
 	w.openai = openairest.New(openairest.Options{APIKey: demoAPIKey})
 	w.twilio = twiliorest.New(twiliorest.Options{AccountSID: demoAccountSID, AuthToken: demoAuthToken})
 	transport := http.DefaultTransport.(*http.Transport).Clone()
@@ -164,7 +170,7 @@ func start(ctx context.Context, o options) (w *world, err error) {
 	cfg.PublicURL = w.base
 	cfg.OpenAIAPIKey = demoAPIKey
 	cfg.OpenAIBaseURL = w.openai.URL()
-	cfg.OpenAIRealtimeURL = w.rt.URL()
+	w.speech.configure(&cfg)
 	cfg.TwilioAccountSID = demoAccountSID
 	cfg.TwilioAuthToken = demoAuthToken
 	cfg.TwilioAPIBaseURL = w.twilio.URL()
@@ -213,11 +219,8 @@ func (w *world) close() error {
 		cancel()
 		w.gw = nil
 	}
-	if w.script != nil {
-		w.script.close()
-	}
-	if w.rt != nil {
-		w.rt.Close()
+	if w.speech != nil {
+		w.speech.close()
 	}
 	if w.openai != nil {
 		w.openai.Close()

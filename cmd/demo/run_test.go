@@ -18,17 +18,19 @@ import (
 // must stop the gateway and every simulator it started.
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// TestDemo runs the whole demo as make demo does (in real time, about a
-// dozen seconds) and checks that its transcript tells every key event,
-// that the caller's WAV holds what the caller heard, and that the
-// gateway's log was kept and shows no secret. The demo checks the records
-// itself (checkCall, checkChat) and fails otherwise; these assertions
-// check what it prints.
-func TestDemo(t *testing.T) {
+// runDemo runs the whole demo as make demo does, with args (in real time,
+// about a dozen seconds), and checks what every run must print and keep:
+// the WhatsApp exchange, the caller's WAV (ending with the whole second
+// answer), and the gateway's log, kept and without a secret. The demo
+// checks the records itself (the backend's call checks, checkChat) and
+// fails otherwise; these assertions check what it prints. It returns the
+// transcript.
+func runDemo(t *testing.T, args ...string) string {
+	t.Helper()
 	dir := t.TempDir()
 	wav := filepath.Join(dir, "heard.wav")
 	var out strings.Builder
-	err := run(context.Background(), []string{"demo", "--dir", dir, "--out", wav}, &out)
+	err := run(context.Background(), append([]string{"demo", "--dir", dir, "--out", wav}, args...), &out)
 	transcript := out.String()
 	require.NoError(t, err, transcript)
 	t.Log("\n" + transcript)
@@ -38,17 +40,11 @@ func TestDemo(t *testing.T) {
 		"twilio   POST /incoming-call, signed",
 		"gateway  200 TwiML after",
 		"with a single-use token <Parameter>",
-		"the gateway opens a Realtime session while it answers the webhook (pre-warm)",
 		"caller   starts speaking",
-		"input_audio_buffer.speech_started (item_caller_1)",
-		`transcript: "Hi, I'd like to book a table for two tonight."`,
-		"answers (resp_1, item_assistant_1): 4,400 ms of audio",
 		"caller   hears the assistant: first audio",
 		"caller   talks over the assistant after hearing",
 		"caller   clear arrives: playback stops after",
 		"pending marks come back flushed",
-		"receives conversation.item.truncate item_assistant_1 at audio_end_ms",
-		`gateway  logs "caller interrupted the assistant": item_id item_assistant_1`,
 		"caller   hangs up (stop)",
 		`gateway  logs "call ended": caller_hangup`,
 		"heard 2,400 ms of 2,400 ms",
@@ -66,7 +62,6 @@ func TestDemo(t *testing.T) {
 		assert.Contains(t, transcript, want)
 	}
 	assert.Regexp(t, `\+\d+\.\d{3}s  caller   clear arrives`, transcript, "events carry relative times")
-	assert.Regexp(t, `heard [\d,]+ ms of 4,400 ms, interrupted`, transcript)
 	assert.Contains(t, transcript, wav, "the WAV's path is printed")
 	assert.Contains(t, transcript, filepath.Join(dir, "gateway.log"), "the log's path is printed")
 	assert.NotContains(t, transcript, `"level"`, "no JSON log lines in the transcript")
@@ -86,6 +81,58 @@ func TestDemo(t *testing.T) {
 	assert.Contains(t, string(logs), `"msg":"call ended"`)
 	assert.NotContains(t, string(logs), demoAuthToken)
 	assert.NotContains(t, string(logs), demoAPIKey)
+	return transcript
+}
+
+// TestDemo runs the demo on OpenAI Realtime (the default) and checks that
+// its transcript tells the Realtime barge-in: the model reports the
+// caller's speech, the gateway clears the caller's audio and truncates the
+// answer where the caller stopped hearing it.
+func TestDemo(t *testing.T) {
+	transcript := runDemo(t)
+	for _, want := range []string{
+		"on Realtime (real time",
+		"the gateway opens a Realtime session while it answers the webhook (pre-warm)",
+		"input_audio_buffer.speech_started (item_caller_1)",
+		`transcript: "Hi, I'd like to book a table for two tonight."`,
+		"answers (resp_1, item_assistant_1): 4,400 ms of audio",
+		"receives conversation.item.truncate item_assistant_1 at audio_end_ms",
+		`gateway  logs "caller interrupted the assistant": utterance item_assistant_1`,
+		"tokens 20 in / 380 out",
+	} {
+		assert.Contains(t, transcript, want)
+	}
+	assert.Regexp(t, `heard [\d,]+ ms of 4,400 ms, interrupted`, transcript)
+}
+
+// TestDemoOnGPTLive runs the demo on GPT-Live and checks that its
+// transcript tells the full duplex barge-in: no speech events and no
+// truncation; the model yields to the caller's words and stops by itself,
+// and the gateway clears the audio it had handed ahead of playback and
+// drops what it held.
+func TestDemoOnGPTLive(t *testing.T) {
+	transcript := runDemo(t, "--speech", "live")
+	for _, want := range []string{
+		"on GPT-Live (real time",
+		"wire.Build: OpenAI GPT-Live and Responses adapters",
+		"the gateway starts a GPT-Live session while it answers the webhook (pre-warm): session.start",
+		"(gpt-live-1, voice marin, audio/pcmu@8000, Responses delegation to",
+		`transcribes it (session.input_transcript.delta): "Hi, I'd like to book a table for two tonight."`,
+		"answers, ahead of real time: session.output_audio.delta",
+		"hears the caller talk over it for 240 ms and yields the turn",
+		`transcribes the first word: "Seven, "`,
+		`transcribes the rest: "please."`,
+		`gateway  logs "caller interrupted the assistant": utterance u1`,
+		"Barge-in, full duplex: GPT-Live heard the caller talk over it and stopped by itself",
+		"has sent all of its answer (2,400 ms)",
+	} {
+		assert.Contains(t, transcript, want)
+	}
+	assert.Regexp(t, `openai   has stopped: [\d,]+ ms of its 4,400 ms answer sent`, transcript)
+	assert.Regexp(t, `heard [\d,]+ ms of [\d,]+ ms, interrupted`, transcript)
+	for _, never := range []string{"speech_started", "conversation.item.truncate", "tokens"} {
+		assert.NotContains(t, transcript, never)
+	}
 }
 
 func TestParseFlags(t *testing.T) {
@@ -97,6 +144,11 @@ func TestParseFlags(t *testing.T) {
 	assert.ErrorContains(t, err, `unexpected arguments ["extra"]`)
 	_, err = parse([]string{"demo", "--inline-timeout", "20s"}, &strings.Builder{})
 	assert.ErrorContains(t, err, "--inline-timeout must be positive and below 15s")
+	_, err = parse([]string{"demo", "--speech", "gemini"}, &strings.Builder{})
+	assert.ErrorContains(t, err, `--speech must be realtime or live (got "gemini")`)
+	o, err = parse([]string{"demo", "--speech", "live"}, &strings.Builder{})
+	require.NoError(t, err)
+	assert.Equal(t, "live", o.speech)
 	_, err = parse([]string{"demo", "--nope"}, &strings.Builder{})
 	assert.Error(t, err)
 }

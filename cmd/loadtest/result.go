@@ -154,7 +154,7 @@ func (r *runner) collect(res *result) {
 	res.ModelErrors = r.modelErrors.Load()
 	for _, s := range r.sim.Sessions() {
 		if ref, ok := r.sessions.Load(s); ok && ref.(sessionRef).path == pathGateway {
-			res.BargeIns += len(s.Truncations())
+			res.BargeIns += len(s.Heard())
 		}
 	}
 	res.AddedCallerToModel = summarize(slices.Clone(addIn))

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/convgateway/gateway/ports"
 	"github.com/convgateway/gateway/test/sim/mediasim"
 	"github.com/convgateway/gateway/test/sim/mulaw"
 	"github.com/convgateway/gateway/test/sim/realtimesim"
@@ -265,7 +266,7 @@ func (r *runner) call(ctx context.Context, rec *callRec) {
 		return
 	}
 	defer caller.Close()
-	if err := caller.Start(ctx, sid, "MZ"+sid[2:], a.Params); err != nil {
+	if err := caller.Start(ctx, ports.CallInfo{CallID: sid, Params: a.Params}); err != nil {
 		fail(err)
 		return
 	}
@@ -309,7 +310,7 @@ func (r *runner) call(ctx context.Context, rec *callRec) {
 		stampIn(frame, rec.id, pathGateway, seq)
 		base64.StdEncoding.Encode(b64, frame)
 		rec.inSent(pathGateway, seq, r.clock.now())
-		if err := caller.Media(ctx, int64((seq+1)*frameMs), b64); err != nil {
+		if err := caller.Audio(ctx, int64((seq+1)*frameMs), b64); err != nil {
 			fail(fmt.Errorf("send frame %d: %w", seq, err))
 			return
 		}
@@ -337,7 +338,7 @@ func (r *runner) call(ctx context.Context, rec *callRec) {
 	rec.mu.Lock()
 	rec.held, rec.late = true, late
 	rec.mu.Unlock()
-	if err := caller.Stop(ctx); err != nil {
+	if err := caller.HangUp(ctx); err != nil {
 		fail(fmt.Errorf("hang up: %w", err))
 	}
 }

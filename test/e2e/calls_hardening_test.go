@@ -79,43 +79,49 @@ func newHungServer(tb testing.TB) *hungServer {
 	return h
 }
 
-// url is the Realtime URL of the hung server.
-func (h *hungServer) url() string {
-	return "ws://" + h.ln.Addr().String() + "/v1/realtime?model=gpt-realtime-2.1"
-}
+// url is the hung server's URL for backend b.
+func (h *hungServer) url(b speechBackend) string { return "ws://" + h.ln.Addr().String() + b.path }
 
 // TestCallOpenAIHandshakeHangs: an OpenAI endpoint that accepts TCP and
-// never answers the upgrade. Whether the session was pre-warmed or not,
-// the caller's stream is closed normally (1000, so that Twilio plays the
-// apology after <Connect>) OPENAI_OPEN_TIMEOUT after its start, far
-// before the token's life, and every connection the gateway made to the
-// endpoint is released.
+// never answers the upgrade. Whichever the speech model and whether the
+// session was pre-warmed or not, the caller's stream is closed normally
+// (1000, so that Twilio plays the apology after <Connect>)
+// OPENAI_OPEN_TIMEOUT after its start, far before the token's life, and
+// every connection the gateway made to the endpoint is released.
 func TestCallOpenAIHandshakeHangs(t *testing.T) {
-	for _, prewarm := range []bool{true, false} {
-		t.Run(fmt.Sprintf("prewarm=%v", prewarm), func(t *testing.T) {
-			hung := newHungServer(t)
-			e := newCallEnv(t, realtimesim.Options{}, func(c *configs.Config) {
-				c.OpenAIRealtimeURL = hung.url()
-				c.OpenAIOpenTimeout = 300 * time.Millisecond
-				c.Prewarm = prewarm
+	for _, b := range speechBackends {
+		for _, prewarm := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/prewarm=%v", b.name, prewarm), func(t *testing.T) {
+				hung := newHungServer(t)
+				e := newCallEnv(t, b, simOptions{}, func(c *configs.Config) {
+					b.point(c, hung.url(b))
+					c.OpenAIOpenTimeout = 300 * time.Millisecond
+					c.Prewarm = prewarm
+				})
+				sid, a := e.placeCall(callFrom)
+				if prewarm {
+					e.until("the pre-warm's connection", func() bool { return hung.accepted.Load() >= 1 })
+				}
+				caller := e.dial(a, nil)
+				start := time.Now()
+				require.NoError(t, caller.Start(e.ctx, callInfo(sid, a.Params)))
+				assert.Equal(t, int(websocket.StatusNormalClosure), closed(e, caller), "a normal close: Twilio goes on to the apology")
+				took := time.Since(start)
+				t.Logf("stream closed %v after its start (token life %v)", took, e.cfg.WSTokenTTL)
+				assert.Less(t, took, e.cfg.WSTokenTTL/2, "closed long before the token's life")
+				e.logged(`"msg":"media stream refused"`, `"reason":"model_unavailable"`, `"call_id":"`+sid+`"`)
+				e.until("every connection to the hung endpoint released", func() bool {
+					// A dial the gateway gave up on (its deadline came while
+					// it connected) that completes anyway is kept by net/http
+					// as an idle connection of the default transport, not as a
+					// handshake in progress: those are closed here.
+					http.DefaultTransport.(*http.Transport).CloseIdleConnections()
+					return hung.released.Load() == hung.accepted.Load()
+				})
+				assert.Positive(t, hung.accepted.Load())
+				assert.Empty(t, e.model.sessions(), "the simulator was never reached")
 			})
-			sid, a := e.placeCall(callFrom)
-			if prewarm {
-				e.until("the pre-warm's connection", func() bool { return hung.accepted.Load() >= 1 })
-			}
-			caller := e.dial(a, nil)
-			start := time.Now()
-			require.NoError(t, caller.Start(e.ctx, sid, "MZ"+sid[2:], a.Params))
-			assert.Equal(t, int(websocket.StatusNormalClosure), closed(e, caller), "a normal close: Twilio goes on to the apology")
-			took := time.Since(start)
-			t.Logf("stream closed %v after its start (token life %v)", took, e.cfg.WSTokenTTL)
-			assert.Less(t, took, e.cfg.WSTokenTTL/2, "closed long before the token's life")
-			e.logged(`"msg":"media stream refused"`, `"reason":"model_unavailable"`, `"call_sid":"`+sid+`"`)
-			e.until("every connection to the hung endpoint released", func() bool {
-				return hung.released.Load() == hung.accepted.Load()
-			})
-			assert.Positive(t, hung.accepted.Load())
-		})
+		}
 	}
 }
 
@@ -123,9 +129,8 @@ func TestCallOpenAIHandshakeHangs(t *testing.T) {
 // nothing, its socket open, is ended after STREAM_IDLE_TIMEOUT: the stream
 // is closed, and so is the Realtime session.
 func TestCallIdleStreamEnds(t *testing.T) {
-	e := newCallEnv(t, realtimesim.Options{}, func(c *configs.Config) { c.StreamIdleTimeout = 500 * time.Millisecond })
-	caller, sess := e.call(nil)
-	callSid := e.logged(`"msg":"call answered"`)["call_sid"].(string)
+	e := newCallEnv(t, realtimeBackend, simOptions{}, func(c *configs.Config) { c.StreamIdleTimeout = 500 * time.Millisecond })
+	callSid, caller, sess := e.callWith(mediasim.Options{})
 	// Silence on the wire: not even Twilio's silent frames.
 	assert.Equal(t, int(websocket.StatusNormalClosure), closed(e, caller))
 	ended(e, sess)
@@ -160,9 +165,12 @@ func (c *stallConn) Close() error {
 // TestCallStalledCallerEnds: a caller that keeps sending media but stopped
 // reading its socket. The assistant's audio fills the connection and the
 // gateway's write blocks: the call ends ("stream_stalled") in bounded
-// time, with its Realtime session.
+// time, with its Realtime session. (Realtime only: with GPT-Live the
+// gateway hands the caller no more than a small lead ahead of the marks,
+// which a caller that no longer reads never sends, so its writes never
+// fill the connection.)
 func TestCallStalledCallerEnds(t *testing.T) {
-	e := newCallEnv(t, realtimesim.Options{}, func(c *configs.Config) { c.StreamIdleTimeout = time.Second })
+	e := newCallEnv(t, realtimeBackend, simOptions{}, func(c *configs.Config) { c.StreamIdleTimeout = time.Second })
 	var conn atomic.Pointer[stallConn]
 	client := &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -179,16 +187,9 @@ func TestCallStalledCallerEnds(t *testing.T) {
 	defer client.CloseIdleConnections()
 
 	sid, a := e.placeCall(callFrom)
-	caller, err := mediasim.Dial(e.ctx, mediasim.Options{
-		URL: a.StreamURL, Signature: mediasim.StreamSignature(callAuthToken, a.StreamURL), HTTPClient: client, NoRecord: true,
-	})
-	require.NoError(t, err)
-	defer caller.Close()
-	require.NoError(t, caller.Start(e.ctx, sid, "MZ"+sid[2:], a.Params))
-	sess, err := e.rt.Latest(e.ctx)
-	require.NoError(t, err)
-	_, err = sess.WaitConfig(e.ctx)
-	require.NoError(t, err)
+	caller := e.dialWith(a, mediasim.Options{HTTPClient: client, NoRecord: true})
+	require.NoError(t, caller.Start(e.ctx, callInfo(sid, a.Params)))
+	sess := e.session().(rtSession)
 	conn.Load().stalled.Store(true)
 
 	var wg sync.WaitGroup
@@ -201,7 +202,7 @@ func TestCallStalledCallerEnds(t *testing.T) {
 				return
 			case <-time.After(20 * time.Millisecond):
 			}
-			if caller.Media(e.ctx, int64(20*i), quiet) != nil {
+			if caller.Audio(e.ctx, int64(20*i), quiet) != nil {
 				return
 			}
 		}
@@ -210,7 +211,7 @@ func TestCallStalledCallerEnds(t *testing.T) {
 	wg.Go(func() {
 		second, _ := chunks(50, 1000)
 		for i := 0; ; i++ {
-			if sess.Say(e.ctx, fmt.Sprintf("resp_%d", i), fmt.Sprintf("item_%d", i), "Blah.", second...) != nil {
+			if sess.SayAs(e.ctx, fmt.Sprintf("resp_%d", i), fmt.Sprintf("item_%d", i), "Blah.", second...) != nil {
 				return
 			}
 		}
@@ -223,25 +224,27 @@ func TestCallStalledCallerEnds(t *testing.T) {
 
 // TestCallEventFloodIsBounded: a connected call floods the gateway with
 // 1,500 frames of about 60 KB: key presses that are not one key, marks
-// that are not the gateway's, and echoes of marks it never sent. Nothing
-// of them is kept or logged: they are skipped and counted, the queue of
-// echoes stays bounded (what does not fit is dropped and counted), and
-// the call's summary line stays small.
+// that are not the gateway's, and echoes of marks it never sent; and with
+// 500 key presses while the model says nothing. Nothing of the junk is
+// kept or logged: the marks are skipped by the stream and the key presses
+// by the call, and counted; the key presses waiting for the model's next
+// event stay bounded (what does not fit is dropped and counted), and the
+// call's summary line stays small.
 func TestCallEventFloodIsBounded(t *testing.T) {
-	e := newCallEnv(t, realtimesim.Options{}, nil)
-	caller, sess := e.call(mediasim.Faster(20))
-	callSid := e.logged(`"msg":"call answered"`)["call_sid"].(string)
+	e := newCallEnv(t, realtimeBackend, simOptions{}, nil)
+	callSid, caller, sess := e.callWith(mediasim.Options{Clock: mediasim.Faster(20)})
 	junk := strings.Repeat("7", 60<<10)
 	pad := strings.Repeat(" ", 60<<10) // whitespace keeps the frame large, the name short
 	const each = 500
 	for i := range each {
-		require.NoError(t, caller.Media(e.ctx, int64(20*(i+1)), quiet)) // Twilio's frames go on
-		require.NoError(t, caller.DTMF(e.ctx, junk))
+		require.NoError(t, caller.Audio(e.ctx, int64(20*(i+1)), quiet)) // Twilio's frames go on
+		require.NoError(t, caller.Key(e.ctx, junk))
+		require.NoError(t, caller.Key(e.ctx, "1"))
 		require.NoError(t, caller.Raw(e.ctx, []byte(`{"event":"mark","streamSid":"MZ`+callSid[2:]+`","mark":{"name":"`+junk+`"}}`)))
 		name := []string{"m7", "m9"}[i%2] // our form, never sent, never consecutive
 		require.NoError(t, caller.Raw(e.ctx, []byte(`{"event":"mark","streamSid":"MZ`+callSid[2:]+`","mark":{"name":"`+name+`"}}`+pad)))
 	}
-	require.NoError(t, caller.Stop(e.ctx))
+	require.NoError(t, caller.HangUp(e.ctx))
 	ended(e, sess)
 
 	s := e.summary(callSid)
@@ -257,70 +260,65 @@ func TestCallEventFloodIsBounded(t *testing.T) {
 	assert.Less(t, len(logs), 256<<10, "the whole log of the call is small")
 	assert.NotContains(t, logs, junk[:64], "the junk is neither kept nor logged")
 	assert.Equal(t, "caller_hangup", s["end_reason"])
-	assert.EqualValues(t, 0, s["digits_count"])
+	assert.EqualValues(t, each, s["frames_in"])
+	assert.EqualValues(t, 2*each, s["frames_skipped"], "the marks were skipped by the stream")
+	assert.EqualValues(t, each, s["caller_events_skipped"], "the junk key presses were skipped by the call")
 	dropped := s["caller_events_dropped"].(float64)
-	assert.Positive(t, dropped, "echoes beyond the queue's bound were dropped")
-	assert.EqualValues(t, 3*each-int(dropped), s["caller_events_skipped"], "every other event was skipped, unapplied")
+	assert.Positive(t, dropped, "key presses beyond the queue's bound were dropped")
+	assert.EqualValues(t, each, s["digits_count"].(float64)+dropped, "the other key presses were applied")
+	assert.LessOrEqual(t, strings.Count(logs, `"msg":"caller pressed a key"`), 64, "key presses are logged up to a bound")
 }
 
 // TestCallRepeatedWebhook: the same signed /incoming-call (same CallSid)
-// sent 20 times, as a replay would, opens one Realtime session. Each
-// answer's token replaces the one before: the earlier tokens are refused
-// (1008), the last connects, to the pre-warmed session.
+// sent 20 times, as a replay would, opens one model session. Each answer's
+// token replaces the one before: the earlier tokens are refused (1008),
+// the last connects, to the pre-warmed session.
 func TestCallRepeatedWebhook(t *testing.T) {
-	e := newCallEnv(t, realtimesim.Options{}, nil)
-	sid := hardeningSid(20)
-	var answers []mediasim.Answer
-	for range 20 {
-		a, err := mediasim.PlaceCall(e.ctx, mediasim.CallRequest{
-			URL: e.base + "/incoming-call", AuthToken: callAuthToken,
-			CallSid: sid, AccountSid: "AC00000000000000000000000000000001", From: callFrom, To: callTo,
-		})
-		require.NoError(t, err)
-		answers = append(answers, a)
-	}
-	prewarmed, err := e.rt.Latest(e.ctx)
-	require.NoError(t, err)
-	_, err = prewarmed.WaitConfig(e.ctx)
-	require.NoError(t, err)
+	for _, b := range speechBackends {
+		t.Run(b.name, func(t *testing.T) {
+			e := newCallEnv(t, b, simOptions{}, nil)
+			sid := hardeningSid(20)
+			var answers []mediasim.Answer
+			for range 20 {
+				a, err := mediasim.PlaceCall(e.ctx, mediasim.CallRequest{
+					URL: e.base + "/incoming-call", AuthToken: callAuthToken,
+					CallSid: sid, AccountSid: "AC00000000000000000000000000000001", From: callFrom, To: callTo,
+				})
+				require.NoError(t, err)
+				answers = append(answers, a)
+			}
+			prewarmed := e.session()
 
-	for _, i := range []int{0, 10, 18} {
-		old := e.dial(answers[i], nil)
-		require.NoError(t, old.Start(e.ctx, sid, fmt.Sprintf("MZ%032d", i), answers[i].Params))
-		assert.Equal(t, int(websocket.StatusPolicyViolation), closed(e, old), "the token of answer %d was replaced", i)
+			for _, i := range []int{0, 10, 18} {
+				old := e.dial(answers[i], nil)
+				require.NoError(t, old.Start(e.ctx, callInfo(sid, answers[i].Params)))
+				assert.Equal(t, int(websocket.StatusPolicyViolation), closed(e, old), "the token of answer %d was replaced", i)
+			}
+			caller := e.dial(answers[19], nil)
+			require.NoError(t, caller.Start(e.ctx, callInfo(sid, answers[19].Params)))
+			require.NoError(t, caller.Audio(e.ctx, 20, quiet))
+			e.until("the caller's audio at the pre-warmed session", func() bool { return prewarmed.Frames() == 1 })
+			require.NoError(t, caller.HangUp(e.ctx))
+			ended(e, prewarmed)
+			s := e.summary(sid)
+			assert.Equal(t, true, s["prewarmed"])
+			assert.Len(t, e.model.sessions(), 1, "one model session for 20 answers")
+			assert.Equal(t, 19, strings.Count(e.logs.String(), `"prewarm":"reused"`))
+		})
 	}
-	caller := e.dial(answers[19], nil)
-	require.NoError(t, caller.Start(e.ctx, sid, "MZ"+sid[2:], answers[19].Params))
-	require.NoError(t, caller.Media(e.ctx, 20, quiet))
-	e.until("the caller's audio at the pre-warmed session", func() bool { return prewarmed.Frames() == 1 })
-	require.NoError(t, caller.Stop(e.ctx))
-	ended(e, prewarmed)
-	s := e.summary(sid)
-	assert.Equal(t, true, s["prewarmed"])
-	assert.Len(t, e.rt.Sessions(), 1, "one Realtime session for 20 answers")
-	assert.Equal(t, 19, strings.Count(e.logs.String(), `"prewarm":"reused"`))
 }
 
 // TestCallStreamClosedBeforeStart: a media stream that closes before its
 // start event ends quietly: no token is looked up, nothing is logged as
 // refused, and it is counted as a no_start refusal.
 func TestCallStreamClosedBeforeStart(t *testing.T) {
-	e := newCallEnv(t, realtimesim.Options{}, nil)
+	e := newCallEnv(t, realtimeBackend, simOptions{}, nil)
 	_, a := e.placeCall(callFrom)
 	caller := e.dial(a, nil)
 	require.NoError(t, caller.Raw(e.ctx, []byte(`{"event":"connected","protocol":"Call","version":"1.0.0"}`)))
 	require.NoError(t, caller.Close())
 	e.logged(`"level":"INFO"`, `"msg":"media stream ended before its start event"`)
-	var body string
-	e.until("the refusal in the metrics", func() bool {
-		res, err := http.Get(e.base + "/metrics")
-		require.NoError(t, err)
-		b, err := io.ReadAll(res.Body)
-		res.Body.Close()
-		require.NoError(t, err)
-		body = string(b)
-		return strings.Contains(body, `gateway_media_streams_refused_total{reason="no_start"} 1`)
-	})
+	body := e.metricsShowing(`gateway_media_streams_refused_total{reason="no_start"} 1`)
 	assert.NotContains(t, body, `reason="invalid_token"`)
 	assert.NotContains(t, e.logs.String(), "media stream refused")
 }
@@ -330,14 +328,13 @@ func TestCallStreamClosedBeforeStart(t *testing.T) {
 func TestCallDigitsInTheLog(t *testing.T) {
 	for _, show := range []bool{false, true} {
 		t.Run(fmt.Sprintf("LOG_DIGITS=%v", show), func(t *testing.T) {
-			e := newCallEnv(t, realtimesim.Options{}, func(c *configs.Config) { c.LogDigits = show })
-			caller, sess := e.call(mediasim.Faster(20))
-			callSid := e.logged(`"msg":"call answered"`)["call_sid"].(string)
+			e := newCallEnv(t, realtimeBackend, simOptions{}, func(c *configs.Config) { c.LogDigits = show })
+			callSid, caller, sess := e.callWith(mediasim.Options{Clock: mediasim.Faster(20)})
 			for _, d := range []string{"4", "9", "1", "7", "#"} {
-				require.NoError(t, caller.DTMF(e.ctx, d))
+				require.NoError(t, caller.Key(e.ctx, d))
 			}
-			e.logged(`"msg":"caller pressed a key"`, `"keys_pressed":5`, `"call_sid":"`+callSid+`"`)
-			require.NoError(t, caller.Stop(e.ctx))
+			e.logged(`"msg":"caller pressed a key"`, `"keys_pressed":5`, `"call_id":"`+callSid+`"`)
+			require.NoError(t, caller.HangUp(e.ctx))
 			ended(e, sess)
 			s := e.summary(callSid)
 			assert.EqualValues(t, 5, s["digits_count"])
@@ -370,11 +367,11 @@ func TestMultiRepeatedWebhookOnOtherInstance(t *testing.T) {
 			sid, first := m.placeCall(a, 7)
 			m.until("A's pre-warmed session", func() bool { return len(a.rt.Sessions()) == 1 })
 			_, second := m.placeCall(b, 7)
-			m.logged(b, `"msg":"call answered"`, `"call_sid":"`+sid+`"`, `"repeat":true`, `"prewarm":"skipped: answered before"`)
+			m.logged(b, `"msg":"call answered"`, `"call_id":"`+sid+`"`, `"repeat":true`, `"prewarm":"skipped: answered before"`)
 			assert.NotEqual(t, first.Params["token"], second.Params["token"])
 
 			stale := m.dial(b, first)
-			require.NoError(t, stale.Start(m.ctx, sid, "MZstale", first.Params))
+			require.NoError(t, stale.Start(m.ctx, callInfo(sid, first.Params)))
 			assert.Equal(t, int(websocket.StatusPolicyViolation), m.closedWith(stale), "A's token was replaced")
 
 			g := a
@@ -384,15 +381,15 @@ func TestMultiRepeatedWebhookOnOtherInstance(t *testing.T) {
 			caller := m.dial(g, second)
 			var sess *realtimesim.Session
 			if landsOn == "A" {
-				require.NoError(t, caller.Start(m.ctx, sid, "MZ"+sid[2:], second.Params))
+				require.NoError(t, caller.Start(m.ctx, callInfo(sid, second.Params)))
 				sess = a.rt.Sessions()[0]
 			} else {
 				sess = m.connect(b, caller, sid, second)
 			}
-			require.NoError(t, caller.Media(m.ctx, 20, multiQuiet))
+			require.NoError(t, caller.Audio(m.ctx, 20, multiQuiet))
 			m.until("the caller's audio at the model", func() bool { return sess.Frames() == 1 })
-			require.NoError(t, caller.Stop(m.ctx))
-			m.logged(g, `"msg":"call ended"`, `"call_sid":"`+sid+`"`, `"end_reason":"caller_hangup"`,
+			require.NoError(t, caller.HangUp(m.ctx))
+			m.logged(g, `"msg":"call ended"`, `"call_id":"`+sid+`"`, `"end_reason":"caller_hangup"`,
 				fmt.Sprintf(`"prewarmed":%v`, landsOn == "A"))
 			assert.Len(t, a.rt.Sessions(), 1, "A pre-warmed once")
 			if landsOn == "A" {

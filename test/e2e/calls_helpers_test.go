@@ -6,8 +6,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -19,8 +21,8 @@ import (
 
 	"github.com/convgateway/gateway/app/wire"
 	"github.com/convgateway/gateway/configs"
+	"github.com/convgateway/gateway/ports"
 	"github.com/convgateway/gateway/test/sim/mediasim"
-	"github.com/convgateway/gateway/test/sim/realtimesim"
 	"github.com/convgateway/gateway/test/testlog"
 )
 
@@ -37,18 +39,19 @@ const (
 	callTo        = "+15550009999"
 )
 
-// callEnv is a gateway serving phone calls on a loopback port, its Realtime
-// simulator, and its log. PUBLIC_URL is the gateway's own http://127.0.0.1
-// address, so the TwiML's stream URL is the one to dial.
+// callEnv is a gateway serving phone calls on a loopback port, the
+// simulator of its speech model, and its log. PUBLIC_URL is the gateway's
+// own http://127.0.0.1 address, so the TwiML's stream URL is the one to
+// dial.
 type callEnv struct {
-	tb     testing.TB
-	ctx    context.Context
-	cfg    configs.Config
-	rt     *realtimesim.Server
-	logs   *testlog.Buffer
-	base   string // http://127.0.0.1:port
-	events *serverEvents
-	seq    atomic.Int64
+	tb      testing.TB
+	ctx     context.Context
+	cfg     configs.Config
+	backend speechBackend
+	model   speechSim
+	logs    *testlog.Buffer
+	base    string // http://127.0.0.1:port
+	seq     atomic.Int64
 
 	stopOnce sync.Once
 	stopErr  error
@@ -69,7 +72,23 @@ func (e *callEnv) stopGateway(drain time.Duration) error {
 	return e.stopErr
 }
 
-// serverEvents collects the type of every event the simulator sent.
+// modelErrors returns the errors the model reported during the test: the
+// gateway's log lines about them and, with Realtime, the error events the
+// simulator sent (those the gateway would not report too).
+func (e *callEnv) modelErrors() []string {
+	var errs []string
+	if rt, ok := e.model.(*rtSim); ok {
+		errs = rt.events.Errors()
+	}
+	for line := range strings.SplitSeq(e.logs.String(), "\n") {
+		if strings.Contains(line, `"msg":"model reported an error"`) {
+			errs = append(errs, line)
+		}
+	}
+	return errs
+}
+
+// serverEvents collects the error events a simulator sent.
 type serverEvents struct {
 	mu     sync.Mutex
 	errors []string
@@ -91,18 +110,15 @@ func (s *serverEvents) Errors() []string {
 	return append([]string(nil), s.errors...)
 }
 
-// newCallEnv starts a Realtime simulator (with rtOpts) and a gateway wired
-// to it; edit, when not nil, changes the Config before it is validated.
-// Everything stops when the test ends.
-func newCallEnv(tb testing.TB, rtOpts realtimesim.Options, edit func(*configs.Config)) *callEnv {
+// newCallEnv starts the simulator of backend b (with o) and a gateway
+// wired to it; edit, when not nil, changes the Config before it is
+// validated. Everything stops when the test ends.
+func newCallEnv(tb testing.TB, b speechBackend, o simOptions, edit func(*configs.Config)) *callEnv {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), callWait)
 	tb.Cleanup(cancel)
-	e := &callEnv{tb: tb, ctx: ctx, logs: &testlog.Buffer{}, events: &serverEvents{}}
-	rtOpts.APIKey = callAPIKey
-	rtOpts.OnEvent = e.events.record
-	e.rt = realtimesim.New(rtOpts)
-	tb.Cleanup(e.rt.Close)
+	e := &callEnv{tb: tb, ctx: ctx, backend: b, logs: &testlog.Buffer{}}
+	e.model = b.start(tb, o)
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(tb, err)
@@ -113,7 +129,7 @@ func newCallEnv(tb testing.TB, rtOpts realtimesim.Options, edit func(*configs.Co
 	cfg.TwilioAuthToken = callAuthToken
 	cfg.PublicURL = e.base
 	cfg.OpenAIBaseURL = "http://127.0.0.1:1/v1" // the REST API is not used by calls
-	cfg.OpenAIRealtimeURL = e.rt.URL()
+	b.point(&cfg, e.model.url())
 	cfg.SystemMessage = callSystem
 	cfg.Voice = "marin"
 	cfg.DatabaseURL = filepath.Join(tb.TempDir(), "gw.db")
@@ -162,28 +178,53 @@ func (e *callEnv) placeCall(from string) (string, mediasim.Answer) {
 // stream URL, with the upgrade signed.
 func (e *callEnv) dial(a mediasim.Answer, clock mediasim.Clock) *mediasim.Caller {
 	e.tb.Helper()
+	return e.dialWith(a, mediasim.Options{Clock: clock})
+}
+
+// dialWith is dial with the caller's options (its URL and signature are
+// the answer's).
+func (e *callEnv) dialWith(a mediasim.Answer, opts mediasim.Options) *mediasim.Caller {
+	e.tb.Helper()
 	require.Equal(e.tb, []string{"Connect", "Say", "Hangup"}, a.Verbs, "the call is connected to a stream")
-	c, err := mediasim.Dial(e.ctx, mediasim.Options{
-		URL: a.StreamURL, Signature: mediasim.StreamSignature(callAuthToken, a.StreamURL), Clock: clock,
-	})
+	opts.URL, opts.Signature = a.StreamURL, mediasim.StreamSignature(callAuthToken, a.StreamURL)
+	c, err := mediasim.Dial(e.ctx, opts)
 	require.NoError(e.tb, err)
 	e.tb.Cleanup(func() { _ = c.Close() })
 	return c
 }
 
+// callInfo is the start of call sid's stream with the parameters params.
+func callInfo(sid string, params map[string]string) ports.CallInfo {
+	return ports.CallInfo{CallID: sid, Params: params}
+}
+
 // call places a call, dials its stream and starts it with the TwiML's
-// parameters: a connected call with its caller and the Realtime session it
-// uses.
-func (e *callEnv) call(clock mediasim.Clock) (*mediasim.Caller, *realtimesim.Session) {
+// parameters: a connected call with its caller and the model session it
+// uses, configured.
+func (e *callEnv) call(clock mediasim.Clock) (*mediasim.Caller, modelSession) {
+	e.tb.Helper()
+	_, c, s := e.callWith(mediasim.Options{Clock: clock})
+	return c, s
+}
+
+// callWith is call with the caller's options; it returns the call's sid
+// too.
+func (e *callEnv) callWith(opts mediasim.Options) (string, *mediasim.Caller, modelSession) {
 	e.tb.Helper()
 	sid, a := e.placeCall(callFrom)
-	c := e.dial(a, clock)
-	require.NoError(e.tb, c.Start(e.ctx, sid, "MZ"+sid[2:], a.Params))
-	s, err := e.rt.Latest(e.ctx)
+	c := e.dialWith(a, opts)
+	require.NoError(e.tb, c.Start(e.ctx, callInfo(sid, a.Params)))
+	return sid, c, e.session()
+}
+
+// session waits for the newest model session and its configuration.
+func (e *callEnv) session() modelSession {
+	e.tb.Helper()
+	s, err := e.model.latest(e.ctx)
 	require.NoError(e.tb, err)
-	_, err = s.WaitConfig(e.ctx)
+	_, err = s.configured(e.ctx)
 	require.NoError(e.tb, err)
-	return c, s
+	return s
 }
 
 // until polls cond every few milliseconds until it holds, failing the
@@ -198,6 +239,16 @@ func (e *callEnv) until(what string, cond func() bool) {
 		}
 	}
 }
+
+// stoppedClock is a caller clock that never moves: the caller's playback
+// advances only when the test calls PlayOut, so that the test decides
+// what the caller has heard, whatever the machine's load.
+type stoppedClock struct{}
+
+func (stoppedClock) Now() time.Time { return time.Unix(1_700_000_000, 0) }
+
+// After never fires.
+func (stoppedClock) After(time.Duration) <-chan time.Time { return nil }
 
 // logged waits until a log line contains every one of parts.
 func (e *callEnv) logged(parts ...string) map[string]any {
@@ -222,7 +273,38 @@ func (e *callEnv) logged(parts ...string) map[string]any {
 // summary waits for the call's summary log line.
 func (e *callEnv) summary(callSid string) map[string]any {
 	e.tb.Helper()
-	return e.logged(`"msg":"call ended"`, `"call_sid":"`+callSid+`"`)
+	return e.logged(`"msg":"call ended"`, `"call_id":"`+callSid+`"`)
+}
+
+// metrics returns the gateway's /metrics page.
+func (e *callEnv) metrics() string {
+	e.tb.Helper()
+	req, err := http.NewRequestWithContext(e.ctx, http.MethodGet, e.base+"/metrics", nil)
+	require.NoError(e.tb, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(e.tb, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(e.tb, err)
+	return string(b)
+}
+
+// metricsShowing waits until the /metrics page contains every one of
+// parts, and returns it. A scrape gathers the metrics one by one,
+// concurrently with what counts them (the end of a call counts several).
+func (e *callEnv) metricsShowing(parts ...string) string {
+	e.tb.Helper()
+	var body string
+	e.until("the metrics with "+strings.Join(parts, ", "), func() bool {
+		body = e.metrics()
+		for _, p := range parts {
+			if !strings.Contains(body, p) {
+				return false
+			}
+		}
+		return true
+	})
+	return body
 }
 
 // closed waits until the gateway closed the caller's stream and returns
@@ -238,21 +320,21 @@ func closed(e *callEnv, c *mediasim.Caller) int {
 	return code
 }
 
-// ended waits until the Realtime session's connection has ended and
-// returns how long that took.
-func ended(e *callEnv, s *realtimesim.Session) time.Duration {
+// ended waits until the model session's connection has ended and returns
+// how long that took.
+func ended(e *callEnv, s interface{ Done() <-chan struct{} }) time.Duration {
 	e.tb.Helper()
 	start := time.Now()
 	select {
 	case <-s.Done():
 	case <-e.ctx.Done():
-		e.tb.Fatal("the Realtime session was not closed")
+		e.tb.Fatal("the model session was not closed")
 	}
 	return time.Since(start)
 }
 
 // chunks returns n chunks of ms milliseconds of tone, base64-encoded as
-// Realtime deltas carry them, and the raw mu-law of all of them.
+// the models' audio deltas carry them, and the raw mu-law of all of them.
 func chunks(n, ms int) ([][]byte, []byte) {
 	var out [][]byte
 	var raw []byte

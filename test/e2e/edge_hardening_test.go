@@ -18,7 +18,6 @@ import (
 	"github.com/convgateway/gateway/adapters/twilio/signature"
 	"github.com/convgateway/gateway/configs"
 	"github.com/convgateway/gateway/test/sim/mediasim"
-	"github.com/convgateway/gateway/test/sim/realtimesim"
 )
 
 // The tests of this file play a hostile or broken peer against the whole
@@ -75,7 +74,7 @@ func readClose(ctx context.Context, conn *websocket.Conn) <-chan websocket.Close
 // so an upgrade without X-Twilio-Signature is refused with 403 before any
 // frame is read; the same call's signed upgrade is served.
 func TestEdgeUnsignedStreamRefused(t *testing.T) {
-	e := newCallEnv(t, realtimesim.Options{}, nil)
+	e := newCallEnv(t, realtimeBackend, simOptions{}, nil)
 	sid, a := e.placeCall(callFrom)
 
 	_, err := mediasim.Dial(e.ctx, mediasim.Options{URL: a.StreamURL})
@@ -84,10 +83,9 @@ func TestEdgeUnsignedStreamRefused(t *testing.T) {
 	e.logged(`"msg":"httpapi: twilio signature refused"`, `"path":"/media-stream"`)
 
 	c := e.dial(a, mediasim.Faster(20))
-	require.NoError(t, c.Start(e.ctx, sid, "MZ"+sid[2:], a.Params))
-	s, err := e.rt.Latest(e.ctx)
-	require.NoError(t, err)
-	require.NoError(t, c.Stop(e.ctx))
+	require.NoError(t, c.Start(e.ctx, callInfo(sid, a.Params)))
+	s := e.session()
+	require.NoError(t, c.HangUp(e.ctx))
 	ended(e, s)
 	assert.Equal(t, "caller_hangup", e.summary(sid)["end_reason"])
 }
@@ -96,7 +94,7 @@ func TestEdgeUnsignedStreamRefused(t *testing.T) {
 // proxy strips the header) an unsigned upgrade goes on to the token check,
 // a wrongly signed one is still refused, and the start says so once.
 func TestEdgeUnsignedStreamAllowed(t *testing.T) {
-	e := newCallEnv(t, realtimesim.Options{}, func(c *configs.Config) { c.StreamSignatureRequired = false })
+	e := newCallEnv(t, realtimeBackend, simOptions{}, func(c *configs.Config) { c.StreamSignatureRequired = false })
 	e.logged(`"msg":"STREAM_SIGNATURE_REQUIRED=false`)
 	sid, a := e.placeCall(callFrom)
 
@@ -107,7 +105,7 @@ func TestEdgeUnsignedStreamAllowed(t *testing.T) {
 	c, err := mediasim.Dial(e.ctx, mediasim.Options{URL: a.StreamURL, Clock: mediasim.Faster(20)})
 	require.NoError(t, err, "an unsigned upgrade goes on to the token check")
 	defer c.Close()
-	require.NoError(t, c.Start(e.ctx, sid, "MZ"+sid[2:], map[string]string{"token": "forged"}))
+	require.NoError(t, c.Start(e.ctx, callInfo(sid, map[string]string{"token": "forged"})))
 	assert.Equal(t, int(websocket.StatusPolicyViolation), closed(e, c), "a forged token is refused")
 	e.logged(`"msg":"media stream refused"`, `"reason":"invalid_token"`)
 }
@@ -117,7 +115,7 @@ func TestEdgeUnsignedStreamAllowed(t *testing.T) {
 // the gateway writes a few log lines, not one per frame, and counts the
 // stream as refused for want of a start.
 func TestEdgeFloodBeforeStart(t *testing.T) {
-	e := newCallEnv(t, realtimesim.Options{}, nil)
+	e := newCallEnv(t, realtimeBackend, simOptions{}, nil)
 	_, a := e.placeCall(callFrom)
 	before := logLines(e)
 	conn := rawStream(e, a)
@@ -142,29 +140,17 @@ func TestEdgeFloodBeforeStart(t *testing.T) {
 	assert.Equal(t, websocket.StatusPolicyViolation, ce.Code)
 	assert.Contains(t, ce.Reason, "before the start event")
 	e.logged(`"msg":"media stream ended before its start event"`)
-	assert.Contains(t, metrics(t, e), `gateway_media_streams_refused_total{reason="no_start"} 1`)
-}
-
-// metrics returns the gateway's /metrics page.
-func metrics(t *testing.T, e *callEnv) string {
-	t.Helper()
-	req, err := http.NewRequestWithContext(e.ctx, http.MethodGet, e.base+"/metrics", nil)
-	require.NoError(t, err)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return string(b)
+	assert.Contains(t, e.metrics(), `gateway_media_streams_refused_total{reason="no_start"} 1`)
 }
 
 // TestEdgeFloodAfterStart: after a valid start, bad frames are skipped and
 // counted; the gateway logs them at most once every few seconds, the call
 // goes on, and its summary says how many were skipped.
 func TestEdgeFloodAfterStart(t *testing.T) {
-	e := newCallEnv(t, realtimesim.Options{}, nil)
-	caller, sess := e.call(mediasim.Faster(20))
-	callSid := e.logged(`"msg":"call answered"`)["call_sid"].(string)
+	// The flood carries no media, and on a busy machine takes longer than
+	// the default STREAM_IDLE_TIMEOUT: the test is not about idle streams.
+	e := newCallEnv(t, realtimeBackend, simOptions{}, func(c *configs.Config) { c.StreamIdleTimeout = callWait })
+	callSid, caller, sess := e.callWith(mediasim.Options{Clock: mediasim.Faster(20)})
 
 	bad := [][]byte{
 		[]byte("x"),
@@ -178,10 +164,10 @@ func TestEdgeFloodAfterStart(t *testing.T) {
 		require.NoError(t, caller.Raw(e.ctx, bad[i%len(bad)]))
 	}
 	frame := []byte(base64.StdEncoding.EncodeToString(make([]byte, 160)))
-	require.NoError(t, caller.Media(e.ctx, 20, frame))
+	require.NoError(t, caller.Audio(e.ctx, 20, frame))
 	e.until("the good frame at the model", func() bool { return sess.Frames() >= 1 })
 	took := time.Since(began)
-	require.NoError(t, caller.Stop(e.ctx))
+	require.NoError(t, caller.HangUp(e.ctx))
 
 	s := e.summary(callSid)
 	assert.Equal(t, "caller_hangup", s["end_reason"], "the call went on")
@@ -199,9 +185,8 @@ func TestEdgeFloodAfterStart(t *testing.T) {
 // or far more than a frame of audio, is not sent to OpenAI; the good frames
 // around it are.
 func TestEdgeBadMediaNotForwarded(t *testing.T) {
-	e := newCallEnv(t, realtimesim.Options{}, nil)
-	caller, sess := e.call(mediasim.Faster(20))
-	callSid := e.logged(`"msg":"call answered"`)["call_sid"].(string)
+	e := newCallEnv(t, realtimeBackend, simOptions{}, nil)
+	callSid, caller, sess := e.callWith(mediasim.Options{Clock: mediasim.Faster(20)})
 
 	good := func(b byte) []byte {
 		audio := make([]byte, 160)
@@ -210,7 +195,7 @@ func TestEdgeBadMediaNotForwarded(t *testing.T) {
 		}
 		return []byte(base64.StdEncoding.EncodeToString(audio))
 	}
-	require.NoError(t, caller.Media(e.ctx, 20, good(0x11)))
+	require.NoError(t, caller.Audio(e.ctx, 20, good(0x11)))
 	for _, payload := range []string{
 		"not base64!",               // outside the alphabet
 		"AAAAA",                     // not a whole number of quanta
@@ -221,9 +206,9 @@ func TestEdgeBadMediaNotForwarded(t *testing.T) {
 		require.NoError(t, caller.Raw(e.ctx, []byte(`{"event":"media","sequenceNumber":"3","media":{"track":"inbound",`+
 			`"chunk":"2","timestamp":"40","payload":"`+payload+`"},"streamSid":"MZ1"}`)))
 	}
-	require.NoError(t, caller.Media(e.ctx, 60, good(0x22)))
+	require.NoError(t, caller.Audio(e.ctx, 60, good(0x22)))
 	e.until("3 frames at the model", func() bool { return sess.Frames() >= 3 })
-	require.NoError(t, caller.Stop(e.ctx))
+	require.NoError(t, caller.HangUp(e.ctx))
 	s := e.summary(callSid)
 
 	got := sess.ReceivedAudio()
@@ -237,10 +222,9 @@ func TestEdgeBadMediaNotForwarded(t *testing.T) {
 // TestEdgeLoggedErrorsAreOneLine: the error of a stream that ended, as the
 // call summary logs it, is one line.
 func TestEdgeLoggedErrorsAreOneLine(t *testing.T) {
-	e := newCallEnv(t, realtimesim.Options{}, nil)
-	_, sess := e.call(mediasim.Faster(20))
-	callSid := e.logged(`"msg":"call answered"`)["call_sid"].(string)
-	require.NoError(t, sess.Hangup(e.ctx, websocket.StatusNormalClosure, "bye"))
+	e := newCallEnv(t, realtimeBackend, simOptions{}, nil)
+	callSid, _, sess := e.callWith(mediasim.Options{Clock: mediasim.Faster(20)})
+	require.NoError(t, sess.Hangup(e.ctx))
 
 	s := e.summary(callSid)
 	assert.Equal(t, "model_closed", s["end_reason"])
@@ -282,7 +266,7 @@ func postSigned(t *testing.T, e *callEnv, path string, form url.Values, settings
 // webhook. A wrong key or an unknown algorithm gets 403 and a log line
 // that says why, never the key.
 func TestEdgeWebhooksRuleSignatures(t *testing.T) {
-	e := newCallEnv(t, realtimesim.Options{}, func(c *configs.Config) { c.TwilioWebhookSharedKey = sharedKey })
+	e := newCallEnv(t, realtimeBackend, simOptions{}, func(c *configs.Config) { c.TwilioWebhookSharedKey = sharedKey })
 	const settings = "key=webhooks_sharedkey_e2e,algorithm=HMAC_SHA256"
 	call := url.Values{"CallSid": {"CA00000000000000000000000000000077"}, "AccountSid": {"AC1"}, "From": {callFrom}, "To": {callTo}}
 	msg := url.Values{"MessageSid": {"SM00000000000000000000000000000077"}, "AccountSid": {"AC1"}, "From": {"whatsapp:" + callFrom},
@@ -316,7 +300,7 @@ func TestEdgeWebhooksRuleSignatures(t *testing.T) {
 // request signed under a Webhooks Rule gets 403, and the log names the
 // setting to set.
 func TestEdgeWebhooksRuleWithoutKey(t *testing.T) {
-	e := newCallEnv(t, realtimesim.Options{}, nil)
+	e := newCallEnv(t, realtimeBackend, simOptions{}, nil)
 	call := url.Values{"CallSid": {"CA00000000000000000000000000000078"}, "From": {callFrom}, "To": {callTo}}
 	assert.Equal(t, http.StatusForbidden,
 		postSigned(t, e, "/incoming-call", call, "key=k,algorithm=HMAC_SHA256", signature.AlgorithmSHA256, sharedKey))

@@ -101,9 +101,9 @@ func TestMultiStoresDownAtStart(t *testing.T) {
 	sid, answer := m.placeCall(a, 2)
 	caller := m.dial(b, answer)
 	sess := m.connect(b, caller, sid, answer)
-	require.NoError(t, caller.Media(m.ctx, 20, multiQuiet))
+	require.NoError(t, caller.Audio(m.ctx, 20, multiQuiet))
 	m.until("the caller's audio at B's model", func() bool { return sess.Frames() == 1 })
-	require.NoError(t, caller.Stop(m.ctx))
+	require.NoError(t, caller.HangUp(m.ctx))
 	m.noSecrets()
 }
 
@@ -128,15 +128,15 @@ func TestMultiRedisDownMidCall(t *testing.T) {
 	require.Equal(t, []string{multiAfterStream}, answer2.Say, "what Twilio plays if the gateway ends the stream")
 
 	rd.Stop()
-	require.NoError(t, live.Media(m.ctx, 20, multiQuiet))
+	require.NoError(t, live.Audio(m.ctx, 20, multiQuiet))
 	m.until("the live call's audio at B's model", func() bool { return sess1.Frames() == 1 })
 
 	sessions := len(b.rt.Sessions())
 	caller2 := m.dial(b, answer2)
-	require.NoError(t, caller2.Start(m.ctx, sid2, "MZ"+sid2[2:], answer2.Params))
+	require.NoError(t, caller2.Start(m.ctx, callInfo(sid2, answer2.Params)))
 	assert.Equal(t, int(websocket.StatusNormalClosure), m.closedWith(caller2),
 		"a normal end of <Connect>, so that the caller hears the apology; not a policy violation")
-	line := m.logged(b, `"msg":"media stream refused"`, `"reason":"token_store_unavailable"`, `"call_sid":"`+sid2+`"`)
+	line := m.logged(b, `"msg":"media stream refused"`, `"reason":"token_store_unavailable"`, `"call_id":"`+sid2+`"`)
 	assert.Contains(t, line, "redisstore: consume", "the log says which store failed")
 	assert.Equal(t, sessions, len(b.rt.Sessions()), "no Realtime session for a stream whose token was not checked")
 
@@ -148,7 +148,7 @@ func TestMultiRedisDownMidCall(t *testing.T) {
 
 	ended, _ := live.Closed()
 	assert.False(t, ended, "the live call was not ended")
-	require.NoError(t, live.Media(m.ctx, 40, multiQuiet))
+	require.NoError(t, live.Audio(m.ctx, 40, multiQuiet))
 	m.until("the live call's audio at B's model during the outage", func() bool { return sess1.Frames() == 2 })
 
 	rd.Start()
@@ -157,10 +157,10 @@ func TestMultiRedisDownMidCall(t *testing.T) {
 	sid4, answer4 := m.placeCall(a, 4)
 	caller4 := m.dial(b, answer4)
 	sess4 := m.connect(b, caller4, sid4, answer4)
-	require.NoError(t, caller4.Media(m.ctx, 20, multiQuiet))
+	require.NoError(t, caller4.Audio(m.ctx, 20, multiQuiet))
 	m.until("the new call's audio at B's model", func() bool { return sess4.Frames() == 1 })
-	require.NoError(t, caller4.Stop(m.ctx))
-	require.NoError(t, live.Stop(m.ctx))
+	require.NoError(t, caller4.HangUp(m.ctx))
+	require.NoError(t, live.HangUp(m.ctx))
 	m.noSecrets()
 }
 

@@ -327,7 +327,7 @@ func (m *multiEnv) dial(g *multiGateway, a mediasim.Answer) *mediasim.Caller {
 func (m *multiEnv) connect(g *multiGateway, c *mediasim.Caller, sid string, a mediasim.Answer) *realtimesim.Session {
 	m.tb.Helper()
 	before := len(g.rt.Sessions())
-	require.NoError(m.tb, c.Start(m.ctx, sid, "MZ"+sid[2:], a.Params))
+	require.NoError(m.tb, c.Start(m.ctx, callInfo(sid, a.Params)))
 	m.until("a Realtime session on instance "+g.name, func() bool { return len(g.rt.Sessions()) > before })
 	s := g.rt.Sessions()[before]
 	_, err := s.WaitConfig(m.ctx)

@@ -49,17 +49,17 @@ func TestMultiTokenAcceptedOnceAcrossInstances(t *testing.T) {
 
 	caller := m.dial(b, answer)
 	sess := m.connect(b, caller, sid, answer)
-	require.NoError(t, caller.Media(m.ctx, 20, multiQuiet))
+	require.NoError(t, caller.Audio(m.ctx, 20, multiQuiet))
 	m.until("the caller's audio at B's model", func() bool { return sess.Frames() == 1 })
 	assert.Empty(t, m.redisKeys(), "the consumed token is gone from Redis")
 
 	for _, g := range []*multiGateway{a, b} {
 		sessions := len(g.rt.Sessions())
 		replay := m.dial(g, answer)
-		require.NoError(t, replay.Start(m.ctx, sid, "MZreplay"+g.name, answer.Params))
-		_ = replay.Media(m.ctx, 20, multiQuiet)
+		require.NoError(t, replay.Start(m.ctx, callInfo(sid, answer.Params)))
+		_ = replay.Audio(m.ctx, 20, multiQuiet)
 		assert.Equal(t, int(websocket.StatusPolicyViolation), m.closedWith(replay), "the replay on %s is a policy violation", g.name)
-		m.logged(g, `"msg":"media stream refused"`, `"reason":"invalid_token"`, `"call_sid":"`+sid+`"`)
+		m.logged(g, `"msg":"media stream refused"`, `"reason":"invalid_token"`, `"call_id":"`+sid+`"`)
 		assert.Equal(t, sessions, len(g.rt.Sessions()), "no session was opened for the replay on %s", g.name)
 	}
 	prewarmed := a.rt.Sessions()[0]
@@ -70,17 +70,17 @@ func TestMultiTokenAcceptedOnceAcrossInstances(t *testing.T) {
 	}
 	assert.Zero(t, prewarmed.Frames(), "A's pre-warmed session never carried audio")
 
-	require.NoError(t, caller.Media(m.ctx, 40, multiQuiet))
+	require.NoError(t, caller.Audio(m.ctx, 40, multiQuiet))
 	m.until("more audio at B's model", func() bool { return sess.Frames() == 2 })
 	closed, _ := caller.Closed()
 	assert.False(t, closed, "the call on B is unaffected by the replays")
-	require.NoError(t, caller.Stop(m.ctx))
+	require.NoError(t, caller.HangUp(m.ctx))
 	select {
 	case <-sess.Done():
 	case <-m.ctx.Done():
 		t.Fatal("B did not close the Realtime session after the caller's stop")
 	}
-	m.logged(b, `"msg":"call ended"`, `"call_sid":"`+sid+`"`, `"end_reason":"caller_hangup"`)
+	m.logged(b, `"msg":"call ended"`, `"call_id":"`+sid+`"`, `"end_reason":"caller_hangup"`)
 	for _, g := range m.gws {
 		assert.NotContains(t, g.logs.String(), token, "the token is never logged")
 	}

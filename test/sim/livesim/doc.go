@@ -32,10 +32,14 @@
 // is refused with an error event. With
 // Options.Auto it also behaves on its own: caller audio that is not mu-law
 // silence, followed by a pause, is a turn, transcribed and answered with a
-// scripted reply in 20 ms chunks, session.commentary.append (the
-// gateway's Respond) makes it speak the reply too, and a response.create
-// after tool results makes it speak a reply that says them (SaysResult); caller audio that is not
-// silence while it speaks stops its speech, without any event.
+// scripted reply in 20 ms chunks (Auto.Turns scripts each turn's words and
+// answer), and session.commentary.append (the gateway's Respond) makes it
+// speak the reply too, and a response.create after tool results makes it
+// speak a reply that says them (SaysResult); caller audio that is not silence while it speaks
+// stops its speech, without any event (with Auto.Yield, once it has heard
+// that much of it, and the caller's first word is transcribed then).
+// Options.OnEvent sees every event it sends, for tools that tell what
+// happened (the demo).
 //
 // Between two utterances without the caller's words in between the model
 // pauses (Options.Gap), as a live speaker does; unlike the real model, the

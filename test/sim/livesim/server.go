@@ -33,6 +33,10 @@ type Options struct {
 	// Auto enables the automatic conversation policy; nil means scripted
 	// only.
 	Auto *Auto
+	// OnEvent, when set, sees every server event sent (valid only during
+	// the call), right before it is written. Calls may come from several
+	// goroutines.
+	OnEvent func(event []byte)
 	// Gap is how long the model pauses before speaking again when the
 	// caller has not spoken since its last words; 0 means 2 s.
 	Gap time.Duration
@@ -47,11 +51,29 @@ type Auto struct {
 	Transcript string
 	// CallerTranscript is the transcript of each caller turn.
 	CallerTranscript string
+	// Turns, when set, script the caller's turns in order: the n-th turn
+	// is transcribed and answered as Turns[n-1] says. Turns beyond them,
+	// and commentary, get CallerTranscript, Reply and Transcript.
+	Turns []Turn
 	// Silence is how long a pause ends a caller turn; 0 means 400 ms.
 	Silence time.Duration
+	// Yield, when set, is how much caller speech the model hears while
+	// it speaks before it yields: it stops, and transcribes the caller's
+	// first word then (the rest at the end of the turn). Zero stops it at
+	// the first caller audio that is not silence, and transcribes the
+	// whole turn at its end.
+	Yield time.Duration
 	// ChunkEvery paces the reply's 20 ms chunks; 0 means 20 ms (GPT-Live
 	// speaks in real time).
 	ChunkEvery time.Duration
+}
+
+// Turn is one scripted turn of the Auto policy: what the caller is heard
+// saying, and the model's answer (raw mu-law, and its transcript).
+type Turn struct {
+	Caller     string
+	Reply      []byte
+	Transcript string
 }
 
 func (a *Auto) silence() time.Duration {
@@ -74,7 +96,8 @@ type Server struct {
 	opts   Options
 	log    *slog.Logger
 	srv    *httptest.Server
-	reply  [][]byte // Auto.Reply as base64 chunks of 20 ms
+	reply  [][]byte   // Auto.Reply as base64 chunks of 20 ms
+	turns  [][][]byte // the Auto.Turns replies, likewise
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -100,14 +123,24 @@ func New(opts Options) *Server {
 		if audio == nil {
 			audio = mulaw.Tone(440, 1000)
 		}
-		for len(audio) > 0 {
-			n := min(160, len(audio))
-			s.reply = append(s.reply, []byte(base64.StdEncoding.EncodeToString(audio[:n])))
-			audio = audio[n:]
+		s.reply = chunks(audio)
+		for _, t := range a.Turns {
+			s.turns = append(s.turns, chunks(t.Reply))
 		}
 	}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s
+}
+
+// chunks cuts raw mu-law into base64 chunks of 20 ms.
+func chunks(audio []byte) [][]byte {
+	var out [][]byte
+	for len(audio) > 0 {
+		n := min(160, len(audio))
+		out = append(out, []byte(base64.StdEncoding.EncodeToString(audio[:n])))
+		audio = audio[n:]
+	}
+	return out
 }
 
 // URL returns the WebSocket URL of the Live endpoint.

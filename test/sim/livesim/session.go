@@ -207,8 +207,8 @@ func (s *Session) appendContext(ctx context.Context, typ string, e clientEvent) 
 	s.mu.Lock()
 	s.commentaries++
 	s.mu.Unlock()
-	if s.srv.opts.Auto != nil {
-		s.autoReply(ctx)
+	if a := s.srv.opts.Auto; a != nil {
+		s.autoReply(ctx, a.Transcript, s.srv.reply)
 	}
 }
 
@@ -222,15 +222,15 @@ func (s *Session) send(ctx context.Context, v any) error {
 	if err != nil {
 		return fmt.Errorf("livesim: encode: %w", err)
 	}
-	if err := s.conn.Write(ctx, websocket.MessageText, b); err != nil {
-		return fmt.Errorf("livesim: write: %w", err)
-	}
-	return nil
+	return s.Raw(ctx, b)
 }
 
 // Raw sends event as it is, as a text message: for tests of malformed or
 // unusual server events.
 func (s *Session) Raw(ctx context.Context, event []byte) error {
+	if f := s.srv.opts.OnEvent; f != nil {
+		f(event)
+	}
 	if err := s.conn.Write(ctx, websocket.MessageText, event); err != nil {
 		return fmt.Errorf("livesim: write: %w", err)
 	}

@@ -244,7 +244,10 @@ func (s *Session) wait(ctx context.Context) error {
 // callerTurn is the Auto policy's view of the caller: mu-law silence is
 // quiet, anything else is speech.
 type callerTurn struct {
+	n        int // turns ended so far
 	speaking bool
+	voicedMs int  // speech in the current turn
+	yielded  bool // the model yielded to the current turn's first word
 	quietMs  int
 	pcm      []byte
 }
@@ -259,34 +262,62 @@ func (s *Session) listen(ctx context.Context, audio []byte) {
 	if err != nil {
 		return
 	}
+	a := s.srv.opts.Auto
 	if mulaw.Voiced(t.pcm[:n]) {
 		t.quietMs = 0
 		t.speaking = true
-		s.mu.Lock()
-		if s.speaking != nil {
-			s.speaking.halt() // talked over, it stops by itself
+		t.voicedMs += n / 8
+		if a.Yield > 0 && (t.yielded || time.Duration(t.voicedMs)*time.Millisecond < a.Yield) {
+			return
 		}
+		s.mu.Lock()
+		sp := s.speaking
 		s.mu.Unlock()
+		if sp == nil {
+			return
+		}
+		sp.halt() // talked over, it stops by itself
+		if a.Yield > 0 {
+			t.yielded = true
+			caller, _, _ := s.script(t.n + 1)
+			if words := pieces(caller); len(words) > 0 {
+				_ = s.CallerSpeaks(ctx, words[0])
+			}
+		}
 		return
 	}
 	if !t.speaking {
 		return
 	}
 	t.quietMs += n / 8
-	if time.Duration(t.quietMs)*time.Millisecond < s.srv.opts.Auto.silence() {
+	if time.Duration(t.quietMs)*time.Millisecond < a.silence() {
 		return
 	}
-	t.speaking = false
-	_ = s.CallerSpeaks(ctx, s.srv.opts.Auto.CallerTranscript)
-	s.autoReply(ctx)
+	t.n++
+	caller, transcript, reply := s.script(t.n)
+	if words := pieces(caller); t.yielded && len(words) > 0 {
+		caller = strings.Join(words[1:], "") // the first word went with the yield
+	}
+	t.speaking, t.voicedMs, t.yielded = false, 0, false
+	_ = s.CallerSpeaks(ctx, caller)
+	s.autoReply(ctx, transcript, reply)
 }
 
-// autoReply speaks the scripted reply in the background.
-func (s *Session) autoReply(ctx context.Context) {
+// script returns the Auto policy's caller turn n (from 1): what the
+// caller says, and the model's answer to it.
+func (s *Session) script(n int) (caller, transcript string, reply [][]byte) {
 	a := s.srv.opts.Auto
+	if n >= 1 && n <= len(a.Turns) {
+		return a.Turns[n-1].Caller, a.Turns[n-1].Transcript, s.srv.turns[n-1]
+	}
+	return a.CallerTranscript, a.Transcript, s.srv.reply
+}
+
+// autoReply speaks a reply in the background.
+func (s *Session) autoReply(ctx context.Context, transcript string, reply [][]byte) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		_ = s.speak(ctx, a.Transcript, s.srv.reply, a.chunkEvery(), true)
+		_ = s.speak(ctx, transcript, reply, s.srv.opts.Auto.chunkEvery(), true)
 	}()
 }
