@@ -60,6 +60,7 @@ func (s *CallsService) Serve(ctx context.Context, ch ports.TelephonyChannel) err
 		s.d.Hooks.CallStarted()
 	}
 	c.sum.CallID, c.sum.Prewarmed = callID, prewarmed
+	c.info = start.Call
 	c.started = started
 	return c.run(ctx)
 }

@@ -24,12 +24,12 @@ func (s *MessagesService) answer(ctx context.Context, j *job) ([]string, error) 
 		}
 		return []string{textApology}, nil
 	}
-	text, err := s.reply(ctx, thread, j.msg.Body)
+	text, err := s.reply(ctx, j, thread)
 	if errors.Is(err, ports.ErrNotFound) && ctx.Err() == nil {
 		j.log.Warn("the assistant no longer knows the user's thread: starting a new one", "thread", thread)
 		thread, err = s.replaceThread(ctx, j.msg.From, thread)
 		if err == nil {
-			text, err = s.reply(ctx, thread, j.msg.Body)
+			text, err = s.reply(ctx, j, thread)
 		}
 	}
 	if err != nil {
@@ -47,11 +47,21 @@ func (s *MessagesService) answer(ctx context.Context, j *job) ([]string, error) 
 	return parts, nil
 }
 
-// reply asks the assistant for its answer to text on thread, and tells
-// the hook.
-func (s *MessagesService) reply(ctx context.Context, thread, text string) (string, error) {
+// reply asks the assistant for its answer to j's message on thread, with
+// the tools of the user's channel, and tells the hook. The model may call
+// the user's tools for at most Tools.MaxCallsPerTurn rounds; a loop past
+// that ends in ErrAssistantFailed (the user then gets the apology).
+func (s *MessagesService) reply(ctx context.Context, j *job, thread string) (string, error) {
 	start := time.Now()
-	answer, err := s.assistant.Reply(ctx, thread, text)
+	req := ports.ChatRequest{ThreadID: thread, Text: j.msg.Body, MCP: s.tools.MCP, MaxToolRounds: s.tools.maxCalls()}
+	if s.tools.Runner != nil {
+		ch := chatChannel(j.msg.From)
+		req.Tools = s.tools.Runner.Tools(ch)
+		req.RunTool = func(ctx context.Context, call ports.ToolCall) ports.ToolResult {
+			return s.tools.run(ctx, ports.ToolRequest{Call: call, Channel: ch, User: j.msg.From}, j.log)
+		}
+	}
+	answer, err := s.assistant.Reply(ctx, req)
 	if s.hooks.AssistantReplied != nil {
 		s.hooks.AssistantReplied(time.Since(start), err)
 	}

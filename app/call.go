@@ -69,10 +69,14 @@ type call struct {
 	inBuf    []byte           // readCaller's conversion buffer
 	outBuf   []byte           // the owner's conversion buffer
 	player   *player          // nil unless mode is InterruptedByModel
+	tools    *callTools       // set by run
+	info     ports.CallInfo   // whose call: the start event's
 
 	started   time.Time
 	callerPos atomic.Int64 // the latest caller media position, from readCaller
 	played    atomic.Int64 // the latest playback position, from readCaller
+	handedMs  atomic.Int64 // assistant audio handed to the caller, in ms
+	lastAudio atomic.Int64 // when the model last sent audio (unix ns); only with call control
 	// appending and writing are the watchdog's view of the two sides
 	// (watch): appending counts up once when readCaller gets caller audio
 	// and once when the speech session took it, writing once before and
@@ -154,6 +158,8 @@ func (e *ending) Unwrap() error { return e.err }
 // and returns nil for a caller hang-up, else the ending.
 func (c *call) run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
+	c.tools = newCallTools(c, gctx)
+	g.Go(func() error { return c.tools.finisher(gctx) })
 	g.Go(func() error { return c.readCaller(gctx) })
 	g.Go(func() error { return c.own(gctx) })
 	g.Go(func() error { return c.watch(gctx) })
@@ -165,6 +171,10 @@ func (c *call) run(ctx context.Context) error {
 	<-gctx.Done()
 	c.closeBoth(endingOf(context.Cause(gctx)))
 	end := endingOf(g.Wait())
+	c.tools.wg.Wait() // the tool runs, cancelled with the call
+	if r := c.tools.endedBy.Load(); r != nil {
+		end = &ending{reason: *r, side: sideCaller, normal: true} // the assistant ended or transferred it
+	}
 	c.applyCaller() // the progress and keys that came after the last model event
 	c.finish(end)
 	if end.normal {

@@ -46,12 +46,16 @@ func (c *call) onModel(ctx context.Context, ev ports.SpeechEvent) error {
 		return c.onAudio(ctx, ev)
 	case ports.SpeechUtteranceDone:
 		c.conv.UtteranceDone(ev.Utterance)
+	case ports.SpeechToolCall:
+		c.tools.onCall(ev.Tool)
 	case ports.SpeechCallerStarted:
+		c.tools.callerSpoke()
 		if c.mode == ports.InterruptedByGateway {
 			in, cut := c.conv.CallerStartedSpeaking(ev.Utterance)
 			return c.interrupted(ctx, in, cut)
 		}
 	case ports.SpeechCallerText:
+		c.tools.callerSpoke()
 		c.conv.CallerSaid(ev.Utterance, ev.Text, ev.Final)
 		if c.mode == ports.InterruptedByModel {
 			return c.talkedOver(ctx)
@@ -97,6 +101,9 @@ func (c *call) onAudio(ctx context.Context, ev ports.SpeechEvent) error {
 	if ms == 0 {
 		return nil // an empty chunk: nothing to play
 	}
+	if c.svc.d.Tools.Control != nil { // end_call waits for the model to be quiet
+		c.lastAudio.Store(time.Now().UnixNano())
+	}
 	if c.sum.FirstAudio == 0 {
 		c.sum.FirstAudio = time.Since(c.started)
 		if h := c.svc.d.Hooks.FirstAudio; h != nil {
@@ -113,6 +120,7 @@ func (c *call) onAudio(ctx context.Context, ev ports.SpeechEvent) error {
 	if err != nil {
 		return callerWriteEnding(ctx, err)
 	}
+	c.handedMs.Add(int64(ms))
 	c.sum.FramesOut++
 	return nil
 }

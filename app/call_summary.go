@@ -20,6 +20,7 @@ func (c *call) finish(end *ending) {
 	c.sum.Digits, c.sum.DigitCount = c.conv.Digits(), c.conv.DigitCount()
 	c.sum.FramesSkipped = c.ch.Skipped()
 	c.sum.CallerEventsSkipped = c.skippedCaller
+	c.sum.Tools = c.tools.uses()
 	if c.player != nil {
 		handed, withdrawn := c.player.out()
 		c.sum.FramesOut += handed
@@ -54,6 +55,9 @@ func (c *call) finish(end *ending) {
 		"caller_events_skipped", c.sum.CallerEventsSkipped,
 		"caller_events_dropped", c.sum.CallerEventsDropped,
 	)
+	if len(c.sum.Tools) > 0 {
+		attrs = append(attrs, "tools", c.sum.Tools)
+	}
 	if end.normal {
 		c.log.Info("call ended", attrs...)
 	} else {

@@ -66,6 +66,9 @@ type CallsDeps struct {
 	// format (Twilio and both OpenAI backends: mu-law at 8 kHz) pass audio
 	// through untouched.
 	Transcoders ports.TranscoderFactory
+	// Tools are what the assistant may do on calls besides talking (see
+	// Tools); the zero value offers nothing.
+	Tools Tools
 	// PlaybackLead is how far ahead of playback a full duplex model's
 	// audio is handed to the caller; zero means DefaultPlaybackLead.
 	PlaybackLead time.Duration
@@ -152,6 +155,8 @@ type CallSummary struct {
 	// CallerEventsDropped counts the key presses left out because the
 	// queue for the call's owner was full (maxCallerQueue).
 	CallerEventsSkipped, CallerEventsDropped int
+	// Tools lists the tools the assistant used, in the order they ended.
+	Tools []ToolUse
 }
 
 // Bounds of what a call's summary carries, so that its log line stays
@@ -187,7 +192,7 @@ type CallsService struct {
 	tokens  ports.TokenStore
 	speech  ports.SpeechModel
 	log     *slog.Logger
-	session ports.SpeechConfig
+	session ports.SpeechConfig // with the call's tools
 	allowed map[string]bool
 	d       CallsDeps
 
@@ -246,7 +251,7 @@ func NewCalls(d CallsDeps) *CallsService {
 		tokens:    d.Tokens,
 		speech:    d.Speech,
 		log:       d.Logger,
-		session:   d.Session,
+		session:   withTools(d.Session, d.Tools),
 		allowed:   allowed,
 		d:         d,
 		ctx:       ctx,
@@ -311,4 +316,11 @@ func normalizeNumber(n string) string {
 		return ""
 	}
 	return b.String()
+}
+
+// withTools is cfg with the tools a call's model is offered.
+func withTools(cfg ports.SpeechConfig, t Tools) ports.SpeechConfig {
+	cfg.Tools = append(cfg.Tools[:len(cfg.Tools):len(cfg.Tools)], t.voiceSpecs()...)
+	cfg.MCP = append(cfg.MCP[:len(cfg.MCP):len(cfg.MCP)], t.MCP...)
+	return cfg
 }

@@ -103,6 +103,7 @@ func (s *benchSession) Format() ports.AudioFormat                           { re
 func (s *benchSession) Interruptions() ports.Interruptions                  { return ports.InterruptedByGateway }
 func (s *benchSession) Respond(context.Context, string) error               { return nil }
 func (s *benchSession) Heard(context.Context, string, int) error            { return nil }
+func (s *benchSession) ToolResult(context.Context, ports.ToolResult) error  { return nil }
 func (s *benchSession) Recv(ctx context.Context) (ports.SpeechEvent, error) { return s.recv(ctx) }
 
 func (s *benchSession) recv(ctx context.Context) (ports.SpeechEvent, error) {

@@ -79,6 +79,9 @@ type MessagesDeps struct {
 	// its parts keep their order). Required.
 	Sender ports.MessageSender
 	Logger *slog.Logger // nil discards logs
+	// Tools are the user's tools and MCP servers the assistant may use
+	// (the call tools of Tools are not offered on chats).
+	Tools Tools
 	// InlineTimeout is how long Handle waits for the answer before it
 	// returns an empty Reply and lets the answer go out through Sender.
 	// Zero means DefaultInlineTimeout.
@@ -180,6 +183,7 @@ type MessagesService struct {
 	ledger         ports.DeliveryLedger
 	locks          ports.UserLocks
 	assistant      ports.ChatAssistant
+	tools          Tools
 	sender         ports.MessageSender
 	limits         ports.MessageLimits // the sender's
 	log            *slog.Logger
@@ -250,6 +254,7 @@ func NewMessages(d MessagesDeps) *MessagesService {
 		ledger:         d.Ledger,
 		locks:          d.Locks,
 		assistant:      d.Assistant,
+		tools:          d.Tools,
 		sender:         d.Sender,
 		limits:         limits,
 		log:            d.Logger,

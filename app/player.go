@@ -115,7 +115,15 @@ func (p *player) handNext(ctx context.Context) (bool, error) {
 		return true, callerWriteEnding(ctx, err)
 	}
 	p.frames.Add(1)
+	p.c.handedMs.Add(next.ms)
 	return false, nil
+}
+
+// holding is how much audio the player holds back, in ms.
+func (p *player) holding() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.heldMs
 }
 
 // withdraw drops the held audio and calls apply with how much it was,

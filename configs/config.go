@@ -129,6 +129,28 @@ type Config struct {
 	// LogDigits (LOG_DIGITS) shows the keys callers press in the log;
 	// otherwise only their number is logged.
 	LogDigits bool
+
+	// ToolsFile is the path of the YAML file of the user's HTTP tools and
+	// MCP servers (TOOLS_FILE), relative to the working directory; empty
+	// means none. Load reads it into Tools.
+	ToolsFile string
+	// Tools is the content of ToolsFile.
+	Tools ToolsFile
+	// ToolsSigningSecret (TOOLS_SIGNING_SECRET) signs every request to an
+	// HTTP tool (X-Gateway-Signature: sha256=HMAC-SHA256 of the body);
+	// required when Tools has HTTP tools, at least MinSigningSecretLen
+	// characters.
+	ToolsSigningSecret Secret
+	// ToolHoldAfter (TOOL_HOLD_AFTER) is how long a call waits for a tool
+	// before the assistant says a short holding phrase; 0 turns the phrase
+	// off.
+	ToolHoldAfter time.Duration
+	// ToolMaxCallsPerTurn (TOOL_MAX_CALLS_PER_TURN) bounds the tool calls
+	// the model may make in one turn; then it must answer.
+	ToolMaxCallsPerTurn int
+	// TransferNumber (TRANSFER_NUMBER) is where transfer_call dials: an
+	// E.164 number or a sip: address. Empty turns transfer_call off.
+	TransferNumber string
 }
 
 // Postgres reports whether DatabaseURL selects PostgreSQL rather than the
@@ -189,6 +211,12 @@ func (c Config) LogValue() slog.Value {
 		slog.String("openai_open_timeout", c.OpenAIOpenTimeout.String()),
 		slog.String("stream_idle_timeout", c.StreamIdleTimeout.String()),
 		slog.Bool("log_digits", c.LogDigits),
+		slog.String("tools_file", c.ToolsFile),
+		slog.Any("tools", c.Tools),
+		slog.Any("tools_signing_secret", c.ToolsSigningSecret),
+		slog.String("tool_hold_after", c.ToolHoldAfter.String()),
+		slog.Int("tool_max_calls_per_turn", c.ToolMaxCallsPerTurn),
+		slog.String("transfer_number", c.TransferNumber),
 	)
 }
 

@@ -82,6 +82,7 @@ func TestLoadPriority(t *testing.T) {
 }
 
 func TestLoadReadsEverySettingFromEachSource(t *testing.T) {
+	toolsFile := write(t, t.TempDir(), "tools.yaml", "tools:\n  - {name: ping, description: Ping., url: \"http://127.0.0.1:9/ping\"}\n")
 	values := map[string]string{
 		"PORT": "8080", "PUBLIC_URL": "https://gw.example.com/", "METRICS_ADDR": "127.0.0.1:9090", "OPENAI_API_KEY": "sk-1",
 		"OPENAI_BASE_URL": "http://127.0.0.1:9/v1/", "OPENAI_REALTIME_MODEL": "rt-model",
@@ -98,6 +99,8 @@ func TestLoadReadsEverySettingFromEachSource(t *testing.T) {
 		"LOG_LEVEL": "warn", "DEBUG": "false", "OPENAI_REALTIME_URL": "ws://127.0.0.1:7/realtime?model=x",
 		"STREAM_SIGNATURE_REQUIRED": "false", "TWILIO_WEBHOOK_SHARED_KEY": "whk-secret",
 		"OPENAI_OPEN_TIMEOUT": "4s", "STREAM_IDLE_TIMEOUT": "7s", "LOG_DIGITS": "true",
+		"TOOLS_FILE": toolsFile, "TOOLS_SIGNING_SECRET": "tools-signing-secret", "TOOL_HOLD_AFTER": "2s",
+		"TOOL_MAX_CALLS_PER_TURN": "5", "TRANSFER_NUMBER": "sip:desk@pbx.example.com",
 	}
 	require.Len(t, values, len(settings), "the test must cover every setting")
 	want := Config{
@@ -114,6 +117,10 @@ func TestLoadReadsEverySettingFromEachSource(t *testing.T) {
 		DatabaseSchema: "gw_prod", RedisKeyPrefix: "gw-prod:",
 		TwilioWebhookSharedKey: "whk-secret",
 		OpenAIOpenTimeout:      4 * time.Second, StreamIdleTimeout: 7 * time.Second, LogDigits: true,
+		ToolsFile: toolsFile, ToolsSigningSecret: "tools-signing-secret", ToolHoldAfter: 2 * time.Second,
+		ToolMaxCallsPerTurn: 5, TransferNumber: "sip:desk@pbx.example.com",
+		Tools: ToolsFile{Tools: []HTTPTool{{Name: "ping", Description: "Ping.", URL: "http://127.0.0.1:9/ping",
+			Timeout: DefaultHTTPToolTimeout, Channels: AllChannels}}},
 	}
 
 	var yaml, dotenv strings.Builder
@@ -242,20 +249,46 @@ func TestValidate(t *testing.T) {
 			[]string{"DATABASE_URL looks like a URL with credentials but has no postgres:// scheme"}},
 		{"schema with sqlite", func(c *Config) { c.DatabaseSchema = "gateway" }, []string{"DATABASE_SCHEMA applies only to PostgreSQL"}},
 		{"schema identifier", func(c *Config) { c.DatabaseURL, c.DatabaseSchema = "postgres://db/gw", `Gateway"; DROP` }, []string{"DATABASE_SCHEMA must be a lower-case SQL identifier"}},
+		{"hold", func(c *Config) { c.ToolHoldAfter = -time.Second }, []string{"TOOL_HOLD_AFTER must be positive, or 0"}},
+		{"max calls", func(c *Config) { c.ToolMaxCallsPerTurn = 0 }, []string{"TOOL_MAX_CALLS_PER_TURN must be at least 1"}},
+		{"transfer number", func(c *Config) { c.TransferNumber, c.TwilioAccountSID = "5551234", "AC1" },
+			[]string{`TRANSFER_NUMBER must be an E.164 number such as +15551234567 or a SIP address such as sip:desk@example.com (got "5551234")`}},
+		{"sip without user", func(c *Config) { c.TransferNumber, c.TwilioAccountSID = "sip:example.com", "AC1" }, []string{"TRANSFER_NUMBER must be"}},
+		{"transfer without account", func(c *Config) { c.TransferNumber = "+15551234567" }, []string{"TRANSFER_NUMBER needs TWILIO_ACCOUNT_SID"}},
+		{"mcp on gpt-live", func(c *Config) {
+			c.Tools.MCP, c.SpeechBackend = []MCPServer{{Label: "cal", URL: "https://mcp.example.com/mcp", RequireApproval: "never"}}, SpeechLive
+		}, []string{"TOOLS_FILE has MCP servers, which SPEECH_BACKEND=live cannot use"}},
+		{"mcp on assistants", func(c *Config) {
+			c.Tools.MCP, c.AssistantBackend, c.OpenAIAssistantID = []MCPServer{{Label: "cal", URL: "https://mcp.example.com/mcp", RequireApproval: "never"}}, BackendAssistants, "asst_1"
+		}, []string{"TOOLS_FILE has MCP servers, which ASSISTANT_BACKEND=assistants cannot use"}},
+		{"short secret", func(c *Config) { c.Tools.Tools, c.ToolsSigningSecret = []HTTPTool{validTool}, "short" },
+			[]string{"TOOLS_SIGNING_SECRET must be at least 16 characters"}},
+		{"tool timeout", func(c *Config) {
+			tt := validTool
+			tt.Timeout = 2 * time.Minute
+			c.Tools.Tools, c.ToolsSigningSecret = []HTTPTool{tt}, "0123456789abcdef"
+		}, []string{"tools[0] (t).timeout must be positive and at most 1m0s (got 2m0s)"}},
+		{"mcp", func(c *Config) {
+			c.Tools.MCP = []MCPServer{
+				{Label: "a", URL: "https://u:p@m.example.com", RequireApproval: ApprovalNever, AllowedTools: []string{"ok", "not ok"}},
+				{Label: "a", URL: "https://m.example.com", RequireApproval: ApprovalAlways,
+					Headers: map[string]Secret{"Bad Name": "v", "X-Split": "a\r\nSecret: 1"}},
+			}
+		}, []string{
+			"mcp[0] (a).url must not hold a user or password",
+			`mcp[0] (a).allowed_tools has "not ok", which is not a tool name`,
+			"mcp[1] (a).label repeats the name of mcp[0] (a)",
+			`mcp[1] (a).headers has "Bad Name", which is not a header name`,
+			"mcp[1] (a).headers.X-Split must be on one line",
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := base
 			tt.change(&c)
 			err := c.Validate()
-			require.Error(t, err)
-			var p *Problems
-			require.True(t, errors.As(err, &p))
-			assert.Len(t, p.List, len(tt.want), err.Error())
+			assertProblems(t, err, tt.want)
 			assert.NotContains(t, err.Error(), "Secret", "a credential in a setting is never quoted")
-			for _, w := range tt.want {
-				assert.Contains(t, err.Error(), w)
-			}
 		})
 	}
 
@@ -272,11 +305,31 @@ func TestValidate(t *testing.T) {
 		func(c *Config) { c.DatabaseURL = "/var/lib/gateway/gateway.sqlite3" },
 		func(c *Config) { c.DatabaseURL = "gateway.sqlite" },
 		func(c *Config) { c.DatabaseURL = "data/gateway.DB" },
+		func(c *Config) { c.ToolHoldAfter = 0 },
+		func(c *Config) { c.TransferNumber, c.TwilioAccountSID = "+15551234567", "AC1" },
+		func(c *Config) {
+			c.TransferNumber, c.TwilioAccountSID = "sip:desk@pbx.example.com:5061;transport=tls", "AC1"
+		},
+		func(c *Config) { c.ToolsSigningSecret = "short" }, // no HTTP tools: unused
+		func(c *Config) { c.Tools.Tools, c.ToolsSigningSecret = []HTTPTool{validTool}, "0123456789abcdef" },
 	}
 	for i, change := range ok {
 		c := base
 		change(&c)
 		assert.NoError(t, c.Validate(), "case %d", i)
+	}
+}
+
+// assertProblems checks that err is a *Problems with one problem per
+// entry of want, each containing its entry.
+func assertProblems(t *testing.T, err error, want []string) {
+	t.Helper()
+	require.Error(t, err)
+	var p *Problems
+	require.True(t, errors.As(err, &p))
+	assert.Len(t, p.List, len(want), err.Error())
+	for _, w := range want {
+		assert.Contains(t, err.Error(), w)
 	}
 }
 

@@ -8,6 +8,13 @@
 // file uses the same names in lower case (port, openai_api_key, ...).
 // configs/.env.example and configs/gateway.example.yaml list every setting.
 //
+// TOOLS_FILE names a second YAML file, of the user's HTTP tools and MCP
+// servers (ToolsFile; configs/tools.example.yaml). Load reads it with
+// yaml.v3 rather than viper, which would lower-case the keys of the
+// tools' JSON Schemas, and checks it strictly: every problem (unknown keys,
+// bad schemas, names, URLs, channels, unset ${VAR} in headers) is one entry
+// of the same *Problems as the settings'.
+//
 // Only this package and cmd/ import viper (the dependency rules of
 // ARCHITECTURE.md, enforced by test/archtest).
 package configs

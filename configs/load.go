@@ -94,6 +94,11 @@ func Load(opts LoadOptions) (Config, error) {
 		val := v.Get(key(name))
 		return val, val != nil
 	})
+	if cfg.ToolsFile != "" && opts.Purpose == PurposeServe {
+		var toolsProblems []problem
+		cfg.Tools, toolsProblems = readToolsFile(cfg.ToolsFile, dir, lookupVar(opts.Getenv, dotenv))
+		parseProblems = append(parseProblems, toolsProblems...)
+	}
 	problems = append(problems, parseProblems...)
 	for _, p := range cfg.problems(opts.Purpose) {
 		// A value that did not parse was left zero: say so once.
@@ -102,6 +107,20 @@ func Load(opts LoadOptions) (Config, error) {
 		}
 	}
 	return cfg, newProblems(problems)
+}
+
+// lookupVar finds a variable of a ${VAR} reference in the tools file: in
+// the environment, else in the .env file (an empty value counts as unset).
+func lookupVar(getenv func(string) string, dotenv map[string]string) func(string) (string, bool) {
+	return func(name string) (string, bool) {
+		if getenv != nil {
+			if v := getenv(name); v != "" {
+				return v, true
+			}
+		}
+		v := dotenv[name]
+		return v, v != ""
+	}
 }
 
 // key is the viper (and YAML) key of a setting.
@@ -190,6 +209,11 @@ func parse(get func(name string) (any, bool)) (Config, []problem) {
 		OpenAIOpenTimeout:        p.duration(keyOpenAIOpenTimeout),
 		StreamIdleTimeout:        p.duration(keyStreamIdleTimeout),
 		LogDigits:                p.boolean(keyLogDigits),
+		ToolsFile:                p.str(keyToolsFile),
+		ToolsSigningSecret:       Secret(p.str(keyToolsSigningSecret)),
+		ToolHoldAfter:            p.duration(keyToolHoldAfter),
+		ToolMaxCallsPerTurn:      p.integer(keyToolMaxCallsPerTurn),
+		TransferNumber:           p.str(keyTransferNumber),
 	}
 	if cfg.OpenAIRealtimeURL == "" {
 		cfg.OpenAIRealtimeURL = RealtimeURL(cfg.OpenAIBaseURL, cfg.OpenAIRealtimeModel)

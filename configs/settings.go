@@ -82,6 +82,11 @@ const (
 	keyOpenAIOpenTimeout        = "OPENAI_OPEN_TIMEOUT"
 	keyStreamIdleTimeout        = "STREAM_IDLE_TIMEOUT"
 	keyLogDigits                = "LOG_DIGITS"
+	keyToolsFile                = "TOOLS_FILE"
+	keyToolsSigningSecret       = "TOOLS_SIGNING_SECRET"
+	keyToolHoldAfter            = "TOOL_HOLD_AFTER"
+	keyToolMaxCallsPerTurn      = "TOOL_MAX_CALLS_PER_TURN"
+	keyTransferNumber           = "TRANSFER_NUMBER"
 )
 
 // settings lists every key Load knows, with its default.
@@ -126,6 +131,11 @@ var settings = []setting{
 	{name: keyOpenAIOpenTimeout, def: "10s"},
 	{name: keyStreamIdleTimeout, def: "10s"},
 	{name: keyLogDigits, def: "false"},
+	{name: keyToolsFile},
+	{name: keyToolsSigningSecret, secret: true},
+	{name: keyToolHoldAfter, def: "1.5s"},
+	{name: keyToolMaxCallsPerTurn, def: "3"},
+	{name: keyTransferNumber},
 }
 
 // TwilioWebhookLimit is how long Twilio waits for a webhook's answer;

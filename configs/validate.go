@@ -183,7 +183,57 @@ func (c Config) problems(purpose Purpose) []problem {
 	default:
 		add("%s must be debug, info, warn or error (got %q)", keyLogLevel, c.LogLevel)
 	}
-	return list
+	return append(list, c.toolProblems()...)
+}
+
+// MinSigningSecretLen is the shortest TOOLS_SIGNING_SECRET accepted: a
+// short secret can be guessed from one signed request.
+const MinSigningSecretLen = 16
+
+// sipAddress is what a sip: TRANSFER_NUMBER may be: sip:user@host, with
+// an optional port and parameters or headers.
+var sipAddress = regexp.MustCompile(`^sip:[^@\s]+@[A-Za-z0-9.-]+(:[0-9]{1,5})?([;?]\S*)?$`)
+
+// toolProblems lists what is wrong with the settings of tools.
+func (c Config) toolProblems() []problem {
+	var list []problem
+	add := func(format string, key string, args ...any) {
+		list = append(list, problem{key: key, text: fmt.Sprintf(format, append([]any{key}, args...)...)})
+	}
+	if len(c.Tools.Tools) > 0 {
+		switch {
+		case c.ToolsSigningSecret == "":
+			add("%s is required: %s has HTTP tools, and every request to them is signed with it", keyToolsSigningSecret, keyToolsFile)
+		case len(c.ToolsSigningSecret) < MinSigningSecretLen:
+			add("%s must be at least %d characters (such as the output of `openssl rand -hex 32`)", keyToolsSigningSecret, MinSigningSecretLen)
+		}
+	}
+	if c.ToolHoldAfter < 0 {
+		add("%s must be positive, or 0 for no holding phrase (got %s)", keyToolHoldAfter, c.ToolHoldAfter)
+	}
+	if c.ToolMaxCallsPerTurn < 1 {
+		add("%s must be at least 1 (got %d)", keyToolMaxCallsPerTurn, c.ToolMaxCallsPerTurn)
+	}
+	if c.TransferNumber != "" {
+		if !e164.MatchString(c.TransferNumber) && !sipAddress.MatchString(c.TransferNumber) {
+			add("%s must be an E.164 number such as +15551234567 or a SIP address such as sip:desk@example.com (got %q)",
+				keyTransferNumber, c.TransferNumber)
+		}
+		if c.TwilioAccountSID == "" {
+			add("%s needs %s: a transfer goes through Twilio's REST API", keyTransferNumber, keyTwilioAccountSID)
+		}
+	}
+	if len(c.Tools.MCP) > 0 {
+		if c.SpeechBackend == SpeechLive {
+			add("%s has MCP servers, which %s=%s cannot use (GPT-Live's delegation names no MCP server): use %s=%s, or remove them",
+				keyToolsFile, keySpeechBackend, SpeechLive, keySpeechBackend, SpeechRealtime)
+		}
+		if c.AssistantBackend == BackendAssistants {
+			add("%s has MCP servers, which %s=%s cannot use: use %s=%s, or remove them",
+				keyToolsFile, keyAssistantBackend, BackendAssistants, keyAssistantBackend, BackendResponses)
+		}
+	}
+	return append(list, c.Tools.problems(c.ToolsFile)...)
 }
 
 // sqliteExtensions are the endings a SQLite DATABASE_URL may have: a
@@ -252,17 +302,19 @@ func checkPublicURL(s string) string {
 	if u.RawQuery != "" || u.Fragment != "" {
 		return "must not have a query or fragment"
 	}
-	switch u.Scheme {
-	case "https":
+	switch {
+	case httpsOrLoopback(u):
 		return ""
-	case "http":
-		if isLoopback(u.Hostname()) {
-			return ""
-		}
+	case u.Scheme == "http":
 		return "must use https (Twilio calls it over the internet; http is allowed for loopback only)"
 	default:
 		return "must be an https URL"
 	}
+}
+
+// httpsOrLoopback reports whether u is https, or http to a loopback host.
+func httpsOrLoopback(u *url.URL) bool {
+	return u.Scheme == "https" || u.Scheme == "http" && isLoopback(u.Hostname())
 }
 
 func isLoopback(host string) bool {

@@ -17,8 +17,27 @@ type ChatAssistant interface {
 	// Reply adds the user's text to the thread and returns the assistant's
 	// answer. It blocks until the answer is complete, which can take many
 	// seconds; cancelling ctx abandons the wait (and, where the backend
-	// allows it, the run). Errors: ErrNotFound (no such thread),
-	// ErrAssistantFailed (the run ended without an answer), ErrUnavailable,
-	// ErrRejected.
-	Reply(ctx context.Context, threadID, text string) (string, error)
+	// allows it, the run). When the model calls one of req.Tools, Reply
+	// runs it with req.RunTool and gives the model its result, for at most
+	// req.MaxToolRounds rounds (DefaultMaxToolRounds when zero); past that
+	// the run ends with ErrAssistantFailed. Errors: ErrNotFound (no such
+	// thread), ErrAssistantFailed (the run ended without an answer),
+	// ErrUnavailable, ErrRejected (also: MCP servers on a backend that
+	// cannot host them).
+	Reply(ctx context.Context, req ChatRequest) (string, error)
 }
+
+// ChatRequest is one message to answer.
+type ChatRequest struct {
+	ThreadID string
+	Text     string
+	// Tools the model may call, run by RunTool (required when Tools is not
+	// empty); MCP the servers it may use by itself.
+	Tools         []ToolSpec
+	MCP           []MCPServer
+	RunTool       func(ctx context.Context, call ToolCall) ToolResult
+	MaxToolRounds int
+}
+
+// DefaultMaxToolRounds bounds the tool rounds of one Reply.
+const DefaultMaxToolRounds = 5

@@ -27,6 +27,12 @@ type SpeechModel interface {
 // configuration, not the call's.
 type SpeechConfig struct {
 	Instructions string // the system message
+	// Tools are the functions the model may call (SpeechToolCall); MCP the
+	// remote MCP servers it may use by itself, where its backend hosts
+	// them (an adapter whose backend cannot refuses them at Open with
+	// ErrRejected).
+	Tools []ToolSpec
+	MCP   []MCPServer
 	// CallID is for logs and tracing only.
 	CallID string
 }
@@ -84,6 +90,14 @@ type SpeechSession interface {
 	// request could not be sent, ctx's error.
 	Respond(ctx context.Context, instructions string) error
 
+	// ToolResult gives the model the result of one of its tool calls and
+	// lets it go on speaking with it. The adapter never asks the model to
+	// answer while it is answering already: it sends the result at once
+	// and the request to go on when the model is free. Results of calls
+	// the model no longer knows are reported as a non-fatal SpeechError at
+	// most. Errors: ErrClosed, ErrUnavailable, ctx's error.
+	ToolResult(ctx context.Context, r ToolResult) error
+
 	// Heard tells the model that the caller heard only the first ms
 	// milliseconds of the assistant's utterance before talking over it, so
 	// that the model's memory of the conversation holds what was heard, not
@@ -140,6 +154,9 @@ const (
 	// SpeechUsage: what the model counted since the previous SpeechUsage
 	// (Usage): the session's total is their sum.
 	SpeechUsage
+	// SpeechToolCall: the model asks for a tool to run (Tool); its
+	// arguments are complete. The answer goes back with ToolResult.
+	SpeechToolCall
 	// SpeechError: the model reported an error (Err). A fatal one ends the
 	// session: Recv returns ErrClosed next (Err.Fatal says so in advance
 	// only when the model's protocol does).
@@ -148,7 +165,7 @@ const (
 
 var speechEventNames = [...]string{
 	"unknown", "audio", "utterance_done", "caller_started", "caller_stopped",
-	"caller_text", "assistant_text", "usage", "error",
+	"caller_text", "assistant_text", "usage", "tool_call", "error",
 }
 
 func (t SpeechEventType) String() string {
@@ -171,6 +188,7 @@ type SpeechEvent struct {
 	Text  string // transcripts
 	Final bool   // the transcript is the utterance's whole text
 	Usage Usage
+	Tool  ToolCall // SpeechToolCall
 	Err   *ModelError
 }
 

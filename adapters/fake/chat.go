@@ -17,16 +17,20 @@ var _ ports.ChatAssistant = (*ChatAssistant)(nil)
 const EchoPrefix = "echo: "
 
 // ChatAssistant is a fake ports.ChatAssistant. By default it answers with
-// EchoPrefix + the text; tests can queue answers and errors, add a delay or
-// hold replies until released. It records the texts each thread received
-// and counts overlapping replies on one thread. Create one with
-// NewChatAssistant.
+// EchoPrefix + the text; tests can queue answers and errors, add a delay,
+// hold replies until released, or make the model call a tool first
+// (CallToolNext). It records the requests each thread received and the tool
+// results its model read, and counts overlapping replies on one thread.
+// Create one with NewChatAssistant.
 type ChatAssistant struct {
 	mu         sync.Mutex
-	threads    map[string][]string
+	threads    map[string][]ports.ChatRequest
+	results    map[string][]ports.ToolResult
 	replies    queue[string]
 	errs       queue[error]
 	threadErrs queue[error]
+	tools      queue[toolScript]
+	calls      int // tool calls made, for their ids
 	delay      time.Duration
 	gate       chan struct{} // non-nil while replies are held
 	active     map[string]int
@@ -35,9 +39,19 @@ type ChatAssistant struct {
 	changed    changes
 }
 
+// toolScript is a tool call the model makes, once per round.
+type toolScript struct {
+	call   ports.ToolCall
+	rounds int
+}
+
 // NewChatAssistant returns an assistant that echoes at once.
 func NewChatAssistant() *ChatAssistant {
-	return &ChatAssistant{threads: make(map[string][]string), active: make(map[string]int)}
+	return &ChatAssistant{
+		threads: make(map[string][]ports.ChatRequest),
+		results: make(map[string][]ports.ToolResult),
+		active:  make(map[string]int),
+	}
 }
 
 // NewThread returns a new thread id ("conv_fake_N"), or the next error
@@ -57,33 +71,42 @@ func (a *ChatAssistant) NewThread(ctx context.Context) (string, error) {
 	return id, nil
 }
 
-// Reply records text on the thread and answers: the next queued error or
-// answer, else EchoPrefix + text. It waits for the delay set with SetDelay
-// and for Release after Hold; cancelling ctx abandons the wait with an
-// error wrapping ctx.Err(). Errors: ports.ErrNotFound for an unknown thread.
-func (a *ChatAssistant) Reply(ctx context.Context, threadID, text string) (string, error) {
+// Reply records the request on the thread and answers: the next queued
+// error or answer, else EchoPrefix + the text. When CallToolNext scripted a
+// tool call, the model first calls it with req.RunTool (once per round) and
+// the default answer is EchoPrefix + what the last result says. It waits
+// for the delay set with SetDelay and for Release after Hold; cancelling
+// ctx abandons the wait with an error wrapping ctx.Err(). Errors:
+// ports.ErrNotFound for an unknown thread, ports.ErrRejected for tools
+// without RunTool, ports.ErrAssistantFailed past req.MaxToolRounds or for a
+// scripted tool the request does not offer.
+func (a *ChatAssistant) Reply(ctx context.Context, req ports.ChatRequest) (string, error) {
 	if err := errCheck(ctx, "reply"); err != nil {
 		return "", err
 	}
+	if len(req.Tools) > 0 && req.RunTool == nil {
+		return "", fmt.Errorf("fake: reply: tools without RunTool: %w", ports.ErrRejected)
+	}
 	a.mu.Lock()
-	texts, ok := a.threads[threadID]
+	reqs, ok := a.threads[req.ThreadID]
 	if !ok {
 		a.mu.Unlock()
-		return "", fmt.Errorf("fake: reply: thread %q: %w", threadID, ports.ErrNotFound)
+		return "", fmt.Errorf("fake: reply: thread %q: %w", req.ThreadID, ports.ErrNotFound)
 	}
-	a.threads[threadID] = append(texts, text)
-	a.active[threadID]++
-	if a.active[threadID] > 1 {
+	a.threads[req.ThreadID] = append(reqs, req)
+	a.active[req.ThreadID]++
+	if a.active[req.ThreadID] > 1 {
 		a.overlaps++
 	}
 	failure, failed := a.errs.pop()
 	answer, scripted := a.replies.pop()
+	tool, calls := a.tools.pop()
 	delay, gate := a.delay, a.gate
 	a.mu.Unlock()
 	a.changed.notify()
 	defer func() {
 		a.mu.Lock()
-		a.active[threadID]--
+		a.active[req.ThreadID]--
 		a.mu.Unlock()
 	}()
 
@@ -97,13 +120,67 @@ func (a *ChatAssistant) Reply(ctx context.Context, threadID, text string) (strin
 			return "", fmt.Errorf("fake: reply: %w", ctx.Err())
 		}
 	}
-	switch {
-	case failed:
+	if failed {
 		return "", fmt.Errorf("fake: reply: %w", failure)
-	case scripted:
+	}
+	said := req.Text
+	if calls {
+		var err error
+		if said, err = a.callTool(ctx, req, tool); err != nil {
+			return "", fmt.Errorf("fake: reply: %w", err)
+		}
+	}
+	if scripted {
 		return answer, nil
 	}
-	return EchoPrefix + text, nil
+	return EchoPrefix + said, nil
+}
+
+// callTool plays a tool script: the model calls the tool once per round
+// with req.RunTool and reads its result. It returns what the last result
+// says.
+func (a *ChatAssistant) callTool(ctx context.Context, req ports.ChatRequest, sc toolScript) (string, error) {
+	if !slices.ContainsFunc(req.Tools, func(t ports.ToolSpec) bool { return t.Name == sc.call.Name }) {
+		return "", fmt.Errorf("the scripted tool %q is not offered: %w", sc.call.Name, ports.ErrAssistantFailed)
+	}
+	limit := req.MaxToolRounds
+	if limit <= 0 {
+		limit = ports.DefaultMaxToolRounds
+	}
+	var said string
+	for round := range sc.rounds {
+		if round == limit {
+			return "", fmt.Errorf("still calling tools after %d rounds: %w", limit, ports.ErrAssistantFailed)
+		}
+		call := sc.call
+		a.mu.Lock()
+		a.calls++
+		call.ID = fmt.Sprintf("call_fake_%d", a.calls)
+		a.mu.Unlock()
+		r := req.RunTool(ctx, call)
+		r.CallID = call.ID
+		a.mu.Lock()
+		a.results[req.ThreadID] = append(a.results[req.ThreadID], r)
+		a.mu.Unlock()
+		a.changed.notify()
+		if err := ctx.Err(); err != nil {
+			return "", err
+		}
+		said = r.Output
+		if r.Error != "" {
+			said = "error: " + r.Error
+		}
+	}
+	return said, nil
+}
+
+// CallToolNext makes the model of the next Reply call the tool (call's ID
+// is replaced by a fresh one) once per round, for rounds rounds, before it
+// answers. Scripts queue, one per Reply.
+func (a *ChatAssistant) CallToolNext(call ports.ToolCall, rounds int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.tools.push(toolScript{call: call, rounds: max(rounds, 1)})
 }
 
 // QueueReplies makes the next Reply calls answer with answers, in order.
@@ -164,6 +241,7 @@ func (a *ChatAssistant) DeleteThread(threadID string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	delete(a.threads, threadID)
+	delete(a.results, threadID)
 	a.deleted++
 }
 
@@ -183,7 +261,26 @@ func (a *ChatAssistant) Threads() []string {
 func (a *ChatAssistant) Texts(threadID string) []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	var texts []string
+	for _, r := range a.threads[threadID] {
+		texts = append(texts, r.Text)
+	}
+	return texts
+}
+
+// Requests returns the requests the thread received, in order.
+func (a *ChatAssistant) Requests(threadID string) []ports.ChatRequest {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	return slices.Clone(a.threads[threadID])
+}
+
+// ToolResults returns the tool results the model read on the thread, in
+// order.
+func (a *ChatAssistant) ToolResults(threadID string) []ports.ToolResult {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.results[threadID])
 }
 
 // WaitTexts blocks until the thread received at least n texts and returns

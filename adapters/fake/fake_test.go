@@ -36,7 +36,7 @@ func TestTelephonyConformance(t *testing.T) {
 func TestChatAssistantConformance(t *testing.T) {
 	porttest.ChatAssistant(t, func(*testing.T) porttest.ChatHarness {
 		a := fake.NewChatAssistant()
-		return porttest.ChatHarness{Assistant: a, FailNext: func() { a.FailNext(nil) }}
+		return porttest.ChatHarness{Assistant: a, FailNext: func() { a.FailNext(nil) }, CallToolNext: a.CallToolNext}
 	})
 }
 

@@ -22,12 +22,12 @@ func TestChatAssistantScript(t *testing.T) {
 
 	a.QueueReplies("first", "second")
 	a.FailNext(ports.ErrUnavailable)
-	_, err = a.Reply(ctx, id, "one")
+	_, err = a.Reply(ctx, ports.ChatRequest{ThreadID: id, Text: "one"})
 	require.ErrorIs(t, err, ports.ErrUnavailable, "a queued error comes first")
-	got, err := a.Reply(ctx, id, "two")
+	got, err := a.Reply(ctx, ports.ChatRequest{ThreadID: id, Text: "two"})
 	require.NoError(t, err)
 	assert.Equal(t, "second", got, "the failed call used up its queued answer")
-	got, err = a.Reply(ctx, id, "three")
+	got, err = a.Reply(ctx, ports.ChatRequest{ThreadID: id, Text: "three"})
 	require.NoError(t, err)
 	assert.Equal(t, fake.EchoPrefix+"three", got)
 	assert.Equal(t, []string{"one", "two", "three"}, a.Texts(id))
@@ -38,7 +38,7 @@ func TestChatAssistantScript(t *testing.T) {
 	assert.Equal(t, []string{id}, a.Threads())
 
 	a.DeleteThread(id)
-	_, err = a.Reply(ctx, id, "four")
+	_, err = a.Reply(ctx, ports.ChatRequest{ThreadID: id, Text: "four"})
 	require.ErrorIs(t, err, ports.ErrNotFound, "a deleted thread is unknown")
 	fresh, err := a.NewThread(ctx)
 	require.NoError(t, err)
@@ -55,7 +55,7 @@ func TestChatAssistantHoldAndOverlaps(t *testing.T) {
 	var wg sync.WaitGroup
 	for _, text := range []string{"a", "b"} {
 		wg.Go(func() {
-			_, err := a.Reply(ctx, id, text)
+			_, err := a.Reply(ctx, ports.ChatRequest{ThreadID: id, Text: text})
 			assert.NoError(t, err)
 		})
 	}
@@ -70,7 +70,7 @@ func TestChatAssistantHoldAndOverlaps(t *testing.T) {
 	defer release()
 	short, cancel := context.WithCancel(ctx)
 	cancel()
-	_, err = a.Reply(short, id, "c")
+	_, err = a.Reply(short, ports.ChatRequest{ThreadID: id, Text: "c"})
 	require.ErrorIs(t, err, context.Canceled)
 }
 

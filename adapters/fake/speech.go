@@ -132,15 +132,17 @@ func (m *SpeechModel) Peer() SpeechPeer { return SpeechPeer{m: m} }
 
 // SpeechSent is what a client sent to a fake speech session.
 type SpeechSent struct {
-	Audio     [][]byte     // AppendAudio chunks, in order
-	Responses []string     // the instructions of each Respond
-	Heard     []peer.Heard // Heard reports, in order
+	Audio       [][]byte           // AppendAudio chunks, in order
+	Responses   []string           // the instructions of each Respond
+	Heard       []peer.Heard       // Heard reports, in order
+	ToolResults []ports.ToolResult // ToolResult calls, in order
 }
 
 func (s SpeechSent) clone() SpeechSent {
 	s.Audio = slices.Clone(s.Audio)
 	s.Responses = slices.Clone(s.Responses)
 	s.Heard = slices.Clone(s.Heard)
+	s.ToolResults = slices.Clone(s.ToolResults)
 	return s
 }
 
@@ -157,7 +159,7 @@ type SpeechSession struct {
 	mu      sync.Mutex
 	sent    SpeechSent
 	sendErr error
-	said    int // utterances said with generated names
+	said    int // names generated so far (utterances, tool calls)
 	changed changes
 }
 

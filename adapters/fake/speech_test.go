@@ -110,3 +110,35 @@ func TestSpeechSessionEndReason(t *testing.T) {
 	require.True(t, errors.As(err, &ended))
 	assert.Equal(t, "session_limit", ended.Reason)
 }
+
+func TestSpeechSessionTools(t *testing.T) {
+	ctx := testCtx(t)
+	m := fake.NewSpeechModel()
+	client, err := m.Open(ctx, ports.SpeechConfig{Tools: []ports.ToolSpec{{Name: "end_call"}}})
+	require.NoError(t, err)
+	defer client.Close()
+	s, err := m.Session(ctx, 0)
+	require.NoError(t, err)
+	assert.Equal(t, "end_call", s.Config().Tools[0].Name)
+
+	require.NoError(t, s.CallTool(ctx, ports.ToolCall{Name: "end_call"}))
+	require.NoError(t, s.CallTool(ctx, ports.ToolCall{Name: "end_call"}))
+	var ids []string
+	for range 2 {
+		ev, err := client.Recv(ctx)
+		require.NoError(t, err)
+		require.Equal(t, ports.SpeechToolCall, ev.Type)
+		assert.Equal(t, "end_call", ev.Tool.Name)
+		assert.JSONEq(t, `{}`, string(ev.Tool.Arguments), "no arguments: an empty object")
+		ids = append(ids, ev.Tool.ID)
+	}
+	assert.NotEmpty(t, ids[0])
+	assert.NotEqual(t, ids[0], ids[1], "generated ids are distinct")
+
+	r := ports.ToolResult{CallID: ids[0], Error: "the tool did not answer in time"}
+	require.NoError(t, client.ToolResult(ctx, r))
+	assert.Equal(t, []ports.ToolResult{r}, s.ToolResults())
+	assert.Equal(t, []ports.ToolResult{r}, m.Peer().ToolResults())
+	s.FailSends(ports.ErrUnavailable)
+	require.ErrorIs(t, client.ToolResult(ctx, r), ports.ErrUnavailable)
+}

@@ -38,6 +38,15 @@ func (p SpeechPeer) Responds() int { return len(p.now().Responses) }
 // Heard returns what the latest session was told the caller heard.
 func (p SpeechPeer) Heard() []peer.Heard { return p.now().Heard }
 
+// ToolResults returns the tool results the latest session was given.
+func (p SpeechPeer) ToolResults() []ports.ToolResult { return p.now().ToolResults }
+
+// CallTool makes the latest session's model ask for a tool call (see
+// SpeechSession.CallTool).
+func (p SpeechPeer) CallTool(ctx context.Context, call ports.ToolCall) error {
+	return p.on(ctx, func(s *SpeechSession) error { return s.CallTool(ctx, call) })
+}
+
 // Say makes the latest session speak (see SpeechSession.Say).
 func (p SpeechPeer) Say(ctx context.Context, transcript string, chunks ...[]byte) error {
 	return p.on(ctx, func(s *SpeechSession) error { return s.Say(ctx, transcript, chunks...) })

@@ -63,8 +63,14 @@ func handleIncomingCall(calls ports.Calls, v Verifier) echo.HandlerFunc {
 		}
 		connect := twiml.VoiceConnect{InnerElements: []twiml.Element{
 			twiml.VoiceStream{
-				Url:           v.WebSocketURL(c.Request(), pathMediaStream),
-				InnerElements: []twiml.Element{twiml.VoiceParameter{Name: "token", Value: answer.Token}},
+				Url: v.WebSocketURL(c.Request(), pathMediaStream),
+				InnerElements: []twiml.Element{
+					twiml.VoiceParameter{Name: "token", Value: answer.Token},
+					// The numbers of the call, for the call's start event
+					// (call control transfers with the number called).
+					twiml.VoiceParameter{Name: "from", Value: call.From},
+					twiml.VoiceParameter{Name: "to", Value: call.To},
+				},
 			},
 		}}
 		return voiceTwiML(c, append([]twiml.Element{connect}, afterStream...)...)

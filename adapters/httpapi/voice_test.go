@@ -38,9 +38,12 @@ func TestIncomingCallConnectsStream(t *testing.T) {
 
 	require.NotNil(t, doc.Connect, "want <Connect>")
 	assert.Equal(t, "wss://gw.example.com/media-stream", doc.Connect.Stream.URL)
-	require.Len(t, doc.Connect.Stream.Params, 1)
-	assert.Equal(t, "token", doc.Connect.Stream.Params[0].Name)
-	assert.Equal(t, streamToken, doc.Connect.Stream.Params[0].Value)
+	params := map[string]string{}
+	for _, p := range doc.Connect.Stream.Params {
+		params[p.Name] = p.Value
+	}
+	assert.Equal(t, map[string]string{"token": streamToken, "from": "+15551234567", "to": "+15557654321"}, params,
+		"the token and the call's numbers, for its start event")
 	assert.Nil(t, doc.Reject)
 	assert.Equal(t, []string{"Connect", "Say", "Hangup"}, doc.Verbs,
 		"an apology follows <Connect> for when the gateway ends the stream")

@@ -37,6 +37,7 @@ type Metrics struct {
 	openaiErrors   *prometheus.CounterVec
 	tokens         *prometheus.CounterVec
 	speechSeconds  prometheus.Counter
+	toolRuns       *prometheus.HistogramVec
 }
 
 // New registers the gateway's metrics.
@@ -94,6 +95,11 @@ func New() *Metrics {
 		Namespace: namespace, Name: "openai_tokens_total",
 		Help: "Tokens used by ended calls, as the speech model reported them (Realtime: response.done), by kind (input, output).",
 	}, []string{"kind"})
+	m.toolRuns = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: namespace, Name: "tool_run_seconds",
+		Help:    "Tool runs by tool and outcome (ok, error, timeout, refused): their count and duration.",
+		Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 1.5, 2.5, 5, 10, 30},
+	}, []string{"tool", "outcome"})
 	m.speechSeconds = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: namespace, Name: "openai_speech_seconds_total",
 		Help: "Session time of ended calls, as a speech model billed by duration reported it (GPT-Live: session.usage.updated).",
@@ -103,7 +109,7 @@ func New() *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.callsActive, m.callsEnded, m.streamsRefused, m.bargeIns, m.frames, m.firstAudio, m.callDuration,
-		m.requests, m.messages, m.assistant, m.openaiErrors, m.tokens, m.speechSeconds,
+		m.requests, m.messages, m.assistant, m.openaiErrors, m.tokens, m.speechSeconds, m.toolRuns,
 	)
 	return m
 }
@@ -171,4 +177,10 @@ func (m *Metrics) AssistantReplied(d time.Duration, errCode string) {
 // the raw path, whose values are unbounded) and status code.
 func (m *Metrics) Request(route string, status int, d time.Duration) {
 	m.requests.WithLabelValues(route, strconv.Itoa(status)).Observe(d.Seconds())
+}
+
+// ToolRan records a tool run: the tool's name (from the configuration and
+// the built-in ones: bounded), its outcome and duration.
+func (m *Metrics) ToolRan(name, outcome string, d time.Duration) {
+	m.toolRuns.WithLabelValues(name, outcome).Observe(d.Seconds())
 }

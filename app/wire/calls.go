@@ -43,13 +43,14 @@ func newSpeech(cfg configs.Config, log *slog.Logger, hc *http.Client) ports.Spee
 // speaks first, how long a call waits for its session and for the
 // caller's media, and whether keys pressed are logged. Audio converters
 // stand by for a speech model whose format differs from the caller's.
-func newCalls(cfg configs.Config, log *slog.Logger, p parts, hooks app.CallsHooks) *app.CallsService {
+func newCalls(cfg configs.Config, log *slog.Logger, p parts, tools app.Tools, hooks app.CallsHooks) *app.CallsService {
 	return app.NewCalls(app.CallsDeps{
 		Tokens:            p.tokens,
 		Speech:            p.speech,
 		Logger:            log.With("usecase", "calls"),
 		Session:           ports.SpeechConfig{Instructions: cfg.SystemMessage},
 		Transcoders:       audio.NewTranscoder,
+		Tools:             tools,
 		TokenTTL:          cfg.WSTokenTTL,
 		AllowedNumbers:    cfg.AllowedNumbers,
 		AISpeaksFirst:     cfg.AISpeaksFirst,

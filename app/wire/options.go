@@ -18,6 +18,7 @@ type parts struct {
 	threads    MessageStore
 	tokens     ports.TokenStore
 	speech     ports.SpeechModel
+	control    ports.CallControl
 	assistant  ports.ChatAssistant
 	sender     ports.MessageSender
 	calls      ports.Calls
@@ -92,3 +93,7 @@ func WithLeaseTTL(ttl time.Duration) Option { return func(p *parts) { p.leaseTTL
 // WithPartInterval makes the WhatsApp/SMS use case pause d between the
 // parts of an answer sent later, instead of app.DefaultPartInterval.
 func WithPartInterval(d time.Duration) Option { return func(p *parts) { p.partInterval = d } }
+
+// WithCallControl replaces the Twilio REST call control (end_call,
+// transfer_call).
+func WithCallControl(c ports.CallControl) Option { return func(p *parts) { p.control = c } }

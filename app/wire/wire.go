@@ -87,15 +87,22 @@ func Build(ctx context.Context, cfg configs.Config, log *slog.Logger, opts ...Op
 		p.sender = newSender(cfg, p.httpClient, log.With("adapter", "twilio"))
 	}
 	m := metrics.New()
+	tools, err := newTools(cfg, log, p, m)
+	if err != nil {
+		return nil, ports.JoinErrors(err, g.Close())
+	}
 	if p.calls == nil {
-		p.calls = newCalls(cfg, log, p, callsHooks(m, cfg.SpeechBackend))
+		p.calls = newCalls(cfg, log, p, tools, callsHooks(m, cfg.SpeechBackend))
 	}
 
 	if p.leases == nil {
 		p.leases = p.threads
 	}
 	instance := app.NewInstance(app.InstanceDeps{Leases: p.leases, Logger: log, TTL: p.leaseTTL})
+	chatTools := tools
+	chatTools.Control, chatTools.Sender = nil, nil // the call tools are not offered on chats
 	messages := app.NewMessages(app.MessagesDeps{
+		Tools:          chatTools,
 		Threads:        p.threads,
 		Ledger:         p.threads,
 		Locks:          p.threads,

@@ -17,7 +17,8 @@ import (
 // session opened most recently.
 type Speech interface {
 	// WaitSession blocks until a session is open and configured, and
-	// returns the configuration the peer received.
+	// returns the configuration the peer received (the tools by name,
+	// description and parameters as the protocol carried them).
 	WaitSession(ctx context.Context) (ports.SpeechConfig, error)
 	// ReceivedAudio returns the caller audio chunks received so far, in
 	// order, each as the base64 text the client sent.
@@ -40,6 +41,10 @@ type Speech interface {
 	Fail(ctx context.Context, e ports.ModelError) error
 	// Hangup ends the session from the model side.
 	Hangup(ctx context.Context) error
+	// CallTool makes the model ask for a tool call, as its protocol does.
+	CallTool(ctx context.Context, call ports.ToolCall) error
+	// ToolResults returns the tool results the session sent, in order.
+	ToolResults() []ports.ToolResult
 }
 
 // Heard is one report of how much of an utterance the caller heard.

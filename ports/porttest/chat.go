@@ -2,8 +2,10 @@ package porttest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -68,7 +70,7 @@ func ChatAssistant(t *testing.T, newHarness func(t *testing.T) ChatHarness) {
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
 		_, err := within(t, "Reply", func(context.Context) (string, error) {
-			return h.Assistant.Reply(ctx, id, "hello")
+			return h.Assistant.Reply(ctx, ports.ChatRequest{ThreadID: id, Text: "hello"})
 		})
 		require.ErrorIs(t, err, context.Canceled)
 	})
@@ -86,7 +88,7 @@ func ChatAssistant(t *testing.T, newHarness func(t *testing.T) ChatHarness) {
 		for i, id := range ids {
 			wg.Go(func() {
 				text := fmt.Sprintf("question %d on %s", i, id)
-				answer, err := h.Assistant.Reply(ctx, id, text)
+				answer, err := h.Assistant.Reply(ctx, ports.ChatRequest{ThreadID: id, Text: text})
 				if err != nil {
 					t.Errorf("Reply %d: %v", i, err)
 					return
@@ -95,6 +97,56 @@ func ChatAssistant(t *testing.T, newHarness func(t *testing.T) ChatHarness) {
 			})
 		}
 		waitGroup(t, "concurrent replies", &wg)
+	})
+
+	t.Run("ToolCall", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t)
+		require.NotNil(t, h.CallToolNext, "the harness can make the model call a tool")
+		id := newThread(t, h.Assistant)
+		call := ports.ToolCall{Name: "check_availability", Arguments: json.RawMessage(`{"people":2}`)}
+		h.CallToolNext(call, 1)
+		var mu sync.Mutex
+		var ran []ports.ToolCall
+		req := ports.ChatRequest{
+			ThreadID: id, Text: "Any table for two?",
+			Tools: []ports.ToolSpec{{Name: "check_availability", Description: "Free tables.",
+				Parameters: json.RawMessage(`{"type":"object","properties":{"people":{"type":"integer"}}}`)}},
+			RunTool: func(_ context.Context, c ports.ToolCall) ports.ToolResult {
+				mu.Lock()
+				ran = append(ran, c)
+				mu.Unlock()
+				return ports.ToolResult{CallID: c.ID, Output: "3 tables free at 7pm"}
+			},
+		}
+		answer, err := within(t, "Reply", func(ctx context.Context) (string, error) { return h.Assistant.Reply(ctx, req) })
+		require.NoError(t, err)
+		mu.Lock()
+		defer mu.Unlock()
+		require.Len(t, ran, 1, "the tool ran once")
+		assert.Equal(t, call.Name, ran[0].Name)
+		assert.JSONEq(t, string(call.Arguments), string(ran[0].Arguments))
+		assert.Contains(t, answer, "3 tables free at 7pm", "the model answered with the tool's output")
+	})
+
+	t.Run("ToolRoundsBounded", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t)
+		require.NotNil(t, h.CallToolNext, "the harness can make the model call a tool")
+		id := newThread(t, h.Assistant)
+		h.CallToolNext(ports.ToolCall{Name: "again", Arguments: json.RawMessage(`{}`)}, 100)
+		var runs atomic.Int32
+		req := ports.ChatRequest{
+			ThreadID: id, Text: "Loop.", MaxToolRounds: 3,
+			Tools: []ports.ToolSpec{{Name: "again", Description: "Loops."}},
+			RunTool: func(_ context.Context, c ports.ToolCall) ports.ToolResult {
+				runs.Add(1)
+				return ports.ToolResult{CallID: c.ID, Output: "once more"}
+			},
+		}
+		_, err := within(t, "Reply", func(ctx context.Context) (string, error) { return h.Assistant.Reply(ctx, req) })
+		require.ErrorIs(t, err, ports.ErrAssistantFailed, "a tool loop ends")
+		assert.Equal(t, int32(3), runs.Load(), "at most MaxToolRounds rounds")
 	})
 }
 
@@ -108,6 +160,6 @@ func newThread(t *testing.T, a ports.ChatAssistant) string {
 func reply(t *testing.T, a ports.ChatAssistant, threadID, text string) (string, error) {
 	t.Helper()
 	return within(t, "Reply", func(ctx context.Context) (string, error) {
-		return a.Reply(ctx, threadID, text)
+		return a.Reply(ctx, ports.ChatRequest{ThreadID: threadID, Text: text})
 	})
 }

@@ -7,8 +7,9 @@
 //	}
 //
 // The suites are ThreadStore, DeliveryLedger, Leases, UserLocks, TokenStore,
-// SpeechModel, TelephonyChannel, ChatAssistant and MessageSender; an adapter
-// that implements several ports runs the suite of each. Each takes a factory
+// SpeechModel, TelephonyChannel, ChatAssistant, MessageSender and
+// CallControl; an adapter that implements several ports runs the suite of
+// each. Each takes a factory
 // so that every subtest gets fresh state, runs its subtests in parallel, and
 // bounds every blocking step with a deadline so that a hung implementation
 // fails instead of stalling. The store suites use random user ids, keys,

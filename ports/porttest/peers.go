@@ -27,6 +27,10 @@ type ChatHarness struct {
 	// FailNext makes the next Reply end with ErrAssistantFailed. Nil when
 	// the implementation cannot be made to fail; the subtest is skipped.
 	FailNext func()
+	// CallToolNext makes the model of the next Reply call the tool call
+	// (once per round, for rounds rounds), then answer with a message that
+	// contains the last tool output it received.
+	CallToolNext func(call ports.ToolCall, rounds int)
 }
 
 // SenderHarness is a MessageSender under test together with the provider

@@ -2,6 +2,7 @@ package porttest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -129,6 +130,44 @@ func SpeechModel(t *testing.T, newHarness func(t *testing.T) SpeechHarness) {
 		assert.Equal(t, []peer.Heard{{Utterance: u.id, Ms: 40}}, h.Peer.Heard())
 	})
 
+	t.Run("ToolsDeclared", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t)
+		cfg := ports.SpeechConfig{Instructions: "You are a test", CallID: unique("CA"), Tools: []ports.ToolSpec{
+			{Name: "check_availability", Description: "Free tables.", Parameters: json.RawMessage(`{"type":"object","properties":{"people":{"type":"integer"}},"required":["people"]}`)},
+			{Name: "end_call", Description: "Hang up."},
+		}}
+		openSpeech(t, h, cfg)
+		got, err := within(t, "WaitSession", h.Peer.WaitSession)
+		require.NoError(t, err)
+		require.Len(t, got.Tools, 2, "every tool is declared")
+		for i, want := range cfg.Tools {
+			assert.Equal(t, want.Name, got.Tools[i].Name)
+			assert.Equal(t, want.Description, got.Tools[i].Description)
+			if want.Parameters != nil {
+				assert.JSONEq(t, string(want.Parameters), string(got.Tools[i].Parameters), "the schema is passed as is")
+			}
+		}
+	})
+
+	t.Run("ToolCall", func(t *testing.T) {
+		t.Parallel()
+		h, s := openDefault(t, newHarness)
+		call := ports.ToolCall{ID: unique("call"), Name: "check_availability", Arguments: json.RawMessage(`{"people":2}`)}
+		done := peerAsync(t, func(ctx context.Context) error { return h.Peer.CallTool(ctx, call) })
+		ev := recvSpeechType(t, s, ports.SpeechToolCall)
+		require.NoError(t, awaitPeer(t, done))
+		assert.Equal(t, call.Name, ev.Tool.Name)
+		assert.NotEmpty(t, ev.Tool.ID)
+		assert.JSONEq(t, string(call.Arguments), string(ev.Tool.Arguments))
+		result := ports.ToolResult{CallID: ev.Tool.ID, Output: `{"tables":3}`}
+		require.NoError(t, withinErr(t, "ToolResult", func(ctx context.Context) error { return s.ToolResult(ctx, result) }))
+		eventually(t, "the result reaches the model", func() bool { return len(h.Peer.ToolResults()) >= 1 })
+		got := h.Peer.ToolResults()[0]
+		assert.Equal(t, result.CallID, got.CallID)
+		assert.Contains(t, got.Output, `"tables":3`)
+	})
+
 	t.Run("NonFatalErrorContinues", func(t *testing.T) {
 		t.Parallel()
 		h, s := openDefault(t, newHarness)
@@ -192,6 +231,7 @@ func SpeechModel(t *testing.T, newHarness func(t *testing.T) SpeechHarness) {
 		steps := map[string]func(ctx context.Context) error{
 			"AppendAudio": func(ctx context.Context) error { return s.AppendAudio(ctx, []byte("AAAA")) },
 			"Respond":     func(ctx context.Context) error { return s.Respond(ctx, "") },
+			"ToolResult":  func(ctx context.Context) error { return s.ToolResult(ctx, ports.ToolResult{CallID: "c1", Output: "x"}) },
 			"Recv":        func(ctx context.Context) error { _, err := s.Recv(ctx); return err },
 		}
 		for name, step := range steps {

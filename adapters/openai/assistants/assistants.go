@@ -16,6 +16,7 @@ import (
 	"github.com/openai/openai-go/v3"
 
 	"github.com/convgateway/gateway/adapters/openai/internal/rest"
+	"github.com/convgateway/gateway/adapters/openai/internal/tools"
 	"github.com/convgateway/gateway/ports"
 )
 
@@ -84,37 +85,60 @@ func (a *Assistant) NewThread(ctx context.Context) (string, error) {
 	return th.ID, nil
 }
 
-// Reply adds text to thread threadID as a user message, runs the assistant
-// on the thread and returns the text of the assistant message that run
-// wrote. It blocks until the run ends, polling every PollInterval. When ctx
-// ends, or polling fails, the run is cancelled (best effort, within a few
-// seconds) so that the thread accepts the next message, and Reply returns
-// ctx.Err() or the polling error.
+// Reply adds req.Text to thread req.ThreadID as a user message, runs the
+// assistant on the thread, with req.Tools as the run's function tools when
+// there are any, and returns the text of the assistant message that run
+// wrote. It blocks until the run ends, polling every PollInterval. When the
+// run requires action, Reply runs the calls (all at once) with req.RunTool
+// and submits their outputs, for at most req.MaxToolRounds rounds. When
+// ctx ends, polling fails or the rounds are used up, the run is cancelled
+// (best effort, within a few seconds) so that the thread accepts the next
+// message, and Reply returns ctx.Err(), the polling error or
+// ports.ErrAssistantFailed.
 //
 // Errors: ports.ErrNotFound (no such thread), ports.ErrAssistantFailed (the
 // run failed, was cancelled, expired, ended incomplete, asked for tool
-// outputs, which the gateway does not provide, or wrote no text; the text
-// names the status and OpenAI's error code, for logs only),
-// ports.ErrUnavailable, ports.ErrRejected (also when a run is still active
-// on the thread), or ctx.Err().
-func (a *Assistant) Reply(ctx context.Context, threadID, text string) (string, error) {
-	_, err := a.threads.Messages.New(ctx, threadID, openai.BetaThreadMessageNewParams{
+// outputs when req has no tools, still called tools after
+// req.MaxToolRounds rounds, or wrote no text; the text names the status
+// and OpenAI's error code, for logs only), ports.ErrUnavailable,
+// ports.ErrRejected (also when a run is still active on the thread, for
+// tools without RunTool or with a bad schema, and for any MCP server: the
+// Assistants API cannot use them), or ctx.Err().
+func (a *Assistant) Reply(ctx context.Context, req ports.ChatRequest) (string, error) {
+	params, err := a.runParams(req)
+	if err != nil {
+		return "", fmt.Errorf("assistants: reply: %w", err)
+	}
+	_, err = a.threads.Messages.New(ctx, req.ThreadID, openai.BetaThreadMessageNewParams{
 		Role:    openai.BetaThreadMessageNewParamsRoleUser,
-		Content: openai.BetaThreadMessageNewParamsContentUnion{OfString: openai.String(text)},
+		Content: openai.BetaThreadMessageNewParamsContentUnion{OfString: openai.String(req.Text)},
 	})
 	if err != nil {
 		return "", fmt.Errorf("assistants: add message: %w", rest.Err(ctx, err))
 	}
-	run, err := a.threads.Runs.New(ctx, threadID, openai.BetaThreadRunNewParams{AssistantID: a.assistantID})
+	run, err := a.threads.Runs.New(ctx, req.ThreadID, params)
 	if err != nil {
 		return "", fmt.Errorf("assistants: create run: %w", rest.Err(ctx, err))
 	}
-	run, err = a.wait(ctx, threadID, run)
-	if err != nil {
-		a.cancel(ctx, threadID, run.ID)
-		return "", err
+	rounds := tools.Rounds(req)
+	for round := 0; ; round++ {
+		run, err = a.wait(ctx, req.ThreadID, run)
+		if err != nil {
+			a.cancel(ctx, req.ThreadID, run.ID)
+			return "", err
+		}
+		if run.Status != openai.RunStatusRequiresAction || len(req.Tools) == 0 {
+			return a.outcome(ctx, req.ThreadID, run)
+		}
+		if round == rounds {
+			a.cancel(ctx, req.ThreadID, run.ID)
+			return "", fmt.Errorf("assistants: run %s still calls tools after %d rounds: %w", run.ID, rounds, ports.ErrAssistantFailed)
+		}
+		if run, err = a.runTools(ctx, req, run); err != nil {
+			a.cancel(ctx, req.ThreadID, run.ID)
+			return "", err
+		}
 	}
-	return a.outcome(ctx, threadID, run)
 }
 
 // wait polls run until it leaves the queued, in_progress and cancelling
@@ -149,7 +173,7 @@ func (a *Assistant) outcome(ctx context.Context, threadID string, run *openai.Ru
 		return a.answer(ctx, threadID, run.ID)
 	case openai.RunStatusRequiresAction:
 		a.cancel(ctx, threadID, run.ID)
-		return "", fmt.Errorf("assistants: run %s requires action (tool calls), which the gateway does not provide: %w",
+		return "", fmt.Errorf("assistants: run %s requires action (tool calls) but the request offers no tools: %w",
 			run.ID, ports.ErrAssistantFailed)
 	case openai.RunStatusFailed:
 		return "", fmt.Errorf("assistants: run %s failed (last_error code %q): %w",

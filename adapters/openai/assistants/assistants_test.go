@@ -51,6 +51,9 @@ func TestConformance(t *testing.T) {
 		return porttest.ChatHarness{
 			Assistant: a,
 			FailNext:  func() { sim.Next(openairest.Script{Status: "failed"}) },
+			CallToolNext: func(call ports.ToolCall, rounds int) {
+				sim.Next(openairest.Script{Tool: &openairest.ToolScript{Name: call.Name, Arguments: string(call.Arguments), Rounds: rounds}})
+			},
 		}
 	})
 }
@@ -58,7 +61,7 @@ func TestConformance(t *testing.T) {
 func TestRequestsMatchContract(t *testing.T) {
 	a, sim := setup(t)
 	id := newThread(t, a)
-	_, err := a.Reply(t.Context(), id, "hello")
+	_, err := a.Reply(t.Context(), ports.ChatRequest{ThreadID: id, Text: "hello"})
 	require.NoError(t, err)
 
 	for route, schema := range map[string]string{
@@ -86,7 +89,7 @@ func TestPollsThroughRunStatuses(t *testing.T) {
 	sim.SetReply(func(_, text string) string { return "re: " + text })
 	id := newThread(t, a)
 	sim.Next(openairest.Script{Steps: []string{"queued", "queued", "in_progress", "in_progress"}})
-	got, err := a.Reply(t.Context(), id, "hi")
+	got, err := a.Reply(t.Context(), ports.ChatRequest{ThreadID: id, Text: "hi"})
 	require.NoError(t, err)
 	assert.Equal(t, "re: hi", got)
 	assert.Equal(t, 4, sim.Calls(openairest.RouteGetRun), "three steps after the first, then the final status")
@@ -105,17 +108,17 @@ func TestRunOutcomes(t *testing.T) {
 			a, sim := setup(t)
 			id := newThread(t, a)
 			sim.Next(openairest.Script{Status: status, ErrorCode: "rate_limit_exceeded"})
-			_, err := a.Reply(t.Context(), id, "hello")
+			_, err := a.Reply(t.Context(), ports.ChatRequest{ThreadID: id, Text: "hello"})
 			require.ErrorIs(t, err, ports.ErrAssistantFailed)
 			assert.Contains(t, err.Error(), wantText)
 
 			wantCancels := 0
 			if status == "requires_action" {
-				wantCancels = 1 // the gateway has no tools: the run is cancelled
+				wantCancels = 1 // the request has no tools: the run is cancelled
 			}
 			assert.Equal(t, wantCancels, sim.Calls(openairest.RouteCancelRun))
 
-			got, err := a.Reply(t.Context(), id, "again")
+			got, err := a.Reply(t.Context(), ports.ChatRequest{ThreadID: id, Text: "again"})
 			require.NoError(t, err, "the thread takes the next message")
 			assert.Equal(t, "echo: again", got)
 			assert.Zero(t, sim.Overlaps())
@@ -131,7 +134,7 @@ func TestCancelledWhileRunning(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		_, err := a.Reply(ctx, id, "slow")
+		_, err := a.Reply(ctx, ports.ChatRequest{ThreadID: id, Text: "slow"})
 		done <- err
 	}()
 	require.Eventually(t, func() bool { return sim.Calls(openairest.RouteGetRun) > 0 }, 5*time.Second, time.Millisecond)
@@ -139,7 +142,7 @@ func TestCancelledWhileRunning(t *testing.T) {
 	require.ErrorIs(t, <-done, context.Canceled)
 	assert.Equal(t, 1, sim.Calls(openairest.RouteCancelRun), "the abandoned run is cancelled")
 
-	got, err := a.Reply(t.Context(), id, "next")
+	got, err := a.Reply(t.Context(), ports.ChatRequest{ThreadID: id, Text: "next"})
 	require.NoError(t, err, "the thread is free again")
 	assert.Equal(t, "echo: next", got)
 	assert.Zero(t, sim.Overlaps(), "never two runs at once on the thread")
@@ -158,7 +161,7 @@ func TestHTTPErrors(t *testing.T) {
 			a, sim := setup(t)
 			id := newThread(t, a)
 			sim.Next(openairest.Script{HTTPStatus: tc.status})
-			_, err := a.Reply(t.Context(), id, "hello")
+			_, err := a.Reply(t.Context(), ports.ChatRequest{ThreadID: id, Text: "hello"})
 			require.ErrorIs(t, err, tc.want)
 			assert.Equal(t, 1, sim.Calls(openairest.RouteCreateRun), "creating a run is never retried")
 		})
@@ -172,11 +175,11 @@ func TestActiveRunRejectsMessage(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
-		_, err := a.Reply(ctx, id, "slow")
+		_, err := a.Reply(ctx, ports.ChatRequest{ThreadID: id, Text: "slow"})
 		done <- err
 	}()
 	require.Eventually(t, func() bool { return sim.Calls(openairest.RouteGetRun) > 0 }, 5*time.Second, time.Millisecond)
-	_, err := a.Reply(t.Context(), id, "too early")
+	_, err := a.Reply(t.Context(), ports.ChatRequest{ThreadID: id, Text: "too early"})
 	require.ErrorIs(t, err, ports.ErrRejected, "the API refuses a message while a run is active")
 	cancel()
 	require.ErrorIs(t, <-done, context.Canceled)

@@ -21,6 +21,10 @@ const (
 	// evClosed: session.closed. Text holds the end's reason, Usage the
 	// usage since the last report.
 	evClosed
+	// evBackendIdle: no delegated response is in progress any more; the
+	// session then asks the backend to go on with tool results, if any
+	// wait.
+	evBackendIdle
 )
 
 // fatalCodes are the error codes after which a session cannot go on: the
@@ -45,6 +49,8 @@ type decoder struct {
 	// closed is the reason of the session.closed decoded, if any: the
 	// socket's close that follows ends the session for that reason.
 	closed string
+	// backend tracks the delegated responses and the tool calls.
+	backend *backend
 }
 
 // serverEvent holds the fields of every non-audio server event the gateway
@@ -63,6 +69,10 @@ type serverEvent struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
 	} `json:"error"`
+	// response.event: the nested Responses stream event, and the
+	// delegation it belongs to (null or absent when unknown).
+	Event        json.RawMessage `json:"event"`
+	DelegationID *string         `json:"delegation_id"`
 }
 
 // decode parses one server event. An audio delta's Audio aliases b. Events
@@ -118,6 +128,7 @@ var used = map[string]bool{
 	"session.usage.updated":           true,
 	"session.closed":                  true,
 	"error":                           true,
+	"response.event":                  true,
 }
 
 // known lists the server event types of the SDK's union of server events
@@ -160,6 +171,8 @@ func (d *decoder) event(e *serverEvent) (ports.SpeechEvent, error) {
 			return ports.SpeechEvent{}, fmt.Errorf("%w: no new usage", wsstream.ErrIgnore)
 		}
 		return ports.SpeechEvent{Type: ports.SpeechUsage, Usage: u}, nil
+	case "response.event":
+		return d.responseEvent(e.Event, e.DelegationID)
 	case "session.closed":
 		d.closed = e.Reason
 		ev := ports.SpeechEvent{Type: evClosed, Text: e.Reason}

@@ -18,14 +18,22 @@ func appendAudio(b, audio []byte) []byte {
 
 // sessionStart is the session.start that configures a call: the model,
 // the call's instructions, 8 kHz mu-law in and out, the voice, and
-// Responses delegation to the backend model (where the tools of the
-// Responses backend will go).
-func sessionStart(o Options, cfg ports.SpeechConfig) oai.ClientEventUnionParam {
+// Responses delegation to the backend model with the call's tools as its
+// function tools. It fails on MCP servers (errMCP) and on a tool whose
+// parameters are not a JSON object.
+func sessionStart(o Options, cfg ports.SpeechConfig) (oai.ClientEventUnionParam, error) {
+	if len(cfg.MCP) > 0 {
+		return oai.ClientEventUnionParam{}, errMCP
+	}
+	tools, err := delegationTools(cfg.Tools)
+	if err != nil {
+		return oai.ClientEventUnionParam{}, err
+	}
 	s := oai.SessionConfigParam{
 		Model: o.Model,
 		Audio: oai.SessionConfigAudioParam{Format: oai.AudioFormatParamOfAudioPCMU(8000)},
 		Delegation: oai.SessionConfigDelegationUnionParam{OfResponses: &oai.SessionConfigDelegationResponsesParam{
-			Responses: oai.ResponsesDelegationConfigParam{Model: o.BackendModel},
+			Responses: oai.ResponsesDelegationConfigParam{Model: o.BackendModel, Tools: tools},
 		}},
 	}
 	if cfg.Instructions != "" {
@@ -34,7 +42,7 @@ func sessionStart(o Options, cfg ports.SpeechConfig) oai.ClientEventUnionParam {
 	if o.Voice != "" {
 		s.Audio.Output.Voice.OfString = param.NewOpt(o.Voice)
 	}
-	return oai.ClientEventParamOfSessionStart(s)
+	return oai.ClientEventParamOfSessionStart(s), nil
 }
 
 // speakNow is the commentary that makes the model speak without waiting

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	oai "github.com/openai/openai-go/v3/live"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -24,14 +25,30 @@ func marshal(t *testing.T, e interface{ MarshalJSON() ([]byte, error) }) []byte 
 
 var opts = Options{Model: DefaultModel, Voice: "marin", BackendModel: "gpt-5.5"}
 
+func start(t *testing.T, o Options, cfg ports.SpeechConfig) oai.ClientEventUnionParam {
+	t.Helper()
+	e, err := sessionStart(o, cfg)
+	require.NoError(t, err)
+	return e
+}
+
+var tools = []ports.ToolSpec{
+	{Name: "check_availability", Description: "Free tables.", Parameters: json.RawMessage(`{"type":"object","properties":{"people":{"type":"integer","maximum":12345678901234567890}},"required":["people"]}`)},
+	{Name: "end_call"},
+}
+
 // TestClientEventsMatchSDK checks every client event the adapter can send
 // against the SDK's types, as the simulator (and the API) check them.
 func TestClientEventsMatchSDK(t *testing.T) {
 	events := map[string][]byte{
 		"append":       appendAudio(nil, []byte("//79/Pv6+fg=")),
 		"append odd":   appendAudio(nil, []byte(`odd "bytes"`)),
-		"start":        marshal(t, sessionStart(opts, ports.SpeechConfig{Instructions: "Be brief."})),
-		"start bare":   marshal(t, sessionStart(Options{Model: DefaultModel, BackendModel: "m"}, ports.SpeechConfig{})),
+		"start":        marshal(t, start(t, opts, ports.SpeechConfig{Instructions: "Be brief."})),
+		"start bare":   marshal(t, start(t, Options{Model: DefaultModel, BackendModel: "m"}, ports.SpeechConfig{})),
+		"start tools":  marshal(t, start(t, opts, ports.SpeechConfig{Tools: tools})),
+		"tool output":  marshal(t, toolOutput(ports.ToolResult{CallID: "call_1", Output: `{"tables":3}`})),
+		"tool error":   marshal(t, toolOutput(ports.ToolResult{CallID: "call_1", Error: "the tool did not answer in time"})),
+		"go on":        marshal(t, responseCreate()),
 		"respond":      marshal(t, commentary("")),
 		"respond with": marshal(t, commentary("Greet the caller.")),
 		"close":        marshal(t, sessionClose()),
@@ -42,6 +59,34 @@ func TestClientEventsMatchSDK(t *testing.T) {
 	// The check does refuse what the API would.
 	assert.ErrorContains(t, livesim.Check([]byte(`{"type":"session.commentary.append","content":"hi"}`)), "delegation_id")
 	assert.ErrorContains(t, livesim.Check([]byte(`{"type":"response.cancel"}`)), "invalid_value")
+	assert.ErrorContains(t, livesim.Check([]byte(`{"type":"session.start","session":{"model":"m","delegation":{"type":"responses",
+		"responses":{"model":"m","tools":[{"type":"mcp","server_label":"cal","server_url":"https://mcp.example.com"}]}}}}`)),
+		"unknown_parameter", "the SDK's mcp tool of the delegation names no server")
+}
+
+func TestToolEventShapes(t *testing.T) {
+	assert.JSONEq(t, `{"type":"session.start","session":{"model":"gpt-live-1",
+		"audio":{"format":{"type":"audio/pcmu","rate":8000},"output":{"voice":"marin"}},
+		"delegation":{"type":"responses","responses":{"model":"gpt-5.5","tools":[
+			{"type":"function","name":"check_availability","description":"Free tables.",
+			 "parameters":{"type":"object","properties":{"people":{"type":"integer","maximum":12345678901234567890}},"required":["people"]}},
+			{"type":"function","name":"end_call","parameters":{"type":"object","properties":{}}}]}}}}`,
+		string(marshal(t, start(t, opts, ports.SpeechConfig{Tools: tools}))), "the schema as written, numbers exact")
+	assert.JSONEq(t, `{"type":"response.item.create","item":{"type":"function_call_output","call_id":"call_1","output":"{\"tables\":3}"}}`,
+		string(marshal(t, toolOutput(ports.ToolResult{CallID: "call_1", Output: `{"tables":3}`}))))
+	assert.JSONEq(t, `{"type":"response.item.create","item":{"type":"function_call_output","call_id":"call_1","output":"{\"error\":\"no answer\"}"}}`,
+		string(marshal(t, toolOutput(ports.ToolResult{CallID: "call_1", Error: "no answer"}))), "a failure is an error the model can talk about")
+	assert.JSONEq(t, `{"type":"response.create"}`, string(marshal(t, responseCreate())))
+}
+
+func TestSessionStartRefusesWhatDelegationCannotTake(t *testing.T) {
+	_, err := sessionStart(opts, ports.SpeechConfig{MCP: []ports.MCPServer{{Label: "cal", URL: "https://mcp.example.com"}}})
+	require.ErrorIs(t, err, errMCP)
+	assert.Contains(t, err.Error(), "MCP")
+	for _, bad := range []string{`[1]`, `"object"`, `{"type":`, `{} {}`, `null`} {
+		_, err := sessionStart(opts, ports.SpeechConfig{Tools: []ports.ToolSpec{{Name: "t", Parameters: json.RawMessage(bad)}}})
+		assert.ErrorContains(t, err, `tool "t"`, bad)
+	}
 }
 
 // TestClientEventShapes pins what the gateway depends on and the schema
@@ -51,14 +96,14 @@ func TestClientEventShapes(t *testing.T) {
 		"model":"gpt-live-1","instructions":"Be brief.",
 		"audio":{"format":{"type":"audio/pcmu","rate":8000},"output":{"voice":"marin"}},
 		"delegation":{"type":"responses","responses":{"model":"gpt-5.5"}}}}`,
-		string(marshal(t, sessionStart(opts, ports.SpeechConfig{Instructions: "Be brief.", CallID: "CA1"}))))
+		string(marshal(t, start(t, opts, ports.SpeechConfig{Instructions: "Be brief.", CallID: "CA1"}))))
 	assert.JSONEq(t, `{"type":"session.commentary.append","delegation_id":null,"content":"`+speakNow+`\n\nSay hello."}`,
 		string(marshal(t, commentary("Say hello."))), "delegation_id is required: an explicit null")
 	assert.JSONEq(t, `{"type":"session.close"}`, string(marshal(t, sessionClose())))
 	assert.JSONEq(t, `{"type":"session.input_audio.append","audio":"AAAA"}`, string(appendAudio(nil, []byte("AAAA"))))
 }
 
-func newDecoder() *decoder { return &decoder{turns: turns{now: time.Now}} }
+func newDecoder() *decoder { return &decoder{turns: turns{now: time.Now}, backend: newBackend()} }
 
 func TestDecodeMapsEvents(t *testing.T) {
 	d := newDecoder()
@@ -128,6 +173,9 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"type":"session.output_transcript.delta","event_id":"e","delta":"a","start_ms":1,"end_ms":2}`))
 	f.Add([]byte(`{"type":"session.closed","event_id":"e","reason":"expired","session":{},"usage":{"seconds":1}}`))
 	f.Add([]byte(`{"type":"error","event_id":"e","error":{"type":"t","code":"c","message":"m"}}`))
+	f.Add([]byte(`{"type":"response.event","event_id":"e","delegation_id":"d","event":{"type":"response.output_item.done",` +
+		`"item":{"type":"function_call","call_id":"c","name":"f","arguments":"{}"}}}`))
+	f.Add([]byte(`{"type":"response.event","event_id":"e","delegation_id":null,"event":{"type":"response.completed","response":{"id":"r"}}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		d := newDecoder()
 		ev, err := d.decode(b)

@@ -77,10 +77,12 @@ var (
 // Open dials the Live API, sends session.start built from cfg and waits
 // for session.started. ctx bounds only this handshake. Errors wrap
 // ports.ErrRejected when the API refused the credentials (401/403), the
-// request (other 4xx) or the configuration (an error event, no
-// BackendModel, a URL with a query string), ports.ErrUnavailable when it could not be reached,
-// answered 429 or 5xx, reported a server error or ended the session, and
-// ctx.Err() when ctx ended first.
+// request (other 4xx) or the configuration (an error event), or, before
+// dialling, when there is no BackendModel, the URL has a query string, cfg
+// names MCP servers (GPT-Live's Responses delegation cannot name one) or a
+// tool whose parameters are not a JSON object; ports.ErrUnavailable when
+// the API could not be reached, answered 429 or 5xx, reported a server
+// error or ended the session; and ctx.Err() when ctx ended first.
 func (m *Model) Open(ctx context.Context, cfg ports.SpeechConfig) (ports.SpeechSession, error) {
 	if m.opts.BackendModel == "" {
 		return nil, fmt.Errorf("live: open: %w: %w", ports.ErrRejected, errNoBackend)
@@ -88,12 +90,16 @@ func (m *Model) Open(ctx context.Context, cfg ports.SpeechConfig) (ports.SpeechS
 	if strings.Contains(m.opts.URL, "?") {
 		return nil, fmt.Errorf("live: open: %w: %w", ports.ErrRejected, errQuery)
 	}
+	start, err := sessionStart(m.opts, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("live: open: %w: %w", ports.ErrRejected, err)
+	}
 	conn, err := wsdial.Dial(ctx, m.opts.URL, m.opts.APIKey, m.opts.HTTPClient, ReadLimit)
 	if err != nil {
 		return nil, fmt.Errorf("live: dial: %w", err)
 	}
 	s := newSession(conn, m.log.With("call_id", cfg.CallID), m.now)
-	if err := s.start(ctx, sessionStart(m.opts, cfg)); err != nil {
+	if err := s.start(ctx, start); err != nil {
 		_ = s.stream.Close(1000, "open failed")
 		return nil, err
 	}

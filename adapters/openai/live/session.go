@@ -20,6 +20,7 @@ import (
 type session struct {
 	stream *wsstream.Stream[ports.SpeechEvent]
 	dec    decoder // used by whichever goroutine reads (one at a time)
+	log    *slog.Logger
 
 	// recvMu is held by Recv, and by Close while it reads the goodbye.
 	recvMu sync.Mutex
@@ -38,11 +39,12 @@ type session struct {
 var _ ports.SpeechSession = (*session)(nil)
 
 func newSession(conn *websocket.Conn, log *slog.Logger, now func() time.Time) *session {
-	s := &session{ended: make(chan struct{})}
+	s := &session{ended: make(chan struct{}), log: log.With("component", "live")}
 	s.dec.turns.now = now
+	s.dec.backend = newBackend()
 	s.stream = wsstream.Start(wsstream.Config[ports.SpeechEvent]{
 		Conn:   conn,
-		Log:    log.With("component", "live"),
+		Log:    s.log,
 		Decode: s.dec.decode,
 		Reason: s.endReason,
 	})
@@ -141,16 +143,58 @@ func (s *session) Respond(ctx context.Context, instructions string) error {
 	if err := s.closed("respond"); err != nil {
 		return err
 	}
-	err := s.write(ctx, commentary(instructions))
+	return s.send(ctx, "respond", commentary(instructions))
+}
+
+// send writes a client event for op. Errors wrap ports.ErrClosed,
+// ctx.Err(), or else ports.ErrUnavailable.
+func (s *session) send(ctx context.Context, op string, event oai.ClientEventUnionParam) error {
+	err := s.write(ctx, event)
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, ports.ErrClosed):
-		return fmt.Errorf("live: respond: %w", err)
+		return fmt.Errorf("live: %s: %w", op, err)
 	case ctx.Err() != nil:
-		return fmt.Errorf("live: respond: %w", ctx.Err())
+		return fmt.Errorf("live: %s: %w", op, ctx.Err())
 	}
-	return fmt.Errorf("live: respond: %w: %w", ports.ErrUnavailable, err)
+	return fmt.Errorf("live: %s: %w: %w", op, ports.ErrUnavailable, err)
+}
+
+// ToolResult sends the result as a function_call_output item
+// (response.item.create) at once, then response.create, which lets the
+// Responses backend go on with it, once no delegated response is in
+// progress and every call handed over has its result; if a response is in
+// progress, Recv sends it when the last one ends. A call the session never
+// handed over gets its item only: the API's error event about it comes as
+// a non-fatal SpeechError. Errors wrap ports.ErrClosed, ctx.Err(), or
+// ports.ErrUnavailable when an event could not be sent. Blocking and
+// concurrency as for AppendAudio.
+func (s *session) ToolResult(ctx context.Context, r ports.ToolResult) error {
+	if err := s.closed("tool result"); err != nil {
+		return err
+	}
+	if err := s.send(ctx, "tool result", toolOutput(r)); err != nil {
+		return err
+	}
+	if s.dec.backend.answered(r.CallID) {
+		return s.send(ctx, "tool result", responseCreate())
+	}
+	return nil
+}
+
+// goOn sends the response.create owed to tool results, if one is owed now
+// that no delegated response is in progress. It runs in Recv; the write is
+// bounded by CloseWait.
+func (s *session) goOn() {
+	if !s.dec.backend.idle() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), CloseWait)
+	defer cancel()
+	if err := s.send(ctx, "go on", responseCreate()); err != nil {
+		s.log.Warn("response.create after tool results not sent", "err", err)
+	}
 }
 
 // Heard returns nil at once: a full duplex model knows what it said before
@@ -193,7 +237,10 @@ func (s *session) write(ctx context.Context, event oai.ClientEventUnionParam) er
 // Close, the caller has stopped counting). Error events are SpeechErrors;
 // Fatal ones (a server_error, or a code saying the key or account cannot
 // pay) end the session: the adapter closes it, and Recv returns ErrClosed
-// next. Malformed and unknown events are logged and skipped. An audio
+// next. A function call of the delegated backend is a SpeechToolCall; when
+// the last delegated response in progress ends and tool results wait for
+// a response.create, Recv sends it (bounded by CloseWait) before reading
+// on. Malformed and unknown events are logged and skipped. An audio
 // event's Audio is valid until the next call. Recv must not be called
 // concurrently with itself; Close makes it return. With a context that
 // cannot end (context.Background()) it reads the connection itself, which
@@ -212,6 +259,9 @@ func (s *session) Recv(ctx context.Context) (ports.SpeechEvent, error) {
 		switch ev.Type {
 		case evStarted:
 			continue // the handshake's, never twice
+		case evBackendIdle:
+			s.goOn()
+			continue
 		case evClosed:
 			s.end(s.closedReason(ev.Text))
 			if ev.Usage != (ports.Usage{}) && !s.saidBye.Load() {

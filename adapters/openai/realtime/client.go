@@ -5,8 +5,10 @@ import (
 
 	"github.com/openai/openai-go/v3/packages/param"
 	oai "github.com/openai/openai-go/v3/realtime"
+	"github.com/openai/openai-go/v3/responses"
 
 	"github.com/convgateway/gateway/adapters/internal/jsonscan"
+	"github.com/convgateway/gateway/ports"
 )
 
 // appendAudio appends an input_audio_buffer.append event carrying the
@@ -19,8 +21,9 @@ func appendAudio(b, audio []byte) []byte {
 
 // sessionUpdate is the session.update that configures a call: mu-law in
 // and out, audio responses only, the adapter's voice, turn detection and
-// transcription, and the call's instructions.
-func sessionUpdate(instructions string, o Options) oai.SessionUpdateEventParam {
+// transcription, and the call's instructions, tools and MCP servers (see
+// tools). Its error wraps ports.ErrRejected: a tool the API would refuse.
+func sessionUpdate(cfg ports.SpeechConfig, o Options) (oai.SessionUpdateEventParam, error) {
 	pcmu := oai.RealtimeAudioFormatsUnionParam{OfAudioPCMU: &oai.RealtimeAudioFormatsAudioPCMUParam{Type: "audio/pcmu"}}
 	in := oai.RealtimeAudioConfigInputParam{Format: pcmu}
 	if o.TurnDetection == TurnSemanticVAD {
@@ -39,16 +42,28 @@ func sessionUpdate(instructions string, o Options) oai.SessionUpdateEventParam {
 		OutputModalities: []string{"audio"},
 		Audio:            oai.RealtimeAudioConfigParam{Input: in, Output: out},
 	}
-	if instructions != "" {
-		session.Instructions = param.NewOpt(instructions)
+	if cfg.Instructions != "" {
+		session.Instructions = param.NewOpt(cfg.Instructions)
 	}
-	return oai.SessionUpdateEventParam{Session: oai.SessionUpdateEventSessionUnionParam{OfRealtime: session}}
+	t, err := tools(cfg.Tools, cfg.MCP)
+	if err != nil {
+		return oai.SessionUpdateEventParam{}, err
+	}
+	if len(t) > 0 {
+		session.Tools = t
+		session.ToolChoice.OfToolChoiceMode = param.NewOpt(responses.ToolChoiceOptionsAuto)
+	}
+	return oai.SessionUpdateEventParam{Session: oai.SessionUpdateEventSessionUnionParam{OfRealtime: session}}, nil
 }
 
-// responseCreate is a response.create, with instructions for this response
-// only when not empty.
-func responseCreate(instructions string) oai.ResponseCreateEventParam {
+// responseCreate is a response.create named eventID (the API names it in
+// an error it causes), with instructions for this response only when not
+// empty.
+func responseCreate(eventID, instructions string) oai.ResponseCreateEventParam {
 	var e oai.ResponseCreateEventParam
+	if eventID != "" {
+		e.EventID = param.NewOpt(eventID)
+	}
 	if instructions != "" {
 		e.Response.Instructions = param.NewOpt(instructions)
 	}

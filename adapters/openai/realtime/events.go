@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 
 	"github.com/convgateway/gateway/adapters/internal/jsonscan"
@@ -15,7 +16,9 @@ import (
 // decoder turns server events into SpeechEvents. It is used by one
 // goroutine at a time. The id of the item being streamed is remembered so
 // that its many audio deltas share one string, and the audio of each item
-// is counted (spoken) so that Heard never truncates beyond it.
+// is counted (spoken) so that Heard never truncates beyond it. The
+// responses' life is tracked (turns) for the tool results, and tool calls
+// are reported once each (calls).
 type decoder struct {
 	log *slog.Logger // nil discards
 	// opened is set once session.updated has confirmed the configuration:
@@ -29,6 +32,13 @@ type decoder struct {
 	itemID    string
 	itemBytes *atomic.Int64 // spoken's count for itemID
 	spoken    spoken
+
+	turns turns // shared with the senders
+	calls calls
+	// flush is the event id of a response.create the last event made due
+	// (tool results waited for the model to be free); the session sends
+	// it.
+	flush string
 }
 
 // serverEvent holds the fields of every non-audio server event the gateway
@@ -37,7 +47,19 @@ type serverEvent struct {
 	Type       string `json:"type"`
 	ItemID     string `json:"item_id"`
 	Transcript string `json:"transcript"`
-	Response   struct {
+	// A function call's end (response.function_call_arguments.done), or
+	// the item of response.output_item.done or conversation.item.added.
+	CallID    string `json:"call_id"`
+	Name      string `json:"name"`
+	Arguments string `json:"arguments"`
+	Item      struct {
+		Type      string `json:"type"`
+		CallID    string `json:"call_id"`
+		Name      string `json:"name"`
+		Arguments string `json:"arguments"`
+		Status    string `json:"status"`
+	} `json:"item"`
+	Response struct {
 		ID     string `json:"id"`
 		Status string `json:"status"`
 		Usage  struct {
@@ -104,24 +126,83 @@ func (d *decoder) event(e *serverEvent) (ports.SpeechEvent, error) {
 		return ports.SpeechEvent{Type: ports.SpeechUnknown}, nil
 	case "input_audio_buffer.speech_started":
 		ev.Type = ports.SpeechCallerStarted
+		d.flush = d.turns.speech(true)
 	case "input_audio_buffer.speech_stopped":
 		ev.Type = ports.SpeechCallerStopped
+		d.flush = d.turns.speech(false)
+	case "conversation.item.added", "conversation.item.created":
+		if e.Item.Type == "function_call_output" {
+			d.flush = d.turns.resultAdded()
+		}
+		return ports.SpeechEvent{}, fmt.Errorf("%w %q", wsstream.ErrIgnore, e.Type)
 	case "response.output_audio.done":
 		ev.Type = ports.SpeechUtteranceDone
 	case "response.output_audio_transcript.done":
 		ev.Type, ev.Text, ev.Final = ports.SpeechAssistantText, e.Transcript, true
 	case "conversation.item.input_audio_transcription.completed":
 		ev.Type, ev.Text, ev.Final = ports.SpeechCallerText, e.Transcript, true
+	case "response.created":
+		d.turns.created()
+		return ports.SpeechEvent{}, fmt.Errorf("%w %q", wsstream.ErrIgnore, e.Type)
 	case "response.done":
+		d.flush = d.turns.done()
 		return d.responseDone(e)
+	case "response.function_call_arguments.done":
+		return d.toolCall(e.CallID, e.Name, e.Arguments, "")
+	case "response.output_item.done":
+		if e.Item.Type != "function_call" {
+			return ports.SpeechEvent{}, fmt.Errorf("%w %q of a %s", wsstream.ErrIgnore, e.Type, e.Item.Type)
+		}
+		return d.toolCall(e.Item.CallID, e.Item.Name, e.Item.Arguments, e.Item.Status)
+	case "mcp_list_tools.failed", "response.mcp_call.failed":
+		d.logf(slog.LevelWarn, "model's MCP tool failed", "event", e.Type, "item_id", e.ItemID)
+		return ports.SpeechEvent{}, fmt.Errorf("%w %q", wsstream.ErrIgnore, e.Type)
 	case "error":
-		d.lastWasError = true
-		d.logf(slog.LevelInfo, "model error", "type", e.Error.Type, "code", e.Error.Code,
-			"message", e.Error.Message, "event_id", e.Error.EventID)
-		ev = ports.SpeechEvent{Type: ports.SpeechError,
-			Err: &ports.ModelError{Type: e.Error.Type, Code: e.Error.Code, Message: e.Error.Message}}
+		return d.errorEvent(e)
 	}
 	return ev, nil
+}
+
+// errorEvent maps an error. The refusal of a response.create the session
+// sent after tool results, because a response is in progress, is only
+// logged (see turns.refused).
+func (d *decoder) errorEvent(e *serverEvent) (ports.SpeechEvent, error) {
+	d.lastWasError = true
+	ours, flush := d.turns.refused(e.Error.EventID, e.Error.Code)
+	d.flush = flush
+	if ours {
+		d.logf(slog.LevelDebug, "model busy: tool results go on with its response", "code", e.Error.Code, "event_id", e.Error.EventID)
+		return ports.SpeechEvent{}, fmt.Errorf("%w: %s", wsstream.ErrIgnore, e.Error.Code)
+	}
+	d.logf(slog.LevelInfo, "model error", "type", e.Error.Type, "code", e.Error.Code,
+		"message", e.Error.Message, "event_id", e.Error.EventID)
+	return ports.SpeechEvent{Type: ports.SpeechError,
+		Err: &ports.ModelError{Type: e.Error.Type, Code: e.Error.Code, Message: e.Error.Message}}, nil
+}
+
+// toolCall reports a function call whose arguments are complete, the
+// first time its id is seen. A call cut short (its item incomplete, or its
+// arguments not a JSON object: the API ends the arguments of a cancelled
+// response too) is logged and not run.
+func (d *decoder) toolCall(callID, name, arguments, status string) (ports.SpeechEvent, error) {
+	if callID == "" || name == "" {
+		return ports.SpeechEvent{}, fmt.Errorf("%w: function call without call_id or name", ports.ErrInvalidInput)
+	}
+	args := json.RawMessage(arguments)
+	if strings.TrimSpace(arguments) == "" {
+		args = json.RawMessage(`{}`)
+	}
+	var obj map[string]json.RawMessage
+	if status == "incomplete" || json.Unmarshal(args, &obj) != nil || obj == nil {
+		if d.calls.first(callID) {
+			d.logf(slog.LevelInfo, "model's tool call cut short: not run", "call_id", callID, "tool", name, "status", status)
+		}
+		return ports.SpeechEvent{}, fmt.Errorf("%w: tool call %s cut short", wsstream.ErrIgnore, callID)
+	}
+	if !d.calls.first(callID) {
+		return ports.SpeechEvent{}, fmt.Errorf("%w: tool call %s again", wsstream.ErrIgnore, callID)
+	}
+	return ports.SpeechEvent{Type: ports.SpeechToolCall, Tool: ports.ToolCall{ID: callID, Name: name, Arguments: args}}, nil
 }
 
 // responseDone reports a response's usage. A response that ended for
@@ -157,7 +238,14 @@ var used = map[string]bool{
 	"response.output_audio.done":                            true,
 	"response.output_audio_transcript.done":                 true,
 	"conversation.item.input_audio_transcription.completed": true,
+	"conversation.item.added":                               true,
+	"conversation.item.created":                             true,
+	"response.created":                                      true,
 	"response.done":                                         true,
+	"response.function_call_arguments.done":                 true,
+	"response.output_item.done":                             true,
+	"mcp_list_tools.failed":                                 true,
+	"response.mcp_call.failed":                              true,
 	"error":                                                 true,
 }
 

@@ -67,13 +67,21 @@ func New(opts Options) *Model {
 }
 
 // Open dials the Realtime API, sends session.update built from the
-// Options and cfg's instructions and waits for session.updated; cfg.CallID
-// names the session's log lines (call_id). ctx bounds only this handshake.
-// Errors wrap ports.ErrRejected when the API refused the credentials
-// (401/403), the request (other 4xx) or the configuration (an error
-// event), ports.ErrUnavailable when it could not be reached, answered 5xx
-// or closed the socket, and ctx.Err() when ctx ended first.
+// Options and cfg's instructions, tools (function tools, tool_choice auto)
+// and MCP servers (hosted MCP tools) and waits for session.updated;
+// cfg.CallID names the session's log lines (call_id). ctx bounds only this
+// handshake. Errors wrap ports.ErrRejected when cfg holds a tool the API
+// would refuse (no name, parameters that are not a JSON object; an MCP
+// server without label or URL, or whose approval is neither "never" nor
+// "always"), or the API refused the credentials (401/403), the request
+// (other 4xx) or the configuration (an error event), ports.ErrUnavailable
+// when it could not be reached, answered 5xx or closed the socket, and
+// ctx.Err() when ctx ended first.
 func (m *Model) Open(ctx context.Context, cfg ports.SpeechConfig) (ports.SpeechSession, error) {
+	update, err := sessionUpdate(cfg, m.opts)
+	if err != nil {
+		return nil, fmt.Errorf("realtime: open: %w", err)
+	}
 	header := http.Header{}
 	header.Set("Authorization", "Bearer "+m.opts.APIKey)
 	conn, resp, err := websocket.Dial(ctx, m.opts.URL, &websocket.DialOptions{
@@ -88,7 +96,7 @@ func (m *Model) Open(ctx context.Context, cfg ports.SpeechConfig) (ports.SpeechS
 	}
 	conn.SetReadLimit(ReadLimit)
 	s := newSession(conn, m.log.With("call_id", cfg.CallID))
-	if err := s.configure(ctx, sessionUpdate(cfg.Instructions, m.opts)); err != nil {
+	if err := s.configure(ctx, update); err != nil {
 		_ = s.Close()
 		return nil, err
 	}

@@ -278,6 +278,10 @@ func TestServerEventsMatchSchema(t *testing.T) {
 	ev, err := s.Recv(ctx)
 	require.NoError(t, err)
 	require.Equal(t, ports.SpeechError, ev.Type)
+	// A tool call, its result, and the reply that goes on with it.
+	call := callTools(t, sim, s, "check_availability")[0]
+	require.NoError(t, s.ToolResult(ctx, ports.ToolResult{CallID: call.ID, Output: "3 tables"}))
+	recvType(t, s, ports.SpeechAssistantText)
 
 	mu.Lock()
 	defer mu.Unlock()
@@ -294,7 +298,9 @@ func TestServerEventsMatchSchema(t *testing.T) {
 	}
 	for _, typ := range []string{"session.created", "session.updated", "input_audio_buffer.speech_started", "input_audio_buffer.speech_stopped",
 		"conversation.item.input_audio_transcription.completed", "response.created", "response.output_audio.delta",
-		"response.output_audio.done", "response.output_audio_transcript.done", "response.done", "conversation.item.truncated", "error"} {
+		"response.output_audio.done", "response.output_audio_transcript.done", "response.done", "conversation.item.truncated", "error",
+		"response.output_item.added", "response.function_call_arguments.delta", "response.function_call_arguments.done",
+		"response.output_item.done", "conversation.item.added"} {
 		assert.True(t, seen[typ], "the simulator sent %s", typ)
 	}
 }
@@ -314,6 +320,10 @@ var serverSchema = map[string]string{
 	"response.done":                                         "RealtimeServerEventResponseDone",
 	"conversation.item.truncated":                           "RealtimeServerEventConversationItemTruncated",
 	"conversation.item.added":                               "RealtimeServerEventConversationItemAdded",
+	"response.output_item.added":                            "RealtimeServerEventResponseOutputItemAdded",
+	"response.output_item.done":                             "RealtimeServerEventResponseOutputItemDone",
+	"response.function_call_arguments.delta":                "RealtimeServerEventResponseFunctionCallArgumentsDelta",
+	"response.function_call_arguments.done":                 "RealtimeServerEventResponseFunctionCallArgumentsDone",
 	"error":                                                 "RealtimeServerEventError",
 }
 

@@ -26,10 +26,25 @@ func newSession(conn *websocket.Conn, log *slog.Logger) *session {
 	s.stream = wsstream.Start(wsstream.Config[ports.SpeechEvent]{
 		Conn:   conn,
 		Log:    log,
-		Decode: s.dec.decode,
+		Decode: s.decode,
 		Reason: s.endReason,
 	})
 	return s
+}
+
+// decode decodes a server event, and sends the response.create it made
+// due, if any (tool results waited for a response to end). It runs on the
+// reading goroutine: the request goes out before the next event is read.
+func (s *session) decode(b []byte) (ports.SpeechEvent, error) {
+	ev, err := s.dec.decode(b)
+	if id := s.dec.flush; id != "" {
+		s.dec.flush = ""
+		if werr := s.sendEvent(context.Background(), "tool results: respond", responseCreate(id, "")); werr != nil {
+			s.dec.turns.unsent(id)
+			s.dec.logf(slog.LevelInfo, "tool results: respond", "err", werr)
+		}
+	}
+	return ev, err
 }
 
 // reasonFatal is the end of a session the API closed right after an error.
@@ -101,9 +116,30 @@ func (s *session) Format() ports.AudioFormat { return ports.Mulaw8k }
 func (s *session) Interruptions() ports.Interruptions { return ports.InterruptedByGateway }
 
 // Respond sends response.create, with instructions for this response only
-// when not empty. Errors, blocking and concurrency as for AppendAudio.
+// when not empty, at once: a response in progress makes the API refuse it
+// (an error Recv returns). Tool results wait for the response it asks for
+// (see ToolResult). Errors, blocking and concurrency as for AppendAudio.
 func (s *session) Respond(ctx context.Context, instructions string) error {
-	return s.sendEvent(ctx, "respond", responseCreate(instructions))
+	id := s.dec.turns.respond()
+	if err := s.sendEvent(ctx, "respond", responseCreate(id, instructions)); err != nil {
+		s.dec.turns.unsent(id)
+		return err
+	}
+	return nil
+}
+
+// ToolResult sends r at once as a function_call_output item
+// (conversation.item.create; a failed run's output is {"error": r.Error}).
+// The response.create that lets the model go on with it is sent by Recv
+// (the reading goroutine) once the API has added the item and the model
+// is free: at once if it is; after the response in progress, if any (one
+// for all the results added during it); after the caller's turn, if they
+// are speaking (a barge-in during a tool run keeps the result: it is in
+// the conversation, and the next response sees it). A call_id the API
+// does not know makes it answer with an error, which Recv returns as a
+// SpeechError. Errors, blocking and concurrency as for AppendAudio.
+func (s *session) ToolResult(ctx context.Context, r ports.ToolResult) error {
+	return s.sendEvent(ctx, "tool result", functionCallOutput(r))
 }
 
 // Heard sends conversation.item.truncate for content 0 of the assistant

@@ -43,6 +43,9 @@ func TestConformance(t *testing.T) {
 		return porttest.ChatHarness{
 			Assistant: a,
 			FailNext:  func() { sim.Next(openairest.Script{Status: "failed"}) },
+			CallToolNext: func(call ports.ToolCall, rounds int) {
+				sim.Next(openairest.Script{Tool: &openairest.ToolScript{Name: call.Name, Arguments: string(call.Arguments), Rounds: rounds}})
+			},
 		}
 	})
 }
@@ -51,7 +54,7 @@ func TestRequestsMatchContract(t *testing.T) {
 	a, sim := setup(t)
 	id, err := a.NewThread(t.Context())
 	require.NoError(t, err)
-	_, err = a.Reply(t.Context(), id, "hello")
+	_, err = a.Reply(t.Context(), ports.ChatRequest{ThreadID: id, Text: "hello"})
 	require.NoError(t, err)
 
 	convs := sim.Bodies(openairest.RouteCreateConversation)
@@ -80,7 +83,7 @@ func TestConversationKeepsHistory(t *testing.T) {
 	id, err := a.NewThread(t.Context())
 	require.NoError(t, err)
 	for _, text := range []string{"one", "two"} {
-		got, err := a.Reply(t.Context(), id, text)
+		got, err := a.Reply(t.Context(), ports.ChatRequest{ThreadID: id, Text: text})
 		require.NoError(t, err)
 		assert.Equal(t, "re: "+text, got)
 	}
@@ -111,7 +114,7 @@ func TestReplyErrors(t *testing.T) {
 			id, err := a.NewThread(t.Context())
 			require.NoError(t, err)
 			sim.Next(tc.script)
-			_, err = a.Reply(t.Context(), id, "hello")
+			_, err = a.Reply(t.Context(), ports.ChatRequest{ThreadID: id, Text: "hello"})
 			require.ErrorIs(t, err, tc.want)
 			assert.Equal(t, 1, sim.Calls(openairest.RouteCreateResponse), "a reply is never retried")
 		})
@@ -143,7 +146,7 @@ func TestNetworkFailureIsUnavailable(t *testing.T) {
 	url := sim.URL()
 	sim.Close()
 	a := responses.New(responses.Options{BaseURL: url, APIKey: "k", Model: "m"})
-	_, err := a.Reply(t.Context(), "conv_1", "hello")
+	_, err := a.Reply(t.Context(), ports.ChatRequest{ThreadID: "conv_1", Text: "hello"})
 	require.ErrorIs(t, err, ports.ErrUnavailable)
 }
 
@@ -154,6 +157,6 @@ func TestCancelWhileWaiting(t *testing.T) {
 	sim.Next(openairest.Script{Delay: time.Minute})
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
-	_, err = a.Reply(ctx, id, "slow")
+	_, err = a.Reply(ctx, ports.ChatRequest{ThreadID: id, Text: "slow"})
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 }

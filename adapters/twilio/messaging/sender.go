@@ -1,33 +1,26 @@
 package messaging
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptrace"
-	"net/url"
 	"strconv"
-	"strings"
-	"sync/atomic"
 	"time"
 
-	"github.com/twilio/twilio-go/client"
 	api "github.com/twilio/twilio-go/rest/api/v2010"
 
+	"github.com/convgateway/gateway/adapters/twilio/internal/restclient"
 	"github.com/convgateway/gateway/ports"
 )
 
 // DefaultBaseURL is Twilio's REST API.
-const DefaultBaseURL = "https://api.twilio.com"
+const DefaultBaseURL = restclient.DefaultBaseURL
 
 // DefaultTimeout bounds one request when Options.HTTPClient is nil.
-const DefaultTimeout = 10 * time.Second
+const DefaultTimeout = restclient.DefaultTimeout
 
 // Retries of the requests Twilio did not take: a 429 (error 20429, "Too
 // many requests": Twilio documents that such a request is never processed
@@ -87,10 +80,7 @@ var _ ports.MessageSender = (*Sender)(nil)
 // Sender is a ports.MessageSender on Twilio's Messages API. It is safe for
 // concurrent use.
 type Sender struct {
-	accountSID, authToken  string
-	base                   *url.URL
-	hc                     *http.Client
-	timeout                time.Duration // per request; 0 for none
+	rc                     *restclient.Client
 	from, serviceSID       string
 	retryWithin, retryBase time.Duration
 	log                    *slog.Logger
@@ -100,18 +90,6 @@ type Sender struct {
 // does not parse as an absolute URL makes every Send fail with
 // ports.ErrRejected.
 func NewSender(opts Options) *Sender {
-	raw := opts.BaseURL
-	if raw == "" {
-		raw = DefaultBaseURL
-	}
-	base, err := url.Parse(strings.TrimSuffix(raw, "/"))
-	if err != nil || base.Scheme == "" || base.Host == "" {
-		base = nil
-	}
-	hc := opts.HTTPClient
-	if hc == nil {
-		hc = &http.Client{Timeout: DefaultTimeout}
-	}
 	if opts.RetryWithin == 0 {
 		opts.RetryWithin = DefaultRetryWithin
 	}
@@ -122,8 +100,7 @@ func NewSender(opts Options) *Sender {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Sender{
-		accountSID: opts.AccountSID, authToken: opts.AuthToken,
-		base: base, hc: hc, timeout: hc.Timeout,
+		rc:   restclient.New(opts.AccountSID, opts.AuthToken, opts.BaseURL, opts.HTTPClient),
 		from: opts.From, serviceSID: opts.MessagingServiceSID,
 		retryWithin: opts.RetryWithin, retryBase: opts.RetryBase,
 		log: opts.Logger,
@@ -189,26 +166,27 @@ type retry struct {
 // attempt makes one request for params. On failure it says whether the
 // request may be retried (Twilio did not take it).
 func (s *Sender) attempt(ctx context.Context, params *api.CreateMessageParams) (string, retry, error) {
-	reqCtx := ctx
-	if s.timeout > 0 {
-		var cancel context.CancelFunc
-		reqCtx, cancel = context.WithTimeout(ctx, s.timeout)
-		defer cancel()
-	}
-	t := &transport{ctx: reqCtx, base: s.base, next: s.hc.Transport}
-	resp, err := s.api(t).CreateMessage(params)
+	var sid string
+	ex, err := s.rc.Do(ctx, func(a *api.ApiService) error {
+		resp, err := a.CreateMessage(params)
+		if err == nil && resp.Sid != nil {
+			sid = *resp.Sid
+		}
+		return err
+	})
 	if err != nil {
-		return "", t.retry(ctx, err), t.sendErr(ctx, err)
+		f := ex.Failure(err)
+		return "", retryOf(f, ex.RetryAfter()), f.PortErr()
 	}
-	if resp.Sid == nil || *resp.Sid == "" {
+	if sid == "" {
 		return "", retry{}, fmt.Errorf("no message sid in the answer: %w: %w", ports.ErrUnavailable, ports.ErrOutcomeUnknown)
 	}
-	return *resp.Sid, retry{}, nil
+	return sid, retry{}, nil
 }
 
 // params checks msg and turns it into the API's parameters.
 func (s *Sender) params(msg ports.OutboundMessage) (*api.CreateMessageParams, error) {
-	if s.base == nil {
+	if !s.rc.Valid() {
 		return nil, fmt.Errorf("invalid Twilio base URL: %w", ports.ErrRejected)
 	}
 	if msg.To == "" {
@@ -242,75 +220,16 @@ func (s *Sender) params(msg ports.OutboundMessage) (*api.CreateMessageParams, er
 	return p, nil
 }
 
-// api returns a Messages API client whose requests go through t. Its
-// http.Client has no Timeout (t's context carries it), so that no timer
-// goroutine outlives a request whose body twilio-go leaves open.
-func (s *Sender) api(t *transport) *api.ApiService {
-	if t.next == nil {
-		t.next = http.DefaultTransport
-	}
-	c := &client.Client{
-		Credentials: client.NewCredentials(s.accountSID, s.authToken),
-		HTTPClient:  &http.Client{Transport: t, CheckRedirect: s.hc.CheckRedirect},
-	}
-	c.SetAccountSid(s.accountSID)
-	return api.NewApiService(client.NewRequestHandler(c))
-}
-
-// maxErrorBody bounds the error bodies read from Twilio.
-const maxErrorBody = 64 << 10
-
-// transport makes one request: it sends it to base instead of the host
-// twilio-go chose, under ctx, and notes what the caller needs to know of
-// it: the URL it went to, whether a connection was made (else nothing was
-// sent), and the status and Retry-After header of an error response. It
-// reads error bodies into memory and closes them, because twilio-go does
-// not close the body of an error response.
-type transport struct {
-	ctx  context.Context
-	base *url.URL
-	next http.RoundTripper
-
-	url        string      // where the request went, without credentials
-	connected  atomic.Bool // a connection was obtained: the request may have been sent
-	status     int         // of an error response
-	retryAfter string      // of an error response
-}
-
-func (t *transport) RoundTrip(r *http.Request) (*http.Response, error) {
-	trace := &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { t.connected.Store(true) }}
-	out := r.Clone(httptrace.WithClientTrace(t.ctx, trace))
-	out.URL.Scheme = t.base.Scheme
-	out.URL.Host = t.base.Host
-	out.URL.Path = t.base.Path + r.URL.Path
-	out.URL.RawPath = ""
-	out.URL.User = nil
-	out.Host = ""
-	t.url = out.URL.Redacted()
-	resp, err := t.next.RoundTrip(out)
-	if err != nil || resp.StatusCode < 400 {
-		return resp, err
-	}
-	t.status, t.retryAfter = resp.StatusCode, resp.Header.Get("Retry-After")
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	_ = resp.Body.Close()
-	if err != nil {
-		return nil, err
-	}
-	resp.Body = io.NopCloser(bytes.NewReader(body))
-	return resp, nil
-}
-
-// retry says whether the request that failed with err may be made again:
+// retryOf says whether the request that failed as f may be made again:
 // Twilio refused it as rate limited (429), or no connection was made, so
-// that nothing was sent. Not after ctx is done.
-func (t *transport) retry(ctx context.Context, err error) retry {
+// that nothing was sent. Not after the context is done.
+func retryOf(f restclient.Failure, after string) retry {
 	switch {
-	case ctx.Err() != nil:
+	case f.Ctx != nil:
 		return retry{}
-	case t.status == http.StatusTooManyRequests:
-		return retry{ok: true, reason: "rate limited", after: retryAfter(t.retryAfter)}
-	case t.status == 0 && !t.connected.Load() && !isTwilioError(err):
+	case f.Status == http.StatusTooManyRequests:
+		return retry{ok: true, reason: "rate limited", after: retryAfter(after)}
+	case f.Status == 0 && !f.Sent:
 		return retry{ok: true, reason: "unreachable"}
 	}
 	return retry{}
@@ -329,44 +248,4 @@ func retryAfter(v string) time.Duration {
 		return max(time.Until(at), 0)
 	}
 	return 0
-}
-
-func isTwilioError(err error) bool {
-	var tErr *client.TwilioRestError
-	return errors.As(err, &tErr)
-}
-
-// sendErr translates a twilio-go error: ctx's error if ctx is done;
-// ports.ErrRejected for a 4xx other than 429, with Twilio's status, code
-// and message; ports.ErrUnavailable for a 429 and for a request that never
-// left (no connection); ports.ErrUnavailable and ports.ErrOutcomeUnknown
-// for a 5xx and for a failure after a connection was made (a timeout, a
-// connection cut, an answer that cannot be read). An error of the HTTP
-// client names the URL the request went to, not the one twilio-go built.
-func (t *transport) sendErr(ctx context.Context, err error) error {
-	if ctxErr := ctx.Err(); ctxErr != nil {
-		return ctxErr
-	}
-	var uErr *url.Error
-	if errors.As(err, &uErr) {
-		err = &url.Error{Op: uErr.Op, URL: t.url, Err: uErr.Err}
-	}
-	var tErr *client.TwilioRestError
-	switch {
-	case errors.As(err, &tErr) && tErr.Status == http.StatusTooManyRequests:
-		return fmt.Errorf("%w: twilio status %d, error %d: %s", ports.ErrUnavailable, tErr.Status, tErr.Code, tErr.Message)
-	case errors.As(err, &tErr) && tErr.Status >= 500:
-		return fmt.Errorf("%w: %w: twilio status %d, error %d: %s", ports.ErrUnavailable, ports.ErrOutcomeUnknown, tErr.Status, tErr.Code, tErr.Message)
-	case errors.As(err, &tErr):
-		return fmt.Errorf("%w: twilio status %d, error %d: %s", ports.ErrRejected, tErr.Status, tErr.Code, tErr.Message)
-	case t.status == http.StatusTooManyRequests:
-		return fmt.Errorf("%w: twilio status %d: %w", ports.ErrUnavailable, t.status, err)
-	case t.status >= 500:
-		return fmt.Errorf("%w: %w: twilio status %d: %w", ports.ErrUnavailable, ports.ErrOutcomeUnknown, t.status, err)
-	case t.status >= 400:
-		return fmt.Errorf("%w: twilio status %d: %w", ports.ErrRejected, t.status, err)
-	case !t.connected.Load():
-		return fmt.Errorf("%w: %w", ports.ErrUnavailable, err)
-	}
-	return fmt.Errorf("%w: %w: %w", ports.ErrUnavailable, ports.ErrOutcomeUnknown, err)
 }

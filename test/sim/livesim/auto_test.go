@@ -106,3 +106,29 @@ func TestAutoSpeaksOnRespond(t *testing.T) {
 	assert.Equal(t, 5, chunks, "100 ms in 20 ms chunks")
 	assert.Equal(t, "Hello, how can I help?", text)
 }
+
+func TestAutoSpeaksToolResults(t *testing.T) {
+	sim, s := openAuto(t, &livesim.Auto{ChunkEvery: time.Millisecond})
+	require.NoError(t, sim.CallTool(t.Context(), ports.ToolCall{ID: "call_1", Name: "check_availability"}))
+	until(t, s, ports.SpeechToolCall)
+	sent := time.Now()
+	require.NoError(t, s.ToolResult(t.Context(), ports.ToolResult{CallID: "call_1", Output: "3 tables at 8 pm"}))
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	var said, utterance string
+	for said != livesim.SaysResult("3 tables at 8 pm") {
+		ev, err := s.Recv(ctx)
+		require.NoError(t, err)
+		switch {
+		case ev.Type == ports.SpeechAudio && utterance == "":
+			utterance = ev.Utterance
+			t.Logf("from the tool's result to the first audio of the reply: %v", time.Since(sent))
+		case ev.Type == ports.SpeechAssistantText:
+			assert.Equal(t, utterance, ev.Utterance, "the reply's words come with its audio")
+			said += ev.Text
+		}
+	}
+	sess, err := sim.Latest(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, sess.Refusals())
+}

@@ -19,12 +19,23 @@
 // missing_required_parameter), as the API does; the session goes on.
 //
 // Scripted, a test drives it through the peer.Speech methods (Say,
-// CallerSpeaks, Fail, Hangup) and reads what the client sent. With
+// CallerSpeaks, Fail, Hangup, CallTool) and reads what the client sent
+// (ToolResults, Commands, Refusals).
+//
+// Under Responses delegation the session has a backend (backend.go): the
+// delegation's function tools are what WaitSession returns; CallTool makes
+// it call one as GPT-Live does (session.delegation.created, then the
+// Responses stream in response.event, the call a function_call item in
+// response.output_item.done); response.item.create of a
+// function_call_output and response.create answer it. A result for a call
+// it did not make, or a response.create while its response is in progress,
+// is refused with an error event. With
 // Options.Auto it also behaves on its own: caller audio that is not mu-law
 // silence, followed by a pause, is a turn, transcribed and answered with a
 // scripted reply in 20 ms chunks (Auto.Turns scripts each turn's words and
 // answer), and session.commentary.append (the gateway's Respond) makes it
-// speak the reply too; caller audio that is not silence while it speaks
+// speak the reply too, and a response.create after tool results makes it
+// speak a reply that says them (SaysResult); caller audio that is not silence while it speaks
 // stops its speech, without any event (with Auto.Yield, once it has heard
 // that much of it, and the caller's first word is transcribed then).
 // Options.OnEvent sees every event it sends, for tools that tell what

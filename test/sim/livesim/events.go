@@ -1,5 +1,7 @@
 package livesim
 
+import "encoding/json"
+
 // The server events the simulator sends, in the shapes of the SDK's types
 // (live.SessionStartedEvent, live.OutputTranscriptDeltaEvent, ...): every
 // field those mark required, and no event_id where they have none (the
@@ -96,7 +98,98 @@ type clientEvent struct {
 			Type      string `json:"type"`
 			Responses struct {
 				Model string `json:"model"`
+				Tools []struct {
+					Type        string          `json:"type"`
+					Name        string          `json:"name"`
+					Description string          `json:"description"`
+					Parameters  json.RawMessage `json:"parameters"`
+				} `json:"tools"`
 			} `json:"responses"`
 		} `json:"delegation"`
 	} `json:"session"`
+	Item struct { // response.item.create
+		Type   string          `json:"type"`
+		CallID string          `json:"call_id"`
+		Output json.RawMessage `json:"output"`
+	} `json:"item"`
+}
+
+// The events of the delegation's Responses backend: session.delegation.created
+// (live.DelegationCreatedEvent), and response.event (live.ResponseEvent)
+// wrapping Responses stream events in the shapes of the SDK's responses
+// types (ResponseCreatedEvent, ResponseOutputItemDoneEvent, ...).
+
+type delegationEvent struct {
+	EventID    string `json:"event_id"`
+	Type       string `json:"type"`
+	OffsetMs   int64  `json:"offset_ms"`
+	Delegation struct {
+		ID         string `json:"id"`
+		Type       string `json:"type"`
+		Target     string `json:"target"`
+		ResponseID string `json:"response_id,omitempty"`
+	} `json:"delegation"`
+}
+
+type responseEvent struct {
+	EventID      string  `json:"event_id"`
+	Type         string  `json:"type"`
+	DelegationID *string `json:"delegation_id"`
+	Event        any     `json:"event"`
+}
+
+// backendResponse is a lifecycle snapshot of a Responses response: as
+// GPT-Live sends them, without input, with instructions, tools and output
+// cleared.
+type backendResponse struct {
+	ID                string            `json:"id"`
+	Object            string            `json:"object"`
+	CreatedAt         int64             `json:"created_at"`
+	Status            string            `json:"status"`
+	Model             string            `json:"model"`
+	AccessPrograms    accessPrograms    `json:"access_programs"`
+	Error             *struct{}         `json:"error"`
+	IncompleteDetails *struct{}         `json:"incomplete_details"`
+	Instructions      *string           `json:"instructions"`
+	Metadata          map[string]string `json:"metadata"`
+	Output            []any             `json:"output"`
+	ParallelToolCalls bool              `json:"parallel_tool_calls"`
+	Temperature       float64           `json:"temperature"`
+	ToolChoice        string            `json:"tool_choice"`
+	Tools             []any             `json:"tools"`
+	TopP              float64           `json:"top_p"`
+}
+
+type accessPrograms struct {
+	Cyber string `json:"cyber"`
+}
+
+type lifecycleEvent struct {
+	Type           string          `json:"type"`
+	SequenceNumber int64           `json:"sequence_number"`
+	Response       backendResponse `json:"response"`
+}
+
+type itemEvent struct {
+	Type           string       `json:"type"`
+	SequenceNumber int64        `json:"sequence_number"`
+	OutputIndex    int64        `json:"output_index"`
+	Item           functionCall `json:"item"`
+}
+
+type argumentsDoneEvent struct {
+	Type           string `json:"type"`
+	SequenceNumber int64  `json:"sequence_number"`
+	OutputIndex    int64  `json:"output_index"`
+	ItemID         string `json:"item_id"`
+	Arguments      string `json:"arguments"`
+}
+
+type functionCall struct {
+	Type      string `json:"type"`
+	ID        string `json:"id"`
+	CallID    string `json:"call_id"`
+	Name      string `json:"name"`
+	Arguments string `json:"arguments"`
+	Status    string `json:"status"`
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/coder/websocket"
 	oai "github.com/openai/openai-go/v3/live"
+	"github.com/openai/openai-go/v3/responses"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -58,7 +59,38 @@ func (c *client) read() map[string]any {
 	st, ok := serverEvents[typ]
 	require.True(c.t, ok, "a server event the SDK knows: %s", b)
 	assert.Nil(c.t, check("", v, st), "%s", b)
+	if typ == "response.event" {
+		assert.Nil(c.t, checkNested(v["event"]), "%s", b)
+	}
 	return v
+}
+
+// nestedEvents maps the Responses stream events the simulator nests in
+// response.event to the SDK's structs.
+var nestedEvents = map[string]reflect.Type{
+	"response.created":                      reflect.TypeFor[responses.ResponseCreatedEvent](),
+	"response.completed":                    reflect.TypeFor[responses.ResponseCompletedEvent](),
+	"response.output_item.added":            reflect.TypeFor[responses.ResponseOutputItemAddedEvent](),
+	"response.output_item.done":             reflect.TypeFor[responses.ResponseOutputItemDoneEvent](),
+	"response.function_call_arguments.done": reflect.TypeFor[responses.ResponseFunctionCallArgumentsDoneEvent](),
+}
+
+// checkNested checks a nested Responses event against the SDK's types,
+// and a function_call item against responses.ResponseFunctionToolCall.
+func checkNested(e any) *problem {
+	obj, _ := e.(map[string]any)
+	typ, _ := obj["type"].(string)
+	st, ok := nestedEvents[typ]
+	if !ok {
+		return &problem{code: "invalid_value", param: "event.type", message: "not a Responses event the simulator sends: " + typ}
+	}
+	if p := check("event", obj, st); p != nil {
+		return p
+	}
+	if item, _ := obj["item"].(map[string]any); item != nil && item["type"] == "function_call" {
+		return check("event.item", item, reflect.TypeFor[responses.ResponseFunctionToolCall]())
+	}
+	return nil
 }
 
 const start = `{"type":"session.start","session":{"model":"gpt-live-1","instructions":"Hi",

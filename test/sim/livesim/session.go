@@ -47,12 +47,22 @@ type Session struct {
 	speaking     *speech   // the utterance being spoken
 	lastOutput   time.Time // when the model last stopped speaking
 	callerSince  bool      // the caller spoke since then
+	refusals     []string  // codes of the error events answering client events
+
+	// The Responses backend (backend.go).
+	tools      []ports.ToolSpec   // the delegation's function tools
+	calls      map[string]bool    // calls made and not answered, by call_id
+	results    []ports.ToolResult // the results received
+	unsaid     []string           // results no response has followed yet
+	active     string             // the response in progress, if any
+	delegation string             // the delegation of the last call
+	creates    int                // response.create commands accepted
 
 	turn callerTurn // the Auto policy's state; reader goroutine only
 }
 
 func newSession(srv *Server, conn *websocket.Conn) *Session {
-	s := &Session{srv: srv, conn: conn, done: make(chan struct{}), started: make(chan struct{})}
+	s := &Session{srv: srv, conn: conn, done: make(chan struct{}), started: make(chan struct{}), calls: map[string]bool{}}
 	s.id = s.nextID("sess")
 	return s
 }
@@ -89,7 +99,7 @@ func (s *Session) handle(ctx context.Context, b []byte) {
 	var e clientEvent
 	_ = json.Unmarshal(b, &e) // checked: an object
 	if p != nil {
-		s.sendError(ctx, "invalid_request_error", p.code, p.message, p.param, e.EventID)
+		s.refuse(ctx, p.code, p.message, p.param, e.EventID)
 		return
 	}
 	if typ != "session.input_audio.append" {
@@ -102,7 +112,7 @@ func (s *Session) handle(ctx context.Context, b []byte) {
 		if started {
 			code, message = "session_already_started", "The session has already started."
 		}
-		s.sendError(ctx, "invalid_request_error", code, message, "", e.EventID)
+		s.refuse(ctx, code, message, "", e.EventID)
 		return
 	}
 	switch typ {
@@ -116,8 +126,12 @@ func (s *Session) handle(ctx context.Context, b []byte) {
 		_ = s.finish(ctx, "close_requested")
 	case "session.input_audio.mute", "session.input_audio.unmute":
 		_ = s.send(ctx, ackEvent{EventID: s.nextID("event"), Type: typ + "d", ClientEventID: e.EventID})
-	default: // delegation and decision commands: the simulator has no backend
-		s.sendError(ctx, "invalid_request_error", "unsupported_by_simulator", "The simulator does not handle "+typ+".", "", e.EventID)
+	case "response.item.create":
+		s.itemCreate(ctx, e)
+	case "response.create":
+		s.responseCreate(ctx, e)
+	default: // decision commands and the rest: the simulator does not handle them
+		s.refuse(ctx, "unsupported_by_simulator", "The simulator does not handle "+typ+".", "", e.EventID)
 	}
 }
 
@@ -132,17 +146,22 @@ func (s *Session) hasStarted() bool {
 func (s *Session) start(ctx context.Context, e clientEvent) {
 	f := e.Session.Audio.Format
 	if f.Type != "audio/pcmu" || f.Rate != 8000 {
-		s.sendError(ctx, "invalid_request_error", "invalid_value",
-			"The simulator speaks audio/pcmu at 8000 Hz only.", "session.audio.format", e.EventID)
+		s.refuse(ctx, "invalid_value", "The simulator speaks audio/pcmu at 8000 Hz only.", "session.audio.format", e.EventID)
 		return
 	}
 	cfg := Config{Model: e.Session.Model, Instructions: e.Session.Instructions, Format: f.Type + "@" + strconv.Itoa(f.Rate)}
 	cfg.Voice, _ = e.Session.Audio.Output.Voice.(string)
+	var tools []ports.ToolSpec
 	if d := e.Session.Delegation; d != nil {
 		cfg.Delegation, cfg.BackendModel = d.Type, d.Responses.Model
+		for _, t := range d.Responses.Tools {
+			if t.Type == "function" {
+				tools = append(tools, ports.ToolSpec{Name: t.Name, Description: t.Description, Parameters: t.Parameters})
+			}
+		}
 	}
 	s.mu.Lock()
-	s.cfg, s.startedAt, s.isStarted = cfg, time.Now(), true
+	s.cfg, s.tools, s.startedAt, s.isStarted = cfg, tools, time.Now(), true
 	s.mu.Unlock()
 	// session.started goes out before waiters learn of it: whatever a test
 	// does next comes after it on the wire.
@@ -229,7 +248,7 @@ func (s *Session) WaitStarted(ctx context.Context) (ports.SpeechConfig, error) {
 	case <-s.started:
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return ports.SpeechConfig{Instructions: s.cfg.Instructions}, nil
+		return ports.SpeechConfig{Instructions: s.cfg.Instructions, Tools: append([]ports.ToolSpec(nil), s.tools...)}, nil
 	case <-ctx.Done():
 		return ports.SpeechConfig{}, fmt.Errorf("livesim: wait for session.start: %w", ctx.Err())
 	}

@@ -3,6 +3,7 @@ package livesim
 import (
 	"encoding/json"
 	"reflect"
+	"slices"
 	"strings"
 
 	oai "github.com/openai/openai-go/v3/live"
@@ -95,6 +96,9 @@ func isOpt(t reflect.Type) bool {
 }
 
 func check(path string, v any, t reflect.Type) *problem {
+	if v == nil { // null: present, and many required fields are nullable
+		return nil
+	}
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
@@ -147,11 +151,16 @@ func check(path string, v any, t reflect.Type) *problem {
 			return p
 		}
 	}
+	var unknown []string
 	for name := range obj {
 		if !known[name] {
-			return &problem{code: "unknown_parameter", param: join(path, name),
-				message: "Unknown parameter: '" + join(path, name) + "'."}
+			unknown = append(unknown, name)
 		}
+	}
+	if len(unknown) > 0 {
+		name := slices.Min(unknown) // the same answer every time
+		return &problem{code: "unknown_parameter", param: join(path, name),
+			message: "Unknown parameter: '" + join(path, name) + "'."}
 	}
 	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // thread is an Assistants API thread.
@@ -16,6 +15,7 @@ type thread struct {
 	messages []*message
 	runs     map[string]*run
 	active   *run // the run that blocks new messages and runs, if any
+	outputs  []ToolOutput
 }
 
 type message struct {
@@ -23,22 +23,6 @@ type message struct {
 	runID, assistantID string
 	created            int64
 }
-
-type run struct {
-	id, assistantID string
-	created         int64
-	status          string
-	steps           []string // steps[0] is the status reported now
-	final           string
-	readyAt         time.Time
-	answer          string
-	errorCode       string
-	terminal        bool
-}
-
-// terminal run statuses; requires_action is final for the simulator but
-// keeps the run active until it is cancelled.
-var terminalStatuses = []string{"completed", "failed", "cancelled", "expired", "incomplete"}
 
 type messageRequest struct {
 	Role    string          `json:"role"`
@@ -138,98 +122,6 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, list)
 }
 
-func (s *Server) createRun(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		AssistantID string `json:"assistant_id"`
-	}
-	if !decode(w, r, &req) {
-		return
-	}
-	if req.AssistantID == "" {
-		writeError(w, http.StatusBadRequest, "invalid_request_error", "missing_required_parameter", "Missing required parameter: 'assistant_id'.")
-		return
-	}
-	s.mu.Lock()
-	t, ok := s.threadLocked(w, r)
-	if !ok {
-		s.mu.Unlock()
-		return
-	}
-	sc := s.nextScriptLocked()
-	if sc.HTTPStatus != 0 {
-		s.mu.Unlock()
-		writeError(w, sc.HTTPStatus, errorType(sc.HTTPStatus), sc.ErrorCode, "simulated failure")
-		return
-	}
-	if a := s.activeLocked(t); a != nil {
-		s.overlaps++
-		s.mu.Unlock()
-		writeError(w, http.StatusBadRequest, "invalid_request_error", "",
-			"Thread "+t.id+" already has an active run "+a.id+".")
-		return
-	}
-	steps := sc.Steps
-	if len(steps) == 0 {
-		steps = []string{"queued", "in_progress"}
-	}
-	ru := &run{
-		id: s.newIDLocked("run"), assistantID: req.AssistantID, created: now(),
-		status: steps[0], steps: slices.Clone(steps), final: sc.Status,
-		readyAt: time.Now().Add(sc.Delay), errorCode: sc.ErrorCode,
-	}
-	t.runs[ru.id] = ru
-	t.active = ru
-	var text string
-	for _, m := range slices.Backward(t.messages) {
-		if m.role == "user" {
-			text = m.text
-			break
-		}
-	}
-	reply := s.reply
-	s.mu.Unlock()
-
-	answer := reply(t.id, text)
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ru.answer = answer
-	writeJSON(w, http.StatusOK, runJSON(t.id, ru))
-}
-
-func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t, ru, ok := s.runLocked(w, r)
-	if !ok {
-		return
-	}
-	s.advanceLocked(t, ru, true)
-	writeJSON(w, http.StatusOK, runJSON(t.id, ru))
-}
-
-func (s *Server) cancelRun(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t, ru, ok := s.runLocked(w, r)
-	if !ok {
-		return
-	}
-	s.advanceLocked(t, ru, false)
-	if ru.terminal {
-		writeError(w, http.StatusBadRequest, "invalid_request_error", "",
-			"Cannot cancel run with status '"+ru.status+"'.")
-		return
-	}
-	ru.status, ru.terminal = "cancelled", true
-	if t.active == ru {
-		t.active = nil
-	}
-	out := runJSON(t.id, ru)
-	out["status"] = "cancelling"
-	writeJSON(w, http.StatusOK, out)
-}
-
 // threadLocked finds the {thread} of r, answering 404 if there is none.
 func (s *Server) threadLocked(w http.ResponseWriter, r *http.Request) (*thread, bool) {
 	id := r.PathValue("thread")
@@ -238,58 +130,6 @@ func (s *Server) threadLocked(w http.ResponseWriter, r *http.Request) (*thread, 
 		writeError(w, http.StatusNotFound, "invalid_request_error", "", "No thread found with id '"+id+"'.")
 	}
 	return t, ok
-}
-
-// runLocked finds the {thread} and {run} of r, answering 404 if missing.
-func (s *Server) runLocked(w http.ResponseWriter, r *http.Request) (*thread, *run, bool) {
-	t, ok := s.threadLocked(w, r)
-	if !ok {
-		return nil, nil, false
-	}
-	id := r.PathValue("run")
-	ru, ok := t.runs[id]
-	if !ok {
-		writeError(w, http.StatusNotFound, "invalid_request_error", "", "No run found with id '"+id+"'.")
-	}
-	return t, ru, ok
-}
-
-// activeLocked returns t's active run, if any, after letting it progress.
-func (s *Server) activeLocked(t *thread) *run {
-	if t.active != nil {
-		s.advanceLocked(t, t.active, false)
-	}
-	return t.active
-}
-
-// advanceLocked moves ru along: a poll consumes one scripted step; once the
-// steps are used up and its delay has passed, the run takes its final
-// status.
-func (s *Server) advanceLocked(t *thread, ru *run, poll bool) {
-	if ru.terminal || ru.status == "requires_action" {
-		return
-	}
-	if len(ru.steps) > 1 {
-		if poll {
-			ru.steps = ru.steps[1:]
-			ru.status = ru.steps[0]
-		}
-		return
-	}
-	if time.Now().Before(ru.readyAt) {
-		return
-	}
-	ru.status = ru.final
-	ru.terminal = slices.Contains(terminalStatuses, ru.final)
-	if ru.terminal && t.active == ru {
-		t.active = nil
-	}
-	if ru.final == "completed" {
-		t.messages = append(t.messages, &message{
-			id: s.newIDLocked("msg"), role: "assistant", text: ru.answer,
-			runID: ru.id, assistantID: ru.assistantID, created: now(),
-		})
-	}
 }
 
 func messageJSON(threadID string, m *message) map[string]any {
@@ -312,48 +152,12 @@ func messageJSON(threadID string, m *message) map[string]any {
 	}
 }
 
-func runJSON(threadID string, ru *run) map[string]any {
-	out := map[string]any{
-		"id": ru.id, "object": "thread.run", "created_at": ru.created, "thread_id": threadID,
-		"assistant_id": ru.assistantID, "status": ru.status, "model": "gpt-4o",
-		"instructions": "", "tools": []any{}, "metadata": map[string]string{},
-		"required_action": nil, "last_error": nil, "incomplete_details": nil, "usage": nil,
-		"expires_at": ru.created + 600, "started_at": ru.created,
-		"cancelled_at": nil, "failed_at": nil, "completed_at": nil,
-		"temperature": 1, "top_p": 1, "max_prompt_tokens": nil, "max_completion_tokens": nil,
-		"truncation_strategy": map[string]any{"type": "auto", "last_messages": nil},
-		"response_format":     "auto", "tool_choice": "auto", "parallel_tool_calls": true,
-	}
-	switch ru.status {
-	case "completed":
-		out["completed_at"] = now()
-	case "cancelled":
-		out["cancelled_at"] = now()
-	case "expired":
-		out["expires_at"] = now()
-	case "failed":
-		code := ru.errorCode
-		if code == "" {
-			code = "server_error"
-		}
-		out["failed_at"] = now()
-		out["last_error"] = map[string]any{"code": code, "message": "Sorry, something went wrong."}
-	case "incomplete":
-		out["incomplete_details"] = map[string]any{"reason": "max_completion_tokens"}
-	case "requires_action":
-		out["required_action"] = map[string]any{
-			"type": "submit_tool_outputs",
-			"submit_tool_outputs": map[string]any{"tool_calls": []any{map[string]any{
-				"id": "call_sim", "type": "function",
-				"function": map[string]any{"name": "lookup", "arguments": "{}"},
-			}}},
-		}
-	}
-	return out
-}
-
 // contentText reads CreateMessageRequest content: a string or text parts.
-func contentText(raw json.RawMessage) (string, bool) {
+func contentText(raw json.RawMessage) (string, bool) { return partsText(raw, "text") }
+
+// partsText reads message content: a string, or parts of which those of
+// type partType hold text.
+func partsText(raw json.RawMessage, partType string) (string, bool) {
 	var str string
 	if json.Unmarshal(raw, &str) == nil {
 		return str, true
@@ -367,7 +171,7 @@ func contentText(raw json.RawMessage) (string, bool) {
 	}
 	var texts []string
 	for _, p := range parts {
-		if p.Type == "text" {
+		if p.Type == partType {
 			texts = append(texts, p.Text)
 		}
 	}

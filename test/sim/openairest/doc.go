@@ -9,10 +9,18 @@
 // without "OpenAI-Beta: assistants=v2"; 400 when a message is added to, or a
 // run created on, a thread with an active run; 404 for unknown ids). By
 // default a reply echoes the user's text ("echo: <text>"); tests script
-// replies, delays and failures, delete a conversation or thread (as if it
-// had expired: later requests naming it get 404), and inspect the calls
-// and request bodies it received and any overlapping replies on one
-// thread.
+// replies, delays and failures, make the model call function tools first
+// (Script.Tool: function_call output items answered by function_call_output
+// inputs, or a run in requires_action answered by submit_tool_outputs),
+// delete a conversation or thread (as if it had expired: later requests
+// naming it get 404), and inspect the calls and request bodies it received,
+// the tool outputs, and any overlapping replies on one thread.
+//
+// Like the real API it refuses tool outputs that name no waiting call, a
+// new message while calls wait for their outputs (Responses; outputs can
+// also be added with POST /v1/conversations/{id}/items), and a run's
+// outputs that do not answer all its calls at once; the model only calls
+// tools the request declares.
 //
 // A Server is safe for concurrent use.
 package openairest

@@ -14,12 +14,14 @@ import (
 const (
 	RouteCreateConversation = "POST /v1/conversations"
 	RouteCreateResponse     = "POST /v1/responses"
+	RouteCreateItems        = "POST /v1/conversations/{conv}/items"
 	RouteCreateThread       = "POST /v1/threads"
 	RouteCreateMessage      = "POST /v1/threads/{thread}/messages"
 	RouteListMessages       = "GET /v1/threads/{thread}/messages"
 	RouteCreateRun          = "POST /v1/threads/{thread}/runs"
 	RouteGetRun             = "GET /v1/threads/{thread}/runs/{run}"
 	RouteCancelRun          = "POST /v1/threads/{thread}/runs/{run}/cancel"
+	RouteSubmitToolOutputs  = "POST /v1/threads/{thread}/runs/{run}/submit_tool_outputs"
 )
 
 // DefaultAPIKey is the key a Server accepts when Options.APIKey is empty.
@@ -35,8 +37,10 @@ type Options struct {
 // thread. It is called without the server's lock held.
 type ReplyFunc func(threadID, text string) string
 
-// Script shapes the next reply: the next POST /v1/responses or the next run
-// created. The zero Script is a normal, immediate, completed reply.
+// Script shapes the next reply: the next POST /v1/responses that starts a
+// turn (one with a message: requests that only carry tool outputs continue
+// the turn and take no script) or the next run created. The zero Script is
+// a normal, immediate, completed reply.
 type Script struct {
 	// HTTPStatus, when set, fails the request with this status and an
 	// OpenAI error body whose code is ErrorCode. Nothing is recorded in the
@@ -56,6 +60,11 @@ type Script struct {
 	// Delay; a run reaches its final status no earlier than Delay after its
 	// creation. Zero means the server's default (SetDelay).
 	Delay time.Duration
+	// Tool, when set and Status is "completed", makes the model call a
+	// tool before it answers (see ToolScript). Responses: only in a
+	// conversation. A run with Status "requires_action" and no Tool calls a
+	// function "lookup" (declared or not) and completes once answered.
+	Tool *ToolScript
 }
 
 // Item is one entry of a conversation's or thread's history.
@@ -106,12 +115,14 @@ func New(opts Options) *Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc(RouteCreateConversation, s.createConversation)
 	mux.HandleFunc(RouteCreateResponse, s.createResponse)
+	mux.HandleFunc(RouteCreateItems, s.createItems)
 	mux.HandleFunc(RouteCreateThread, s.assistants(s.createThread))
 	mux.HandleFunc(RouteCreateMessage, s.assistants(s.createMessage))
 	mux.HandleFunc(RouteListMessages, s.assistants(s.listMessages))
 	mux.HandleFunc(RouteCreateRun, s.assistants(s.createRun))
 	mux.HandleFunc(RouteGetRun, s.assistants(s.getRun))
 	mux.HandleFunc(RouteCancelRun, s.assistants(s.cancelRun))
+	mux.HandleFunc(RouteSubmitToolOutputs, s.assistants(s.submitToolOutputs))
 	s.srv = httptest.NewServer(s.middleware(mux))
 	return s
 }
@@ -198,6 +209,20 @@ func (s *Server) History(id string) []Item {
 			items[i] = Item{Role: m.role, Text: m.text}
 		}
 		return items
+	}
+	return nil
+}
+
+// ToolOutputs returns the tool outputs a conversation or thread received,
+// in order, or nil if there is no such id.
+func (s *Server) ToolOutputs(id string) []ToolOutput {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.convs[id]; ok {
+		return append([]ToolOutput(nil), c.outputs...)
+	}
+	if t, ok := s.threads[id]; ok {
+		return append([]ToolOutput(nil), t.outputs...)
 	}
 	return nil
 }

@@ -68,21 +68,27 @@ func (s *Session) listen(ctx context.Context, audio []byte) {
 	s.autoReply(ctx)
 }
 
-// autoReply streams the scripted reply in the background. It may run on
-// any goroutine.
+// autoReply streams the scripted reply in the background: Auto.Transcript,
+// or, with Auto.SayToolOutputs after tool results, their outputs. The
+// response is active when it returns. It may run on any goroutine.
 func (s *Session) autoReply(ctx context.Context) {
 	a := s.srv.opts.Auto
+	transcript := a.Transcript
 	responseID, itemID := s.nextID("resp"), s.nextID("item")
 	s.mu.Lock()
 	if s.ended { // run is waiting for the responders, or has
 		s.mu.Unlock()
 		return
 	}
+	if said := s.toolOutputs(); a.SayToolOutputs && said != "" {
+		transcript = said
+	}
 	s.wg.Add(1)
 	s.mu.Unlock()
+	r := s.begin(responseID)
 	go func() {
 		defer s.wg.Done()
-		_ = s.respond(ctx, responseID, itemID, a.Transcript, s.srv.reply, a.chunkEvery())
+		_ = s.speak(ctx, r, itemID, transcript, s.srv.reply, a.chunkEvery())
 	}()
 }
 

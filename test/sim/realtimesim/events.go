@@ -1,5 +1,7 @@
 package realtimesim
 
+import "encoding/json"
+
 // The server events the simulator sends, in the GA shapes of OpenAI's
 // published schema (every event carries an event_id).
 
@@ -48,7 +50,7 @@ type responseInfo struct {
 	ID     string     `json:"id"`
 	Status string     `json:"status"`
 	Usage  *usageInfo `json:"usage,omitempty"`
-	Output []struct{} `json:"output"`
+	Output []any      `json:"output"` // items; never nil: [] when none
 	// StatusDetails says why a response was cancelled.
 	StatusDetails *statusDetails `json:"status_details,omitempty"`
 }
@@ -109,6 +111,59 @@ type truncatedEvent struct {
 	AudioEndMs   int    `json:"audio_end_ms"`
 }
 
+// functionCallItem is a function_call item of the conversation.
+type functionCallItem struct {
+	ID        string `json:"id"`
+	Object    string `json:"object"`
+	Type      string `json:"type"`
+	Status    string `json:"status"`
+	Name      string `json:"name"`
+	CallID    string `json:"call_id"`
+	Arguments string `json:"arguments"`
+}
+
+// outputItemEvent covers response.output_item.added and done.
+type outputItemEvent struct {
+	EventID     string           `json:"event_id"`
+	Type        string           `json:"type"`
+	ResponseID  string           `json:"response_id"`
+	OutputIndex int              `json:"output_index"`
+	Item        functionCallItem `json:"item"`
+}
+
+// argumentsEvent covers response.function_call_arguments.delta (Delta)
+// and done (Name, Arguments).
+type argumentsEvent struct {
+	EventID     string  `json:"event_id"`
+	Type        string  `json:"type"`
+	ResponseID  string  `json:"response_id"`
+	ItemID      string  `json:"item_id"`
+	OutputIndex int     `json:"output_index"`
+	CallID      string  `json:"call_id"`
+	Delta       *string `json:"delta,omitempty"`
+	Name        *string `json:"name,omitempty"`
+	Arguments   *string `json:"arguments,omitempty"`
+}
+
+// itemAddedEvent acknowledges conversation.item.create
+// (conversation.item.added).
+type itemAddedEvent struct {
+	EventID        string  `json:"event_id"`
+	Type           string  `json:"type"`
+	PreviousItemID *string `json:"previous_item_id"`
+	Item           any     `json:"item"`
+}
+
+// outputItem is a function_call_output item of the conversation.
+type outputItem struct {
+	ID     string `json:"id"`
+	Object string `json:"object"`
+	Type   string `json:"type"`
+	Status string `json:"status"`
+	CallID string `json:"call_id"`
+	Output string `json:"output"`
+}
+
 type errorEvent struct {
 	EventID string    `json:"event_id"`
 	Type    string    `json:"type"`
@@ -121,6 +176,20 @@ type errorInfo struct {
 	Message string  `json:"message"`
 	Param   *string `json:"param"`
 	EventID *string `json:"event_id"`
+}
+
+// toolDecl is a tool of session.update: a function or a hosted MCP
+// server.
+type toolDecl struct {
+	Type            string            `json:"type"`
+	Name            string            `json:"name"`
+	Description     string            `json:"description"`
+	Parameters      json.RawMessage   `json:"parameters"`
+	ServerLabel     string            `json:"server_label"`
+	ServerURL       string            `json:"server_url"`
+	AllowedTools    []string          `json:"allowed_tools"`
+	RequireApproval json.RawMessage   `json:"require_approval"`
+	Headers         map[string]string `json:"headers"`
 }
 
 // clientEvent holds the fields of the client events the simulator reads.
@@ -143,8 +212,15 @@ type clientEvent struct {
 				Voice  string `json:"voice"`
 			} `json:"output"`
 		} `json:"audio"`
-		OutputModalities []string `json:"output_modalities"`
+		OutputModalities []string        `json:"output_modalities"`
+		Tools            []toolDecl      `json:"tools"`
+		ToolChoice       json.RawMessage `json:"tool_choice"`
 	} `json:"session"`
+	Item struct {
+		Type   string `json:"type"`
+		CallID string `json:"call_id"`
+		Output string `json:"output"`
+	} `json:"item"`
 	Response struct {
 		Instructions string `json:"instructions"`
 	} `json:"response"`

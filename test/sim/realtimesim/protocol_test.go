@@ -60,11 +60,17 @@ func (c *client) send(event string) {
 
 func (c *client) read() event {
 	c.t.Helper()
+	var e event
+	c.readInto(&e)
+	return e
+}
+
+// readInto reads the next server event into v.
+func (c *client) readInto(v any) {
+	c.t.Helper()
 	_, b, err := c.conn.Read(c.ctx)
 	require.NoError(c.t, err)
-	var e event
-	require.NoError(c.t, json.Unmarshal(b, &e), "%s", b)
-	return e
+	require.NoError(c.t, json.Unmarshal(b, v), "%s", b)
 }
 
 // open configures a session, with transcription, and returns it.

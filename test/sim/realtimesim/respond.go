@@ -13,10 +13,22 @@ import (
 // response is a response being streamed.
 type response struct {
 	id     string
+	number int           // the response's number in the session, from 1
+	prev   *response     // the response it superseded, if any
 	cancel chan struct{} // closed to cancel
 	reason string        // why it was cancelled; set before cancel is closed
 	once   sync.Once
 	done   chan struct{} // closed when it has sent its last event
+}
+
+// cancelled reports whether r was stopped.
+func (r *response) cancelled() bool {
+	select {
+	case <-r.cancel:
+		return true
+	default:
+		return false
+	}
 }
 
 func (r *response) stop(reason string) {
@@ -44,48 +56,98 @@ func (s *Session) SayAs(ctx context.Context, responseID, itemID, transcript stri
 
 // respond streams one response, waiting every between chunks.
 func (s *Session) respond(ctx context.Context, responseID, itemID, transcript string, chunks [][]byte, every time.Duration) error {
-	r := &response{id: responseID, cancel: make(chan struct{}), done: make(chan struct{})}
-	defer close(r.done)
+	return s.speak(ctx, s.begin(responseID), itemID, transcript, chunks, every)
+}
+
+// speak streams r, begun, as the audio item itemID.
+func (s *Session) speak(ctx context.Context, r *response, itemID, transcript string, chunks [][]byte, every time.Duration) error {
 	s.mu.Lock()
-	prev := s.active
-	if prev != nil {
-		prev.stop("superseded")
-	}
-	s.active = r
-	s.streamed++
-	number := s.streamed
 	if _, ok := s.itemAudioMs[itemID]; !ok {
 		s.itemAudioMs[itemID] = 0 // known, with no audio yet
 	}
 	s.mu.Unlock()
-	// The response stops being active before its response.done is sent,
-	// as with the real API: a response.cancel the client sends once it
-	// has seen response.done finds no active response.
-	inactive := func() {
-		s.mu.Lock()
-		if s.active == r {
-			s.active = nil
-		}
-		s.mu.Unlock()
+	return s.stream(ctx, r, itemID, transcript, chunks, every)
+}
+
+// begin makes responseID the active response, at once: a response.create
+// from now on is refused. One streams at a time, as with the real API: an
+// active response is stopped ("superseded"), and the new one starts
+// (start) once it has sent its last event. The caller must call start, and
+// end once.
+func (s *Session) begin(responseID string) *response {
+	r := &response{id: responseID, cancel: make(chan struct{}), done: make(chan struct{})}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r.prev = s.active
+	if r.prev != nil {
+		r.prev.stop("superseded")
 	}
-	defer inactive()
-	if prev != nil { // one response streams at a time, as with the real API
+	s.active = r
+	s.streamed++
+	r.number = s.streamed
+	s.unanswered = nil // the response sees every result given so far
+	return r
+}
+
+// start waits for the response r superseded, then sends response.created.
+func (s *Session) start(ctx context.Context, r *response) error {
+	if r.prev != nil {
 		select {
-		case <-prev.done:
+		case <-r.prev.done:
 		case <-ctx.Done():
 			return fmt.Errorf("realtimesim: respond: %w", ctx.Err())
 		}
 	}
+	return s.send(ctx, responseEvent{EventID: s.nextID("event"), Type: "response.created",
+		Response: responseInfo{Object: "realtime.response", ID: r.id, Status: "in_progress", Output: []any{}}})
+}
 
-	if err := s.send(ctx, responseEvent{EventID: s.nextID("event"), Type: "response.created",
-		Response: responseInfo{Object: "realtime.response", ID: responseID, Status: "in_progress", Output: []struct{}{}}}); err != nil {
-		return err
+// inactive ends r's being the active response. The response stops being
+// active before its response.done is sent, as with the real API: a
+// response.cancel or response.create the client sends once it has seen
+// response.done finds no active response.
+func (s *Session) inactive(r *response) {
+	s.mu.Lock()
+	if s.active == r {
+		s.active = nil
 	}
-	head := deltaHead(responseID, itemID)
-	buf := make([]byte, 0, 512)
+	s.mu.Unlock()
+}
+
+// end sends r's response.done, with its status (completed unless it was
+// cancelled), output and usage for outputTokens, and releases r.
+func (s *Session) end(ctx context.Context, r *response, output []any, outputTokens int) error {
+	defer close(r.done)
+	s.inactive(r)
 	status := "completed"
 	var details *statusDetails
-stream:
+	if r.cancelled() {
+		status, details = "cancelled", &statusDetails{Type: "cancelled", Reason: r.reason}
+	}
+	if output == nil {
+		output = []any{}
+	}
+	return s.send(ctx, responseEvent{EventID: s.nextID("event"), Type: "response.done", Response: responseInfo{
+		Object: "realtime.response", ID: r.id, Status: status, StatusDetails: details, Output: output,
+		Usage: &usageInfo{InputTokens: 10, OutputTokens: outputTokens, TotalTokens: 10 + outputTokens},
+	}})
+}
+
+// stream streams the audio response r of item itemID, waiting every
+// between chunks, until its end or its cancellation.
+func (s *Session) stream(ctx context.Context, r *response, itemID, transcript string, chunks [][]byte, every time.Duration) error {
+	released := false
+	defer func() {
+		if !released { // failed before end: release r all the same
+			s.inactive(r)
+			close(r.done)
+		}
+	}()
+	if err := s.start(ctx, r); err != nil {
+		return err
+	}
+	head := deltaHead(r.id, itemID)
+	buf := make([]byte, 0, 512)
 	for i, chunk := range chunks {
 		if i > 0 && every > 0 {
 			select {
@@ -95,14 +157,11 @@ stream:
 			case <-r.cancel:
 			}
 		}
-		select {
-		case <-r.cancel:
-			status, details = "cancelled", &statusDetails{Type: "cancelled", Reason: r.reason}
-			break stream
-		default:
+		if r.cancelled() {
+			break
 		}
 		if f := s.srv.opts.OnDelta; f != nil {
-			chunk = f(s, number, i, chunk)
+			chunk = f(s, r.number, i, chunk)
 		}
 		buf = s.appendDelta(buf[:0], head, chunk)
 		if err := s.write(ctx, buf); err != nil {
@@ -112,19 +171,16 @@ stream:
 		s.itemAudioMs[itemID] += audioMs(chunk)
 		s.mu.Unlock()
 	}
-	if status == "completed" {
-		if err := s.send(ctx, itemEvent{EventID: s.nextID("event"), Type: "response.output_audio.done", ResponseID: responseID, ItemID: itemID}); err != nil {
+	if !r.cancelled() {
+		if err := s.send(ctx, itemEvent{EventID: s.nextID("event"), Type: "response.output_audio.done", ResponseID: r.id, ItemID: itemID}); err != nil {
 			return err
 		}
-		if err := s.send(ctx, itemEvent{EventID: s.nextID("event"), Type: "response.output_audio_transcript.done", ResponseID: responseID, ItemID: itemID, Transcript: &transcript}); err != nil {
+		if err := s.send(ctx, itemEvent{EventID: s.nextID("event"), Type: "response.output_audio_transcript.done", ResponseID: r.id, ItemID: itemID, Transcript: &transcript}); err != nil {
 			return err
 		}
 	}
-	inactive()
-	return s.send(ctx, responseEvent{EventID: s.nextID("event"), Type: "response.done", Response: responseInfo{
-		Object: "realtime.response", ID: responseID, Status: status, StatusDetails: details, Output: []struct{}{},
-		Usage: &usageInfo{InputTokens: 10, OutputTokens: 20 + len(chunks), TotalTokens: 30 + len(chunks)},
-	}})
+	released = true
+	return s.end(ctx, r, nil, 20+len(chunks))
 }
 
 // deltaHead is the part of a response's output_audio.delta events that

@@ -39,11 +39,12 @@ type Options struct {
 	// the call). Calls may come from several goroutines.
 	OnEvent func(event []byte)
 	// OnDelta, when set, is called right before each audio delta of a
-	// response is sent, with the response's number in the session (from 1)
-	// and the chunk's index in it (from 0); it returns the chunk to send
-	// (base64 audio): chunk itself, or a replacement (for example one that
-	// carries a marker, for measurements). It runs on the response's
-	// goroutine.
+	// response is sent, with the response's number in the session (from 1;
+	// the responses that call tools are counted too) and the chunk's index
+	// in it (from 0); it returns the chunk to send (base64 audio): chunk
+	// itself, or a replacement (for example one that carries a marker, for
+	// measurements). It runs on the response's goroutine; a test may block
+	// in it to keep a response in progress.
 	OnDelta func(s *Session, response, index int, chunk []byte) []byte
 	// HandshakeDelay delays every WebSocket handshake, as the real API's
 	// TLS, upgrade and session set-up over the internet take time (a few
@@ -66,6 +67,10 @@ type Auto struct {
 	// ChunkEvery paces the reply's 20 ms chunks; 0 means 10 ms (twice real
 	// time, as the real API streams faster than real time).
 	ChunkEvery time.Duration
+	// SayToolOutputs makes the first reply after tool results say their
+	// outputs: its transcript is the outputs received since a response
+	// last began, joined by spaces (instead of Transcript).
+	SayToolOutputs bool
 }
 
 // Server is a Realtime simulator. Its peer methods (peer.Speech) act on
@@ -223,8 +228,9 @@ func (s *Server) latest() *Session {
 var errNoSession = errors.New("realtimesim: no session")
 
 // WaitSession waits for the newest session to be configured and returns
-// its configuration in the port's words: the instructions (the rest of
-// the session's configuration is the adapter's; Session.WaitConfig has it).
+// its configuration in the port's words: the instructions, the function
+// tools and the MCP servers (the rest of the session's configuration is
+// the adapter's; Session.WaitConfig has it).
 func (s *Server) WaitSession(ctx context.Context) (ports.SpeechConfig, error) {
 	sess, err := s.Latest(ctx)
 	if err != nil {
@@ -234,7 +240,33 @@ func (s *Server) WaitSession(ctx context.Context) (ports.SpeechConfig, error) {
 	if err != nil {
 		return ports.SpeechConfig{}, err
 	}
-	return ports.SpeechConfig{Instructions: conf.Instructions}, nil
+	return ports.SpeechConfig{Instructions: conf.Instructions, Tools: conf.Tools, MCP: conf.MCP}, nil
+}
+
+// CallTool makes the model of the newest session call a function (see
+// Session.CallTool).
+func (s *Server) CallTool(ctx context.Context, call ports.ToolCall) error {
+	if sess := s.latest(); sess != nil {
+		return sess.CallTool(ctx, call)
+	}
+	return errNoSession
+}
+
+// ToolResults returns the tool results the newest session received.
+func (s *Server) ToolResults() []ports.ToolResult {
+	if sess := s.latest(); sess != nil {
+		return sess.ToolResults()
+	}
+	return nil
+}
+
+// Refused counts the newest session's response.create events refused
+// because a response was active.
+func (s *Server) Refused() int {
+	if sess := s.latest(); sess != nil {
+		return sess.Refused()
+	}
+	return 0
 }
 
 // ReceivedAudio returns the newest session's caller audio frames.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/convgateway/gateway/ports"
 	"github.com/convgateway/gateway/ports/peer"
 )
 
@@ -37,7 +38,11 @@ type Session struct {
 	streamed     int            // responses streamed (respond calls)
 	itemAudioMs  map[string]int // assistant items: ms of audio sent
 	active       *response
-	ended        bool // the connection has ended: no responder may start
+	ended        bool               // the connection has ended: no responder may start
+	refused      int                // response.create events refused (a response was active)
+	calls        map[string]string  // call_id to name, of the model's function calls
+	results      []ports.ToolResult // function_call_output items received
+	unanswered   []ports.ToolResult // results received since a response last began
 
 	vad vad // the Auto policy's state; reader goroutine only
 }
@@ -49,6 +54,13 @@ type Config struct {
 	Voice              string
 	TurnDetection      string // "server_vad", "semantic_vad"; empty without turn detection
 	TranscriptionModel string // empty when the caller is not transcribed
+	// Tools are the function tools declared (their parameters as sent),
+	// MCP the hosted MCP servers, in order; nil when none.
+	Tools []ports.ToolSpec
+	MCP   []ports.MCPServer
+	// ToolChoice is the session's tool_choice as sent ("auto", or the
+	// JSON of a forced tool); empty when not sent.
+	ToolChoice string
 }
 
 func newSession(srv *Server, conn *websocket.Conn, model string) *Session {
@@ -59,6 +71,7 @@ func newSession(srv *Server, conn *websocket.Conn, model string) *Session {
 		done:        make(chan struct{}),
 		configured:  make(chan struct{}),
 		itemAudioMs: map[string]int{},
+		calls:       map[string]string{},
 	}
 	s.id = s.nextID("sess")
 	return s
@@ -121,14 +134,9 @@ func (s *Session) handle(ctx context.Context, b []byte) {
 	case "session.update":
 		s.update(ctx, e)
 	case "conversation.item.create":
-		s.send(ctx, itemAdded{EventID: s.nextID("event"), Type: "conversation.item.added"})
+		s.createItem(ctx, e)
 	case "response.create":
-		s.mu.Lock()
-		s.responses++
-		s.mu.Unlock()
-		if s.srv.opts.Auto != nil {
-			s.autoReply(ctx)
-		}
+		s.responseCreate(ctx, e)
 	case "conversation.item.truncate":
 		s.truncate(ctx, e)
 	case "response.cancel":
@@ -146,13 +154,6 @@ func (s *Session) handle(ctx context.Context, b []byte) {
 		s.sendError(ctx, "invalid_request_error", "invalid_value",
 			"Invalid value: '"+e.Type+"'. Supported values are client event types.", e.EventID)
 	}
-}
-
-// itemAdded acknowledges conversation.item.create (reduced to what the
-// gateway ignores anyway).
-type itemAdded struct {
-	EventID string `json:"event_id"`
-	Type    string `json:"type"`
 }
 
 func (s *Session) appendAudio(ctx context.Context, audio []byte) {
@@ -179,6 +180,10 @@ func (s *Session) update(ctx context.Context, e clientEvent) {
 		return
 	}
 	conf := Config{Instructions: e.Session.Instructions, Voice: e.Session.Audio.Output.Voice}
+	if err := declare(&conf, e.Session.Tools, e.Session.ToolChoice); err != "" {
+		s.sendError(ctx, "invalid_request_error", "invalid_value", err, e.EventID)
+		return
+	}
 	if in.TurnDetection != nil {
 		conf.TurnDetection = in.TurnDetection.Type
 	}

@@ -4,10 +4,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -25,7 +23,7 @@ const (
 // MaxBody is the longest message body Twilio accepts, in characters.
 const MaxBody = 1600
 
-// route is the one endpoint the simulator serves.
+// route is the Messages endpoint.
 const route = "POST /2010-04-01/Accounts/{AccountSid}/Messages.json"
 
 // Options configure a Server.
@@ -84,6 +82,7 @@ type Server struct {
 	messages []Message
 	attempts []Attempt
 	requests int
+	calls    calls
 }
 
 // New starts a simulator on a loopback port.
@@ -97,6 +96,7 @@ func New(opts Options) *Server {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc(route, s.createMessage)
+	mux.HandleFunc(callsRoute, s.updateCall)
 	s.srv = httptest.NewUnstartedServer(mux)
 	s.ln = &gateListener{ln: s.srv.Listener, addr: s.srv.Listener.Addr(), resumed: make(chan struct{})}
 	s.srv.Listener = s.ln
@@ -140,8 +140,8 @@ func (s *Server) SetDelay(d time.Duration) {
 	s.delay = d
 }
 
-// FailNext makes the next authenticated requests fail, one failure each, in
-// order.
+// FailNext makes the next authenticated, valid messages fail, one failure
+// each, in order (see FailNextCallUpdate for calls).
 func (s *Server) FailNext(fs ...Failure) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -172,10 +172,7 @@ func (s *Server) Attempts() []Attempt {
 
 func (s *Server) createMessage(w http.ResponseWriter, r *http.Request) {
 	at := time.Now()
-	s.mu.Lock()
-	s.requests++
-	delay := s.delay
-	s.mu.Unlock()
+	delay := s.arrive()
 	// The attempt is recorded before the client can see its outcome.
 	var once sync.Once
 	record := func(status int) {
@@ -191,17 +188,7 @@ func (s *Server) createMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	user, pass, ok := r.BasicAuth()
-	if !ok || user != s.accountSID || pass != s.authToken {
-		writeError(w, Failure{Status: http.StatusUnauthorized, Code: 20003, Message: "Authenticate"})
-		return
-	}
-	if r.PathValue("AccountSid") != s.accountSID {
-		writeError(w, Failure{Status: http.StatusNotFound, Code: 20404, Message: "The requested resource was not found"})
-		return
-	}
-	if err := r.ParseForm(); err != nil {
-		writeError(w, Failure{Status: http.StatusBadRequest, Code: 21600, Message: "Could not parse the form."})
+	if !s.authorized(w, r) {
 		return
 	}
 	m := Message{
@@ -253,6 +240,29 @@ func (s *Server) createMessage(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// authorized checks the request's credentials (HTTP Basic, the account's
+// sid and auth token) and account, and parses its form; it answers a
+// request that fails them like Twilio and reports false.
+func (s *Server) authorized(w http.ResponseWriter, r *http.Request) bool {
+	user, pass, ok := r.BasicAuth()
+	if !ok || user != s.accountSID || pass != s.authToken {
+		writeError(w, Failure{Status: http.StatusUnauthorized, Code: 20003, Message: "Authenticate"})
+		return false
+	}
+	if r.PathValue("AccountSid") != s.accountSID {
+		writeError(w, notFound)
+		return false
+	}
+	if err := r.ParseForm(); err != nil {
+		writeError(w, Failure{Status: http.StatusBadRequest, Code: 21600, Message: "Could not parse the form."})
+		return false
+	}
+	return true
+}
+
+// notFound is Twilio's answer for a resource that does not exist.
+var notFound = Failure{Status: http.StatusNotFound, Code: 20404, Message: "The requested resource was not found"}
+
 // validate applies Twilio's checks of a new message.
 func validate(m Message) (Failure, bool) {
 	switch {
@@ -268,6 +278,14 @@ func validate(m Message) (Failure, bool) {
 		return Failure{Status: http.StatusBadRequest, Code: 21656, Message: "The ContentVariables Parameter is invalid."}, true
 	}
 	return Failure{}, false
+}
+
+// arrive counts a request and returns the delay it is to wait.
+func (s *Server) arrive() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests++
+	return s.delay
 }
 
 // sleep waits d, or until the request or the server ends; it reports
@@ -342,88 +360,3 @@ func (r *recorder) WriteHeader(status int) {
 
 // Unwrap lets http.ResponseController reach the connection (Hijack).
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
-
-// gateListener is the server's listener, which can stop listening (so that
-// the kernel refuses connections to its port) and listen again on the same
-// address. Accept blocks while it is not listening.
-type gateListener struct {
-	addr net.Addr
-
-	mu      sync.Mutex
-	ln      net.Listener  // nil while refusing
-	resumed chan struct{} // closed (and replaced) when listening again, or by Close
-	closed  bool
-}
-
-func (g *gateListener) Accept() (net.Conn, error) {
-	for {
-		g.mu.Lock()
-		ln, resumed, closed := g.ln, g.resumed, g.closed
-		g.mu.Unlock()
-		if closed {
-			return nil, net.ErrClosed
-		}
-		if ln == nil {
-			<-resumed
-			continue
-		}
-		c, err := ln.Accept()
-		if err == nil {
-			return c, nil
-		}
-		g.mu.Lock()
-		refused := g.ln != ln && !g.closed
-		g.mu.Unlock()
-		if !refused {
-			return nil, err
-		}
-	}
-}
-
-func (g *gateListener) refuse() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.ln != nil && !g.closed {
-		_ = g.ln.Close()
-		g.ln = nil
-	}
-}
-
-func (g *gateListener) resume() error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.closed {
-		return net.ErrClosed
-	}
-	if g.ln != nil {
-		return nil
-	}
-	ln, err := net.Listen(g.addr.Network(), g.addr.String())
-	if err != nil {
-		return fmt.Errorf("twiliorest: listen again on %s: %w", g.addr, err)
-	}
-	g.ln = ln
-	close(g.resumed)
-	g.resumed = make(chan struct{})
-	return nil
-}
-
-func (g *gateListener) Close() error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.closed {
-		return net.ErrClosed
-	}
-	g.closed = true
-	close(g.resumed)
-	if g.ln == nil {
-		return nil
-	}
-	err := g.ln.Close()
-	if errors.Is(err, net.ErrClosed) {
-		err = nil
-	}
-	return err
-}
-
-func (g *gateListener) Addr() net.Addr { return g.addr }

@@ -26,8 +26,14 @@ type reply struct {
 
 func post(t *testing.T, ctx context.Context, sim *twiliorest.Server, account, user, pass string, form url.Values) (reply, error) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost,
-		sim.URL()+"/2010-04-01/Accounts/"+account+"/Messages.json", strings.NewReader(form.Encode()))
+	return postForm(t, ctx, sim.URL()+"/2010-04-01/Accounts/"+account+"/Messages.json", user, pass, form)
+}
+
+// postForm posts form to target with HTTP Basic credentials and decodes the
+// JSON answer.
+func postForm(t *testing.T, ctx context.Context, target, user, pass string, form url.Values) (reply, error) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, strings.NewReader(form.Encode()))
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(user, pass)
