@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/convgateway/gateway/configs"
+	"github.com/convgateway/gateway/ports"
 	"github.com/convgateway/gateway/test/sim/livesim"
 )
 
@@ -93,6 +94,8 @@ func (m *live) session(ctx context.Context) (err error) {
 	_, err = m.sess.WaitStarted(ctx)
 	return err
 }
+
+func (m *live) results() []ports.ToolResult { return m.sess.ToolResults() }
 
 func (m *live) close() { m.sim.Close() }
 
