@@ -18,12 +18,12 @@ const endCallLimit = 10 * time.Second
 // received, and when the caller heard what went with it.
 type acts struct {
 	secondEnd time.Time // the end of the second answer (its last mark)
-	messages []twiliorest.Message
-	textedAt time.Time // when the demo saw the message arrive
-	textEnd  time.Time // the end of the answer after it (its last mark)
-	updates  []twiliorest.CallUpdate
-	byeEnd   time.Time // the end of the goodbye (its last mark)
-	results  []ports.ToolResult
+	messages  []twiliorest.Message
+	textedAt  time.Time // when the demo saw the message arrive
+	textEnd   time.Time // the end of the answer after it (its last mark)
+	updates   []twiliorest.CallUpdate
+	byeEnd    time.Time // the end of the goodbye (its last mark)
+	results   []ports.ToolResult
 }
 
 // acts plays the end of the call: the caller asks to be texted the
@@ -76,6 +76,12 @@ func (w *world) acts(p *phone, script []turn, rec *callRecord) error {
 		return fmt.Errorf("end the media stream: %w", err)
 	}
 	rec.acts.messages = w.twilio.Messages()
+	for _, at := range w.twilio.Attempts() {
+		if at.To == callerFrom {
+			rec.acts.textedAt = at.At // when it arrived, not when the caller's side looked
+			break
+		}
+	}
 	rec.acts.results = w.speech.results()
 	return nil
 }
@@ -128,13 +134,23 @@ func checkActs(r callRecord, bad *problems) {
 	if got := r.summary.Attrs["end_reason"]; got != "assistant_ended" {
 		bad.add("end_call: the call ended with %v, not assistant_ended", got)
 	}
-	tools, _ := r.summary.Attrs["tools"].([]any)
 	var names []string
-	for _, t := range tools {
-		m, _ := t.(map[string]any)
-		names = append(names, fmt.Sprint(m["name"], ":", m["outcome"]))
+	for _, t := range summaryTools(r.summary) {
+		names = append(names, fmt.Sprint(t["name"], ":", t["outcome"]))
 	}
 	if want := []string{app.ToolSendMessage + ":ok", app.ToolEndCall + ":ok"}; fmt.Sprint(names) != fmt.Sprint(want) {
 		bad.add("the gateway's summary lists the tools %v, want %v", names, want)
 	}
+}
+
+// summaryTools are the tools a "call ended" line lists.
+func summaryTools(summary logLine) []map[string]any {
+	list, _ := summary.Attrs["tools"].([]any)
+	var out []map[string]any
+	for _, t := range list {
+		if m, ok := t.(map[string]any); ok {
+			out = append(out, m)
+		}
+	}
+	return out
 }

@@ -107,7 +107,7 @@ func (p *phone) streamError(err error) error {
 func (w *world) call(ctx context.Context, o options, stdout io.Writer) (err error) {
 	script := callScript()
 	tl := w.tl
-	fmt.Fprintf(stdout, "\n== Phone call %s from %s to %s on %s (real time, about 8 s)\n\n", callSid, callerFrom, callTo, w.speech.name())
+	fmt.Fprintf(stdout, "\n== Phone call %s from %s to %s on %s (real time, about 14 s)\n\n", callSid, callerFrom, callTo, w.speech.name())
 
 	t0 := time.Now()
 	printed := false
@@ -212,7 +212,7 @@ func (w *world) call(ctx context.Context, o options, stdout io.Writer) (err erro
 	if err := writeWAV(o.out, played); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "\n  What the caller heard (%s: the first answer until it was cut off, then the second): %s\n", ms(len(played)/8), o.out)
+	fmt.Fprintf(stdout, "\n  What the caller heard (%s: the first answer until it was cut off, then the others): %s\n", ms(len(played)/8), o.out)
 	return nil
 }
 
@@ -227,7 +227,11 @@ func printSummary(w io.Writer, summary logLine, rep callReport) {
 	if sec, _ := rep.usage["seconds"].(float64); sec > 0 {
 		fmt.Fprintf(w, ",\n  session time reported by the model %.1f s", sec)
 	}
-	fmt.Fprintln(w)
+	var tools []string
+	for _, t := range summaryTools(summary) {
+		tools = append(tools, fmt.Sprintf("%v (%v)", t["name"], t["outcome"]))
+	}
+	fmt.Fprintf(w, ",\n  tools %s\n", strings.Join(tools, ", "))
 	for _, t := range rep.turns {
 		line := fmt.Sprintf("    %-9s at %9s  %q", t.Speaker, ms(int(t.StartMs)), t.Text)
 		if t.Speaker == "assistant" {
