@@ -255,6 +255,12 @@ func TestValidate(t *testing.T) {
 			[]string{`TRANSFER_NUMBER must be an E.164 number such as +15551234567 or a SIP address such as sip:desk@example.com (got "5551234")`}},
 		{"sip without user", func(c *Config) { c.TransferNumber, c.TwilioAccountSID = "sip:example.com", "AC1" }, []string{"TRANSFER_NUMBER must be"}},
 		{"transfer without account", func(c *Config) { c.TransferNumber = "+15551234567" }, []string{"TRANSFER_NUMBER needs TWILIO_ACCOUNT_SID"}},
+		{"mcp on gpt-live", func(c *Config) {
+			c.Tools.MCP, c.SpeechBackend = []MCPServer{{Label: "cal", URL: "https://mcp.example.com/mcp", RequireApproval: "never"}}, SpeechLive
+		}, []string{"TOOLS_FILE has MCP servers, which SPEECH_BACKEND=live cannot use"}},
+		{"mcp on assistants", func(c *Config) {
+			c.Tools.MCP, c.AssistantBackend, c.OpenAIAssistantID = []MCPServer{{Label: "cal", URL: "https://mcp.example.com/mcp", RequireApproval: "never"}}, BackendAssistants, "asst_1"
+		}, []string{"TOOLS_FILE has MCP servers, which ASSISTANT_BACKEND=assistants cannot use"}},
 		{"short secret", func(c *Config) { c.Tools.Tools, c.ToolsSigningSecret = []HTTPTool{validTool}, "short" },
 			[]string{"TOOLS_SIGNING_SECRET must be at least 16 characters"}},
 		{"tool timeout", func(c *Config) {

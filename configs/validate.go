@@ -223,6 +223,16 @@ func (c Config) toolProblems() []problem {
 			add("%s needs %s: a transfer goes through Twilio's REST API", keyTransferNumber, keyTwilioAccountSID)
 		}
 	}
+	if len(c.Tools.MCP) > 0 {
+		if c.SpeechBackend == SpeechLive {
+			add("%s has MCP servers, which %s=%s cannot use (GPT-Live's delegation names no MCP server): use %s=%s, or remove them",
+				keyToolsFile, keySpeechBackend, SpeechLive, keySpeechBackend, SpeechRealtime)
+		}
+		if c.AssistantBackend == BackendAssistants {
+			add("%s has MCP servers, which %s=%s cannot use: use %s=%s, or remove them",
+				keyToolsFile, keyAssistantBackend, BackendAssistants, keyAssistantBackend, BackendResponses)
+		}
+	}
 	return append(list, c.Tools.problems(c.ToolsFile)...)
 }
 

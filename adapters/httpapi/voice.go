@@ -63,7 +63,7 @@ func handleIncomingCall(calls ports.Calls, v Verifier) echo.HandlerFunc {
 		}
 		connect := twiml.VoiceConnect{InnerElements: []twiml.Element{
 			twiml.VoiceStream{
-				Url:           v.WebSocketURL(c.Request(), pathMediaStream),
+				Url: v.WebSocketURL(c.Request(), pathMediaStream),
 				InnerElements: []twiml.Element{
 					twiml.VoiceParameter{Name: "token", Value: answer.Token},
 					// The numbers of the call, for the call's start event

@@ -48,7 +48,7 @@ func TestCallWithMulawWAV(t *testing.T) {
 
 	for _, want := range []string{
 		"POST " + e.base + "/incoming-call (signed for " + e.base + "/incoming-call)",
-		`<Connect><Stream url="ws://` + strings.TrimPrefix(e.base, "http://") + `/media-stream"> with <Parameter> token (`,
+		`<Connect><Stream url="ws://` + strings.TrimPrefix(e.base, "http://") + `/media-stream"> with <Parameter> from (12 chars), to (12 chars), token (`,
 		"saying " + wav + ": 600 ms of mu-law, 8000 Hz, mono, as it is",
 		"call ended after",
 		"the assistant answered and was quiet for 1s; hung up (stop)",

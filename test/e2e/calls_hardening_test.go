@@ -346,7 +346,7 @@ func TestCallDigitsInTheLog(t *testing.T) {
 			}
 			assert.NotContains(t, s, "digits")
 			assert.NotContains(t, logs, `"digit"`)
-			assert.NotContains(t, logs, "4917")
+			assert.NotContains(t, logs, "4917#", "the keys, in order") // "4917" alone may be in a timestamp
 		})
 	}
 }
