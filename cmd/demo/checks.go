@@ -11,8 +11,9 @@ type problems []error
 
 func (p *problems) add(format string, args ...any) { *p = append(*p, fmt.Errorf(format, args...)) }
 
-// checkTurns checks what every backend must have done: the call ended
-// with the caller's hang-up, and the gateway's summary holds the script's
+// checkTurns checks what every backend must have done: the tools did
+// what they should (checkActs: the caller texted, the call ended by the
+// assistant after its goodbye), and the gateway's summary holds the script's
 // turns in order, the caller's words as said and the last answer whole,
 // heard to its end. The first answer is the backend's to check. It fails
 // at once when the summary cannot be read or has not the script's turns.
