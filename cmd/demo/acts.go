@@ -96,6 +96,13 @@ func (w *world) actsTimeline(rec callRecord) {
 		tl.add(a.textedAt, "twilio", "the Messages REST API receives the text (POST /2010-04-01/Accounts/%s/Messages.json,\nFrom %s, To %s, %s): %s",
 			w.twilio.AccountSID(), m.From, m.To, m.SID, quote(m.Body))
 	}
+	for _, m := range rec.marks {
+		if !m.Flushed && m.At.After(a.textedAt) {
+			tl.add(m.At, "caller", "hears the first 20 ms of the answer after the text (its first mark played),\n%s after the text reached the REST API (the tool's answer)",
+				dur(m.At.Sub(a.textedAt)))
+			break
+		}
+	}
 	tl.add(a.textEnd, "caller", "hears the end of the answer after the text (its last mark played)")
 	tl.add(a.byeEnd, "caller", "hears the end of the goodbye (its last mark played)")
 	if len(a.updates) > 0 {

@@ -53,6 +53,7 @@ func runDemo(t *testing.T, args ...string) string {
 		"twilio   the Messages REST API receives the text (POST /2010-04-01/Accounts/" + demoAccountSID + "/Messages.json,",
 		`From +15550100200, To +15551230001, SM`,
 		"caller   hears the end of the answer after the text",
+		"caller   hears the first 20 ms of the answer after the text (its first mark played),",
 		"calls end_call",
 		"caller   hears the end of the goodbye (its last mark played)",
 		"twilio   the Calls REST API receives the end of the call",
