@@ -25,6 +25,9 @@ const (
 // talking over it.
 const bargeAfterMs = 1500
 
+// pauseMs is the caller's pause after an answer before saying more.
+const pauseMs = 300
+
 // phone is the simulated caller's side of the call: it sends 20 ms frames
 // in real time, as Twilio does all through a call (speech or silence), and
 // looks at what happened at the caller after every frame.
@@ -44,6 +47,17 @@ func (p *phone) send(audio []byte) error {
 		}
 		audio = audio[n:]
 	}
+	return nil
+}
+
+// say streams the caller's words in real time and notes them on the
+// timeline.
+func (p *phone) say(tl *timeline, audio []byte) error {
+	tl.add(time.Now(), "caller", "starts speaking (%s of audio, 20 ms frames in real time)", ms(len(audio)/8))
+	if err := p.send(audio); err != nil {
+		return err
+	}
+	tl.add(time.Now(), "caller", "stops speaking")
 	return nil
 }
 
@@ -93,7 +107,7 @@ func (p *phone) streamError(err error) error {
 func (w *world) call(ctx context.Context, o options, stdout io.Writer) (err error) {
 	script := callScript()
 	tl := w.tl
-	fmt.Fprintf(stdout, "\n== Phone call %s from %s to %s on %s (real time, about 8 s)\n\n", callSid, callerFrom, callTo, w.speech.name())
+	fmt.Fprintf(stdout, "\n== Phone call %s from %s to %s on %s (real time, about 14 s)\n\n", callSid, callerFrom, callTo, w.speech.name())
 
 	t0 := time.Now()
 	printed := false
@@ -142,11 +156,9 @@ func (w *world) call(ctx context.Context, o options, stdout io.Writer) (err erro
 	}}
 	first, second := script[0], script[1]
 
-	tl.add(time.Now(), "caller", "starts speaking (%s of audio, 20 ms frames in real time)", ms(len(first.callerAudio)/8))
-	if err := p.send(first.callerAudio); err != nil {
+	if err := p.say(tl, first.callerAudio); err != nil {
 		return err
 	}
-	tl.add(time.Now(), "caller", "stops speaking")
 	if err := p.quietUntil("the caller to hear the first answer", func() bool { return len(caller.Played()) >= bargeAfterMs*8 }); err != nil {
 		return err
 	}
@@ -161,12 +173,8 @@ func (w *world) call(ctx context.Context, o options, stdout io.Writer) (err erro
 	}); err != nil {
 		return err
 	}
-	if err := p.quietUntil("a moment of quiet", func() bool { return time.Since(lastMark(caller)) >= 300*time.Millisecond }); err != nil {
+	if err := w.acts(p, script, &rec); err != nil {
 		return err
-	}
-	tl.add(time.Now(), "caller", "hangs up (stop)")
-	if err := caller.HangUp(ctx); err != nil {
-		return fmt.Errorf("hang up: %w", err)
 	}
 
 	if rec.summary, err = w.log.wait(ctx, "call ended", "call_id", callSid); err != nil {
@@ -194,7 +202,7 @@ func (w *world) call(ctx context.Context, o options, stdout io.Writer) (err erro
 		tl.add(rec.clear.at, "caller", "clear arrives: playback stops after %s of %s; %d pending marks come back flushed",
 			ms(rec.clear.played/8), rep.turns[1].Utterance, rep.flushed)
 	}
-	tl.add(lastMark(caller), "caller", "hears the end of the second answer (its last mark played)")
+	w.actsTimeline(rec)
 	tl.add(rec.summary.Time, "gateway", "logs %q: %v after %v", rec.summary.Msg, rec.summary.Attrs["end_reason"], rec.summary.Attrs["duration"])
 	tl.print(stdout, t0)
 	printed = true
@@ -204,7 +212,7 @@ func (w *world) call(ctx context.Context, o options, stdout io.Writer) (err erro
 	if err := writeWAV(o.out, played); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "\n  What the caller heard (%s: the first answer until it was cut off, then the second): %s\n", ms(len(played)/8), o.out)
+	fmt.Fprintf(stdout, "\n  What the caller heard (%s: the first answer until it was cut off, then the others): %s\n", ms(len(played)/8), o.out)
 	return nil
 }
 
@@ -219,7 +227,11 @@ func printSummary(w io.Writer, summary logLine, rep callReport) {
 	if sec, _ := rep.usage["seconds"].(float64); sec > 0 {
 		fmt.Fprintf(w, ",\n  session time reported by the model %.1f s", sec)
 	}
-	fmt.Fprintln(w)
+	var tools []string
+	for _, t := range summaryTools(summary) {
+		tools = append(tools, fmt.Sprintf("%v (%v)", t["name"], t["outcome"]))
+	}
+	fmt.Fprintf(w, ",\n  tools %s\n", strings.Join(tools, ", "))
 	for _, t := range rep.turns {
 		line := fmt.Sprintf("    %-9s at %9s  %q", t.Speaker, ms(int(t.StartMs)), t.Text)
 		if t.Speaker == "assistant" {

@@ -4,12 +4,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/convgateway/gateway/ports"
+	"github.com/convgateway/gateway/test/sim/livesim"
 	"github.com/convgateway/gateway/test/sim/mediasim"
 	"github.com/convgateway/gateway/test/sim/openairest"
+	"github.com/convgateway/gateway/test/sim/twiliorest"
 )
 
 // realtimeCall is the record of a call on Realtime and the truncations
@@ -37,14 +41,12 @@ func goodCall(t *testing.T) realtimeCall {
 		{"speaker": "caller", "utterance": "item_caller_2", "text": script[1].caller, "start_ms": 3720},
 		{"speaker": "assistant", "utterance": "item_assistant_2", "text": script[1].reply, "start_ms": 4900, "sent_ms": second, "heard_ms": second},
 	}
-	raw, err := json.Marshal(map[string]any{"end_reason": "caller_hangup", "barge_ins": 1, "turns": turns})
-	require.NoError(t, err)
-	var attrs map[string]any
-	require.NoError(t, json.Unmarshal(raw, &attrs))
+	turns = append(turns, endTurns(script, script[2].reply)...)
+	attrs := summaryAttrs(t, map[string]any{"barge_ins": 1, "turns": turns})
 
 	var frames []mediasim.Frame
 	var marks []mediasim.MarkEcho
-	for i := range first/20 + second/20 {
+	for i := range first/20 + endMs(script)/20 {
 		name := fmt.Sprintf("m%d", i+1)
 		frames = append(frames, mediasim.Frame{Event: "media"}, mediasim.Frame{Event: "mark", Mark: name})
 		marks = append(marks, mediasim.MarkEcho{Name: name, Flushed: i >= 75 && i < first/20})
@@ -54,7 +56,7 @@ func goodCall(t *testing.T) realtimeCall {
 			script: script, summary: logLine{Msg: "call ended", Attrs: attrs},
 			interruption: &logLine{Msg: "caller interrupted the assistant", Attrs: map[string]any{"utterance": "item_assistant_1", "heard_ms": 1500.0}},
 			clear:        atClear{seen: true, played: 1508 * 8}, clears: 1,
-			frames: frames, marks: marks, played: 1508*8 + len(script[1].replyAudio),
+			frames: frames, marks: marks, played: 1508*8 + endMs(script)*8, acts: goodActs(),
 		},
 		truncations: []truncation{{itemID: "item_assistant_1", endMs: 1500}}, simTruncations: 1,
 	}
@@ -67,7 +69,55 @@ func TestCheckCallAcceptsTheCallAsItShouldGo(t *testing.T) {
 	assert.Equal(t, 220, rep.chunks)
 	assert.Equal(t, 75, rep.playedMarks)
 	assert.Equal(t, 145, rep.flushed)
-	assert.Len(t, rep.turns, 4)
+	assert.Len(t, rep.turns, 8)
+}
+
+// endTurns are the summary's turns after the barge-in: the caller asks
+// for the text, the assistant says (said) it sent it; the caller says
+// goodbye, and so does the assistant.
+func endTurns(script []turn, said string) []map[string]any {
+	text, bye := len(script[2].replyAudio)/8, len(script[3].replyAudio)/8
+	return []map[string]any{
+		{"speaker": "caller", "utterance": "item_caller_3", "text": script[2].caller, "start_ms": 7880},
+		{"speaker": "assistant", "utterance": "item_assistant_3", "text": said, "start_ms": 9260, "sent_ms": text, "heard_ms": text},
+		{"speaker": "caller", "utterance": "item_caller_4", "text": script[3].caller, "start_ms": 11040},
+		{"speaker": "assistant", "utterance": "item_assistant_4", "text": script[3].reply, "start_ms": 12120, "sent_ms": bye, "heard_ms": bye},
+	}
+}
+
+// endMs is how long the answers after the first last, together.
+func endMs(script []turn) int {
+	n := 0
+	for _, t := range script[1:] {
+		n += len(t.replyAudio) / 8
+	}
+	return n
+}
+
+// summaryAttrs are the attributes of a "call ended" line of a call the
+// assistant ended, with attrs, as parsed from JSON.
+func summaryAttrs(t *testing.T, attrs map[string]any) map[string]any {
+	t.Helper()
+	attrs["end_reason"] = "assistant_ended"
+	attrs["tools"] = []map[string]any{{"name": "send_message", "outcome": "ok"}, {"name": "end_call", "outcome": "ok"}}
+	raw, err := json.Marshal(attrs)
+	require.NoError(t, err)
+	var parsed map[string]any
+	require.NoError(t, json.Unmarshal(raw, &parsed))
+	return parsed
+}
+
+// goodActs is what the tools did on a call that went as the demo says:
+// the text sent, then said; the call completed 10 ms after the goodbye.
+func goodActs() acts {
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	return acts{
+		messages: []twiliorest.Message{{SID: "SM1", From: callTo, To: callerFrom, Body: address}},
+		textedAt: t0.Add(9267 * time.Millisecond), textEnd: t0.Add(10706 * time.Millisecond),
+		updates: []twiliorest.CallUpdate{{At: t0.Add(13159 * time.Millisecond), CallSID: callSid, Status: twiliorest.CallCompleted}},
+		byeEnd:  t0.Add(13149 * time.Millisecond),
+		results: []ports.ToolResult{{CallID: "call_text_1", Output: "sent"}},
+	}
 }
 
 // TestCheckCallNamesWhatWentWrong: each way the call can go wrong makes
@@ -106,12 +156,21 @@ func TestCheckCallNamesWhatWentWrong(t *testing.T) {
 		}, `turn 3: the gateway recorded caller "Nine, please."`},
 		{"dropped call", func(r *realtimeCall) { r.summary.Attrs["end_reason"] = "model_lost" }, "ended with model_lost"},
 		{"second answer cut", func(r *realtimeCall) {
-			r.summary.Attrs["turns"].([]any)[3].(map[string]any)["heard_ms"] = 100.0
-		}, "the last answer was heard for 100 of 2400 ms"},
+			r.summary.Attrs["turns"].([]any)[7].(map[string]any)["heard_ms"] = 100.0
+		}, "the last answer was heard for 100 of 1000 ms"},
 		{"played too much", func(r *realtimeCall) { r.played += 160 }, "the caller played"},
 		{"missing turn", func(r *realtimeCall) {
-			r.summary.Attrs["turns"] = r.summary.Attrs["turns"].([]any)[:3]
-		}, "has 3 turns"},
+			r.summary.Attrs["turns"] = r.summary.Attrs["turns"].([]any)[:7]
+		}, "has 7 turns"},
+		{"not texted", func(r *realtimeCall) { r.acts.messages = nil }, "send_message: the Messages REST API received 0 messages"},
+		{"texted elsewhere", func(r *realtimeCall) { r.acts.messages[0].To = "+15559999999" }, "to +15559999999, want"},
+		{"no result", func(r *realtimeCall) { r.acts.results = nil }, "send_message: the model received the results []"},
+		{"said before sent", func(r *realtimeCall) { r.acts.textedAt = r.acts.textEnd.Add(time.Millisecond) }, "before the text was sent"},
+		{"not ended", func(r *realtimeCall) { r.acts.updates = nil }, "end_call: the Calls REST API received 0 updates"},
+		{"goodbye cut", func(r *realtimeCall) { r.acts.updates[0].At = r.acts.byeEnd.Add(-time.Millisecond) }, "before the goodbye had played"},
+		{"transferred", func(r *realtimeCall) { r.acts.updates[0].Status, r.acts.updates[0].Twiml = "", "<Response/>" }, "want " + callSid + " completed"},
+		{"caller hung up", func(r *realtimeCall) { r.summary.Attrs["end_reason"] = "caller_hangup" }, "end_call: the call ended with caller_hangup"},
+		{"tools not listed", func(r *realtimeCall) { delete(r.summary.Attrs, "tools") }, "lists the tools [], want [send_message:ok end_call:ok]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -192,14 +251,12 @@ func goodLiveCall(t *testing.T) (callRecord, liveRecord) {
 		{"speaker": "caller", "text": script[1].caller, "start_ms": 4000},
 		{"speaker": "assistant", "utterance": "u2", "text": script[1].reply, "start_ms": 4960, "sent_ms": second, "heard_ms": second},
 	}
-	raw, err := json.Marshal(map[string]any{"end_reason": "caller_hangup", "barge_ins": 1, "frames_dropped": 66, "turns": turns})
-	require.NoError(t, err)
-	var attrs map[string]any
-	require.NoError(t, json.Unmarshal(raw, &attrs))
+	turns = append(turns, endTurns(script, livesim.SaysResult("sent"))...)
+	attrs := summaryAttrs(t, map[string]any{"barge_ins": 1, "frames_dropped": 66, "turns": turns})
 
 	var frames []mediasim.Frame
 	var marks []mediasim.MarkEcho
-	for i := range 2040/20 + second/20 {
+	for i := range 2040/20 + endMs(script)/20 {
 		name := fmt.Sprintf("m%d", i+1)
 		frames = append(frames, mediasim.Frame{Event: "media"}, mediasim.Frame{Event: "mark", Mark: name})
 		marks = append(marks, mediasim.MarkEcho{Name: name, Flushed: i >= 87 && i < 2040/20})
@@ -209,16 +266,19 @@ func goodLiveCall(t *testing.T) (callRecord, liveRecord) {
 		interruption: &logLine{Msg: "caller interrupted the assistant", Attrs: map[string]any{"utterance": "u1", "heard_ms": 1740.0}},
 		bargePlayed:  1500 * 8,
 		clear:        atClear{seen: true, played: 1747 * 8}, clears: 1,
-		frames: frames, marks: marks, played: 1747*8 + len(script[1].replyAudio),
+		frames: frames, marks: marks, played: 1747*8 + endMs(script)*8, acts: goodActs(),
 	}
 	lr := liveRecord{
-		said: []spoken{{deltas: 168, text: said}, {deltas: second / 20, text: script[1].reply}},
+		said: []spoken{{deltas: 168, text: said}, {deltas: second / 20, text: script[1].reply},
+			{deltas: len(script[2].replyAudio) / 160, text: livesim.SaysResult("sent")}, {deltas: len(script[3].replyAudio) / 160, text: script[3].reply}},
 		heard: []heardWords{
 			{text: script[0].caller},
 			{text: "Seven, ", turn: 1, over: true},
 			{text: "please.", turn: 1},
+			{text: script[2].caller, turn: 2},
+			{text: script[3].caller, turn: 3},
 		},
-		commands: []string{"session.start"},
+		commands: []string{"session.start", "response.item.create", "response.create"},
 	}
 	return r, lr
 }
@@ -254,7 +314,8 @@ func TestCheckLiveNamesWhatWentWrong(t *testing.T) {
 			r.summary.Attrs["barge_ins"] = 0.0
 		}, "received 0 clears"},
 		{"heard past the clear", func(r *callRecord, lr *liveRecord) { first(r)["heard_ms"] = 1760.0 }, "heard for 1760 ms"},
-		{"a turn too many", func(r *callRecord, lr *liveRecord) { lr.heard[2].turn = 2 }, "heard 3 caller turns"},
+		{"a turn too many", func(r *callRecord, lr *liveRecord) { lr.heard[2].turn = 5 }, "heard 5 caller turns"},
+		{"no result given", func(r *callRecord, lr *liveRecord) { lr.commands = lr.commands[:1] }, "gave GPT-Live's delegation 0 commands"},
 		{"an error", func(r *callRecord, lr *liveRecord) { lr.errs = []string{"invalid_value: no"} }, "answered the gateway with an error: invalid_value"},
 		{"caller's words", func(r *callRecord, lr *liveRecord) {
 			r.summary.Attrs["turns"].([]any)[2].(map[string]any)["text"] = "Seven, "

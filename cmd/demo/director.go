@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/convgateway/gateway/app"
+	"github.com/convgateway/gateway/ports"
 	"github.com/convgateway/gateway/test/sim/mulaw"
 	"github.com/convgateway/gateway/test/sim/realtimesim"
 )
@@ -22,10 +24,26 @@ type turn struct {
 	callerAudio []byte
 	reply       string
 	replyAudio  []byte
+	// act is the tool the model calls in this turn, if any.
+	act *act
 }
 
+// act is a tool call of the model: before its reply, which then tells
+// the tool's result (send_message), or after it (end_call, once it has
+// said goodbye).
+type act struct {
+	call  ports.ToolCall
+	first bool
+}
+
+// The address the caller asks to be texted.
+const address = "Trattoria Demo, 12 Harbour Street. Table for two at 7 pm tonight."
+
 // callScript is the demo call: the caller asks, talks over the long
-// answer, and the assistant answers the interruption.
+// answer, and the assistant answers the interruption; the caller asks to
+// be texted the address, which the assistant sends (send_message) before
+// it says so; the caller says goodbye, and the assistant says goodbye and
+// ends the call (end_call).
 func callScript() []turn {
 	return []turn{
 		{
@@ -40,6 +58,21 @@ func callScript() []turn {
 			callerAudio: voice(3, 130, 800),
 			reply:       "Done: a table for two at seven tonight, by the window. See you then!",
 			replyAudio:  voice(4, 210, 2400),
+		},
+		{
+			caller:      "Could you text me the address?",
+			callerAudio: voice(5, 125, 1000),
+			reply:       "Done: I've texted you the address.",
+			replyAudio:  voice(6, 210, 1400),
+			act: &act{first: true, call: ports.ToolCall{ID: "call_text_1", Name: app.ToolSendMessage,
+				Arguments: json.RawMessage(fmt.Sprintf(`{"text":%q}`, address))}},
+		},
+		{
+			caller:      "Thanks, goodbye!",
+			callerAudio: voice(7, 130, 700),
+			reply:       "Goodbye, see you tonight!",
+			replyAudio:  voice(8, 210, 1000),
+			act:         &act{call: ports.ToolCall{ID: "call_end_1", Name: app.ToolEndCall, Arguments: json.RawMessage(`{}`)}},
 		},
 	}
 }
@@ -221,6 +254,9 @@ func (d *director) answer(ev heardEvent, n int) {
 		chunks = append(chunks, []byte(base64.StdEncoding.EncodeToString(a[:k])))
 		a = a[k:]
 	}
+	if t.act != nil && t.act.first && !d.callTool(ev.sess, t.act.call) {
+		return
+	}
 	resp, aitem := fmt.Sprintf("resp_%d", n), fmt.Sprintf("item_assistant_%d", n)
 	began := time.Now()
 	d.check(ev.sess.SayAs(d.ctx, resp, aitem, t.reply, chunks...))
@@ -229,6 +265,33 @@ func (d *director) answer(ev heardEvent, n int) {
 	d.mu.Lock()
 	d.answered++
 	d.mu.Unlock()
+	if t.act != nil && !t.act.first {
+		d.callTool(ev.sess, t.act.call)
+	}
+}
+
+// callTool makes the model call a tool, as the API does in a response of
+// its own. A tool called before the reply must have its result, and the
+// gateway's response.create after it, before the reply: it reports
+// whether they came.
+func (d *director) callTool(s *realtimesim.Session, call ports.ToolCall) bool {
+	results, creates := len(s.ToolResults()), s.Responds()
+	at := time.Now()
+	d.check(s.CallTool(d.ctx, call))
+	d.tl.add(at, "openai", "calls %s (%s, response.function_call_arguments.done): %s", call.Name, call.ID, call.Arguments)
+	if call.Name == app.ToolEndCall {
+		return true // no result: the call ends
+	}
+	err := until(d.ctx, "the result of "+call.Name, func() bool {
+		return len(s.ToolResults()) > results && s.Responds() > creates
+	})
+	if err != nil {
+		d.check(err)
+		return false
+	}
+	res := s.ToolResults()[results]
+	d.tl.add(time.Now(), "openai", "receives the result (function_call_output %q), then response.create", res.Output)
+	return true
 }
 
 // check keeps the first error of a send to the gateway.

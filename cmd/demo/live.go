@@ -11,7 +11,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/convgateway/gateway/app"
 	"github.com/convgateway/gateway/configs"
+	"github.com/convgateway/gateway/ports"
 	"github.com/convgateway/gateway/test/sim/livesim"
 )
 
@@ -30,6 +32,10 @@ type live struct {
 	tl     *timeline
 	script []turn
 	sess   *livesim.Session
+
+	ctx    context.Context // the tool calls'
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 
 	mu       sync.Mutex
 	started  time.Time    // session.started
@@ -69,14 +75,79 @@ const burst = 100 * time.Millisecond
 // it yields the turn: about a word.
 const yieldMs = 240
 
+// newLive starts the simulator. A turn whose tool is called first gets no
+// words of its own in Auto mode: the demo makes the model call the tool
+// once it has heard the caller, and the model says the tool's result
+// (livesim.SaysResult) with that turn's reply audio. A tool called after
+// the reply is called once the reply has gone out.
 func newLive(script []turn, tl *timeline) *live {
 	m := &live{tl: tl, script: script}
 	auto := &livesim.Auto{ChunkEvery: 10 * time.Millisecond, Yield: yieldMs * time.Millisecond}
 	for _, t := range script {
+		if t.act != nil && t.act.first {
+			auto.Turns = append(auto.Turns, livesim.Turn{Caller: t.caller})
+			auto.Reply = t.replyAudio
+			continue
+		}
 		auto.Turns = append(auto.Turns, livesim.Turn{Caller: t.caller, Reply: t.replyAudio, Transcript: t.reply})
 	}
-	m.sim = livesim.New(livesim.Options{APIKey: demoAPIKey, Auto: auto, OnEvent: m.sent})
+	m.sim = livesim.New(livesim.Options{APIKey: demoAPIKey, Auto: auto, OnEvent: m.sent, Gap: resultGap})
+	m.ctx, m.cancel = context.WithCancel(context.Background())
+	m.wg.Add(1)
+	go m.act()
 	return m
+}
+
+// resultGap is how long GPT-Live pauses before saying a tool's result.
+const resultGap = 200 * time.Millisecond
+
+// act makes the model call the script's tools when their turns come, and
+// notes on the timeline when their results come back.
+func (m *live) act() {
+	defer m.wg.Done()
+	sess, err := m.sim.Latest(m.ctx)
+	if err != nil {
+		return
+	}
+	for i, t := range m.script {
+		if t.act == nil {
+			continue
+		}
+		err := until(m.ctx, "the turn of "+t.act.call.Name, func() bool {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			if t.act.first {
+				return len(m.heard) > 0 && m.heard[len(m.heard)-1].text == t.caller && time.Since(m.lastWord) > burst
+			}
+			return len(m.said) > i && !m.said[i].ended.IsZero()
+		})
+		if err != nil {
+			return
+		}
+		at := time.Now()
+		if err := sess.CallTool(m.ctx, t.act.call); err != nil {
+			m.fail(err)
+			return
+		}
+		m.tl.add(at, "openai", "calls %s through its Responses delegation (response.event: a function_call item in\nresponse.output_item.done, %s): %s",
+			t.act.call.Name, t.act.call.ID, t.act.call.Arguments)
+		if t.act.call.Name == app.ToolEndCall {
+			continue
+		}
+		if err := until(m.ctx, "the result of "+t.act.call.Name, func() bool {
+			return len(sess.ToolResults()) > 0 && sess.Creates() > 0
+		}); err != nil {
+			return
+		}
+		m.tl.add(time.Now(), "openai", "receives the result (response.item.create of a function_call_output %q), then response.create",
+			sess.ToolResults()[0].Output)
+	}
+}
+
+func (m *live) fail(err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.errs = append(m.errs, "the demo could not make the model call a tool: "+err.Error())
 }
 
 func (m *live) name() string { return "GPT-Live" }
@@ -94,7 +165,13 @@ func (m *live) session(ctx context.Context) (err error) {
 	return err
 }
 
-func (m *live) close() { m.sim.Close() }
+func (m *live) results() []ports.ToolResult { return m.sess.ToolResults() }
+
+func (m *live) close() {
+	m.cancel()
+	m.wg.Wait()
+	m.sim.Close()
+}
 
 var liveAudioDelta = []byte(`{"type":"session.output_audio.delta"`)
 
@@ -217,10 +294,18 @@ func checkLive(r callRecord, lr liveRecord) (callReport, error) {
 	for _, e := range lr.errs {
 		bad.add("the GPT-Live simulator answered the gateway with an error: %s", e)
 	}
+	results := 0
 	for _, c := range lr.commands {
-		if c != "session.start" && c != "session.close" {
+		switch c {
+		case "session.start", "session.close":
+		case "response.item.create", "response.create": // send_message's result
+			results++
+		default:
 			bad.add("the gateway sent GPT-Live %s: it needs no word of the caller's playback", c)
 		}
+	}
+	if results != 2 {
+		bad.add("send_message: the gateway gave GPT-Live's delegation %d commands, want its result and response.create", results)
 	}
 	turns, yielded := 0, false
 	for i, h := range lr.heard {

@@ -1,8 +1,13 @@
 // Command demo is the offline demo (make demo): it runs the real gateway,
 // built by wire.Build with its real OpenAI and Twilio adapters and a
 // temporary SQLite file, against the simulators of test/sim on loopback,
-// and plays out a phone call with a barge-in and a WhatsApp exchange with
-// a slow answer. It needs no credentials and no network.
+// and plays out a phone call and a WhatsApp exchange with a slow answer.
+// On the call, the caller talks over the assistant (a barge-in), asks to
+// be texted the address (the model calls send_message; the gateway texts
+// the caller through the Messages REST API), then says goodbye (the model
+// calls end_call; the gateway completes the call through the Calls REST
+// API once the goodbye has played). It needs no credentials and no
+// network.
 //
 //	demo [--speech realtime|live] [--out caller.wav] [--dir DIR] [--inline-timeout 2s]
 //

@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"github.com/convgateway/gateway/configs"
+	"github.com/convgateway/gateway/ports"
 	"github.com/convgateway/gateway/test/sim/realtimesim"
 )
 
@@ -40,6 +41,8 @@ func (m *realtime) session(ctx context.Context) (err error) {
 	m.cfg, err = m.sess.WaitConfig(ctx)
 	return err
 }
+
+func (m *realtime) results() []ports.ToolResult { return m.sess.ToolResults() }
 
 func (m *realtime) close() {
 	m.d.close()

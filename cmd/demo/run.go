@@ -174,6 +174,7 @@ func start(ctx context.Context, o options) (w *world, err error) {
 	cfg.TwilioAccountSID = demoAccountSID
 	cfg.TwilioAuthToken = demoAuthToken
 	cfg.TwilioAPIBaseURL = w.twilio.URL()
+	cfg.TwilioFrom = callTo // send_message texts the caller from the number they called
 	cfg.DatabaseURL = filepath.Join(o.dir, "gateway.db")
 	cfg.ReplyInlineTimeout = o.inline
 	cfg.SystemMessage = "You are the booking assistant of a small restaurant. Answer briefly."

@@ -45,9 +45,24 @@ func runDemo(t *testing.T, args ...string) string {
 		"caller   talks over the assistant after hearing",
 		"caller   clear arrives: playback stops after",
 		"pending marks come back flushed",
-		"caller   hangs up (stop)",
-		`gateway  logs "call ended": caller_hangup`,
 		"heard 2,400 ms of 2,400 ms",
+		// the tools
+		"calls send_message",
+		`{"text":"Trattoria Demo, 12 Harbour Street. Table for two at 7 pm tonight."}`,
+		`receives the result`,
+		"twilio   the Messages REST API receives the text (POST /2010-04-01/Accounts/" + demoAccountSID + "/Messages.json,",
+		`From +15550100200, To +15551230001, SM`,
+		"caller   hears the end of the answer after the text",
+		"caller   hears the first 20 ms of the answer after the text (its first mark played),",
+		"calls end_call",
+		"caller   hears the end of the goodbye (its last mark played)",
+		"twilio   the Calls REST API receives the end of the call",
+		"(POST /2010-04-01/Accounts/" + demoAccountSID + "/Calls/" + callSid + ".json, Status=completed)",
+		"twilio   the call is completed: Twilio ends the media stream (stop)",
+		`gateway  logs "call ended": assistant_ended`,
+		`"Goodbye, see you tonight!"`,
+		"heard 1,000 ms of 1,000 ms",
+		"tools send_message (ok), end_call (ok)",
 		"What the caller heard",
 		// WhatsApp
 		`user     sends "Hi! Do you have a table for two tonight?"`,
@@ -72,9 +87,12 @@ func runDemo(t *testing.T, args ...string) string {
 	w, err := mulaw.ReadWAV(f)
 	require.NoError(t, err)
 	assert.Equal(t, "mu-law, 8000 Hz, mono", w.String())
-	reply := callScript()[1].replyAudio
-	require.Greater(t, len(w.Data), bargeAfterMs*8+len(reply), "the start of the first answer, then all of the second")
-	assert.Equal(t, reply, w.Data[len(w.Data)-len(reply):], "the caller heard the second answer to the end, untouched")
+	var rest []byte
+	for _, t := range callScript()[1:] {
+		rest = append(rest, t.replyAudio...)
+	}
+	require.Greater(t, len(w.Data), bargeAfterMs*8+len(rest), "the start of the first answer, then all of the others")
+	assert.Equal(t, rest, w.Data[len(w.Data)-len(rest):], "the caller heard the other answers to the end, untouched")
 
 	logs, err := os.ReadFile(filepath.Join(dir, "gateway.log"))
 	require.NoError(t, err)
@@ -98,7 +116,7 @@ func TestDemo(t *testing.T) {
 		"answers (resp_1, item_assistant_1): 4,400 ms of audio",
 		"receives conversation.item.truncate item_assistant_1 at audio_end_ms",
 		`gateway  logs "caller interrupted the assistant": utterance item_assistant_1`,
-		"tokens 20 in / 380 out",
+		"tokens 60 in / 569 out",
 	} {
 		assert.Contains(t, transcript, want)
 	}

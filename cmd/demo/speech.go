@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/convgateway/gateway/configs"
+	"github.com/convgateway/gateway/ports"
 	"github.com/convgateway/gateway/test/sim/mediasim"
 )
 
@@ -27,6 +28,8 @@ type speech interface {
 	check(r callRecord) (callReport, error)
 	// explain prints how the barge-in went, in the backend's terms.
 	explain(w io.Writer, r callRecord, rep callReport)
+	// results returns the tool results the model received, in order.
+	results() []ports.ToolResult
 	// close stops the simulator and what drives it.
 	close()
 }
@@ -52,6 +55,8 @@ type callRecord struct {
 	frames []mediasim.Frame
 	marks  []mediasim.MarkEcho
 	played int
+	// acts is what the tools did.
+	acts acts
 }
 
 // atClear is what the caller had when the clear arrived.
