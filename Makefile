@@ -33,7 +33,7 @@ run: ## run the gateway (reads .env, the environment, and ARGS such as --config 
 
 dev: run ## alias of run
 
-demo: ## the offline demo: a call and a WhatsApp exchange through the real gateway and simulators (about 15 s; ARGS='--speech live' for GPT-Live)
+demo: ## the offline demo: a call and a WhatsApp exchange through the real gateway and simulators (about 17 s; ARGS='--speech live' for GPT-Live)
 	@$(GO) run ./cmd/demo $(ARGS)
 
 callsim: ## play Twilio against a running gateway: make callsim ARGS='--url https://gw.example.com --wav hello.wav'
