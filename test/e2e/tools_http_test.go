@@ -12,6 +12,7 @@ import (
 	"github.com/convgateway/gateway/ports"
 	"github.com/convgateway/gateway/test/sim/livesim"
 	"github.com/convgateway/gateway/test/sim/mediasim"
+	"github.com/convgateway/gateway/test/sim/openairest"
 )
 
 // noHold turns the holding phrase off (TOOL_HOLD_AFTER=0), for the tests
@@ -247,6 +248,41 @@ func TestToolAnswerToAudio(t *testing.T) {
 			ended(e, sess)
 			assert.Equal(t, "caller_hangup", e.summary(sid)["end_reason"])
 			assert.Equal(t, toolAnswer, e.toolResult(sess, "call_a"), "the answer followed the tool's result")
+		})
+	}
+}
+
+// TestToolWhatsApp: a WhatsApp question the assistant answers with the
+// user's HTTP tool, on both assistant backends: the tool server gets the
+// signed request for the user, the model gets the tool's answer, and the
+// reply comes inline, within REPLY_INLINE_TIMEOUT.
+func TestToolWhatsApp(t *testing.T) {
+	for _, b := range msgBackends {
+		t.Run(b.name, func(t *testing.T) {
+			ts := newToolServer(t)
+			e := newMessagingEnv(t, b.name, withTools(t, ts))
+			e.openai.Next(openairest.Script{Tool: &openairest.ToolScript{Name: "lookup", Arguments: `{"date":"today"}`}})
+			gw := e.newMessagingGateway()
+
+			got := gw.post(msgInbound{Sid: "SM00000000000000000000000000000001", Body: "Any table today?"})
+			assert.Equal(t, []string{"echo: " + toolAnswer}, got, "the answer uses the tool's output, inline")
+			assert.Empty(t, e.twilio.Messages(), "nothing sent later through the REST API")
+
+			reqs := ts.received()
+			require.Len(t, reqs, 1)
+			assert.Equal(t, "lookup", reqs[0].Tool)
+			assert.Equal(t, "whatsapp", reqs[0].Channel)
+			assert.Equal(t, msgUser, reqs[0].User)
+			assert.Empty(t, reqs[0].CallSID)
+			assert.JSONEq(t, `{"date":"today"}`, string(reqs[0].Arguments))
+			assertSigned(t, ts)
+
+			thread := e.replies.threadOf(toolAnswer)
+			require.NotEmpty(t, thread, "the model answered after the tool's output")
+			outs := e.openai.ToolOutputs(thread)
+			require.Len(t, outs, 1)
+			assert.Equal(t, toolAnswer, outs[0].Output)
+			assert.NotContains(t, e.logs.String(), toolSecret)
 		})
 	}
 }
