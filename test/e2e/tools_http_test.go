@@ -206,52 +206,6 @@ func TestToolLoop(t *testing.T) {
 	}
 }
 
-// TestToolAnswerToAudio measures, from the simulators, the time from a
-// tool's answer (the tool server's response written) to the first audio
-// of the model's answer that uses it at the caller; the answer says the
-// tool's output.
-func TestToolAnswerToAudio(t *testing.T) {
-	for _, b := range speechBackends {
-		t.Run(b.name, func(t *testing.T) {
-			ts := newToolServer(t)
-			e := newCallEnv(t, b, simOptions{Reply: "Anything else?", SayToolOutputs: true}, edits(withTools(t, ts), noHold))
-			sid, caller, sess := e.callWith(mediasim.Options{Clock: mediasim.Faster(20)})
-			release := ts.hold()
-			defer release()
-
-			e.callTool(sess, "call_a", "lookup", `{"date":"today"}`)
-			e.until("the tool running", func() bool { return len(ts.received()) == 1 })
-			require.Zero(t, countEvent(caller.Frames(), "media"), "nothing said before the answer")
-			heard := make(chan time.Time, 1)
-			go func() {
-				for e.ctx.Err() == nil {
-					if countEvent(caller.Frames(), "media") > 0 {
-						heard <- time.Now()
-						return
-					}
-					time.Sleep(100 * time.Microsecond)
-				}
-			}()
-			release()
-			var at time.Time
-			select {
-			case at = <-heard:
-			case <-e.ctx.Done():
-				t.Fatal("no answer at the caller")
-			}
-			answered := ts.answers()
-			require.Len(t, answered, 1)
-			t.Logf("%s: tool answer to first audio at the caller: %v", b.name, at.Sub(answered[0]))
-
-			require.NoError(t, caller.PlayOut(e.ctx))
-			require.NoError(t, caller.HangUp(e.ctx))
-			ended(e, sess)
-			assert.Equal(t, "caller_hangup", e.summary(sid)["end_reason"])
-			assert.Equal(t, toolAnswer, e.toolResult(sess, "call_a"), "the answer followed the tool's result")
-		})
-	}
-}
-
 // TestToolWhatsApp: a WhatsApp question the assistant answers with the
 // user's HTTP tool, on both assistant backends: the tool server gets the
 // signed request for the user, the model gets the tool's answer, and the
