@@ -231,7 +231,10 @@ func (t *callTools) finisher(ctx context.Context) error {
 			return nil
 		}
 		tools := t.c.svc.d.Tools
-		cctx, cancel := context.WithTimeout(ctx, controlTimeout)
+		// Not cancelled with the call: the provider may end the media
+		// stream before its answer to the update arrives, and the call's
+		// end must still know that the update was made.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), controlTimeout)
 		start := time.Now()
 		var err error
 		reason := "assistant_ended"

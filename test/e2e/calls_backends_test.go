@@ -89,6 +89,9 @@ type simOptions struct {
 	ReplyAudio []byte
 	// CallerWords is what the model hears the caller say in each turn.
 	CallerWords string
+	// SayToolOutputs makes the Realtime model's first answer after tool
+	// results say their outputs instead of Reply (GPT-Live's always does).
+	SayToolOutputs bool
 	// HandshakeDelay delays every WebSocket handshake (a simulated
 	// internet).
 	HandshakeDelay time.Duration
@@ -197,7 +200,8 @@ func startRealtime(tb testing.TB, o simOptions) speechSim {
 	s := &rtSim{events: &serverEvents{}}
 	opts := realtimesim.Options{APIKey: callAPIKey, OnEvent: s.events.record, HandshakeDelay: o.HandshakeDelay}
 	if o.Reply != "" {
-		opts.Auto = &realtimesim.Auto{Transcript: o.Reply, Reply: o.ReplyAudio, CallerTranscript: o.CallerWords}
+		opts.Auto = &realtimesim.Auto{Transcript: o.Reply, Reply: o.ReplyAudio, CallerTranscript: o.CallerWords,
+			SayToolOutputs: o.SayToolOutputs}
 	}
 	s.srv = realtimesim.New(opts)
 	tb.Cleanup(s.srv.Close)

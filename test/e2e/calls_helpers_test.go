@@ -32,7 +32,7 @@ import (
 const callWait = 30 * time.Second
 
 const (
-	callAuthToken = "e2e-voice-auth-token"
+	callAuthToken = "e2eVoiceAuthToken0123456789abcdef"
 	callAPIKey    = "sk-e2e-voice"
 	callSystem    = "You answer phone calls in the e2e tests."
 	callFrom      = "+15551230001"
