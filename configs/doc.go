@@ -15,6 +15,6 @@
 // bad schemas, names, URLs, channels, unset ${VAR} in headers) is one entry
 // of the same *Problems as the settings'.
 //
-// Only this package and cmd/ import viper (the dependency rules of
-// ARCHITECTURE.md, enforced by test/archtest).
+// Only this package and cmd/ import viper (a dependency rule the README
+// states and test/archtest enforces).
 package configs
