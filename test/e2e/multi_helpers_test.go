@@ -29,7 +29,7 @@ import (
 
 // The multi-instance tests run several gateways, as a deployment behind a
 // load balancer does, on a real PostgreSQL and Redis (TEST_POSTGRES_URL,
-// TEST_REDIS_URL; see the README's tests section). Without
+// TEST_REDIS_URL; see the README, "Running several instances"). Without
 // them they skip, or fail when CI=true (storetest.Require). Each test has a
 // PostgreSQL schema (DATABASE_SCHEMA) and a Redis key prefix
 // (REDIS_KEY_PREFIX) of its own, so that runs sharing the servers never
