@@ -6,8 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 
-	"github.com/coder/websocket"
-
+	"github.com/convgateway/gateway/adapters/openai/internal/wsdial"
 	"github.com/convgateway/gateway/ports"
 )
 
@@ -82,37 +81,14 @@ func (m *Model) Open(ctx context.Context, cfg ports.SpeechConfig) (ports.SpeechS
 	if err != nil {
 		return nil, fmt.Errorf("realtime: open: %w", err)
 	}
-	header := http.Header{}
-	header.Set("Authorization", "Bearer "+m.opts.APIKey)
-	conn, resp, err := websocket.Dial(ctx, m.opts.URL, &websocket.DialOptions{
-		HTTPClient: m.opts.HTTPClient,
-		HTTPHeader: header,
-	})
+	conn, err := wsdial.Dial(ctx, m.opts.URL, m.opts.APIKey, m.opts.HTTPClient, ReadLimit)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("realtime: dial: %w", ctx.Err())
-		}
-		return nil, fmt.Errorf("realtime: dial: %w", dialError(resp, err))
+		return nil, fmt.Errorf("realtime: dial: %w", err)
 	}
-	conn.SetReadLimit(ReadLimit)
 	s := newSession(conn, m.log.With("call_id", cfg.CallID))
 	if err := s.configure(ctx, update); err != nil {
 		_ = s.Close()
 		return nil, err
 	}
 	return s, nil
-}
-
-// dialError classifies a failed handshake. The error text of
-// coder/websocket names the URL and status, never the headers.
-func dialError(resp *http.Response, err error) error {
-	if resp != nil {
-		switch {
-		case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
-			return fmt.Errorf("%w: status %d", ports.ErrUnavailable, resp.StatusCode)
-		case resp.StatusCode >= 400:
-			return fmt.Errorf("%w: status %d", ports.ErrRejected, resp.StatusCode)
-		}
-	}
-	return fmt.Errorf("%w: %w", ports.ErrUnavailable, err)
 }
